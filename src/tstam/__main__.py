@@ -1,0 +1,5 @@
+import sys
+
+from tstam.cli import main
+
+sys.exit(main())

@@ -1,0 +1,60 @@
+"""The frame store layout (TSN / MMAction2 rawframes), shared by extraction and datasets.
+
+``<root>/<video_id>/img_00001.jpg ...`` (RGB), ``flow_x_00001.jpg ...``, ``flow_y_00001.jpg ...``
+(1-based; one fewer flow frame than RGB frame), and ``meta.json`` written last and atomically:
+a video folder without ``meta.json`` is unfinished and is redone by a resumed extraction.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "RGB_TMPL", "FLOW_X_TMPL", "FLOW_Y_TMPL", "META_NAME", "META_VERSION",
+    "write_meta", "read_meta", "is_complete",
+]
+
+RGB_TMPL = "img_{:05d}.jpg"
+FLOW_X_TMPL = "flow_x_{:05d}.jpg"
+FLOW_Y_TMPL = "flow_y_{:05d}.jpg"
+META_NAME = "meta.json"
+META_VERSION = 1
+# meta.json keys: version, video_id, source, frames (RGB count), flow_frames (= frames - 1, or 0
+# when flow was not extracted), fps, width, height, flow ({algorithm, bound, params}) or null.
+
+
+def write_meta(video_dir: str | Path, meta: dict[str, Any]) -> None:
+    """Write ``meta.json`` atomically (temp file in the same folder, fsync, rename)."""
+    video_dir = Path(video_dir)
+    meta = {"version": META_VERSION, **meta}
+    fd, tmp = tempfile.mkstemp(prefix=".meta.", suffix=".tmp", dir=video_dir)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(meta, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, video_dir / META_NAME)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_meta(video_dir: str | Path) -> dict[str, Any]:
+    """Read ``meta.json``; a missing or unreadable file raises ValueError naming it."""
+    path = Path(video_dir) / META_NAME
+    try:
+        meta = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no metadata (the video was never extracted, or extraction was interrupted)") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: corrupt metadata: {e}") from None
+    if not isinstance(meta, dict) or "frames" not in meta:
+        raise ValueError(f"{path}: metadata lacks 'frames'")
+    return meta
+
+
+def is_complete(video_dir: str | Path) -> bool:
+    return (Path(video_dir) / META_NAME).is_file()

@@ -1,0 +1,47 @@
+"""The input normalisation that travels with a set of weights.
+
+The public BN-Inception ImageNet weights (and every TSN model trained from them) expect Caffe
+input: BGR channel order, values 0-255, mean [104, 117, 128], std 1; flow JPEGs (0-255) with
+mean 128, std 1. The preprocessing is stored in the model config and in every checkpoint, so
+inference cannot silently normalise wrongly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+__all__ = ["Preprocess", "rgb_preprocess", "flow_preprocess"]
+
+
+@dataclass
+class Preprocess:
+    """How uint8 frames become model input: ``(x[..., order] * scale - mean) / std`` per channel."""
+
+    channel_order: Literal["BGR", "RGB", "flow"] = "BGR"  # BGR: reverse RGB frames (Caffe weights)
+    scale: float = 1.0                 # multiply 0-255 values by this first (1/255 for 0-1 weights)
+    mean: list[float] = field(default_factory=lambda: [104.0, 117.0, 128.0])  # per channel
+    std: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])         # per channel
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 or float frames (..., C, H, W) with C = 3 (RGB order) or 2k (flow x/y pairs)."""
+        x = x.float()
+        if self.channel_order == "BGR":
+            if x.shape[-3] != 3:
+                raise ValueError(f"BGR preprocessing expects 3 channels, got {x.shape[-3]}")
+            x = x.flip(-3)
+        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device)
+        std = torch.tensor(self.std, dtype=x.dtype, device=x.device)
+        if mean.numel() != x.shape[-3]:  # flow: one mean for all stacked x/y channels
+            mean = mean.mean().expand(x.shape[-3])
+            std = std.mean().expand(x.shape[-3])
+        return (x * self.scale - mean[:, None, None]) / std[:, None, None]
+
+
+def rgb_preprocess() -> Preprocess:
+    return Preprocess()
+
+
+def flow_preprocess() -> Preprocess:
+    return Preprocess(channel_order="flow", mean=[128.0], std=[1.0])
