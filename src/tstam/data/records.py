@@ -1,0 +1,111 @@
+"""Typed annotation records shared by every split parser, the store checks and the datasets.
+
+DESIGN section 3 ("Annotations"): every annotation format (UCF101 and HMDB51 official splits,
+MMAction-style rawframe lists, a plain CSV) becomes the same ``VideoRecord``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
+
+__all__ = [
+    "VideoRecord", "SplitSet", "Annotations", "AnnotationError", "VIDEO_EXTENSIONS",
+    "frame_dir", "video_path", "safe_relpath",
+]
+
+# File name endings taken to mean "a video file" (otherwise a record's path is a frame folder).
+VIDEO_EXTENSIONS = frozenset({".avi", ".mp4", ".webm", ".mkv", ".mov", ".mpg", ".mpeg", ".m4v", ".gif", ".flv", ".wmv"})
+
+
+class AnnotationError(ValueError):
+    """An annotation file or record is not valid; the message names the file, the line and the problem."""
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """One labelled video.
+
+    ``path`` is a frame folder or a video file, relative to a dataset root (or absolute).
+    ``num_frames`` is the number of RGB frames (flow has one fewer), ``None`` until known.
+    """
+
+    video_id: str            # file stem, e.g. "v_ApplyEyeMakeup_g08_c01"; the frame-store folder name
+    path: str                # e.g. "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi" or a frame folder
+    label: int               # 0-based class index
+    num_frames: int | None = None  # RGB frames once known (from meta.json, a list file or counting)
+
+    def with_frames(self, num_frames: int) -> "VideoRecord":
+        return replace(self, num_frames=num_frames)
+
+
+@dataclass(frozen=True)
+class Annotations:
+    """Records from one list file plus the class names their labels index."""
+
+    records: list[VideoRecord]
+    classes: list[str]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self):
+        return iter(self.records)
+
+
+@dataclass(frozen=True)
+class SplitSet:
+    """One official train/test split of a dataset."""
+
+    train: list[VideoRecord]
+    test: list[VideoRecord]
+    classes: list[str] = field(default_factory=list)  # class names, index = label
+
+
+def safe_relpath(raw: str, *, where: str, root: str | Path | None = None) -> str:
+    """Normalise a path read from a list file and refuse one that escapes the dataset root.
+
+    Args:
+        raw: the path as written in the file (``/`` or ``\\`` separators).
+        where: ``"file:line"`` for the error message.
+        root: the dataset root; an absolute path must lie under it (any absolute path is
+            accepted when no root is given).
+
+    Raises:
+        AnnotationError: the path climbs out of the root with ``..`` or is absolute outside it.
+    """
+    text = raw.strip().replace("\\", "/")
+    if not text:
+        raise AnnotationError(f"{where}: empty path")
+    if os.path.isabs(text):
+        if root is not None:
+            rel = os.path.relpath(os.path.normpath(text), os.path.normpath(os.path.abspath(root)))
+            if rel == ".." or rel.startswith("../"):
+                raise AnnotationError(f"{where}: path {raw!r} is outside the dataset root {root}; "
+                                      "expected a path relative to the root or under it")
+        return os.path.normpath(text)
+    norm = os.path.normpath(text)
+    if norm == ".." or norm.startswith("../"):
+        raise AnnotationError(f"{where}: path {raw!r} escapes the dataset root with '..'; "
+                              "expected a path inside the root")
+    return PurePosixPath(norm).as_posix()
+
+
+def _is_video_file(path: str) -> bool:
+    return PurePosixPath(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
+def frame_dir(record: VideoRecord, root: str | Path) -> Path:
+    """The frame-store folder of a record.
+
+    A record whose path is a video file maps to ``<root>/<video_id>`` (the flat store that
+    ``tstam extract`` writes); a record whose path is a folder (rawframe lists) to ``<root>/<path>``.
+    """
+    if _is_video_file(record.path):
+        return Path(root) / record.video_id
+    return Path(root) / record.path
+
+
+def video_path(record: VideoRecord, root: str | Path) -> Path:
+    """The video file of a record (``<root>/<path>``, or ``path`` itself when absolute)."""
+    return Path(root) / record.path
