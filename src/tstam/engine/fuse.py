@@ -1,0 +1,130 @@
+"""Weighted late fusion of per-stream score files, and a weight search (paper 4.3.3).
+
+The fused score of a video is ``sum_s w_s * scores_s`` over streams, on the per-stream softmax
+probabilities averaged over views (mode "softmax", default) or on the raw averaged scores (mode
+"raw"). Default weights RGB:flow = 1:3. Files must hold the same videos with the same labels and
+classes; videos in a different order are aligned by id.
+
+The weight search tries a grid on a *validation* score set and applies the best weights to the
+test set. Searching on the test set itself is allowed only when asked for, and the result is then
+marked ``optimistic`` (the chosen weights have seen the test labels).
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from tstam.engine import metrics
+from tstam.engine.scores import ScoreSet
+
+__all__ = ["DEFAULT_WEIGHTS", "DEFAULT_GRID", "SearchResult", "align", "fuse", "default_weights", "search_weights"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WEIGHTS = {"rgb": 1.0, "flow": 3.0}  # paper 4.3.3: RGB:flow = 1:3
+DEFAULT_GRID = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0)  # weights tried for each stream but the first
+
+
+def align(sets: Sequence[ScoreSet], names: Sequence[str] | None = None) -> list[ScoreSet]:
+    """Check that the score sets describe the same videos, labels and classes; reorder to the first.
+
+    Raises:
+        ValueError: naming the files (``names``) and the first disagreement.
+    """
+    if len(sets) < 2:
+        raise ValueError(f"fusion needs two or more score files, got {len(sets)}")
+    names = list(names) if names is not None else [f"scores #{i}" for i in range(len(sets))]
+    ref, ref_name = sets[0], names[0]
+    index = {v: i for i, v in enumerate(ref.video_ids)}
+    out = [ref]
+    for s, name in zip(sets[1:], names[1:]):
+        if s.classes != ref.classes:
+            raise ValueError(f"{name} and {ref_name} have different class lists "
+                             f"({len(s.classes)} vs {len(ref.classes)} classes, or another order)")
+        if set(s.video_ids) != set(index) or len(s.video_ids) != len(ref.video_ids):
+            only = sorted(set(s.video_ids) ^ set(index))[:3]
+            raise ValueError(f"{name} and {ref_name} hold different videos "
+                             f"({len(s.video_ids)} vs {len(ref.video_ids)}; e.g. {only})")
+        order = np.array([s.video_ids.index(v) for v in ref.video_ids]) if s.video_ids != ref.video_ids \
+            else np.arange(len(ref.video_ids))
+        labels = s.labels[order]
+        bad = np.nonzero(labels != ref.labels)[0]
+        if bad.size:
+            v = ref.video_ids[bad[0]]
+            raise ValueError(f"{name} and {ref_name} disagree on the labels of {bad.size} video(s), "
+                             f"e.g. {v}: {labels[bad[0]]} vs {ref.labels[bad[0]]}")
+        out.append(ScoreSet(list(ref.video_ids), labels, s.probs[order], s.logits[order],
+                            list(s.classes), dict(s.meta)))
+    return out
+
+
+def default_weights(sets: Sequence[ScoreSet]) -> list[float]:
+    """1 for RGB, 3 for flow (by each file's ``stream``); 1 for anything else."""
+    return [DEFAULT_WEIGHTS.get(s.meta.get("stream", ""), 1.0) for s in sets]
+
+
+def fuse(sets: Sequence[ScoreSet], weights: Sequence[float] | None = None, *, mode: str = "softmax",
+         names: Sequence[str] | None = None) -> ScoreSet:
+    """Weighted sum of aligned score sets; the result's ``meta`` records inputs, weights and mode."""
+    sets = align(sets, names)
+    weights = list(default_weights(sets) if weights is None else weights)
+    if len(weights) != len(sets):
+        raise ValueError(f"{len(weights)} weights given for {len(sets)} score files")
+    if any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise ValueError(f"fusion weights must be >= 0 and not all 0, got {weights}")
+    for s in sets:
+        s.scores(mode)  # validates mode
+    fused_probs = sum(w * s.probs for w, s in zip(weights, sets))
+    fused_logits = sum(w * s.logits for w, s in zip(weights, sets))
+    meta = {
+        "stream": "fused", "weights": weights, "mode": mode,
+        "inputs": [s.meta.get("stream", n) for s, n in zip(sets, names or [""] * len(sets))],
+        "split": sets[0].meta.get("split"),
+    }
+    return ScoreSet(list(sets[0].video_ids), sets[0].labels, fused_probs, fused_logits,
+                    list(sets[0].classes), meta)
+
+
+@dataclass
+class SearchResult:
+    """The chosen weights, the accuracy they reached where searched, and the full grid."""
+
+    weights: list[float]
+    search_top1: float
+    optimistic: bool                    # True when searched on the test set itself
+    grid: list[tuple[list[float], float]]  # (weights, top-1) for every point tried
+
+
+def search_weights(sets: Sequence[ScoreSet], *, grid: Sequence[float] = DEFAULT_GRID, mode: str = "softmax",
+                   on_test: bool = False, names: Sequence[str] | None = None) -> SearchResult:
+    """Try every weight combination (first stream fixed at 1, the others from ``grid``).
+
+    The best top-1 wins; ties go to the combination closest to the default weights (then the
+    earliest in grid order), so a flat optimum keeps the paper's 1:3.
+
+    Args:
+        sets: validation score sets, one per stream.
+        grid: weights tried for every stream but the first.
+        mode: "softmax" or "raw".
+        on_test: the caller searches on the test set; the result is marked optimistic.
+    """
+    sets = align(sets, names)
+    default = np.array(default_weights(sets)) / default_weights(sets)[0]
+    tried: list[tuple[list[float], float]] = []
+    best: tuple[float, float, int] | None = None
+    best_w: list[float] = []
+    for i, rest in enumerate(itertools.product(grid, repeat=len(sets) - 1)):
+        w = [1.0, *map(float, rest)]
+        top1 = metrics.topk_accuracy(sum(wi * s.scores(mode) for wi, s in zip(w, sets)), sets[0].labels, 1)
+        tried.append((w, top1))
+        key = (-top1, float(np.abs(np.array(w) - default).sum()), i)
+        if best is None or key < best:
+            best, best_w = key, w
+    assert best is not None
+    if on_test:
+        log.warning("fusion weights searched on the test set: the fused accuracy is optimistic")
+    return SearchResult(best_w, -best[0], on_test, tried)

@@ -1,0 +1,94 @@
+"""Checkpoint I/O: atomic writes, safe reads, RNG round trips, refusal of mismatched files."""
+from __future__ import annotations
+
+import random
+import resource
+import signal
+
+import numpy as np
+import pytest
+import torch
+
+from tstam.engine.checkpoint import (
+    CheckpointError, capture_rng, check_compatible, load_checkpoint, restore_rng, save_checkpoint,
+)
+
+
+def _state(value: float) -> dict:
+    return {"model": {"w": torch.full((4, 4), value)}, "model_config": {"modality": "rgb", "num_classes": 3},
+            "classes": ["a", "b", "c"], "flow": None, "epoch": 1, "step": 7, "rng": capture_rng()}
+
+
+def test_round_trip_with_weights_only(tmp_path):
+    path = save_checkpoint(tmp_path / "ck" / "last.pt", _state(1.5))
+    st = load_checkpoint(path)
+    assert st["format"] == "tstam-checkpoint" and st["version"] == 1
+    assert torch.equal(st["model"]["w"], torch.full((4, 4), 1.5))
+    assert st["classes"] == ["a", "b", "c"] and st["step"] == 7
+    assert [p.name for p in (tmp_path / "ck").iterdir()] == ["last.pt"]  # no temp file left
+
+
+def test_rng_states_round_trip(tmp_path):
+    random.seed(1), np.random.seed(2), torch.manual_seed(3)
+    save_checkpoint(tmp_path / "c.pt", {"rng": capture_rng()})
+    expect = (random.random(), np.random.rand(), torch.rand(1).item())
+    random.seed(9), np.random.seed(9), torch.manual_seed(9)
+    restore_rng(load_checkpoint(tmp_path / "c.pt")["rng"])
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == expect
+
+
+def test_failed_write_unserialisable_value_keeps_previous(tmp_path):
+    path = save_checkpoint(tmp_path / "last.pt", _state(1.0))
+    bad = _state(2.0)
+    bad["hook"] = lambda: None  # pickling fails after the tensors were written to the temp file
+    with pytest.raises(CheckpointError, match="previous checkpoint"):
+        save_checkpoint(path, bad)
+    assert torch.equal(load_checkpoint(path)["model"]["w"], torch.full((4, 4), 1.0))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+
+
+def test_failed_write_disk_full_keeps_previous(tmp_path):
+    """A real write failure: the file size limit (RLIMIT_FSIZE) stands in for a full disk."""
+    path = save_checkpoint(tmp_path / "last.pt", _state(1.0))
+    big = _state(2.0)
+    big["model"]["w"] = torch.ones(1 << 18)  # 1 MiB, over the limit below
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG instead of a signal
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, hard))
+    try:
+        with pytest.raises(CheckpointError, match="could not write"):
+            save_checkpoint(path, big)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, old_handler)
+    assert torch.equal(load_checkpoint(path)["model"]["w"], torch.full((4, 4), 1.0))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+
+
+class Evil:
+    def __reduce__(self):
+        return (print, ("unpickled!",))
+
+
+def test_untrusted_pickle_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "tstam-checkpoint", "version": 1, "x": Evil()}, path)
+    with pytest.raises(CheckpointError, match="weights_only"):
+        load_checkpoint(path)
+
+
+def test_foreign_or_missing_file_refused(tmp_path):
+    torch.save({"state_dict": {}}, tmp_path / "tsn.pth")
+    with pytest.raises(CheckpointError, match="not a tstam checkpoint"):
+        load_checkpoint(tmp_path / "tsn.pth")
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "nothing.pt")
+
+
+def test_class_count_or_stream_mismatch_refused():
+    st = _state(0.0)
+    check_compatible(st, modality="rgb", num_classes=3)
+    with pytest.raises(CheckpointError, match="3 classes .* 5"):
+        check_compatible(st, modality="rgb", num_classes=5)
+    with pytest.raises(CheckpointError, match="'rgb' stream .*modality='flow'"):
+        check_compatible(st, modality="flow", num_classes=3)
