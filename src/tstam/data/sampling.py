@@ -65,3 +65,6 @@ def snippet_indices(starts: np.ndarray, new_length: int, num_frames: int) -> np.
     """Indices of every item of every snippet, (len(starts), new_length), clamped to the last item."""
     offsets = np.asarray(starts, dtype=np.int64)[:, None] + np.arange(new_length, dtype=np.int64)[None, :]
     return np.minimum(offsets, num_frames - 1)
+
+
+test_indices.__test__ = False  # type: ignore[attr-defined]  # not a pytest test when imported into one

@@ -1,0 +1,167 @@
+"""Clip transforms in plain torch (paper 4.2; DESIGN section 3; TSN's ``transforms.py``).
+
+Pure functions on uint8 clips ``(T, C, H, W)`` (T snippets; C = 3 for RGB, or 2k stacked flow
+channels x1, y1, ..., xk, yk), plus two thin config-driven wrappers. Training: resize to the
+configured H x W (240 x 320 paper, 256 x 340 TSN), TSN multi-scale crop from fixed positions with
+scale jitter, resize to ``input_size``, random horizontal flip; every random parameter is drawn
+once per clip and applied to all its frames. A flip of a flow clip also inverts the x channels
+(``255 - x``), since the motion changes direction. Testing: 1 (centre), 3 or 10 crops
+(4 corners + centre, and their flips). The final normalisation is ``Preprocess.normalize``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import DataConfig
+
+__all__ = [
+    "resize", "crop", "hflip", "fixed_offsets", "multiscale_crop_params", "multiscale_crop",
+    "center_crop", "three_crop", "ten_crop", "eval_crops", "TrainTransform", "EvalTransform",
+]
+
+
+def _check_clip(clip: torch.Tensor) -> None:
+    if clip.dim() != 4 or clip.dtype != torch.uint8:
+        raise ValueError(f"expected a uint8 clip (T, C, H, W), got {tuple(clip.shape)} {clip.dtype}")
+
+
+def resize(clip: torch.Tensor, size: tuple[int, int] | list[int]) -> torch.Tensor:
+    """Bilinear resize of a uint8 clip to ``size`` = (H, W) (antialiased when shrinking)."""
+    _check_clip(clip)
+    h, w = int(size[0]), int(size[1])
+    if clip.shape[-2:] == (h, w):
+        return clip
+    shrink = h < clip.shape[-2] or w < clip.shape[-1]
+    # torch's fast uint8 bilinear kernel wants 3 channels; channels resize independently, so
+    # regroup all T*C planes in threes (zero planes pad the last group) and undo afterwards.
+    T, C, H, W = clip.shape
+    planes = clip.reshape(T * C, H, W)
+    pad = -(T * C) % 3
+    if pad:
+        planes = torch.cat([planes, planes.new_zeros(pad, H, W)])
+    out = F.interpolate(planes.reshape(-1, 3, H, W), size=(h, w), mode="bilinear", align_corners=False,
+                        antialias=shrink)
+    return out.reshape(-1, h, w)[: T * C].reshape(T, C, h, w)
+
+
+def crop(clip: torch.Tensor, y: int, x: int, h: int, w: int) -> torch.Tensor:
+    """The same window of every frame; raises if it does not fit."""
+    H, W = clip.shape[-2:]
+    if y < 0 or x < 0 or y + h > H or x + w > W:
+        raise ValueError(f"crop (y={y}, x={x}, h={h}, w={w}) does not fit a {H}x{W} frame")
+    return clip[..., y:y + h, x:x + w]
+
+
+def hflip(clip: torch.Tensor, *, flow: bool) -> torch.Tensor:
+    """Horizontal flip; for flow clips also ``x -> 255 - x`` on the x channels (0, 2, 4, ...)."""
+    out = clip.flip(-1)
+    if flow:
+        out = out.clone()
+        out[..., 0::2, :, :] = 255 - out[..., 0::2, :, :]
+    return out
+
+
+def fixed_offsets(height: int, width: int, crop_h: int, crop_w: int, *, more_fix_crop: bool) -> list[tuple[int, int]]:
+    """TSN's fixed crop positions (y, x): 4 corners and centre, plus 8 more when ``more_fix_crop``."""
+    hs, ws = (height - crop_h) // 4, (width - crop_w) // 4
+    ret = [(0, 0), (0, 4 * ws), (4 * hs, 0), (4 * hs, 4 * ws), (2 * hs, 2 * ws)]
+    if more_fix_crop:
+        ret += [(2 * hs, 0), (2 * hs, 4 * ws), (4 * hs, 2 * ws), (0, 2 * ws),
+                (hs, ws), (hs, 3 * ws), (3 * hs, ws), (3 * hs, 3 * ws)]
+    return ret
+
+
+def multiscale_crop_params(height: int, width: int, *, input_size: int, scales: list[float], max_distort: int,
+                           more_fix_crop: bool, rng: np.random.Generator) -> tuple[int, int, int, int]:
+    """One random TSN multi-scale crop window (y, x, h, w) for a height x width frame.
+
+    Crop sides are ``int(min(H, W) * s)`` for s in ``scales`` (snapped to ``input_size`` within
+    3 px), height and width scales at most ``max_distort`` apart, at one of the fixed positions.
+    """
+    base = min(height, width)
+    sizes = [int(base * s) for s in scales]
+    sizes = [input_size if abs(s - input_size) < 3 else s for s in sizes]
+    pairs = [(h, w) for i, h in enumerate(sizes) for j, w in enumerate(sizes) if abs(i - j) <= max_distort]
+    h, w = pairs[int(rng.integers(len(pairs)))]
+    offsets = fixed_offsets(height, width, h, w, more_fix_crop=more_fix_crop)
+    y, x = offsets[int(rng.integers(len(offsets)))]
+    return y, x, h, w
+
+
+def multiscale_crop(clip: torch.Tensor, *, input_size: int, scales: list[float], max_distort: int = 1,
+                    more_fix_crop: bool = True, rng: np.random.Generator) -> torch.Tensor:
+    """Multi-scale crop (one draw for the clip), then resize to ``input_size`` x ``input_size``."""
+    _check_clip(clip)
+    y, x, h, w = multiscale_crop_params(clip.shape[-2], clip.shape[-1], input_size=input_size, scales=scales,
+                                        max_distort=max_distort, more_fix_crop=more_fix_crop, rng=rng)
+    return resize(crop(clip, y, x, h, w), (input_size, input_size))
+
+
+def center_crop(clip: torch.Tensor, size: int) -> torch.Tensor:
+    H, W = clip.shape[-2:]
+    return crop(clip, (H - size) // 2, (W - size) // 2, size, size)
+
+
+def three_crop(clip: torch.Tensor, size: int) -> torch.Tensor:
+    """Three squares of the short side along the long side (start, centre, end), resized to ``size``.
+
+    Returns (3, T, C, size, size).
+    """
+    H, W = clip.shape[-2:]
+    s = min(H, W)
+    if W >= H:
+        boxes = [(0, 0), (0, (W - s) // 2), (0, W - s)]
+    else:
+        boxes = [(0, 0), ((H - s) // 2, 0), (H - s, 0)]
+    return torch.stack([resize(crop(clip, y, x, s, s), (size, size)) for y, x in boxes])
+
+
+def ten_crop(clip: torch.Tensor, size: int, *, flow: bool) -> torch.Tensor:
+    """4 corners + centre (TSN's positions), then the same 5 flipped: (10, T, C, size, size)."""
+    H, W = clip.shape[-2:]
+    five = [crop(clip, y, x, size, size) for y, x in fixed_offsets(H, W, size, size, more_fix_crop=False)]
+    return torch.stack(five + [hflip(c, flow=flow) for c in five])
+
+
+def eval_crops(clip: torch.Tensor, *, size: int, num_crops: int, flow: bool) -> torch.Tensor:
+    """1, 3 or 10 test crops of a (resized) uint8 clip: (num_crops, T, C, size, size)."""
+    _check_clip(clip)
+    if num_crops == 1:
+        return center_crop(clip, size)[None]
+    if num_crops == 3:
+        return three_crop(clip, size)
+    if num_crops == 10:
+        return ten_crop(clip, size, flow=flow)
+    raise ValueError(f"num_crops={num_crops} is not valid; expected one of [1, 3, 10]")
+
+
+class TrainTransform:
+    """Resize, multi-scale crop, random flip: uint8 (T, C, H, W) -> uint8 (T, C, S, S)."""
+
+    def __init__(self, cfg: DataConfig):
+        self.cfg = cfg
+        self.flow = cfg.modality == "flow"
+
+    def __call__(self, clip: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        c = self.cfg
+        clip = resize(clip, c.resize)
+        clip = multiscale_crop(clip, input_size=c.input_size, scales=c.crop_scales, max_distort=c.max_distort,
+                               more_fix_crop=c.more_fix_crop, rng=rng)
+        if c.flip and rng.random() < 0.5:
+            clip = hflip(clip, flow=self.flow)
+        return clip.contiguous()
+
+
+class EvalTransform:
+    """Resize then ``num_crops`` fixed crops: uint8 (T, C, H, W) -> uint8 (num_crops, T, C, S, S)."""
+
+    def __init__(self, cfg: DataConfig, num_crops: int):
+        self.cfg = cfg
+        self.num_crops = num_crops
+        self.flow = cfg.modality == "flow"
+
+    def __call__(self, clip: torch.Tensor) -> torch.Tensor:
+        clip = resize(clip, self.cfg.resize)
+        return eval_crops(clip, size=self.cfg.input_size, num_crops=self.num_crops, flow=self.flow).contiguous()
