@@ -1,0 +1,18 @@
+"""T-STAM models: SE-BN-Inception backbone, spatio-temporal attention head, fusion, weights."""
+from tstam.models.bninception import BLOCK_NAMES, GOOGLENET_BLOCKS, BNInception, SqueezeExcite
+from tstam.models.fusion import DEFAULT_FUSION_WEIGHTS, fuse_scores
+from tstam.models.tstam import TSTAM, ModelConfig, ModelOutput, build_model
+from tstam.models.weights import (
+    WeightsError,
+    adapt_input_conv,
+    checkpoint_filter_fn,
+    load_pretrained,
+    read_state_dict,
+)
+
+__all__ = [
+    "BLOCK_NAMES", "GOOGLENET_BLOCKS", "BNInception", "SqueezeExcite",
+    "TSTAM", "ModelConfig", "ModelOutput", "build_model",
+    "fuse_scores", "DEFAULT_FUSION_WEIGHTS",
+    "WeightsError", "adapt_input_conv", "checkpoint_filter_fn", "load_pretrained", "read_state_dict",
+]

@@ -1,0 +1,150 @@
+"""Foreign and native weight files for the T-STAM backbone (DESIGN section 2, "Backbone").
+
+One filter, ``checkpoint_filter_fn(state_dict, model)``, turns every supported layout into the
+names and shapes of ``model.backbone``:
+
+| file                                 | example key                                       | rule |
+|--------------------------------------|---------------------------------------------------|------|
+| ``bn_inception-52deb4733.pth``       | ``conv1_7x7_s2_bn.weight`` [1, 64]                | BN tensors [1, C] -> [C]; head ``last_linear`` dropped |
+| TSN ImageNet ``bn_inception-9f5...`` | ``fc.weight``                                     | head ``fc`` dropped |
+| TSN / tsn-pytorch checkpoint         | ``module.base_model.inception_3a_1x1.weight``     | prefix stripped; ``new_fc`` dropped; ``{"state_dict": ...}`` unwrapped |
+| tstam checkpoint                     | ``backbone.inception_3a_se.fc1.weight``            | ``{"model": ...}`` unwrapped; only ``backbone.*`` kept, prefix stripped |
+
+Then: ``num_batches_tracked`` missing from old files is taken from the model; SE parameters
+missing from a file without SE keep their (identity) initialisation; a 3-channel first conv
+loaded into a flow model is adapted by cross-modality initialisation (``adapt_input_conv``).
+Everything else must match: missing keys, unexpected keys and shape mismatches are listed by
+name in one error that names the file. ``.pth`` files are read with ``weights_only=True``
+(never unpickled), ``.safetensors`` with safetensors.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Mapping
+
+import torch
+from torch import nn
+
+__all__ = ["WeightsError", "read_state_dict", "checkpoint_filter_fn", "adapt_input_conv", "load_pretrained"]
+
+_log = logging.getLogger(__name__)
+
+_PREFIXES = ("module.", "base_model.", "backbone.")   # DDP, TSN, tstam; stripped in this order
+_HEADS = ("last_linear.", "fc.", "new_fc.")          # ImageNet / TSN classifiers: not backbone
+_FIRST_CONV = "conv1_7x7_s2.weight"
+
+
+class WeightsError(ValueError):
+    """A weight file cannot be loaded into the model; the message lists every problem."""
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a ``.pth``/``.pt`` (``weights_only=True``) or ``.safetensors`` file as a flat dict.
+
+    Wrappers ``{"state_dict": ...}`` (TSN) and ``{"model": ...}`` (tstam) are unwrapped.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: weight file not found")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except Exception as e:  # safetensors raises its own error types
+            raise WeightsError(f"{path}: not a readable safetensors file: {e}") from None
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise WeightsError(
+            f"{path}: cannot be read as a weights-only PyTorch file ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''}); tstam never unpickles arbitrary objects"
+        ) from None
+    for key in ("state_dict", "model"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise WeightsError(f"{path}: expected a state dict of tensors, got {type(obj).__name__}")
+    return obj
+
+
+def adapt_input_conv(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
+    """Cross-modality initialisation (TSN): average an RGB kernel (O, 3, k, k) over its input
+    channels and copy the mean to ``in_chans`` channels (10 for 5 stacked flow fields)."""
+    if weight.dim() != 4:
+        raise ValueError(f"expected a conv weight (O, I, k, k), got shape {tuple(weight.shape)}")
+    return weight.mean(dim=1, keepdim=True).expand(-1, in_chans, -1, -1).contiguous()
+
+
+def _strip(key: str) -> str:
+    for prefix in _PREFIXES:
+        if key.startswith(prefix):
+            key = key[len(prefix):]
+    return key
+
+
+def checkpoint_filter_fn(state_dict: Mapping[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """Map a foreign state dict onto ``model`` (a ``BNInception``): rename, drop heads, reshape.
+
+    Returns a dict with only the keys the file provides; ``load_pretrained`` fills and checks
+    the rest. Reshapes a stored tensor only where the model's tensor is 1-D with the same
+    number of elements (BN ``[1, C]`` -> ``[C]``).
+    """
+    target = model.state_dict()
+    native = any(k.removeprefix("module.").startswith("backbone.") for k in state_dict)
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state_dict.items():
+        if native and not key.removeprefix("module.").startswith("backbone."):
+            continue  # a whole tstam model: its attention head and classifier are not backbone
+        key = _strip(key)
+        if key.startswith(_HEADS):
+            continue
+        if key in target:
+            want = target[key]
+            if value.shape != want.shape and want.dim() == 1 and value.numel() == want.numel():
+                value = value.reshape(want.shape)  # BN [1, C] -> [C]
+            elif key == _FIRST_CONV and value.dim() == 4 and value.shape[1] == 3 and want.shape[1] != 3:
+                value = adapt_input_conv(value, want.shape[1])  # RGB conv1 -> flow stream
+        out[key] = value
+    return out
+
+
+def load_pretrained(model: nn.Module, path: str | Path, *, strict_se: bool = False) -> nn.Module:
+    """Load backbone weights from any supported file into ``model`` (a TSTAM or a BNInception).
+
+    Args:
+        model: a ``TSTAM`` (weights go to ``model.backbone``) or a ``BNInception``.
+        path: ``.pth``/``.pt``/``.safetensors`` in any layout of the module docstring.
+        strict_se: also require SE parameters to be in the file (a file trained with SE).
+
+    Raises:
+        WeightsError: naming the file and listing missing / unexpected / mismatched keys.
+    """
+    backbone = getattr(model, "backbone", model)
+    raw = read_state_dict(path)
+    sd = checkpoint_filter_fn(raw, backbone)
+    target = backbone.state_dict()
+    unexpected = sorted(k for k in sd if k not in target)
+    mismatched = sorted(
+        f"{k}: file {tuple(sd[k].shape)} vs model {tuple(target[k].shape)}"
+        for k in sd if k in target and sd[k].shape != target[k].shape
+    )
+    missing = []
+    for key in target:
+        if key in sd:
+            continue
+        if key.endswith("num_batches_tracked") or ("_se." in key and not strict_se):
+            sd[key] = target[key]  # absent from old files / new SE blocks keep their init
+        else:
+            missing.append(key)
+    if missing or unexpected or mismatched:
+        lines = [f"{path}: does not fit the {type(backbone).__name__} backbone"]
+        for title, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched)):
+            if keys:
+                shown = ", ".join(keys[:20]) + (f", ... ({len(keys)} in all)" if len(keys) > 20 else "")
+                lines.append(f"  {title} ({len(keys)}): {shown}")
+        raise WeightsError("\n".join(lines))
+    backbone.load_state_dict(sd, strict=True)
+    _log.info("loaded %d backbone tensors from %s", len(sd), path)
+    return model
