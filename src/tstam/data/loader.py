@@ -1,0 +1,184 @@
+"""Batches of clips: a seedable, DDP-aware, resumable sampler and ``build_loader`` (DESIGN section 4).
+
+``ShardSampler`` yields ``(index, epoch)`` keys; the datasets seed each item from
+``(seed, epoch, index)``, so clips do not depend on the number of workers. The order of an epoch is
+a permutation drawn from ``(seed, epoch)``; rank r of w takes every w-th position (disjoint
+shards). ``state_dict()`` records how many samples this rank has delivered in the current epoch,
+and a run resumed from it continues the same epoch with the same order, skipping what was done.
+"""
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+__all__ = ["ShardSampler", "ClipLoader", "build_loader", "worker_init"]
+
+log = logging.getLogger(__name__)
+
+
+class ShardSampler(Sampler):
+    """Seeded (optionally shuffled) order of ``num_samples`` items, this rank's shard of it.
+
+    Args:
+        num_samples: dataset length.
+        shuffle: a new permutation per epoch (from ``(seed, epoch)``), else 0..n-1.
+        seed: the order's seed (the same on every rank).
+        rank, world_size: this process's shard (rank r takes positions r, r + w, ...).
+        drop_last: drop the tail so that every rank gets ``n // w`` items; otherwise, when
+            ``pad`` is set, repeat the start of the order so every rank gets ``ceil(n / w)``
+            (DDP needs equal step counts in training); with neither, shards differ by at most one.
+        pad: see ``drop_last``; defaults to ``shuffle`` (training pads, evaluation does not, so
+            that no video is counted twice).
+    """
+
+    def __init__(self, num_samples: int, *, shuffle: bool, seed: int = 0, rank: int = 0, world_size: int = 1,
+                 drop_last: bool = False, pad: bool | None = None):
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"rank={rank}, world_size={world_size} is not valid; expected 0 <= rank < world_size")
+        self.num_samples = int(num_samples)
+        self.shuffle = shuffle
+        self.seed = int(seed)
+        self.rank = rank
+        self.world_size = world_size
+        self.drop_last = drop_last
+        self.pad = shuffle if pad is None else pad
+        self.epoch = 0
+        self.consumed = 0      # samples of this epoch delivered to the training loop (set by ClipLoader)
+        self._resume_from = 0  # samples to skip at the next iteration (set by load_state_dict)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch's order. Calling it with the epoch just restored keeps the resume point."""
+        if int(epoch) != self.epoch:
+            self.epoch = int(epoch)
+            self.consumed = 0
+            self._resume_from = 0
+
+    def shard(self) -> np.ndarray:
+        """This rank's indices for the current epoch, in order."""
+        n, w = self.num_samples, self.world_size
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(n)
+        else:
+            order = np.arange(n)
+        if self.drop_last:
+            order = order[: n - n % w]
+        elif self.pad and n % w and n:
+            extra = w - n % w
+            order = np.concatenate([order, np.resize(order, extra)])
+        return order[self.rank::w]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        start, self._resume_from = self._resume_from, 0
+        epoch = self.epoch
+        for i in self.shard()[start:]:
+            yield int(i), epoch
+
+    def __len__(self) -> int:
+        return len(self.shard()) - self._resume_from
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"seed": self.seed, "epoch": self.epoch, "consumed": self.consumed, "num_samples": self.num_samples,
+                "world_size": self.world_size, "shuffle": self.shuffle}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue the saved epoch after its ``consumed`` samples (same seed, data and world size)."""
+        for key in ("seed", "num_samples", "world_size", "shuffle"):
+            if state[key] != getattr(self, key):
+                raise ValueError(f"sampler state has {key}={state[key]!r} but this run has {getattr(self, key)!r}; "
+                                 "resume with the same data, seed and number of processes")
+        self.epoch = int(state["epoch"])
+        self.consumed = self._resume_from = int(state["consumed"])
+
+
+def worker_init(worker_id: int) -> None:
+    """Seed Python, numpy and torch in a worker from torch's per-worker seed; one thread per worker."""
+    seed = torch.initial_seed() % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.set_num_threads(1)
+    try:
+        import cv2
+        cv2.setNumThreads(1)
+    except ImportError:  # pragma: no cover - cv2 is a dependency
+        pass
+
+
+def _batch_len(batch: Any) -> int:
+    first = batch[0] if isinstance(batch, (tuple, list)) else batch
+    return len(first)
+
+
+class ClipLoader(DataLoader):
+    """A DataLoader that tells its ``ShardSampler`` how many samples the loop has received."""
+
+    sampler: ShardSampler
+
+    def __iter__(self):
+        sampler = self.sampler
+        start = sampler._resume_from
+        delivered = 0
+        for batch in super().__iter__():
+            delivered += _batch_len(batch)
+            sampler.consumed = start + delivered
+            yield batch
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.sampler.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sampler.load_state_dict(state)
+
+
+def _dist_rank_world(distributed: bool | tuple[int, int] | None) -> tuple[int, int]:
+    if isinstance(distributed, tuple):
+        return distributed
+    if distributed is False:
+        return 0, 1
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    if distributed:
+        raise ValueError("distributed=True but torch.distributed is not initialised; call init_process_group first")
+    return 0, 1
+
+
+def build_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, workers: int, seed: int = 0,
+                 drop_last: bool = False, distributed: bool | tuple[int, int] | None = None) -> ClipLoader:
+    """A loader over ``dataset`` with a ``ShardSampler``.
+
+    Args:
+        dataset: a map-style dataset taking ``(index, epoch)`` keys (``FrameDataset``, ``VideoDataset``).
+        batch_size: clips per batch on this process.
+        shuffle: a seeded new order every epoch (training) or the dataset order (evaluation).
+        workers: loader processes (0: load in this process).
+        seed: the order's seed; the same on every rank.
+        drop_last: drop the last incomplete batch (and the tail that does not split evenly over ranks).
+        distributed: None: shard over the initialised ``torch.distributed`` group, if any;
+            False: no sharding; True: require a group; ``(rank, world_size)``: explicit.
+
+    Returns:
+        ClipLoader; call ``set_epoch(e)`` before each epoch and keep ``state_dict()`` in checkpoints.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size} is not valid; expected >= 1")
+    if workers < 0:
+        raise ValueError(f"workers={workers} is not valid; expected >= 0")
+    rank, world = _dist_rank_world(distributed)
+    sampler = ShardSampler(len(dataset), shuffle=shuffle, seed=seed, rank=rank, world_size=world,  # type: ignore[arg-type]
+                           drop_last=drop_last)
+    generator = torch.Generator()
+    generator.manual_seed(seed * 1000 + rank)
+    return ClipLoader(
+        dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=drop_last,
+        pin_memory=torch.cuda.is_available(), worker_init_fn=worker_init if workers else None,
+        generator=generator, persistent_workers=workers > 0, prefetch_factor=2 if workers else None,
+    )

@@ -1,0 +1,165 @@
+"""FrameDataset on real JPEG stores (written here and the MMAction2 fixture), determinism, loader."""
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from tstam.data.config import DataConfig
+from tstam.data.datasets import FrameDataset
+from tstam.data.loader import ShardSampler, build_loader
+from tstam.data.records import VideoRecord
+from tstam.preprocess import flow_preprocess
+
+MMA = Path("/work/shared/realdata/videos/rawframes_v_ApplyEyeMakeup_g01_c01_mmaction2")
+SMALL = dict(input_size=32, resize=[40, 56], num_segments=3)
+
+
+def make_store(root: Path, videos: dict[str, int], size=(40, 56)) -> list[VideoRecord]:
+    """Frame folders whose RGB frame i has value i (all channels), flow x = 100 + i, flow y = 50."""
+    h, w = size
+    recs = []
+    for k, (vid, n) in enumerate(videos.items()):
+        d = root / vid
+        d.mkdir(parents=True)
+        for i in range(1, n + 1):
+            cv2.imwrite(str(d / f"img_{i:05d}.jpg"), np.full((h, w, 3), i, np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 100])
+            if i < n:
+                cv2.imwrite(str(d / f"flow_x_{i:05d}.jpg"), np.full((h, w), 100 + i, np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 100])
+                cv2.imwrite(str(d / f"flow_y_{i:05d}.jpg"), np.full((h, w), 50, np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 100])
+        recs.append(VideoRecord(video_id=vid, path=f"Cls/{vid}.avi", label=k))
+    return recs
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("store")
+    return root, make_store(root, {"v_a": 30, "v_b": 4, "v_c": 12, "v_d": 20, "v_e": 9})
+
+
+def test_rgb_items_and_sampled_frames(store):
+    root, recs = store
+    ds = FrameDataset(recs, root=root, modality="rgb", mode="val", cfg=DataConfig(**SMALL))
+    assert [r.num_frames for r in ds.records] == [30, 4, 12, 20, 9]
+    clip, label = ds[0]
+    assert clip.shape == (3, 3, 32, 32) and clip.dtype == torch.float32 and label == 0
+    # segment centres of 30 frames, 3 segments: 0-based 5, 15, 25 -> pixel values 6, 16, 26 (BGR mean removed)
+    means = torch.tensor([104.0, 117.0, 128.0])[:, None, None]
+    assert torch.allclose((clip + means).mean(dim=(1, 2, 3)), torch.tensor([6.0, 16.0, 26.0]), atol=0.6)
+    short, _ = ds[1]  # 4 frames, 3 segments
+    assert short.shape == (3, 3, 32, 32)
+
+
+def test_flow_items_stack_five_fields(store):
+    root, recs = store
+    cfg = DataConfig(modality="flow", **SMALL)
+    ds = FrameDataset(recs, root=root, mode="val", cfg=cfg, preprocess=flow_preprocess())
+    clip, _ = ds[0]
+    assert clip.shape == (3, 10, 32, 32)
+    # 29 fields, snippets of 5: 25 starts, centres 4, 12, 20 -> x channels 100 + start + 1 + k; y 50
+    xs = (clip[:, 0::2] + 128).mean(dim=(2, 3))
+    expected = torch.tensor([[101.0 + s + k for k in range(5)] for s in (4, 12, 20)])
+    assert torch.allclose(xs, expected, atol=0.6)
+    assert torch.allclose(clip[:, 1::2] + 128, torch.full_like(clip[:, 1::2], 50.0), atol=0.6)
+    tiny, _ = ds[1]  # 3 flow fields, snippets past the end are clamped
+    assert tiny.shape == (3, 10, 32, 32)
+
+
+def test_train_flip_inverts_flow_x(store):
+    root, recs = store
+    cfg = DataConfig(modality="flow", **SMALL)
+    ds = FrameDataset(recs[:1], root=root, mode="train", cfg=cfg)
+    xs = set()
+    for epoch in range(12):
+        clip, _ = ds[(0, epoch)]
+        xs.add(round(float((clip[0, 0] + 128).mean())))
+    assert any(v > 128 for v in xs) and any(v < 128 for v in xs)  # 100+i unflipped, 155-i flipped
+
+
+def test_test_mode_crops(store):
+    root, recs = store
+    cfg = DataConfig(test_frames=5, test_crops=10, **SMALL)
+    clip, label = FrameDataset(recs, root=root, mode="test", cfg=cfg)[2]
+    assert clip.shape == (10, 5, 3, 32, 32) and label == 2
+    cfg3 = DataConfig(test_frames=4, test_crops=3, modality="flow", **SMALL)
+    assert FrameDataset(recs, root=root, mode="test", cfg=cfg3)[0][0].shape == (3, 4, 10, 32, 32)
+
+
+def test_deterministic_by_seed_epoch_index(store):
+    root, recs = store
+    cfg = DataConfig(**SMALL)
+    a = FrameDataset(recs, root=root, mode="train", cfg=cfg, seed=3)
+    b = FrameDataset(recs, root=root, mode="train", cfg=cfg, seed=3)
+    assert torch.equal(a[(0, 1)][0], b[(0, 1)][0])
+    assert any(not torch.equal(a[(0, 1)][0], a[(0, e)][0]) for e in range(2, 6))
+    c = FrameDataset(recs, root=root, mode="train", cfg=cfg, seed=4)
+    assert any(not torch.equal(a[(0, e)][0], c[(0, e)][0]) for e in range(4))
+
+
+def test_store_problems_raise_before_training(tmp_path):
+    recs = make_store(tmp_path, {"v_ok": 6, "v_gap": 6})
+    (tmp_path / "v_gap" / "img_00003.jpg").unlink()
+    missing = VideoRecord("v_none", "Cls/v_none.avi", 0)
+    with pytest.raises(ValueError, match=r"(?s)2 problem\(s\).*v_gap: missing frame\(s\) img_00003\.jpg.*v_none: frame folder does not exist"):
+        FrameDataset(recs + [missing], root=tmp_path, mode="train", cfg=DataConfig(**SMALL))
+
+
+def test_mmaction_fixture_rgb_and_flow():
+    rec = VideoRecord(MMA.name, MMA.name, 0)
+    cfg = DataConfig(flow_x_tmpl="x_{:05d}.jpg", flow_y_tmpl="y_{:05d}.jpg")
+    rgb, _ = FrameDataset([rec], root=MMA.parent, modality="rgb", mode="train", cfg=cfg)[0]
+    assert rgb.shape == (6, 3, 224, 224)
+    flow_ds = FrameDataset([rec], root=MMA.parent, modality="flow", mode="val", cfg=cfg)
+    assert flow_ds.records[0].num_frames == 6  # 5 flow fields
+    flow, _ = flow_ds[0]
+    assert flow.shape == (6, 10, 224, 224) and flow.abs().max() <= 128
+
+
+def test_ddp_shards_disjoint_and_cover():
+    n, w = 10, 3
+    for shuffle in (False, True):
+        shards = [ShardSampler(n, shuffle=shuffle, seed=5, rank=r, world_size=w, pad=False).shard().tolist()
+                  for r in range(w)]
+        flat = sum(shards, [])
+        assert sorted(flat) == list(range(n)) and len(flat) == n
+    padded = [ShardSampler(n, shuffle=True, seed=5, rank=r, world_size=w).shard() for r in range(w)]
+    assert {len(s) for s in padded} == {4} and set(np.concatenate(padded)) == set(range(n))
+    dropped = [ShardSampler(n, shuffle=True, seed=5, rank=r, world_size=w, drop_last=True).shard() for r in range(w)]
+    flat = np.concatenate(dropped)
+    assert {len(s) for s in dropped} == {3} and len(set(flat)) == 9
+    s = ShardSampler(n, shuffle=True, seed=5)
+    e0 = s.shard().tolist()
+    s.set_epoch(1)
+    assert s.shard().tolist() != e0 and sorted(s.shard().tolist()) == list(range(n))
+    with pytest.raises(ValueError, match="rank=3, world_size=3"):
+        ShardSampler(n, shuffle=True, rank=3, world_size=3)
+
+
+def _labels_and_sums(loader):
+    return [(b[1].tolist(), [round(float(x), 3) for x in b[0].sum(dim=(1, 2, 3, 4))]) for b in loader]
+
+
+def test_loader_same_batches_for_any_worker_count_and_resume(store):
+    root, recs = store
+    ds = FrameDataset(recs, root=root, mode="train", cfg=DataConfig(**SMALL), seed=1)
+    l0 = build_loader(ds, batch_size=2, shuffle=True, workers=0, seed=9)
+    l2 = build_loader(ds, batch_size=2, shuffle=True, workers=2, seed=9)
+    l0.set_epoch(1)
+    l2.set_epoch(1)
+    full = _labels_and_sums(l0)
+    assert full == _labels_and_sums(l2)
+    assert sorted(sum((b[0] for b in full), [])) == [0, 1, 2, 3, 4]
+    # stop after one batch, "checkpoint", resume in a new loader
+    it = iter(l0)
+    first = next(it)
+    state = l0.state_dict()
+    assert state["consumed"] == 2 and state["epoch"] == 1
+    resumed = build_loader(ds, batch_size=2, shuffle=True, workers=0, seed=9)
+    resumed.load_state_dict(state)
+    resumed.set_epoch(1)  # the training loop's call keeps the resume point
+    rest = _labels_and_sums(resumed)
+    assert [first[1].tolist()] + [r[0] for r in rest] == [f[0] for f in full]
+    assert rest == full[1:]
+    with pytest.raises(ValueError, match="world_size=2 but this run has 1"):
+        resumed.load_state_dict({**state, "world_size": 2})
