@@ -1,0 +1,120 @@
+"""Configuration of the synthetic action benchmark (DESIGN section 6): sizes, class set, difficulty.
+
+Lengths that scale with the picture (object sizes, displacements) are fractions of the shorter
+frame side, so a preset keeps its difficulty when only the frame size is changed. Two named
+presets: ``demo`` (the default; sized for ``tstam demo`` on 2 CPU cores) and ``tiny`` (tests).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from tstam.config import ConfigError, check_choice, from_dict, to_dict
+
+from .classes import CATALOG, DEMO_CLASSES, TINY_CLASSES
+
+__all__ = ["SynthConfig", "PRESETS", "make_config"]
+
+
+@dataclass
+class SynthConfig:
+    """Everything that defines a generated benchmark (together with the seed)."""
+
+    # --- sizes ---
+    height: int = 112                 # frame height in pixels (even: H.264 needs it)
+    width: int = 112                  # frame width in pixels (even)
+    num_frames: int = 32              # frames per clip
+    fps: float = 25.0                 # frame rate written into the video files
+    container: Literal["avi", "mp4"] = "avi"  # avi: MPEG-4 Part 2 / XVID as UCF101; mp4: H.264
+    quality: int = 4                  # encoder quantiser (2 best .. 31 worst; x264 CRF = 4x this)
+    # --- split sizes and classes ---
+    train_per_class: int = 24         # training clips per class
+    test_per_class: int = 10          # test clips per class (generated from a different seed)
+    clips_per_group: int = 4          # clips per UCF101-style group g01, g02, ... (test groups first)
+    classes: list[str] = field(default_factory=lambda: list(DEMO_CLASSES))  # names from CATALOG
+    # --- temporal structure ---
+    window_min: float = 0.3           # shortest action window, as a fraction of the clip
+    window_max: float = 0.6           # longest action window, as a fraction of the clip
+    idle_jitter: float = 0.6          # px; slow wobble of every actor in every frame (all classes)
+    # --- difficulty ---
+    distractors_max: int = 2          # 0..this many small distractor discs per clip, drifting
+    distractor_speed: float = 1.2     # px per frame, fastest distractor
+    background_contrast: float = 14.0  # std of the background texture's grey level (0: flat)
+    background_pan: float = 0.4       # px per frame, fastest background pan (0: static camera)
+    noise_std: float = 3.0            # std of the per-pixel Gaussian noise added to every frame
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first bad value and what would be valid."""
+        check_choice("container", self.container, ("avi", "mp4"))
+        for name in ("height", "width"):
+            v = getattr(self, name)
+            if v < 32 or v % 2:
+                raise ConfigError(f"{name}={v} is not valid; expected an even number >= 32")
+        if self.num_frames < 4:
+            raise ConfigError(f"num_frames={self.num_frames} is not valid; expected >= 4")
+        if self.fps <= 0:
+            raise ConfigError(f"fps={self.fps} is not valid; expected > 0")
+        if not 2 <= self.quality <= 31:
+            raise ConfigError(f"quality={self.quality} is not valid; expected 2 .. 31")
+        for name in ("train_per_class", "test_per_class"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}={getattr(self, name)} is not valid; expected >= 0")
+        if self.train_per_class + self.test_per_class == 0:
+            raise ConfigError("train_per_class + test_per_class is 0; expected at least one clip")
+        if self.clips_per_group < 1:
+            raise ConfigError(f"clips_per_group={self.clips_per_group} is not valid; expected >= 1")
+        if not self.classes:
+            raise ConfigError(f"classes is empty; expected names from {sorted(CATALOG)}")
+        for name in self.classes:
+            check_choice("classes[]", name, sorted(CATALOG))
+        if len(set(self.classes)) != len(self.classes):
+            raise ConfigError(f"classes={self.classes} lists a class twice")
+        if not 0.05 <= self.window_min <= self.window_max <= 1.0:
+            raise ConfigError(
+                f"window_min={self.window_min}, window_max={self.window_max} are not valid; "
+                "expected 0.05 <= window_min <= window_max <= 1"
+            )
+        for name in ("idle_jitter", "distractor_speed", "background_contrast", "background_pan",
+                     "noise_std"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}={getattr(self, name)} is not valid; expected >= 0")
+        if self.distractors_max < 0:
+            raise ConfigError(f"distractors_max={self.distractors_max} is not valid; expected >= 0")
+
+    @property
+    def size(self) -> int:
+        """The shorter frame side; object sizes and displacements are fractions of it."""
+        return min(self.height, self.width)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # 12 classes x (24 + 10) clips of 32 frames at 112x112: generation takes well under a minute.
+    "demo": {},
+    # 4 classes x (3 + 2) clips of 16 frames at 64x64, for the test suite: about a second.
+    "tiny": {
+        "height": 64, "width": 64, "num_frames": 16, "train_per_class": 3, "test_per_class": 2,
+        "classes": list(TINY_CLASSES), "distractors_max": 1,
+    },
+}
+
+
+def make_config(preset: str = "demo", overrides: dict[str, Any] | None = None) -> SynthConfig:
+    """A preset's config with ``overrides`` (a flat dict of field -> value) applied and checked.
+
+    Raises:
+        ConfigError: unknown preset, unknown key or bad value (the message lists valid ones).
+    """
+    check_choice("preset", preset, sorted(PRESETS))
+    data = to_dict(SynthConfig())
+    data.update(PRESETS[preset])
+    data.update(overrides or {})
+    return from_dict(SynthConfig, data)
+
+
+def config_fields() -> list[str]:
+    """Names of the SynthConfig fields (for help texts)."""
+    return [f.name for f in dataclasses.fields(SynthConfig)]

@@ -1,0 +1,282 @@
+"""Sampling one clip's scene (DESIGN section 6): action window, actors and their per-frame poses,
+distractors, background and noise parameters. Rendering is in ``render.py``.
+
+How a single frame is kept from revealing a motion class. Every clip has an action window
+``[start, end)`` (a random 30-60 % of the frames, start uniform) and a progress curve ``f(t)``:
+0 before the window, rising linearly inside it, 1 after it. The class's moving quantity follows
+``f(t)`` (e.g. ``y = lo + u + D f(t)`` for MoveDown, ``y = hi - u - D f(t)`` for MoveUp). Since
+the window's start is uniform, ``f`` and ``1 - f`` have the same distribution over frames, so a
+motion and its time reversal give the same per-frame marginals. The quantities that the class does
+*not* move are drawn, constant over the clip, from the same formula evaluated at an independent
+random frame of an independent window (``_random_progress``): so position, size and angle have the
+same distribution at a random frame for every class of the group, whatever the class moves.
+
+The random draws are made from separate child generators (window, appearance, motion, rest), so
+two classes sampled with the same seed share their window, actor appearance, background,
+distractors and noise and differ only in what the class defines.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .classes import COLOURS, ClassDef
+from .colour import chroma, yuv_to_rgb
+from .config import SynthConfig
+
+__all__ = ["Actor", "Distractor", "Background", "Scene", "sample_window", "progress", "sample_scene"]
+
+SHAPES = ("square", "triangle", "hexagon", "disc")
+
+# Lengths are fractions of the shorter frame side, angles radians, grey levels 0-255.
+REGION = (0.2, 0.8)            # where single-actor centres move (fraction of width / height)
+ACTOR_RADIUS = (0.08, 0.11)    # circumradius of a motion-group actor at its small size
+GROW = (1.7, 2.2)              # size ratio of a Grow / Shrink (other classes: the same marginal)
+SHIFT = (0.25, 0.40)           # displacement of a Move* over its window
+SPIN = (0.6 * math.pi, 1.2 * math.pi)  # rotation of a Spin* over its window
+PAIR_MID = (0.4, 0.6)          # midpoint of the two interaction actors
+PAIR_NEAR = (0.24, 0.30)       # their centre distance when close
+PAIR_FAR = (0.50, 0.58)        # their centre distance when apart
+PAIR_RADIUS = (0.08, 0.10)     # circumradius of each interaction actor
+WAVE_REGION = (0.25, 0.75)     # where oscillating actors are centred
+WAVE_RADIUS = (0.11, 0.15)     # circumradius of an oscillating (appearance-group) actor
+WAVE_AMPLITUDE = (0.06, 0.10)  # oscillation amplitude
+WAVE_CYCLES = (1.0, 2.0)       # oscillation periods inside the window
+ACTOR_LUMA = (125.0, 150.0)    # mean grey level of every actor (chroma added at equal luma)
+STRIPE_AMP = (12.0, 20.0)      # grey-level amplitude of the actor's stripes (shows rotation)
+STRIPE_PERIOD = (0.6, 0.9)     # stripe period as a fraction of the radius (scales with it)
+CHROMA = 45.0                  # chroma radius of the appearance colours (no RGB clipping)
+JITTER_FREQ = (0.03, 0.08)     # cycles per frame of the idle wobble
+DISTRACTOR_RADIUS = (0.03, 0.045)
+DISTRACTOR_LUMA = (90.0, 190.0)
+DISTRACTOR_CHROMA = 40.0       # at most; hue uniform
+BACKGROUND_LUMA = (55.0, 85.0)  # mean grey level of the background
+BACKGROUND_TINT = 12.0         # at most; chroma of the background's tint, hue uniform
+
+
+@dataclass
+class Actor:
+    """A shape with grey stripes (and for the appearance group, a chroma pattern)."""
+
+    shape: str              # one of SHAPES
+    luma: float             # mean grey level
+    stripe_amp: float       # grey-level amplitude of the stripes
+    stripe_period: float    # stripe period, fraction of the radius
+    hues: tuple[float, ...]  # chroma hues in degrees: () grey, (h,) solid, (h1, h2) stripes
+    cx: np.ndarray          # (T,) centre x in pixels
+    cy: np.ndarray          # (T,) centre y in pixels
+    radius: np.ndarray      # (T,) circumradius in pixels
+    angle: np.ndarray       # (T,) orientation in radians (counter-clockwise on screen)
+
+
+@dataclass
+class Distractor:
+    """A small coloured disc drifting at constant speed, bouncing off the frame edges."""
+
+    radius: float
+    rgb: tuple[float, float, float]
+    cx: np.ndarray          # (T,)
+    cy: np.ndarray          # (T,)
+
+
+@dataclass
+class Background:
+    """A smooth random grey texture with a slight tint, panning at constant velocity."""
+
+    seed: int               # seeds the texture (render.py)
+    luma: float             # mean grey level
+    contrast: float         # std of the grey level
+    tint: tuple[float, float]  # (U, V) chroma added everywhere
+    pan: tuple[float, float]   # (vx, vy) pixels per frame
+
+
+@dataclass
+class Scene:
+    """Everything needed to render one clip; ``render.render_scene`` is a pure function of it."""
+
+    class_name: str
+    height: int
+    width: int
+    num_frames: int
+    window: tuple[int, int]  # [start, end) frames of the action
+    actors: list[Actor]
+    distractors: list[Distractor]
+    background: Background
+    noise_std: float
+    noise_seed: int
+    extras: dict[str, float] = field(default_factory=dict)  # class-specific draws, for tests
+
+
+def sample_window(rng: np.random.Generator, cfg: SynthConfig) -> tuple[int, int]:
+    """A random action window ``[start, end)``: length window_min..window_max of the clip."""
+    t = cfg.num_frames
+    length = int(round(rng.uniform(cfg.window_min, cfg.window_max) * t))
+    length = min(max(length, 2), t)
+    start = int(rng.integers(0, t - length + 1))
+    return start, start + length
+
+
+def progress(num_frames: int, window: tuple[int, int]) -> np.ndarray:
+    """(T,) 0 before the window, ``(t - start + 0.5) / length`` inside it, 1 after it."""
+    start, end = window
+    t = np.arange(num_frames, dtype=np.float64)
+    return np.clip((t - start + 0.5) / (end - start), 0.0, 1.0)
+
+
+def _random_progress(rng: np.random.Generator, cfg: SynthConfig) -> float:
+    """``f(t)`` at a uniformly random frame of an independent window (see module docstring)."""
+    f = progress(cfg.num_frames, sample_window(rng, cfg))
+    return float(f[rng.integers(0, cfg.num_frames)])
+
+
+def _u(rng: np.random.Generator, bounds: tuple[float, float], scale: float = 1.0) -> float:
+    return float(rng.uniform(bounds[0], bounds[1])) * scale
+
+
+def _axis(rng: np.random.Generator, extent: int, size: int, cfg: SynthConfig) -> tuple[float, float, float]:
+    """(lo, u, D) of one coordinate: positions ``lo + u + D f`` stay inside REGION."""
+    lo, hi = REGION[0] * extent, REGION[1] * extent
+    d = _u(rng, SHIFT, size)
+    u = float(rng.uniform(0.0, max(hi - lo - d, 0.0)))
+    return lo, u, d
+
+
+def _jitter(rng: np.random.Generator, cfg: SynthConfig) -> tuple[np.ndarray, np.ndarray]:
+    t = np.arange(cfg.num_frames, dtype=np.float64)
+    out = []
+    for _ in range(2):
+        freq, phase = _u(rng, JITTER_FREQ), float(rng.uniform(0, 2 * math.pi))
+        out.append(cfg.idle_jitter * np.sin(2 * math.pi * freq * t + phase))
+    return out[0], out[1]
+
+
+def _appearance(rng: np.random.Generator, hues: tuple[float, ...]) -> dict:
+    return dict(
+        shape=SHAPES[int(rng.integers(0, len(SHAPES)))], luma=_u(rng, ACTOR_LUMA),
+        stripe_amp=_u(rng, STRIPE_AMP), stripe_period=_u(rng, STRIPE_PERIOD), hues=hues,
+    )
+
+
+def _single_motion(cdef: ClassDef, f: np.ndarray, rng: np.random.Generator, cfg: SynthConfig,
+                   extras: dict[str, float]) -> tuple[np.ndarray, ...]:
+    """(cx, cy, radius, angle) of a motion-group actor."""
+    s, t = cfg.size, cfg.num_frames
+    ones = np.ones(t)
+    (xlo, xu, xd), (ylo, yu, yd) = _axis(rng, cfg.width, s, cfg), _axis(rng, cfg.height, s, cfg)
+    fx, fy, fr = (_random_progress(rng, cfg) * ones for _ in range(3))
+    r0, grow = _u(rng, ACTOR_RADIUS, s), _u(rng, GROW)
+    angle0, spin = float(rng.uniform(0, 2 * math.pi)), _u(rng, SPIN)
+    sign = 1.0 if rng.random() < 0.5 else -1.0  # for the either-way classes
+    m = cdef.motion
+    if m in ("left", "right", "sideways"):
+        right = m == "right" or (m == "sideways" and sign > 0)
+        fx = f if right else 1.0 - f  # leftward: the mirror image hi - u - D f
+        extras["direction_x"] = 1.0 if right else -1.0
+    elif m in ("up", "down"):
+        fy = f if m == "down" else 1.0 - f  # image y grows downwards
+        extras["direction_y"] = 1.0 if m == "down" else -1.0
+    elif m in ("grow", "shrink"):
+        fr = f if m == "grow" else 1.0 - f
+    cx, cy = xlo + xu + xd * fx, ylo + yu + yd * fy
+    radius = r0 * grow ** fr
+    if m in ("cw", "ccw", "spin"):
+        # On screen (y down) a positive angle turns counter-clockwise (render.py).
+        direction = {"ccw": 1.0, "cw": -1.0}.get(m, sign)
+        angle = angle0 + direction * spin * f
+        extras["direction_spin"] = direction
+    else:
+        angle = angle0 * ones
+    return cx, cy, radius, angle
+
+
+def _pair_motion(cdef: ClassDef, f: np.ndarray, rng: np.random.Generator,
+                 cfg: SynthConfig) -> list[tuple[np.ndarray, ...]]:
+    s = cfg.size
+    mx, my = _u(rng, PAIR_MID, cfg.width), _u(rng, PAIR_MID, cfg.height)
+    axis = float(rng.uniform(0, math.pi))
+    near, far = _u(rng, PAIR_NEAR, s), _u(rng, PAIR_FAR, s)
+    g = f if cdef.motion == "separate" else 1.0 - f
+    dist = near + (far - near) * g
+    out = []
+    for side in (-1.0, 1.0):
+        r = _u(rng, PAIR_RADIUS, s) * np.ones_like(f)
+        angle = float(rng.uniform(0, 2 * math.pi)) * np.ones_like(f)
+        out.append((mx + side * 0.5 * dist * math.cos(axis), my + side * 0.5 * dist * math.sin(axis), r, angle))
+    return out
+
+
+def _wave_motion(f: np.ndarray, rng: np.random.Generator, cfg: SynthConfig) -> tuple[np.ndarray, ...]:
+    s = cfg.size
+    cx0, cy0 = _u(rng, WAVE_REGION, cfg.width), _u(rng, WAVE_REGION, cfg.height)
+    axis, amp, cycles = float(rng.uniform(0, math.pi)), _u(rng, WAVE_AMPLITUDE, s), _u(rng, WAVE_CYCLES)
+    offset = amp * np.sin(2 * math.pi * cycles * f)
+    r = _u(rng, WAVE_RADIUS, s) * np.ones_like(f)
+    angle = float(rng.uniform(0, 2 * math.pi)) * np.ones_like(f)
+    return cx0 + offset * math.cos(axis), cy0 + offset * math.sin(axis), r, angle
+
+
+def _reflect(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    span = max(hi - lo, 1e-6)
+    p = np.mod(x - lo, 2 * span)
+    return lo + np.where(p < span, p, 2 * span - p)
+
+
+def _distractors(rng: np.random.Generator, cfg: SynthConfig) -> list[Distractor]:
+    out = []
+    t = np.arange(cfg.num_frames, dtype=np.float64)
+    for _ in range(int(rng.integers(0, cfg.distractors_max + 1))):
+        r = _u(rng, DISTRACTOR_RADIUS, cfg.size)
+        luma, hue = _u(rng, DISTRACTOR_LUMA), float(rng.uniform(0, 360))
+        sat = float(rng.uniform(0, DISTRACTOR_CHROMA))
+        x0, y0 = float(rng.uniform(r, cfg.width - r)), float(rng.uniform(r, cfg.height - r))
+        heading = float(rng.uniform(0, 2 * math.pi))
+        speed = float(rng.uniform(0.25, 1.0)) * cfg.distractor_speed
+        cx = _reflect(x0 + speed * math.cos(heading) * t, r, cfg.width - r)
+        cy = _reflect(y0 + speed * math.sin(heading) * t, r, cfg.height - r)
+        rgb = yuv_to_rgb(np.array(luma), *chroma(hue, sat))
+        out.append(Distractor(radius=r, rgb=tuple(float(v) for v in rgb.reshape(3)), cx=cx, cy=cy))
+    return out
+
+
+def sample_scene(cdef: ClassDef, cfg: SynthConfig, rng: np.random.Generator) -> Scene:
+    """Draw every random quantity of one clip of class ``cdef``.
+
+    Args:
+        cdef: the class (``classes.CATALOG`` entry).
+        cfg: sizes and difficulty.
+        rng: the clip's generator; it is split into independent children (see module docstring).
+
+    Returns:
+        The Scene; render it with ``render.render_scene``.
+    """
+    r_window, r_look, r_motion, r_rest = rng.spawn(4)
+    window = sample_window(r_window, cfg)
+    f = progress(cfg.num_frames, window)
+    extras: dict[str, float] = {}
+    hues = COLOURS[cdef.colour] if cdef.colour else ()
+    if cdef.group == "interaction":
+        poses = _pair_motion(cdef, f, r_motion, cfg)
+    elif cdef.group == "appearance":
+        poses = [_wave_motion(f, r_motion, cfg)]
+    else:
+        poses = [_single_motion(cdef, f, r_motion, cfg, extras)]
+    actors = []
+    for cx, cy, radius, angle in poses:
+        jx, jy = _jitter(r_rest, cfg)
+        actors.append(Actor(**_appearance(r_look, hues), cx=cx + jx, cy=cy + jy, radius=radius,
+                            angle=angle))
+    distractors = _distractors(r_rest, cfg)
+    pan_heading, pan_speed = float(r_rest.uniform(0, 2 * math.pi)), float(r_rest.uniform(0, cfg.background_pan))
+    background = Background(
+        seed=int(r_rest.integers(0, 2**31)), luma=_u(r_rest, BACKGROUND_LUMA),
+        contrast=cfg.background_contrast * float(r_rest.uniform(0.7, 1.3)),
+        tint=chroma(float(r_rest.uniform(0, 360)), float(r_rest.uniform(0, BACKGROUND_TINT))),
+        pan=(pan_speed * math.cos(pan_heading), pan_speed * math.sin(pan_heading)),
+    )
+    return Scene(
+        class_name=cdef.name, height=cfg.height, width=cfg.width, num_frames=cfg.num_frames,
+        window=window, actors=actors, distractors=distractors, background=background,
+        noise_std=cfg.noise_std, noise_seed=int(r_rest.integers(0, 2**31)), extras=extras,
+    )
