@@ -29,8 +29,8 @@ class MetricsLogger:
     """Appends one row per epoch to ``metrics.csv`` and ``metrics.jsonl``, mirrors scalars to
     TensorBoard (``tb/``), and redraws ``curves.png``.
 
-    A resumed run keeps the rows of epochs before the resume point and drops later ones (they are
-    recomputed), so the files never hold an epoch twice.
+    Rows carry ``epoch`` = epochs completed (1-based). A resumed run keeps the rows up to the
+    resume point and drops later ones (they are recomputed), so no epoch appears twice.
     """
 
     def __init__(self, out_dir: str | Path, *, tensorboard: bool = True, resume_epoch: int | None = None):
@@ -44,7 +44,7 @@ class MetricsLogger:
             for line in self.jsonl.read_text().splitlines():
                 if line.strip():
                     row = json.loads(line)
-                    if row.get("epoch", 0) < resume_epoch:
+                    if row.get("epoch", 0) <= resume_epoch:
                         self.rows.append(row)
         self._rewrite()
         self.tb = None
@@ -75,7 +75,7 @@ class MetricsLogger:
         if self.tb is not None:
             for k, v in row.items():
                 if k not in ("epoch", "step") and isinstance(v, (int, float)) and math.isfinite(v):
-                    self.tb.add_scalar(k.replace("_", "/", 1), v, row.get("epoch", 0) + 1)
+                    self.tb.add_scalar(k.replace("_", "/", 1), v, row.get("epoch", 0))
             self.tb.flush()
         plot_curves(self.rows, self.png)
 
@@ -88,7 +88,7 @@ def plot_curves(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
     """Loss (left) and accuracy (right) against epoch, as a PNG."""
     plt = _matplotlib()
     fig, (ax_l, ax_a) = plt.subplots(1, 2, figsize=(9, 3.5))
-    epochs = [r["epoch"] + 1 for r in rows]
+    epochs = [r["epoch"] for r in rows]
     for key in ("train_loss", "val_loss"):
         pts = [(e, r[key]) for e, r in zip(epochs, rows) if r.get(key) is not None]
         if pts:

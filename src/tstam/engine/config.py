@@ -1,0 +1,139 @@
+"""``TrainConfig``: the whole recipe of a run, from a YAML preset plus ``key=value`` overrides.
+
+Presets ship in ``tstam/configs/`` (``ucf101_rgb``, ``ucf101_flow``, ``hmdb51_rgb``,
+``hmdb51_flow``, ``synthetic_rgb``, ``synthetic_flow``) with the paper's numbers (section 4.2,
+DESIGN section 4); the split is an override (``annotations.split=2``). Keys the model and the data share
+(modality, segments, snippet length, crop size) are written once, under ``model``, and copied to
+``data``; setting them differently under ``data`` is an error.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, Optional, Sequence
+
+from tstam.config import ConfigError, apply_overrides, check_choice, from_dict, load_yaml, to_dict
+from tstam.data.config import DataConfig
+from tstam.models import ModelConfig
+
+__all__ = ["AnnotationConfig", "OptimConfig", "RunConfig", "TrainConfig", "PRESETS", "load_train_config", "preset_path"]
+
+PRESETS = ("ucf101_rgb", "ucf101_flow", "hmdb51_rgb", "hmdb51_flow", "synthetic_rgb", "synthetic_flow")
+# Keys given once under ``model`` and copied into ``data``.
+SHARED_KEYS = ("modality", "num_segments", "new_length", "input_size")
+
+
+@dataclass
+class AnnotationConfig:
+    """Which videos train and test: official splits or list files (``tstam.data.splits``)."""
+
+    format: Literal["ucf101", "hmdb51", "rawframes", "csv"] = "ucf101"  # annotation format
+    path: str = ""                          # split folder (ucf101, hmdb51) or the training list file
+    test_path: str = ""                     # the test list file (rawframes, csv); unused for official splits
+    split: int = 1                          # official split 1-3 (ucf101, hmdb51)
+
+    def __post_init__(self) -> None:
+        check_choice("annotations.format", self.format, ("ucf101", "hmdb51", "rawframes", "csv"))
+        if self.format in ("ucf101", "hmdb51"):
+            check_choice("annotations.split", self.split, (1, 2, 3))
+
+
+@dataclass
+class OptimConfig:
+    """SGD and its schedule (paper 4.2; RGB defaults)."""
+
+    lr: float = 0.001                       # base learning rate (paper: 0.001 for both streams)
+    momentum: float = 0.9                   # SGD momentum
+    weight_decay: float = 5e-4              # L2 weight decay (x decay_mult per group)
+    epochs: int = 80                        # RGB 80, flow 340
+    lr_steps: list[int] = field(default_factory=lambda: [30, 60])  # epochs where lr x lr_gamma; flow [190, 300]
+    lr_gamma: float = 0.1                   # lr factor at each step
+    clip_grad: Optional[float] = 40.0       # max global gradient L2 norm (TSN: 40 RGB, 20 flow); null = off
+    bn: Literal["partial", "frozen", "full"] = "partial"  # partial: TSN partial BN; frozen: no BN uses batch stats
+    tsn_multipliers: bool = True            # per-group lr/decay multipliers (flow first conv lr x5, bias x10)
+
+    def __post_init__(self) -> None:
+        check_choice("optim.bn", self.bn, ("partial", "frozen", "full"))
+        if self.lr <= 0 or self.epochs < 1:
+            raise ConfigError(f"optim.lr ({self.lr}) must be > 0 and optim.epochs ({self.epochs}) >= 1")
+
+
+@dataclass
+class RunConfig:
+    """Where and how the run executes."""
+
+    out_dir: str = "runs/tstam"             # checkpoints, metrics, curves go here
+    seed: int = 0                           # seeds Python, NumPy, torch and the sampler
+    eval_every: int = 1                     # validate every k epochs (and after the last); 0 = never
+    ckpt_every_steps: int = 0               # also write last.pt every k steps (exact mid-epoch resume); 0 = epoch ends only
+    max_steps: int = 0                      # stop after this many optimisation steps in total; 0 = run all epochs
+    device: str = "auto"                    # auto (CUDA if present), cpu, cuda, cuda:N
+    amp: Literal["none", "bf16", "fp16"] = "none"  # autocast on CUDA (fp16 adds a gradient scaler)
+    channels_last: bool = False             # channels_last memory format on CUDA
+    sync_bn: bool = False                   # SyncBatchNorm under DDP (CUDA only)
+    init_weights: Optional[str] = None      # ImageNet BN-Inception / TSN weight file for the backbone
+    tensorboard: bool = True                # write TensorBoard events under out_dir/tb
+
+    def __post_init__(self) -> None:
+        check_choice("run.amp", self.amp, ("none", "bf16", "fp16"))
+        if self.eval_every < 0 or self.ckpt_every_steps < 0 or self.max_steps < 0:
+            raise ConfigError("run.eval_every, run.ckpt_every_steps and run.max_steps must be >= 0")
+
+
+@dataclass
+class TrainConfig:
+    """One stream's training run: model, data, optimiser, run settings."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    annotations: AnnotationConfig = field(default_factory=AnnotationConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+
+def preset_path(name: str) -> Path:
+    """The YAML file of a shipped preset (``ucf101_rgb``, ...)."""
+    if name not in PRESETS:
+        raise ConfigError(f"preset {name!r} does not exist; shipped presets: {', '.join(PRESETS)}")
+    return Path(str(resources.files("tstam") / "configs" / f"{name}.yaml"))
+
+
+def _sync_shared(raw: dict[str, Any]) -> None:
+    """Copy the keys the model and the data share from ``model`` into ``data`` (raw dicts)."""
+    model = raw.get("model") or {}
+    data = raw.setdefault("data", {})
+    if not isinstance(model, dict) or not isinstance(data, dict):
+        return  # from_dict reports the wrong type
+    defaults = ModelConfig.__dataclass_fields__
+    for key in SHARED_KEYS:
+        value = model.get(key, defaults[key].default)
+        if key in data and data[key] is not None and data[key] != value:
+            raise ConfigError(
+                f"data.{key}={data[key]!r} disagrees with model.{key}={value!r}; set it once, as model.{key}"
+            )
+        data[key] = value
+
+
+def load_train_config(source: str | Path | dict[str, Any], overrides: Sequence[str] = ()) -> TrainConfig:
+    """Build a TrainConfig from a preset name, a YAML file or a dict, then ``key=value`` overrides.
+
+    Args:
+        source: a preset name (see ``PRESETS``), a path to a YAML file, or a nested dict.
+        overrides: e.g. ``["annotations.split=2", "optim.lr=0.01", "model.num_segments=3"]``.
+
+    Raises:
+        ConfigError: an unknown key (the message lists the valid ones) or a bad value.
+    """
+    if isinstance(source, dict):
+        raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in source.items()}
+    elif isinstance(source, str) and source in PRESETS:
+        raw = load_yaml(preset_path(source))
+    else:
+        raw = load_yaml(source)
+    raw = apply_overrides(raw, overrides)
+    _sync_shared(raw)
+    return from_dict(TrainConfig, raw)

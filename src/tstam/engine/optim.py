@@ -1,0 +1,63 @@
+"""SGD with TSN's parameter groups, the step learning-rate schedule, and BatchNorm modes.
+
+Paper 4.2 / DESIGN section 4: SGD, momentum 0.9, weight decay 5e-4, lr divided by 10 at fixed
+epochs. TSN practices: per-group lr and decay multipliers from ``TSTAM.optim_groups`` (first conv
+weight x5 and bias x10 for flow, biases x2 without decay, BN without decay) and partial BN.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from tstam.engine.config import OptimConfig
+
+__all__ = ["build_optimizer", "build_scheduler", "apply_bn_mode", "current_lr"]
+
+
+def build_optimizer(model: nn.Module, cfg: "OptimConfig") -> torch.optim.SGD:
+    """SGD over ``model.optim_groups()``; group lr = lr x lr_mult, decay = wd x decay_mult.
+
+    With ``cfg.tsn_multipliers=False`` every group gets multiplier 1 (plain SGD, all decayed).
+    """
+    groups = []
+    for g in model.optim_groups():
+        lr_mult = g["lr_mult"] if cfg.tsn_multipliers else 1.0
+        decay_mult = g["decay_mult"] if cfg.tsn_multipliers else 1.0
+        params = [p for p in g["params"] if p.requires_grad]
+        if params:
+            groups.append({"params": params, "lr": cfg.lr * lr_mult, "weight_decay": cfg.weight_decay * decay_mult,
+                           "name": g["name"], "lr_mult": lr_mult, "decay_mult": decay_mult})
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: "OptimConfig") -> torch.optim.lr_scheduler.MultiStepLR:
+    """lr x gamma at each epoch in ``lr_steps`` (stepped once per epoch)."""
+    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(cfg.lr_steps), gamma=cfg.lr_gamma)
+
+
+def apply_bn_mode(model: nn.Module, mode: str) -> None:
+    """Set BatchNorm behaviour after ``model.train()``.
+
+    "partial": TSN partial BN (the model's ``set_partial_bn``: only the first backbone BN uses
+    batch statistics and trains); "frozen": every BN layer uses its running statistics (eval mode;
+    affine parameters still train), which makes N-process DDP equal to one process; "full": all
+    BN layers train as usual.
+    """
+    target = model.module if hasattr(model, "module") else model
+    if hasattr(target, "set_partial_bn"):
+        target.set_partial_bn(mode == "partial")
+    if mode == "frozen" and target.training:
+        for m in target.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
+
+
+def current_lr(optimizer: torch.optim.Optimizer) -> float:
+    """The base lr (of the group with multiplier 1, else the first group)."""
+    for g in optimizer.param_groups:
+        if g.get("lr_mult", 1.0) == 1.0:
+            return float(g["lr"])
+    return float(optimizer.param_groups[0]["lr"])
