@@ -16,6 +16,10 @@ from tstam.config import ConfigError
 # Subcommand modules, in the order of the pipeline (each is tstam.cli.<name>).
 COMMANDS: tuple[str, ...] = (
     "synth",
+    "train",
+    "test",
+    "fuse",
+    "report",
 )
 
 

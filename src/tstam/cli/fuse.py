@@ -1,0 +1,54 @@
+"""``tstam fuse``: weighted late fusion of score files (default RGB:flow = 1:3), optional weight search."""
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("fuse", help="fuse per-stream score files (RGB:flow = 1:3 by default)",
+                       description="Weighted late fusion of two or more score files of the same videos. "
+                                   "--search picks weights on --val score files and applies them to the inputs.")
+    p.add_argument("scores", nargs="+", help="score files (.npz) from tstam test, one per stream")
+    p.add_argument("--weights", type=float, nargs="+", default=None, help="one weight per file (default 1 RGB, 3 flow)")
+    p.add_argument("--mode", choices=("softmax", "raw"), default="softmax", help="fuse probabilities or raw scores")
+    p.add_argument("--search", action="store_true", help="search the weights on --val (or, with --search-on-test, the inputs)")
+    p.add_argument("--val", nargs="+", default=None, help="validation score files, same streams and order as the inputs")
+    p.add_argument("--search-on-test", action="store_true",
+                   help="search on the input (test) files themselves; the result is marked optimistic")
+    p.add_argument("--grid", type=float, nargs="+", default=None, help="weights tried for every stream but the first")
+    p.add_argument("-o", "--out", default=None, help="write the fused scores here (.npz)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tstam.engine.fuse import DEFAULT_GRID, fuse, search_weights
+    from tstam.engine.scores import load_scores, save_scores
+
+    sets = [load_scores(p) for p in args.scores]
+    weights, optimistic = args.weights, False
+    if args.search:
+        if args.val and args.search_on_test:
+            raise ValueError("give either --val files or --search-on-test, not both")
+        if not args.val and not args.search_on_test:
+            raise ValueError("--search needs --val score files (a validation set); searching on the test files "
+                             "needs --search-on-test and gives an optimistic result")
+        src, names = (([load_scores(p) for p in args.val], args.val) if args.val else (sets, args.scores))
+        res = search_weights(src, grid=args.grid or DEFAULT_GRID, mode=args.mode, on_test=args.search_on_test,
+                             names=names)
+        weights, optimistic = res.weights, res.optimistic
+        print(f"search: weights {weights} (top-1 {100 * res.search_top1:.2f} on "
+              f"{'the test files: OPTIMISTIC' if optimistic else 'the validation files'})")
+    fused = fuse(sets, weights, mode=args.mode, names=args.scores)
+    fused.meta.update({"optimistic": optimistic, "inputs_files": list(args.scores)})
+    s = fused.summary(args.mode)
+    tag = " (optimistic: weights searched on the test set)" if optimistic else ""
+    print(f"fused {fused.meta['inputs']} weights {fused.meta['weights']} ({args.mode}): top-1 {100 * s['top1']:.2f}  "
+          f"top-5 {100 * s['top5']:.2f}  mean class {100 * s['mean_class']:.2f}  ({s['videos']} videos){tag}")
+    for path, one in zip(args.scores, sets):
+        print(f"  {one.name()}: top-1 {100 * one.summary(args.mode)['top1']:.2f}  ({path})")
+    if args.out:
+        save_scores(args.out, fused)
+        print(f"fused scores: {args.out}")
+    print(json.dumps({"top1": s["top1"], "weights": fused.meta["weights"], "optimistic": optimistic}))
+    return 0

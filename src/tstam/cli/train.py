@@ -1,0 +1,36 @@
+"""``tstam train``: train one stream from a preset or YAML config plus key=value overrides."""
+from __future__ import annotations
+
+import argparse
+
+import yaml
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train one stream (RGB or flow)",
+                       description="Train one T-STAM stream. Under torchrun the run uses DDP "
+                                   "(e.g. torchrun --nproc-per-node 4 -m tstam train --config ucf101_rgb).")
+    p.add_argument("--config", required=True,
+                   help="a preset (ucf101_rgb, ucf101_flow, hmdb51_rgb, hmdb51_flow, synthetic_rgb, "
+                        "synthetic_flow) or a YAML file")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="config overrides, e.g. annotations.split=2 optim.lr=0.005 run.out_dir=runs/x")
+    p.add_argument("--resume", nargs="?", const=True, default=None, metavar="CHECKPOINT",
+                   help="continue from run.out_dir/last.pt, or from the checkpoint given")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tstam.engine.config import load_train_config
+    from tstam.engine.train import fit
+
+    cfg = load_train_config(args.config, args.overrides)
+    if args.print_config:
+        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        return 0
+    row = fit(cfg, resume=args.resume)
+    if row:
+        print(f"done: epoch {row.get('epoch')}, step {row.get('step')}, best val top-1 {row.get('best_top1')}; "
+              f"checkpoints in {cfg.run.out_dir}")
+    return 0

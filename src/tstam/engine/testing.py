@@ -1,0 +1,172 @@
+"""``tstam test``: the paper's test protocol (section 4.2) on a trained checkpoint.
+
+Per video: ``test_frames`` (25) evenly spaced snippets x ``test_crops`` (10: 4 corners + centre
+and their flips; 1 or 3 as options). Each crop is one clip of 25 frames through the model (the
+temporal attention sees all 25 frames at once). Per-video scores are the mean over crops of the
+softmax probabilities (``probs``, what fusion uses) and of the raw scores (``logits``).
+
+Memory: crops are run in chunks of at most ``chunk_frames`` frames per forward (whole crops, so
+at least one crop of 25 frames). ``max_memory_mb`` derives ``chunk_frames`` from an estimate of
+the activation memory of one frame (3 x the largest layer output, float32, inference mode).
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from tstam.config import from_dict, to_dict
+from tstam.data.records import VideoRecord
+from tstam.engine.checkpoint import load_checkpoint
+from tstam.engine.evaluate import autocast
+from tstam.engine.scores import ScoreSet
+
+__all__ = ["model_from_checkpoint", "frame_activation_bytes", "chunk_frames_for", "predict_views", "score_checkpoint"]
+
+log = logging.getLogger(__name__)
+
+
+def model_from_checkpoint(path: str | Path, *, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Build the model of a tstam checkpoint (weights_only read) in eval mode; returns (model, checkpoint)."""
+    from tstam.models import ModelConfig, build_model
+
+    ckpt = load_checkpoint(path)
+    model = build_model(from_dict(ModelConfig, ckpt["model_config"]))
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval(), ckpt
+
+
+@torch.no_grad()
+def frame_activation_bytes(model: nn.Module) -> int:
+    """Estimated inference memory per frame: 3 x the largest module output for one frame (float32)."""
+    cfg = model.cfg
+    largest = [0]
+
+    def hook(_m, _i, out):
+        t = out[0] if isinstance(out, (tuple, list)) else out
+        if isinstance(t, torch.Tensor):
+            largest[0] = max(largest[0], t.numel())
+
+    handles = [m.register_forward_hook(hook) for m in model.backbone.modules() if not list(m.children())]
+    try:
+        device = next(model.parameters()).device
+        model.backbone.forward_features(torch.zeros(1, cfg.in_chans, cfg.input_size, cfg.input_size, device=device))
+    finally:
+        for h in handles:
+            h.remove()
+    return 3 * 4 * largest[0]
+
+
+def chunk_frames_for(model: nn.Module, *, frames: int, max_memory_mb: float) -> int:
+    """Frames per forward that fit ``max_memory_mb`` (a multiple of ``frames``, at least one crop)."""
+    per_frame = frame_activation_bytes(model)
+    fit = int(max_memory_mb * 2**20 // per_frame)
+    return max(frames, fit // frames * frames)
+
+
+@torch.no_grad()
+def predict_views(model: nn.Module, views: torch.Tensor, *, chunk_frames: int, amp: str = "none") -> tuple[torch.Tensor, torch.Tensor]:
+    """Views (V, T, C, H, W) of one video -> (mean softmax (K,), mean raw scores (K,)), in chunks."""
+    device = next(model.parameters()).device
+    per = max(1, chunk_frames // views.shape[1])                  # crops per forward
+    probs, logits = [], []
+    for i in range(0, views.shape[0], per):
+        x = views[i:i + per].to(device, non_blocking=True)        # (v, T, C, H, W)
+        with autocast(device, amp):
+            out = model(x).logits.float()                          # (v, K)
+        probs.append(out.softmax(-1).cpu())
+        logits.append(out.cpu())
+    return torch.cat(probs).mean(0), torch.cat(logits).mean(0)
+
+
+def score_checkpoint(checkpoint: str | Path, records: Sequence[VideoRecord], *, root: str | Path, data: Any,
+                    classes: Optional[Sequence[str]] = None, chunk_frames: int = 250, max_memory_mb: float = 0,
+                    device: str | torch.device = "cpu", amp: str = "none", workers: int = 0,
+                    meta: Optional[dict[str, Any]] = None) -> ScoreSet:
+    """Run the test protocol on ``records`` and return per-video scores.
+
+    Args:
+        checkpoint: a tstam checkpoint (its model config, preprocessing and classes are used).
+        records: the test videos (labels index the checkpoint's classes).
+        root: the frame store.
+        data: a ``DataConfig`` giving resize, ``test_frames``, ``test_crops`` and file names; its
+            modality, segments, snippet length and crop size are taken from the checkpoint.
+        classes: the annotation's class names; must equal the checkpoint's when given.
+        chunk_frames: most frames per forward; ``max_memory_mb`` > 0 overrides it.
+        device, amp: where and in which precision to run.
+        workers: loader processes.
+        meta: extra entries for the score file's ``meta`` (split, ...).
+    """
+    import dataclasses
+
+    from tstam.data.datasets import FrameDataset
+    from tstam.data.loader import build_loader
+
+    model, ckpt = model_from_checkpoint(checkpoint, device=device)
+    ck_classes = list(ckpt["classes"])
+    if classes is not None and list(classes) != ck_classes:
+        raise ValueError(f"{checkpoint}: trained on classes {ck_classes[:5]}... ({len(ck_classes)}), but the test "
+                         f"annotations list {list(classes)[:5]}... ({len(classes)}); use the same class list")
+    mcfg = model.cfg
+    data = dataclasses.replace(data, modality=mcfg.modality, num_segments=mcfg.num_segments,
+                               new_length=mcfg.new_length, input_size=mcfg.input_size)
+    if max_memory_mb:
+        chunk_frames = chunk_frames_for(model, frames=data.test_frames, max_memory_mb=max_memory_mb)
+        log.info("chunks of %d frames for %.0f MB", chunk_frames, max_memory_mb)
+    ds = FrameDataset(records, root=root, mode="test", cfg=data, preprocess=mcfg.preprocess, seed=0)
+    loader = build_loader(ds, batch_size=1, shuffle=False, workers=workers, distributed=False)
+    probs, logits = [], []
+    bar = tqdm(loader, desc=f"test {mcfg.modality}", unit="video", disable=not sys.stderr.isatty())
+    for views, _label in bar:                                      # views (1, crops, T, C, H, W)
+        p, l = predict_views(model, views[0], chunk_frames=chunk_frames, amp=amp)
+        probs.append(p.numpy())
+        logits.append(l.numpy())
+    info = {"stream": mcfg.modality, "checkpoint": str(checkpoint), "test_frames": data.test_frames,
+            "test_crops": data.test_crops, "score_average": "mean of per-crop softmax (probs) and raw scores (logits)",
+            "model_config": to_dict(mcfg), "flow": ckpt.get("flow"), **(meta or {})}
+    k = len(ck_classes)
+    return ScoreSet([r.video_id for r in ds.records], np.array([r.label for r in ds.records]),
+                    np.stack(probs) if probs else np.zeros((0, k)), np.stack(logits) if logits else np.zeros((0, k)),
+                    ck_classes, info)
+
+
+def run_test(checkpoint: str | Path, *, overrides: Sequence[str] = (), frames: Optional[int] = None,
+             crops: Optional[int] = None, chunk_frames: int = 250, max_memory_mb: float = 0, device: str = "auto",
+             amp: str = "none", out: Optional[str | Path] = None, subset: str = "test") -> tuple[ScoreSet, dict[str, Any], Path]:
+    """``tstam test``: the protocol on the split stored in the checkpoint's config (plus overrides).
+
+    Writes the score file (default ``<checkpoint dir>/scores_<stream>_split<k>.npz``), the
+    confusion matrix (``.csv`` and ``.png`` beside it) and returns (scores, summary, score path).
+    """
+    from tstam.engine.annotations import load_split
+    from tstam.engine.config import load_train_config
+    from tstam.engine.metrics import confusion_matrix
+    from tstam.engine.reports import save_confusion
+    from tstam.engine.scores import save_scores
+
+    ckpt = load_checkpoint(checkpoint)
+    if not ckpt.get("config"):
+        raise ValueError(f"{checkpoint}: holds no training config; test needs the annotations and data settings")
+    extra = [f"data.test_frames={frames}"] if frames else []
+    extra += [f"data.test_crops={crops}"] if crops else []
+    cfg = load_train_config(ckpt["config"], [*overrides, *extra])
+    train, test, classes = load_split(cfg.annotations, cfg.data)
+    records = test if subset == "test" else train
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else torch.device(device)
+    scores = score_checkpoint(checkpoint, records, root=cfg.data.root, data=cfg.data, classes=classes,
+                             chunk_frames=chunk_frames, max_memory_mb=max_memory_mb, device=dev, amp=amp,
+                             workers=cfg.data.workers, meta={"split": cfg.annotations.split, "subset": subset})
+    stream = scores.meta["stream"]
+    out = Path(out) if out else Path(checkpoint).parent / f"scores_{stream}_split{cfg.annotations.split}_{subset}.npz"
+    save_scores(out, scores)
+    save_confusion(confusion_matrix(scores.probs, scores.labels), scores.classes, out.with_name(out.stem + "_confusion"))
+    summary = scores.summary()
+    log.info("%s: top-1 %.4f, top-5 %.4f, mean class %.4f on %d videos", out, summary["top1"], summary["top5"],
+             summary["mean_class"], summary["videos"])
+    return scores, summary, out
