@@ -204,3 +204,25 @@ def test_fuse_scores_by_hand():
         fuse_scores([rgb, flow], (0, 0))
     with pytest.raises(ValueError, match="differ in shape"):
         fuse_scores([rgb, flow[:1]], (1, 3))
+
+
+@pytest.mark.parametrize("pool", ["mean", "sum"])
+def test_head_equals_literal_equations(pool):
+    """Parity: the head (which pools before mapping) equals eq. 1-9 computed literally, with
+    the mapping applied to every frame and location first."""
+    model = tiny(frame_pool=pool, num_heads=2, dropout=0.0).eval()
+    feats = torch.randn(2, 3, model.backbone.num_features, 2, 2)
+    with torch.no_grad():
+        out = model.forward_head(feats)
+        b, n, c, h, w = feats.shape
+        x_hat = model.mapping(feats.flatten(0, 1)).unflatten(0, (b, n))        # eq. 1 (B, N, D, h, w)
+        frames = x_hat.mean((3, 4))                                            # (B, N, D)
+        alpha = model.temporal_att(frames)                                     # eq. 2
+        f_t = (alpha[..., None] * frames).sum(1)                               # eq. 3
+        beta = model.spatial_att(feats.flatten(0, 1)).view(b, n, 2, h * w)     # eq. 4-6
+        per_frame = torch.einsum("bnlk,bndk->bnld", beta, x_hat.flatten(3))   # eq. 7 inner sum
+        f_s = per_frame.sum(1) if pool == "sum" else per_frame.mean(1)        # (B, l, D)
+        fused = torch.cat([f_t + f_s[:, j] for j in range(2)], 1)             # eq. 8-9
+        logits = model.fc(fused)
+    torch.testing.assert_close(out.temporal, alpha)
+    torch.testing.assert_close(out.logits, logits, rtol=1e-5, atol=1e-6)

@@ -16,3 +16,6 @@ __all__ = [
     "fuse_scores", "DEFAULT_FUSION_WEIGHTS",
     "WeightsError", "adapt_input_conv", "checkpoint_filter_fn", "load_pretrained", "read_state_dict",
 ]
+from tstam.models.inference import fold_bn, merge_parallel_1x1, prepare_for_inference  # noqa: E402
+
+__all__ += ["fold_bn", "merge_parallel_1x1", "prepare_for_inference"]

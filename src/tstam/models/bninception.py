@@ -139,6 +139,9 @@ class BNInception(nn.Module):
             self.block_out[name] = cout
             cin = cout
         self.num_features = cin
+        # Blocks whose parallel 1x1 convs were merged into one ``<block>_1x1s`` conv for inference
+        # (see tstam.models.inference.merge_parallel_1x1): block name -> split sizes.
+        self.merged_1x1: dict[str, list[int]] = {}
 
     def _conv(self, name: str, cin: int, cout: int, k: int, stride: int = 1, padding: int = 0) -> None:
         self.add_module(name, nn.Conv2d(cin, cout, k, stride=stride, padding=padding, bias=True))
@@ -153,10 +156,15 @@ class BNInception(nn.Module):
         spec = BLOCK_SPECS[name]
         p = f"inception_{name}"
         out = []
+        if name in self.merged_1x1:  # one GEMM for the 1x1 convs that read the block input
+            heads = list(torch.split(self._cbr(f"{p}_1x1s", x), self.merged_1x1[name], 1))
+        else:
+            keys = (["1x1"] if spec.c1x1 else []) + ["3x3_reduce", "double_3x3_reduce"]
+            heads = [self._cbr(f"{p}_{k}", x) for k in keys]
         if spec.c1x1:
-            out.append(self._cbr(f"{p}_1x1", x))
-        out.append(self._cbr(f"{p}_3x3", self._cbr(f"{p}_3x3_reduce", x)))
-        d = self._cbr(f"{p}_double_3x3_reduce", x)
+            out.append(heads.pop(0))
+        r, d = heads
+        out.append(self._cbr(f"{p}_3x3", r))
         out.append(self._cbr(f"{p}_double_3x3_2", self._cbr(f"{p}_double_3x3_1", d)))
         if spec.stride == 2:
             pooled = F.max_pool2d(x, 3, stride=2, ceil_mode=True)

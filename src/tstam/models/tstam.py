@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Literal, NamedTuple, Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from tstam.config import ConfigError, check_choice
@@ -159,20 +160,23 @@ class TSTAM(nn.Module):
             pooled = feats.mean((1, 3, 4))                        # (B, C)
             return ModelOutput(self.fc(self.dropout(pooled)), None, None)
 
+        # The mapping (eq. 1) is affine and both poolings are convex combinations (the weights
+        # sum to 1), so W1 (sum_k a_k X_k) + b1 = sum_k a_k (W1 X_k + b1): pooling first and mapping
+        # the pooled vectors is exact and costs B*N*(1+l) instead of B*N*h*w vector maps.
         x = feats.flatten(0, 1)                                   # (B*N, C, h, w)
-        x_hat = self.mapping(x)                                   # (B*N, D, h, w)
-        d = x_hat.shape[1]
+        w1, b1 = self.mapping.weight.flatten(1), self.mapping.bias  # (D, C), (D,)
+        d = w1.shape[0]
         alpha = beta = None
         parts = []
         if self.temporal_att is not None:
-            frames = x_hat.mean((2, 3)).view(b, n, d)             # (B, N, D), x_hat_i
+            frames = F.linear(x.mean((2, 3)), w1, b1).view(b, n, d)  # (B, N, D), x_hat_i
             alpha = self.temporal_att(frames)                     # (B, N)
             f_t = torch.bmm(alpha.unsqueeze(1), frames).squeeze(1)  # (B, D), eq. 3
             parts.append(f_t)
         if self.spatial_att is not None:
             beta = self.spatial_att(x)                            # (B*N, l, h*w)
-            f_s = torch.bmm(beta, x_hat.flatten(2).transpose(1, 2))  # (B*N, l, D), eq. 7 inner sum
-            f_s = f_s.view(b, n, cfg.num_heads, d)                # (B, N, l, D)
+            pooled = torch.bmm(beta, x.flatten(2).transpose(1, 2))  # (B*N, l, C)
+            f_s = F.linear(pooled, w1, b1).view(b, n, cfg.num_heads, d)  # (B, N, l, D), eq. 7 inner sum
             f_s = f_s.sum(1) if cfg.frame_pool == "sum" else f_s.mean(1)  # (B, l, D)
             beta = beta.view(b, n, cfg.num_heads, h, w).transpose(1, 2)  # (B, l, N, h, w)
             parts.append(f_s)
