@@ -36,7 +36,7 @@ class SynthConfig:
     # --- temporal structure ---
     window_min: float = 0.3           # shortest action window, as a fraction of the clip
     window_max: float = 0.6           # longest action window, as a fraction of the clip
-    idle_jitter: float = 0.6          # px; slow wobble of every actor in every frame (all classes)
+    idle_jitter: float = 0.3          # px; slow wobble of every actor in every frame (all classes)
     # --- difficulty ---
     distractors_max: int = 2          # 0..this many small distractor discs per clip, drifting
     distractor_speed: float = 1.2     # px per frame, fastest distractor

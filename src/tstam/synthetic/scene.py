@@ -32,18 +32,18 @@ SHAPES = ("square", "triangle", "hexagon", "disc")
 
 # Lengths are fractions of the shorter frame side, angles radians, grey levels 0-255.
 REGION = (0.2, 0.8)            # where single-actor centres move (fraction of width / height)
-ACTOR_RADIUS = (0.08, 0.11)    # circumradius of a motion-group actor at its small size
-GROW = (1.7, 2.2)              # size ratio of a Grow / Shrink (other classes: the same marginal)
+ACTOR_RADIUS = (0.07, 0.10)    # circumradius of a motion-group actor at its small size
+GROW = (1.8, 2.4)              # size ratio of a Grow / Shrink (other classes: the same marginal)
 SHIFT = (0.25, 0.40)           # displacement of a Move* over its window
-SPIN = (0.6 * math.pi, 1.2 * math.pi)  # rotation of a Spin* over its window
+SPIN_SPEED = (0.10, 0.20)      # radians per frame of a Spin* (so the flow stays unambiguous)
 PAIR_MID = (0.4, 0.6)          # midpoint of the two interaction actors
 PAIR_NEAR = (0.24, 0.30)       # their centre distance when close
 PAIR_FAR = (0.50, 0.58)        # their centre distance when apart
 PAIR_RADIUS = (0.08, 0.10)     # circumradius of each interaction actor
 WAVE_REGION = (0.25, 0.75)     # where oscillating actors are centred
 WAVE_RADIUS = (0.11, 0.15)     # circumradius of an oscillating (appearance-group) actor
-WAVE_AMPLITUDE = (0.06, 0.10)  # oscillation amplitude
-WAVE_CYCLES = (1.0, 2.0)       # oscillation periods inside the window
+WAVE_AMPLITUDE = (0.04, 0.07)  # oscillation amplitude
+WAVE_PERIOD = (0.3, 0.45)      # oscillation period, fraction of the clip length
 ACTOR_LUMA = (125.0, 150.0)    # mean grey level of every actor (chroma added at equal luma)
 STRIPE_AMP = (12.0, 20.0)      # grey-level amplitude of the actor's stripes (shows rotation)
 STRIPE_PERIOD = (0.6, 0.9)     # stripe period as a fraction of the radius (scales with it)
@@ -167,7 +167,8 @@ def _single_motion(cdef: ClassDef, f: np.ndarray, rng: np.random.Generator, cfg:
     (xlo, xu, xd), (ylo, yu, yd) = _axis(rng, cfg.width, s, cfg), _axis(rng, cfg.height, s, cfg)
     fx, fy, fr = (_random_progress(rng, cfg) * ones for _ in range(3))
     r0, grow = _u(rng, ACTOR_RADIUS, s), _u(rng, GROW)
-    angle0, spin = float(rng.uniform(0, 2 * math.pi)), _u(rng, SPIN)
+    angle0 = float(rng.uniform(0, 2 * math.pi))
+    spin = _u(rng, SPIN_SPEED) * float(np.count_nonzero((f > 0) & (f < 1)))  # total angle
     sign = 1.0 if rng.random() < 0.5 else -1.0  # for the either-way classes
     m = cdef.motion
     if m in ("left", "right", "sideways"):
@@ -210,7 +211,8 @@ def _pair_motion(cdef: ClassDef, f: np.ndarray, rng: np.random.Generator,
 def _wave_motion(f: np.ndarray, rng: np.random.Generator, cfg: SynthConfig) -> tuple[np.ndarray, ...]:
     s = cfg.size
     cx0, cy0 = _u(rng, WAVE_REGION, cfg.width), _u(rng, WAVE_REGION, cfg.height)
-    axis, amp, cycles = float(rng.uniform(0, math.pi)), _u(rng, WAVE_AMPLITUDE, s), _u(rng, WAVE_CYCLES)
+    axis, amp = float(rng.uniform(0, math.pi)), _u(rng, WAVE_AMPLITUDE, s)
+    cycles = (np.count_nonzero((f > 0) & (f < 1))) / _u(rng, WAVE_PERIOD, cfg.num_frames)
     offset = amp * np.sin(2 * math.pi * cycles * f)
     r = _u(rng, WAVE_RADIUS, s) * np.ones_like(f)
     angle = float(rng.uniform(0, 2 * math.pi)) * np.ones_like(f)
