@@ -1,0 +1,244 @@
+"""Running trained streams on a video: ``Recognizer.predict`` -> a typed ``Prediction``.
+
+One video is decoded once at the training frame size; each stream samples its 25 snippets
+(``clips``), takes 1, 3 or 10 crops, normalises them with the ``Preprocess`` stored with its
+weights and runs the model; scores are averaged over crops (TSN). With both streams the class
+probabilities are fused with weights RGB:flow = 1:3 (paper 4.3.3, ``tstam.models.fuse_scores``).
+The attention that the forward returns (alpha over frames, the l spatial maps) is kept for the
+centre crop, for the pictures of ``tstam.visualize``.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import torch
+
+from tstam.inference.clips import MIN_FLOW_FRAMES, crop_clip, flow_clip, rgb_clip
+from tstam.inference.loading import LoadedStream, flow_config_from_dict, load_stream
+from tstam.models import DEFAULT_FUSION_WEIGHTS, fuse_scores
+
+__all__ = ["StreamResult", "Prediction", "Recognizer", "CENTRE_CROP"]
+
+log = logging.getLogger(__name__)
+
+CENTRE_CROP = {1: 0, 3: 1, 10: 4}  # index of the centre crop in eval_crops' output
+STREAM_ORDER = ("rgb", "flow")      # fusion weights are given in this order
+
+
+@dataclass
+class StreamResult:
+    """What one stream said about one video."""
+
+    modality: str                          # "rgb" or "flow"
+    logits: np.ndarray                     # (K,) scores averaged over crops
+    probabilities: np.ndarray              # (K,) softmax of ``logits``
+    starts: np.ndarray                     # (S,) 0-based snippet starts (frames for RGB, flow fields for flow)
+    temporal: Optional[np.ndarray]         # (S,) alpha over snippets of the centre crop, sums to 1; None without
+    spatial: Optional[np.ndarray]          # (l, S, h, w) maps of the centre crop, each sums to 1; None without
+
+
+@dataclass
+class Prediction:
+    """The result for one video: fused (or single-stream) probabilities, per-stream results, attention."""
+
+    source: str                            # the video file, or "<frames>"
+    classes: list[str]                     # class names, index = label
+    probabilities: np.ndarray              # (K,) fused class probabilities (or the one stream's)
+    streams: dict[str, StreamResult]       # per stream, "rgb" and/or "flow"
+    weights: dict[str, float]              # fusion weight per stream
+    num_frames: int                        # decoded frames
+    fps: float                             # frame rate of the video (25.0 for raw frames without one)
+    crop: tuple[int, int, int]             # (y, x, size) of the centre crop in the decoded frame
+    frames: np.ndarray                     # (S, size, size, 3) uint8: centre crop of each sampled RGB frame
+    frame_indices: np.ndarray              # (S,) the decoded frames shown in ``frames``
+    video: Optional[np.ndarray] = None     # (T, H, W, 3) all decoded frames when asked for (animations)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: decode, flow, model
+
+    @property
+    def label(self) -> str:
+        """The top-1 class name."""
+        return self.classes[int(np.argmax(self.probabilities))]
+
+    def top(self, k: int = 5, stream: Optional[str] = None) -> list[tuple[str, float]]:
+        """The ``k`` most probable (class name, probability), fused or of one ``stream``."""
+        probs = self.probabilities if stream is None else self.streams[stream].probabilities
+        order = np.argsort(-probs, kind="stable")[: max(1, min(k, len(probs)))]
+        return [(self.classes[i], float(probs[i])) for i in order]
+
+    def to_dict(self, *, k: int = 5, attention: bool = True) -> dict[str, Any]:
+        """JSON-able summary: top-k, probabilities per stream and fused, and the attention."""
+        out: dict[str, Any] = {
+            "video": self.source,
+            "label": self.label,
+            "top": [{"label": c, "probability": p} for c, p in self.top(k)],
+            "classes": list(self.classes),
+            "probabilities": {"fused": self.probabilities.tolist()},
+            "weights": dict(self.weights),
+            "num_frames": self.num_frames,
+            "frame_indices": self.frame_indices.tolist(),
+            "timings_s": {n: round(t, 4) for n, t in self.timings.items()},
+        }
+        for name, s in self.streams.items():
+            out["probabilities"][name] = s.probabilities.tolist()
+            if attention:
+                out.setdefault("attention", {})[name] = {
+                    "snippet_starts": s.starts.tolist(),
+                    "temporal": None if s.temporal is None else s.temporal.tolist(),
+                    "spatial": None if s.spatial is None else s.spatial.tolist(),
+                }
+        return out
+
+
+def _as_frames(video: str | Path | np.ndarray, resize: Sequence[int], min_frames: int) -> tuple[np.ndarray, float, str]:
+    """Decode a file at (H, W) = ``resize``, or resize an array of RGB frames."""
+    h, w = int(resize[0]), int(resize[1])
+    if isinstance(video, (str, Path)):
+        from tstam.video import read_video
+
+        clip = read_video(video, size=(w, h), min_frames=min_frames)
+        return clip.frames, clip.fps, str(video)
+    frames = np.asarray(video)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be a (T, H, W, 3) uint8 RGB array, got {frames.shape} {frames.dtype}")
+    if len(frames) < min_frames:
+        raise ValueError(f"<frames>: only {len(frames)} frame(s); at least {min_frames} needed")
+    if frames.shape[1:3] != (h, w):
+        from tstam.data.transforms import resize as resize_clip
+
+        t = resize_clip(torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2), (h, w))
+        frames = t.permute(0, 2, 3, 1).contiguous().numpy()
+    return frames, 25.0, "<frames>"
+
+
+class Recognizer:
+    """One or two trained T-STAM streams with their preprocessing and class names.
+
+    Build with :meth:`from_paths` (or ``tstam.load``). Both streams must share class names and
+    the frame size they were trained at.
+    """
+
+    def __init__(self, streams: Sequence[LoadedStream], *, weights: Optional[Sequence[float]] = None):
+        if not streams:
+            raise ValueError("a Recognizer needs at least one stream (an RGB or a flow checkpoint)")
+        by_name: dict[str, LoadedStream] = {}
+        for s in streams:
+            if s.modality in by_name:
+                raise ValueError(f"two {s.modality} streams given ({by_name[s.modality].source}, {s.source}); "
+                                 "give one RGB and/or one flow checkpoint")
+            by_name[s.modality] = s
+        self.streams = {m: by_name[m] for m in STREAM_ORDER if m in by_name}
+        first = next(iter(self.streams.values()))
+        for s in self.streams.values():
+            if s.classes != first.classes:
+                raise ValueError(f"{s.source} and {first.source} have different class lists; "
+                                 "both streams must be trained on the same classes")
+            if list(s.resize) != list(first.resize):
+                raise ValueError(f"{s.source} was trained on {s.resize} frames but {first.source} on "
+                                 f"{first.resize}; both streams must use the same frame size")
+        self.classes = list(first.classes)
+        self.resize = list(first.resize)
+        w = list(DEFAULT_FUSION_WEIGHTS if weights is None else weights)
+        if len(w) != 2 or min(w) < 0 or sum(w) <= 0:
+            raise ValueError(f"fusion weights {w} are not valid; expected RGB,FLOW >= 0, not both 0, e.g. 1,3")
+        self.weights = {m: float(w[STREAM_ORDER.index(m)]) for m in self.streams}
+        self._flow_cfg = None
+        if "flow" in self.streams:
+            fs = self.streams["flow"]
+            self._flow_cfg = flow_config_from_dict(fs.flow, source=fs.source)
+
+    @classmethod
+    def from_paths(cls, *, rgb: Optional[str | Path] = None, flow: Optional[str | Path] = None,
+                   weights: Optional[Sequence[float]] = None, device: str | torch.device = "cpu") -> "Recognizer":
+        """Load the RGB and/or flow checkpoint (each refused if it is of the other stream)."""
+        if rgb is None and flow is None:
+            raise ValueError("give an RGB checkpoint, a flow checkpoint, or both")
+        streams = [load_stream(p, modality=m, device=device) for m, p in (("rgb", rgb), ("flow", flow)) if p]
+        return cls(streams, weights=weights)
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{m}={s.source!r}" for m, s in self.streams.items())
+        return f"Recognizer({parts}, classes={len(self.classes)}, weights={self.weights})"
+
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.streams)
+
+    @torch.inference_mode()
+    def _run(self, stream: LoadedStream, clip: torch.Tensor, starts: np.ndarray, num_crops: int,
+             batch_crops: int) -> StreamResult:
+        cfg = stream.config
+        crops = crop_clip(clip, size=cfg.input_size, num_crops=num_crops, flow=cfg.modality == "flow")  # (n, S, C, s, s)
+        x = crops
+        if cfg.modality == "rgb":  # Preprocess works on 3-channel frames: unstack the snippet
+            x = cfg.preprocess.normalize(x.reshape(*x.shape[:-3], -1, 3, *x.shape[-2:])).reshape(x.shape)
+        else:
+            x = cfg.preprocess.normalize(x)
+        device = next(stream.model.parameters()).device
+        logits, alphas, betas = [], [], []
+        for i in range(0, num_crops, batch_crops):
+            out = stream.model(x[i:i + batch_crops].to(device))  # batch = crops
+            logits.append(out.logits.float().cpu())
+            alphas.append(None if out.temporal is None else out.temporal.float().cpu())
+            betas.append(None if out.spatial is None else out.spatial.float().cpu())
+        scores = torch.cat(logits).mean(0)                                  # (K,) TSN: average over crops
+        c, j = divmod(CENTRE_CROP[num_crops], batch_crops)
+        alpha = None if alphas[c] is None else alphas[c][j].numpy()        # (S,)
+        beta = None if betas[c] is None else betas[c][j].numpy()           # (l, S, h, w)
+        return StreamResult(cfg.modality, scores.numpy(), scores.softmax(-1).numpy(), starts, alpha, beta)
+
+    def predict(self, video: str | Path | np.ndarray, *, num_crops: int = 1, num_snippets: Optional[int] = None,
+                keep_video: bool = False, batch_crops: int = 10) -> Prediction:
+        """Classify one video.
+
+        Args:
+            video: a video file, or (T, H, W, 3) uint8 RGB frames (resized to the training size).
+            num_crops: 1 (centre), 3 or 10 (corners, centre and flips; paper 4.2) per snippet.
+            num_snippets: snippets sampled per stream (default: the checkpoint's, 25).
+            keep_video: keep all decoded frames in ``Prediction.video`` (for animations).
+            batch_crops: crops run through the model at once (lower it to save memory).
+
+        Returns:
+            A :class:`Prediction`.
+
+        Raises:
+            ValueError: (``tstam.video.VideoError``) the file cannot be read, or has too few frames.
+        """
+        if num_crops not in CENTRE_CROP:
+            raise ValueError(f"num_crops={num_crops} is not valid; expected one of {sorted(CENTRE_CROP)}")
+        timings = {"decode": 0.0, "flow": 0.0, "model": 0.0}
+        t0 = time.perf_counter()
+        frames, fps, source = _as_frames(video, self.resize, MIN_FLOW_FRAMES if "flow" in self.streams else 1)
+        timings["decode"] = time.perf_counter() - t0
+        if len(frames) < 6:
+            log.warning("%s: only %d frame(s); snippets repeat frames", source, len(frames))
+        results: dict[str, StreamResult] = {}
+        for name, stream in self.streams.items():
+            n = num_snippets or stream.test_frames
+            t0 = time.perf_counter()
+            if name == "rgb":
+                clip, starts = rgb_clip(frames, num_snippets=n, new_length=stream.config.new_length or 1)
+            else:
+                clip, starts = flow_clip(frames, num_snippets=n, new_length=stream.config.new_length or 5,
+                                         flow_cfg=self._flow_cfg)
+                timings["flow"] += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            results[name] = self._run(stream, clip, starts, num_crops, max(1, batch_crops))
+            timings["model"] += time.perf_counter() - t0
+        probs = fuse_scores([torch.from_numpy(r.logits)[None] for r in results.values()],
+                            [self.weights[m] for m in results])[0].numpy()
+        size = next(iter(self.streams.values())).config.input_size
+        h, w = frames.shape[1:3]
+        y, x = (h - size) // 2, (w - size) // 2
+        shown = next(iter(results.values())).starts
+        shown = np.minimum(shown, len(frames) - 1)
+        return Prediction(
+            source=source, classes=self.classes, probabilities=probs, streams=results, weights=dict(self.weights),
+            num_frames=len(frames), fps=fps, crop=(y, x, size),
+            frames=np.ascontiguousarray(frames[shown, y:y + size, x:x + size]), frame_indices=shown,
+            video=frames if keep_video else None, timings=timings,
+        )
