@@ -1,0 +1,208 @@
+"""Extraction to the frame store: layout, metadata, resume after SIGKILL, shards, failures."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from tstam.cli import main as cli_main
+from tstam.data import store
+from tstam.data.frames import read_flow_frames, read_rgb_frames
+from tstam.data.records import AnnotationError
+from tstam.extract import (collect_sources, extract_many, extract_video, parse_shard, parse_size,
+                           select_shard, shard_of, video_id)
+from tstam.flow import FlowConfig, compute_flow, dequantize_flow, quantize_flow
+from tstam.video import VideoError, read_video, write_video
+
+REAL = Path("/work/shared/realdata")
+REAL_CLIP = REAL / "videos" / "v_ApplyEyeMakeup_g01_c01.avi"
+FAST = FlowConfig(algorithm="farneback")  # fast flow for tests of the machinery
+
+
+def _clip(path: Path, t: int, seed: int, h: int = 48, w: int = 64) -> Path:
+    """A short encoded clip of a smooth pattern drifting by (1, 0.5) px per frame."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    fx, fy, ph = rng.uniform(0.1, 0.3), rng.uniform(0.1, 0.3), rng.uniform(0, 6)
+    frames = []
+    for i in range(t):
+        g = 128 + 90 * np.sin(fx * (xx - i) + ph) * np.cos(fy * (yy - 0.5 * i))
+        frames.append(np.stack([g, 255 - g, np.full_like(g, 40 * seed % 256)], -1).astype(np.uint8))
+    return write_video(path, np.stack(frames), fps=25)
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.skipif(not REAL_CLIP.exists(), reason="realdata clip not available")
+def test_real_clip_layout_and_meta(tmp_path: Path) -> None:
+    out = tmp_path / "store" / video_id(REAL_CLIP)
+    meta = extract_video(REAL_CLIP, out, flow=FlowConfig(), max_frames=6)
+    names = sorted(os.listdir(out))
+    assert names == ([f"flow_x_{i:05d}.jpg" for i in range(1, 6)] + [f"flow_y_{i:05d}.jpg" for i in range(1, 6)]
+                     + [f"img_{i:05d}.jpg" for i in range(1, 7)] + ["meta.json"])
+    assert store.read_meta(out) == {**meta, "version": store.META_VERSION}
+    assert meta["video_id"] == "v_ApplyEyeMakeup_g01_c01" and meta["source"] == str(REAL_CLIP)
+    assert (meta["frames"], meta["flow_frames"], meta["width"], meta["height"]) == (6, 5, 320, 240)
+    assert meta["fps"] == pytest.approx(25.0)
+    assert meta["flow"] == FlowConfig().describe() and meta["flow"]["algorithm"] == "tvl1"
+    # What the dataset side reads back: RGB close to the decoded frames, flow close to computed flow.
+    decoded = read_video(REAL_CLIP, max_frames=6).frames
+    rgb = read_rgb_frames(out, range(6))
+    assert rgb.shape == decoded.shape and np.abs(rgb.astype(int) - decoded).mean() < 3
+    flow = compute_flow(decoded[:2])[0]  # (H, W, 2)
+    stored = read_flow_frames(out, [0])[0].transpose(1, 2, 0)  # (2, H, W) -> (H, W, 2)
+    assert np.abs(stored.astype(int) - quantize_flow(flow)).mean() < 1.0  # JPEG adds < 1 level on average
+    assert np.abs(dequantize_flow(stored) - flow).mean() < 0.2
+
+
+def test_resize_and_rgb_only(tmp_path: Path) -> None:
+    src = _clip(tmp_path / "a.mp4", 4, 0)
+    meta = extract_video(src, tmp_path / "s" / "a", flow=None, size=(40, 30))
+    assert (meta["frames"], meta["flow_frames"], meta["flow"], meta["width"], meta["height"]) == (4, 0, None, 40, 30)
+    assert not list((tmp_path / "s" / "a").glob("flow_*"))
+    assert cv2.imread(str(tmp_path / "s" / "a" / "img_00004.jpg")).shape == (30, 40, 3)
+    meta = extract_video(src, tmp_path / "s" / "a", flow=FAST, short_side=24)
+    assert (meta["width"], meta["height"], meta["flow_frames"]) == (32, 24, 3)
+
+
+def test_single_frame_video_with_flow(tmp_path: Path) -> None:
+    src = _clip(tmp_path / "one.mp4", 1, 0)
+    with pytest.raises(VideoError, match=r"one\.mp4: only 1 frame.*at least 2"):
+        extract_video(src, tmp_path / "s" / "one", flow=FAST)
+    assert not (tmp_path / "s" / "one").exists()  # nothing written for a failed video
+    assert extract_video(src, tmp_path / "s" / "one", flow=None)["frames"] == 1
+
+
+def test_half_written_folder_is_redone(tmp_path: Path) -> None:
+    videos = tmp_path / "videos"
+    _clip(videos / "a.avi", 5, 1)
+    stale = tmp_path / "s" / "a"
+    stale.mkdir(parents=True)
+    for name in ("img_00001.jpg", "img_00009.jpg", "flow_x_00007.jpg", ".meta.abc.tmp"):
+        (stale / name).write_bytes(b"partial")
+    (stale / "notes.txt").write_text("not ours")
+    report = extract_many(collect_sources(videos), tmp_path / "s", flow=FAST, progress=False)
+    assert report.done == ["a"] and report.ok
+    names = set(os.listdir(stale))
+    assert "img_00009.jpg" not in names and "flow_x_00007.jpg" not in names and ".meta.abc.tmp" not in names
+    assert "notes.txt" in names and len([n for n in names if n.startswith("img_")]) == 5
+    again = extract_many(collect_sources(videos), tmp_path / "s", flow=FAST, progress=False)
+    assert again.skipped == ["a"] and again.done == []
+
+
+def test_shards_partition_the_videos(tmp_path: Path) -> None:
+    ids = [f"v_Class{c}_g{g:02d}_c01" for c in range(20) for g in range(10)]
+    shards = [select_shard([f"/data/{i}.avi" for i in ids], (k, 3)) for k in range(3)]
+    flat = [video_id(p) for s in shards for p in s]
+    assert sorted(flat) == sorted(ids)  # each video in exactly one shard
+    assert all(len(s) > 30 for s in shards)  # and the hash spreads them
+    assert shard_of("v_ApplyEyeMakeup_g01_c01", 3) == shard_of("v_ApplyEyeMakeup_g01_c01", 3)
+    # Real extraction with 3 shards into one store: every video done once.
+    for k in range(4):
+        _clip(tmp_path / "v" / f"clip{k}.avi", 3, k)
+    sources = collect_sources(tmp_path / "v")
+    reports = [extract_many(sources, tmp_path / "s", shard=(k, 3), flow=None, progress=False) for k in range(3)]
+    done = [v for r in reports for v in r.done]
+    assert sorted(done) == [f"clip{k}" for k in range(4)]
+    assert all(store.is_complete(tmp_path / "s" / v) for v in done)
+    with pytest.raises(ValueError, match=r"shard=\(3, 3\)"):
+        select_shard(sources, (3, 3))
+
+
+def test_parse_shard_and_size() -> None:
+    assert parse_shard("1/4") == (1, 4) and parse_size("340x256") == (340, 256)
+    for bad in ("4/4", "1", "a/b", "-1/2"):
+        with pytest.raises(ValueError, match="expected i/n"):
+            parse_shard(bad)
+    with pytest.raises(ValueError, match="expected WIDTHxHEIGHT"):
+        parse_size("340")
+
+
+def test_collect_sources(tmp_path: Path) -> None:
+    _clip(tmp_path / "v" / "ClassA" / "v_ClassA_g01_c01.avi", 2, 0)
+    _clip(tmp_path / "v" / "ClassB" / "deep" / "x.mp4", 2, 1)
+    (tmp_path / "v" / "ClassA" / "readme.txt").write_text("x")
+    assert [p.name for p in collect_sources(tmp_path / "v")] == ["v_ClassA_g01_c01.avi", "x.mp4"]
+    ucf = tmp_path / "trainlist01.txt"
+    ucf.write_bytes(b"ClassA/v_ClassA_g01_c01.avi 1\r\nClassB/deep/x.mp4 2 \r\n\r\n")
+    assert collect_sources(ucf, root=tmp_path / "v") == [tmp_path / "v" / "ClassA" / "v_ClassA_g01_c01.avi",
+                                                         tmp_path / "v" / "ClassB" / "deep" / "x.mp4"]
+    hmdb = tmp_path / "ClassA_test_split1.txt"
+    hmdb.write_text("v_ClassA_g01_c01.avi 1 \nmissing.avi 0 \n")
+    assert collect_sources(hmdb, root=tmp_path / "v") == [tmp_path / "v" / "ClassA" / "missing.avi",
+                                                          tmp_path / "v" / "ClassA" / "v_ClassA_g01_c01.avi"]
+    bad = tmp_path / "list.txt"
+    bad.write_text("../outside.avi\n")
+    with pytest.raises(AnnotationError, match=r"list\.txt:1.*escapes"):
+        collect_sources(bad)
+    dup = tmp_path / "dup.txt"
+    dup.write_text("a/x.avi\nb/x.mp4\n")
+    with pytest.raises(ValueError, match="share the video id 'x'"):
+        collect_sources(dup)
+    with pytest.raises(ValueError, match="nowhere: no such folder"):
+        collect_sources(tmp_path / "nowhere")
+
+
+@pytest.mark.skipif(not (REAL / "ucf101_splits" / "testlist01.txt").exists(), reason="realdata splits not available")
+def test_real_ucf101_split_file() -> None:
+    sources = collect_sources(REAL / "ucf101_splits" / "testlist01.txt", root="/data/UCF-101")
+    assert len(sources) == 3783
+    assert Path("/data/UCF-101/ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi") in sources
+    assert len(set(video_id(p) for p in sources)) == 3783
+
+
+def test_corrupt_video_reported_others_finish(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    videos = tmp_path / "v"
+    for k in range(2):
+        _clip(videos / f"good{k}.avi", 3, k)
+    (videos / "broken.avi").write_bytes(b"RIFF\x00\x00\x00\x00AVI garbage" * 20)
+    (videos / "empty.mp4").write_bytes(b"")
+    code = cli_main(["extract", str(videos), "--out", str(tmp_path / "s"), "--flow", "farneback",
+                     "--workers", "2", "--no-progress"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "FAILED" in err and "broken.avi" in err and "empty.mp4: empty file" in err
+    assert store.is_complete(tmp_path / "s" / "good0") and store.is_complete(tmp_path / "s" / "good1")
+    assert not (tmp_path / "s" / "broken").exists() and not (tmp_path / "s" / "empty").exists()
+    assert store.read_meta(tmp_path / "s" / "good1")["flow"]["algorithm"] == "farneback"
+
+
+def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path: Path) -> None:
+    videos = tmp_path / "v"
+    for k in range(3):
+        _clip(videos / f"clip{k}.avi", 16, k, h=96, w=128)
+    ref, out = tmp_path / "ref", tmp_path / "out"
+    assert extract_many(collect_sources(videos), ref, flow=FlowConfig(), progress=False).ok  # uninterrupted
+
+    cmd = [sys.executable, "-m", "tstam", "extract", str(videos), "--out", str(out), "--flow", "tvl1", "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    killed_mid_video = False
+    while time.monotonic() < deadline and proc.poll() is None:
+        dirs = [d for d in out.glob("clip*") if d.is_dir()] if out.exists() else []
+        partial = [d for d in dirs if not store.is_complete(d) and any(d.glob("flow_x_*.jpg"))]
+        if partial and any(store.is_complete(d) for d in dirs):
+            os.killpg(proc.pid, signal.SIGKILL)  # one video done, another half-written
+            killed_mid_video = True
+            break
+        time.sleep(0.005)
+    proc.wait()
+    assert killed_mid_video, "the run finished before it could be killed mid-video"
+    assert not all(store.is_complete(out / f"clip{k}") for k in range(3))
+
+    rerun = subprocess.run(cmd, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "already done" in rerun.stdout and " 0 already done" not in rerun.stdout
+    got, want = _tree(out), _tree(ref)
+    assert sorted(got) == sorted(want)  # same files, no leftovers
+    for name, data in want.items():
+        assert got[name] == data, name  # same bytes: RGB and flow JPEGs, meta.json
