@@ -1,0 +1,112 @@
+"""Benchmark: the test protocol (25 frames x 10 crops, both streams) against its FLOP floor.
+
+ratio = wall time of ``tstam.engine.testing.score_checkpoint`` on a fixed set of videos (frame
+store on disk: JPEG decoding, resizing, 10 crops, normalisation, model) for the RGB and the flow
+stream, divided by (model FLOPs of 25 frames x 10 crops x 2 streams x videos) / (float32 matmul
+FLOP/s measured in this run). Goal: <= 1.5. Also printed: the same ratio for the model forwards
+alone (no data), so the share of loading is visible. FLOPs are counted with
+``torch.utils.flop_counter`` (2 per multiply-add). No timing asserts.
+
+    python benchmarks/bench_test_protocol.py                # full-size model (224, width 1.0), 1 video
+    python benchmarks/bench_test_protocol.py --width 0.25 --size 96 --videos 4
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from tstam.config import to_dict
+from tstam.data.config import DataConfig
+from tstam.data.records import VideoRecord
+from tstam.data.store import FLOW_X_TMPL, FLOW_Y_TMPL, RGB_TMPL, write_meta
+from tstam.engine.checkpoint import save_checkpoint
+from tstam.engine.testing import predict_views, score_checkpoint
+from tstam.models import ModelConfig, build_model
+
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "realdata" / "videos" / "rawframes_v_ApplyEyeMakeup_g01_c01_mmaction2"
+
+
+def make_store(root: Path, videos: int, frames: int = 30) -> list[VideoRecord]:
+    rgb, fx, fy = sorted(REAL.glob("img_*.jpg")), sorted(REAL.glob("x_*.jpg")), sorted(REAL.glob("y_*.jpg"))
+    recs = []
+    for v in range(videos):
+        d = root / f"video{v}"
+        d.mkdir(parents=True)
+        for i in range(frames):
+            shutil.copyfile(rgb[(i + v) % len(rgb)], d / RGB_TMPL.format(i + 1))
+            if i < frames - 1:
+                shutil.copyfile(fx[(i + v) % len(fx)], d / FLOW_X_TMPL.format(i + 1))
+                shutil.copyfile(fy[(i + v) % len(fy)], d / FLOW_Y_TMPL.format(i + 1))
+        write_meta(d, {"video_id": d.name, "frames": frames, "flow_frames": frames - 1, "flow": None})
+        recs.append(VideoRecord(d.name, d.name, v % 101, frames))
+    return recs
+
+
+def matmul_flops_per_s(n: int = 2048, reps: int = 5) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--videos", type=int, default=1)
+    ap.add_argument("--width", type=float, default=1.0)
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--crops", type=int, default=10)
+    ap.add_argument("--frames", type=int, default=25)
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    resize = [max(240, args.size + 16), max(320, args.size + 16)] if args.size >= 200 else [args.size + 32, args.size * 4 // 3 + 32]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        recs = make_store(tmp / "store", args.videos)
+        rate = matmul_flops_per_s()
+        total_t = total_flops = model_t = 0.0
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; model width {args.width}, "
+              f"input {args.size}, {args.frames} frames x {args.crops} crops, {args.videos} videos, 2 streams")
+        print(f"matmul float32: {rate / 1e9:.1f} GFLOP/s")
+        for modality in ("rgb", "flow"):
+            mcfg = ModelConfig(modality=modality, num_classes=101, input_size=args.size, width_mult=args.width)
+            model = build_model(mcfg).eval()
+            ck = save_checkpoint(tmp / f"{modality}.pt", {"model": model.state_dict(), "model_config": to_dict(mcfg),
+                                                         "classes": [str(i) for i in range(101)], "flow": None,
+                                                         "epoch": 0, "step": 0})
+            views = torch.randn(args.crops, args.frames, mcfg.in_chans, args.size, args.size)
+            with FlopCounterMode(display=False) as fc, torch.no_grad():
+                model(views[:1])
+            flops = fc.get_total_flops() * args.crops * args.videos
+            data = DataConfig(root=str(tmp / "store"), modality=modality, input_size=args.size, resize=resize,
+                              test_frames=args.frames, test_crops=args.crops, workers=0)
+            t = time.perf_counter()
+            s = score_checkpoint(ck, recs, root=tmp / "store", data=data, chunk_frames=args.frames * args.crops)
+            dt = time.perf_counter() - t
+            assert s.probs.shape == (args.videos, 101)
+            t = time.perf_counter()
+            for _ in range(args.videos):
+                predict_views(model, views, chunk_frames=args.frames * args.crops)
+            mt = time.perf_counter() - t
+            floor = flops / rate
+            print(f"{modality:4s}: {flops / 1e9:8.1f} GFLOP, floor {floor:6.2f} s, protocol {dt:6.2f} s "
+                  f"(ratio {dt / floor:.2f}), model only {mt:6.2f} s (ratio {mt / floor:.2f}), "
+                  f"{args.videos / dt:.3f} videos/s")
+            total_t, total_flops, model_t = total_t + dt, total_flops + flops, model_t + mt
+        floor = total_flops / rate
+        print(f"both streams: protocol {total_t:.2f} s / FLOP floor {floor:.2f} s = ratio {total_t / floor:.2f} "
+              f"(goal <= 1.5); model forwards alone: ratio {model_t / floor:.2f}; "
+              f"data loading share {100 * (total_t - model_t) / total_t:.0f}%")
+
+
+if __name__ == "__main__":
+    main()

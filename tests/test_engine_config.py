@@ -1,0 +1,76 @@
+"""TrainConfig presets and overrides; the optimiser's TSN groups; failed checkpoint writes in fit."""
+from __future__ import annotations
+
+import pytest
+
+from tstam.config import ConfigError
+from tstam.engine.config import PRESETS, load_train_config
+from tstam.engine.optim import build_optimizer, build_scheduler
+from tstam.models import build_model
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_presets_load_with_paper_numbers(name):
+    cfg = load_train_config(name, ["annotations.split=3"])
+    assert cfg.annotations.split == 3
+    assert (cfg.optim.momentum, cfg.optim.weight_decay, cfg.optim.bn) == (0.9, 5e-4, "partial")
+    assert cfg.model.num_segments == cfg.data.num_segments == 6
+    flow = cfg.model.modality == "flow"
+    assert cfg.data.modality == cfg.model.modality
+    assert cfg.optim.clip_grad == (20.0 if flow else 40.0) and cfg.model.dropout == (0.7 if flow else 0.8)
+    if not name.startswith("synthetic"):
+        assert (cfg.optim.lr, cfg.data.batch_size, cfg.model.input_size) == (0.001, 32, 224)
+        assert (cfg.optim.epochs, cfg.optim.lr_steps) == ((340, [190, 300]) if flow else (80, [30, 60]))
+        assert cfg.model.num_classes == (101 if name.startswith("ucf") else 51)
+
+
+def test_bad_keys_and_values_name_what_is_valid():
+    with pytest.raises(ConfigError, match="optim.momentun .* valid keys: .*momentum"):
+        load_train_config("ucf101_rgb", ["optim.momentun=0.8"])
+    with pytest.raises(ConfigError, match="set it once, as model.input_size"):
+        load_train_config("ucf101_rgb", ["data.input_size=96"])
+    with pytest.raises(ConfigError, match="run.amp='fp8' .* 'bf16'"):
+        load_train_config("ucf101_rgb", ["run.amp=fp8"])
+    with pytest.raises(ConfigError, match="preset 'ucf'"):
+        from tstam.engine.config import preset_path
+        preset_path("ucf")
+    cfg = load_train_config("ucf101_flow", ["model.num_segments=3", "model.input_size=96"])
+    assert (cfg.data.num_segments, cfg.data.input_size) == (3, 96)
+
+
+def test_flow_optimiser_groups_and_schedule():
+    cfg = load_train_config("ucf101_flow", ["model.width_mult=0.125", "model.input_size=64", "model.num_classes=4"])
+    model = build_model(cfg.model).set_partial_bn(True)
+    opt = build_optimizer(model, cfg.optim)
+    groups = {g["name"]: g for g in opt.param_groups}
+    assert groups["first_conv_weight"]["lr"] == pytest.approx(0.005)   # x5
+    assert groups["first_conv_bias"]["lr"] == pytest.approx(0.01)      # x10
+    assert groups["first_conv_bias"]["weight_decay"] == 0.0
+    assert groups["weight"]["weight_decay"] == pytest.approx(5e-4)
+    sched = build_scheduler(opt, cfg.optim)
+    lrs = []
+    for _epoch in range(301):
+        lrs.append(groups["weight"]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[189] == pytest.approx(1e-3) and lrs[190] == pytest.approx(1e-4) and lrs[300] == pytest.approx(1e-5)
+
+
+def test_failed_checkpoint_write_in_fit_keeps_previous(tmp_path):
+    """A real failing write (the checkpoint path is a non-empty directory, so the rename fails)
+    stops the run with a clear error; the previous file (best.pt) is untouched."""
+    import torch
+
+    from engine_store import make_store, tiny_config
+    from tstam.engine.checkpoint import CheckpointError, load_checkpoint
+    from tstam.engine.train import fit
+
+    store = make_store(tmp_path / "store")
+    out = tmp_path / "run"
+    (out / "last.pt").mkdir(parents=True)
+    (out / "last.pt" / "keep").write_text("x")
+    cfg = load_train_config(tiny_config(store, out, optim={"epochs": 1}, run={"eval_every": 0, "tensorboard": False}))
+    with pytest.raises(CheckpointError, match="could not write checkpoint .* previous checkpoint .* intact"):
+        fit(cfg)
+    assert (out / "last.pt" / "keep").read_text() == "x"
+    assert not list(out.glob(".last.pt.*.tmp"))
