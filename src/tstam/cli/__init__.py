@@ -21,6 +21,9 @@ COMMANDS: tuple[str, ...] = (
     "test",
     "fuse",
     "report",
+    "predict",
+    "visualize",
+    "export",
 )
 
 

@@ -1,0 +1,42 @@
+"""``tstam export``: one trained stream to ONNX (dynamic batch and segments) and/or safetensors + JSON."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a trained stream to ONNX and/or safetensors",
+                       description="ONNX: input (batch, segments, C, S, S) float, cropped and normalised as the "
+                                   "JSON metadata says; outputs logits and the attention. safetensors: the weights plus "
+                                   "a JSON with the config, class names and preprocessing (loadable by tstam.load "
+                                   "without pickle).")
+    p.add_argument("checkpoint", help="a tstam checkpoint (.pt) or safetensors export")
+    p.add_argument("--onnx", default=None, metavar="OUT", help="write an .onnx file")
+    p.add_argument("--safetensors", default=None, metavar="OUT", help="write a .safetensors file and its .json")
+    p.add_argument("--segments", type=int, default=6, help="segments of the example input (any count runs later)")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
+    p.add_argument("--optimize", action="store_true", help="optimise the ONNX graph at export (slower)")
+    p.add_argument("--check", action="store_true", help="run the ONNX file with onnxruntime and compare with PyTorch")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tstam.export import check_onnx, export_onnx, export_safetensors
+    from tstam.inference import load_stream
+
+    if not args.onnx and not args.safetensors:
+        raise ValueError("nothing to do: give --onnx OUT and/or --safetensors OUT")
+    stream = load_stream(args.checkpoint)
+    if args.safetensors:
+        st, js = export_safetensors(stream, args.safetensors)
+        print(f"wrote {st} and {js}")
+    if args.onnx:
+        path = export_onnx(stream, args.onnx, segments=args.segments, opset=args.opset, optimize=args.optimize)
+        print(f"wrote {path}")
+        if args.check:
+            diffs = check_onnx(path, stream)
+            print("onnxruntime vs PyTorch, max abs difference: " + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
+            if max(diffs.values()) > 1e-4:
+                print("WARNING: difference above 1e-4")
+                return 1
+    return 0

@@ -1,0 +1,67 @@
+"""``tstam predict``: classify video files with one or both trained streams (top-k table, JSON, pictures)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_stream_args(p: argparse.ArgumentParser) -> None:
+    """The checkpoint and sampling options shared by ``predict`` and ``visualize``."""
+    p.add_argument("videos", nargs="+", metavar="VIDEO_OR_FOLDER", help="video files and/or folders of videos")
+    p.add_argument("--rgb", default=None, metavar="CKPT", help="RGB stream checkpoint (.pt) or export (.safetensors)")
+    p.add_argument("--flow", default=None, metavar="CKPT", help="flow stream checkpoint (.pt) or export (.safetensors)")
+    p.add_argument("--crops", type=int, choices=(1, 3, 10), default=1, help="crops per snippet (10: paper's test protocol)")
+    p.add_argument("--weights", type=float, nargs=2, default=None, metavar=("RGB", "FLOW"),
+                   help="fusion weights (default 1 3, paper 4.3.3)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="classify videos with trained RGB and/or flow checkpoints",
+                       description="Decode each video, compute flow with the algorithm recorded in the flow "
+                                   "checkpoint, sample 25 snippets, run the streams, fuse RGB:flow = 1:3 and print a "
+                                   "top-k table per video. Unreadable files are reported and skipped; the exit status "
+                                   "is 1 if any failed.")
+    add_stream_args(p)
+    p.add_argument("-k", "--top-k", type=int, default=5, help="classes per table")
+    p.add_argument("--json", default=None, metavar="OUT", help="write labels, probabilities and attention here")
+    p.add_argument("--no-attention", action="store_true", help="leave the attention out of the JSON")
+    p.add_argument("--visualize", default=None, metavar="DIR", help="also write attention pictures to DIR")
+    p.add_argument("--animation", choices=("gif", "mp4", "none"), default="gif", help="animation format with --visualize")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from tstam.inference import Recognizer, check_writable_dir, collect_videos, format_table, predict_many, write_json
+
+    recognizer = Recognizer.from_paths(rgb=args.rgb, flow=args.flow, weights=args.weights, device=args.device)
+    videos = collect_videos(args.videos)
+    if args.json:
+        from pathlib import Path
+
+        check_writable_dir(Path(args.json).parent)
+    anim = None if args.animation == "none" else f".{args.animation}"
+    if args.visualize:
+        check_writable_dir(args.visualize)
+
+    def on_result(pred):
+        tqdm.write(format_table(pred, k=args.top_k) + "\n")
+        if args.visualize:
+            from tstam.visualize import visualize_video
+
+            pics = visualize_video(recognizer, pred.source, args.visualize, prediction=pred, animation=anim)
+            tqdm.write(f"  pictures: {pics.png}" + (f", {pics.animation}" if pics.animation else "") + "\n")
+            pred.video = None  # free the frames
+
+    result = predict_many(recognizer, videos, num_crops=args.crops, keep_video=bool(args.visualize and anim),
+                          on_result=on_result)
+    if args.json:
+        print(f"wrote {write_json(args.json, result, k=args.top_k, attention=not args.no_attention)}")
+    for path, msg in result.failures:
+        print(f"tstam predict: skipped: {msg}", file=sys.stderr)
+    if result.failures:
+        print(f"tstam predict: {len(result.failures)} of {len(videos)} video(s) could not be read", file=sys.stderr)
+        return 1
+    return 0
