@@ -1,13 +1,13 @@
 """Frame-accurate video decoding and encoding (DESIGN section 3, "Decoding").
 
 Decoding goes through PyAV (FFmpeg's libavformat/libavcodec). We chose PyAV over
-``cv2.VideoCapture`` because, measured on the clips in ``realdata/videos`` with one thread
-(``benchmarks/bench_decode.py``), it decodes the same frames bit for bit (same FFmpeg underneath)
-while being faster per core, and because it *raises* on a broken file (OpenCV's ``read()`` only
-returns ``False``, so a truncated file and a finished file look the same), exposes the declared
-frame count (used to detect truncation), tells an audio-only file from a broken one, and
-decodes animated GIF. Resizing happens in FFmpeg's swscale together with the YUV->RGB
-conversion, so a resized decode costs no extra pass over the frame.
+``cv2.VideoCapture`` because it decodes the same frames bit for bit (same FFmpeg underneath,
+checked on the clips in ``realdata/videos``) at nearly the same speed per core (0.8-0.95x in
+``benchmarks/bench_decode.py``; either is >100x faster than TV-L1 flow, so decoding never limits
+extraction), and because it *raises* on a broken file (OpenCV's ``read()`` only returns
+``False``, so a truncated file and a finished one look the same), exposes the declared frame
+count (used to detect truncation), and tells an audio-only file from a broken one. Resizing
+happens in FFmpeg's swscale together with the YUV->RGB conversion (one pass per frame).
 
 Writing (``write_video``) is used by the synthetic-data generator and by tests: ``.mp4`` is
 H.264 when PyAV has an H.264 encoder (libx264/openh264) and the size is even, else MPEG-4 Part 2;
@@ -24,6 +24,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 __all__ = ["VideoError", "VideoClip", "VIDEO_EXTENSIONS", "read_video", "write_video", "probe_video"]
 
@@ -164,14 +165,15 @@ def read_video(
             out_w, out_h = (None, None)
             if width and height:
                 out_w, out_h = _target_size(width, height, size, short_side)
+            # One reformatter for the whole video: frame.to_ndarray(format=...) builds a new
+            # swscale context per frame, which costs twice the decoding itself.
+            reformatter = VideoReformatter()
             for frame in container.decode(stream):
                 if out_w is None:  # size unknown from the header (rare): take the first frame's
                     out_w, out_h = _target_size(frame.width, frame.height, size, short_side)
-                if (out_w, out_h) == (frame.width, frame.height):
-                    frames.append(frame.to_ndarray(format="rgb24"))
-                else:
-                    frames.append(frame.to_ndarray(format="rgb24", width=out_w, height=out_h,
-                                                   interpolation="BILINEAR"))
+                rgb = reformatter.reformat(frame, width=out_w, height=out_h, format="rgb24",
+                                           interpolation="BILINEAR")
+                frames.append(rgb.to_ndarray())
                 if max_frames is not None and len(frames) >= max_frames:
                     break
     except av.FFmpegError as e:

@@ -1,0 +1,169 @@
+"""Optical-flow speed and accuracy at 320x240 (issue 4): our TV-L1 defaults vs OpenCV's.
+
+Run: ``python benchmarks/bench_flow.py [--real-pairs 3] [--synth-pairs 6]`` (about 1-2 min).
+
+Rows: OpenCV TV-L1 with its default parameters (the baseline, measured in the same run), our
+default (``tstam.flow.FlowConfig()``), single-change variants that show where the speed comes
+from, DIS and Farneback. Columns:
+
+- pairs/s/core: frame pairs per second of CPU time with ``cv2.setNumThreads(1)``;
+- x base: speed relative to the baseline;
+- EPE real vs base: mean endpoint error (px) against the baseline's flow on real clips
+  (``realdata/videos``, resized to 320x240): how much the output changes;
+- EPE synth: mean endpoint error against ground truth on real frames warped by a known smooth
+  motion (translation up to 3, 6 or 12 px plus rotation, zoom and a smooth random field);
+  ``synth<=6`` is the mean over the pairs with small motion only; x base = EPE / baseline EPE;
+- +JPEG: EPE against ground truth after the store's quantisation (``bound`` 20, uint8) and
+  JPEG (quality 95) round trip, i.e. what a model reading the frame store sees.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from tstam.flow import DISParams, FlowConfig, TVL1Params, dequantize_flow, iter_flow, quantize_flow
+from tstam.video import read_video
+
+VIDEOS = Path("/work/shared/realdata/videos")
+CLIPS = ["v_ApplyEyeMakeup_g01_c01.avi", "v_BaseballPitch_g01_c01.avi", "mmaction2_test.mp4"]
+SIZE = (320, 240)
+MARGIN = 8  # border pixels left out of every EPE (no correspondence there)
+
+
+def gray_clips() -> list[np.ndarray]:
+    out = []
+    for name in CLIPS:
+        frames = read_video(VIDEOS / name, size=SIZE).frames
+        out.append(np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]))
+    return out
+
+
+def real_pairs(clips: list[np.ndarray], per_clip: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    pairs = []
+    for g in clips:
+        for i in np.linspace(0, len(g) - 2, per_clip).astype(int):
+            pairs.append((g[i], g[i + 1]))
+    return pairs
+
+
+def synth_pairs(clips: list[np.ndarray], n: int, seed: int = 0):
+    """(prev, next, gt_flow, amplitude): prev(x) = next(x + gt(x)), so gt is the prev->next flow."""
+    rng = np.random.default_rng(seed)
+    h, w = SIZE[1], SIZE[0]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    out = []
+    for i in range(n):
+        g = clips[i % len(clips)]
+        nxt = g[(17 * i + 5) % len(g)]
+        amp = (3.0, 6.0, 12.0)[i % 3]
+        tx, ty = rng.uniform(-amp, amp, 2)
+        rot, zoom = rng.uniform(-0.03, 0.03, 2)
+        cx, cy = xx - w / 2, yy - h / 2
+        low = rng.normal(0, 2.0, (2, 4, 5)).astype(np.float32)
+        u = tx + zoom * cx - rot * cy + cv2.resize(low[0], (w, h), interpolation=cv2.INTER_CUBIC)
+        v = ty + zoom * cy + rot * cx + cv2.resize(low[1], (w, h), interpolation=cv2.INTER_CUBIC)
+        u, v = u.astype(np.float32), v.astype(np.float32)
+        prev = cv2.remap(nxt, xx + u, yy + v, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+        out.append((prev, nxt, np.stack([u, v], -1), amp))
+    return out
+
+
+def epe(a: np.ndarray, b: np.ndarray) -> float:
+    d = np.linalg.norm(a - b, axis=-1)
+    return float(d[MARGIN:-MARGIN, MARGIN:-MARGIN].mean())
+
+
+def jpeg_roundtrip(flow: np.ndarray, bound: float) -> np.ndarray:
+    q = quantize_flow(flow, bound)
+    back = []
+    for c in range(2):
+        ok, buf = cv2.imencode(".jpg", q[..., c], [cv2.IMWRITE_JPEG_QUALITY, 95])
+        back.append(cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE))
+    return dequantize_flow(np.stack(back, -1), bound)
+
+
+def run_flow(cfg: FlowConfig, pairs) -> tuple[list[np.ndarray], float]:
+    """Flows of the pairs and CPU seconds per pair (one OpenCV thread)."""
+    flows = []
+    cpu = 0.0
+    for a, b in pairs:
+        t0 = time.process_time()
+        flows.append(next(iter_flow(np.stack([a, b]), cfg)))
+        cpu += time.process_time() - t0
+    return flows, cpu / len(pairs)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--real-pairs", type=int, default=3, help="frame pairs per real clip")
+    ap.add_argument("--synth-pairs", type=int, default=6, help="synthetic pairs with known motion")
+    args = ap.parse_args()
+    cv2.setNumThreads(1)
+    clips = gray_clips()
+    real = real_pairs(clips, args.real_pairs)
+    synth = synth_pairs(clips, args.synth_pairs)
+    synth_ab = [(a, b) for a, b, _, _ in synth]
+    small = [i for i, s in enumerate(synth) if s[3] <= 6]
+    ours = FlowConfig()
+    rows = [
+        ("TV-L1 OpenCV defaults (baseline)", FlowConfig(tvl1=TVL1Params.opencv_defaults())),
+        ("TV-L1 ours (default)", ours),
+        ("  ours but epsilon 0.01", FlowConfig(tvl1=TVL1Params(epsilon=0.01))),
+        ("  ours but pyramid 0.8 x 5", FlowConfig(tvl1=TVL1Params(scale_step=0.8, nscales=5))),
+        ("  ours + warps 3", FlowConfig(tvl1=TVL1Params(warps=3))),
+        ("  ours + epsilon 0.05", FlowConfig(tvl1=TVL1Params(epsilon=0.05))),
+        ("DIS medium", FlowConfig(algorithm="dis")),
+        ("DIS fast", FlowConfig(algorithm="dis", dis=DISParams(preset="fast"))),
+        ("Farneback", FlowConfig(algorithm="farneback")),
+    ]
+    print(f"{len(real)} real pairs ({', '.join(CLIPS)}) and {len(synth)} synthetic pairs at "
+          f"{SIZE[0]}x{SIZE[1]}, one OpenCV thread, CPU time; EPE in px\n")
+    head = (f"{'method':34s} {'pairs/s/core':>12s} {'x base':>7s} {'EPE real':>9s} {'EPE synth':>9s} "
+            f"{'x base':>7s} {'synth<=6':>8s} {'+JPEG':>7s}")
+    print(head + "\n" + "-" * len(head), flush=True)
+    base_speed = base_synth = None
+    base_real: list[np.ndarray] = []
+    ours_real: list[np.ndarray] = []
+    ours_synth: list[np.ndarray] = []
+    for name, cfg in rows:
+        f_real, t_real = run_flow(cfg, real)
+        f_synth, t_synth = run_flow(cfg, synth_ab)
+        speed = 1.0 / ((t_real * len(real) + t_synth * len(synth)) / (len(real) + len(synth)))
+        e_synth = float(np.mean([epe(f, s[2]) for f, s in zip(f_synth, synth)]))
+        e_small = float(np.mean([epe(f_synth[i], synth[i][2]) for i in small])) if small else float("nan")
+        e_jpeg = float(np.mean([epe(jpeg_roundtrip(f, cfg.bound), s[2]) for f, s in zip(f_synth, synth)]))
+        if base_speed is None:
+            base_speed, base_synth, base_real = speed, e_synth, f_real
+        if cfg == ours:
+            ours_real, ours_synth = f_real, f_synth
+        e_real = float(np.mean([epe(a, b) for a, b in zip(f_real, base_real)]))
+        print(f"{name:34s} {speed:12.2f} {speed / base_speed:7.2f} {e_real:9.3f} {e_synth:9.3f} "
+              f"{e_synth / base_synth:7.2f} {e_small:8.3f} {e_jpeg:7.3f}", flush=True)
+
+    mag = float(np.mean([np.linalg.norm(f, axis=-1)[MARGIN:-MARGIN, MARGIN:-MARGIN].mean() for f in base_real]))
+    q_only = float(np.mean([epe(dequantize_flow(quantize_flow(f, 20.0), 20.0), f) for f in ours_real + ours_synth]))
+    q_jpeg = float(np.mean([epe(jpeg_roundtrip(f, 20.0), f) for f in ours_real + ours_synth]))
+    print(f"\nmean |flow| of the baseline on the real pairs: {mag:.3f} px")
+    print(f"error added by storing our flow (bound 20): uint8 quantisation {q_only:.3f} px EPE, "
+          f"uint8 + JPEG q95 {q_jpeg:.3f} px EPE (step 40/255 = {40 / 255:.3f} px)")
+
+    # Threads: wall time of our default on the real pairs with 1 vs all OpenCV threads.
+    walls = {}
+    for n in (1, cv2.getNumberOfCPUs()):
+        cv2.setNumThreads(n)
+        t0 = time.perf_counter()
+        run_flow(ours, real)
+        walls[n] = time.perf_counter() - t0
+    cv2.setNumThreads(1)
+    n_all = cv2.getNumberOfCPUs()
+    print(f"our default, wall clock on {len(real)} real pairs: 1 thread {len(real) / walls[1]:.2f} pairs/s, "
+          f"{n_all} threads {len(real) / walls[n_all]:.2f} pairs/s (x{walls[1] / walls[n_all]:.2f}; "
+          f"one process per core gives x{n_all} at best)")
+
+
+if __name__ == "__main__":
+    main()
