@@ -93,7 +93,13 @@ def flow_config_from_dict(flow: Optional[dict[str, Any]], *, source: str = "chec
     try:
         return from_dict(FlowConfig, data)
     except (ConfigError, TypeError) as e:
-        raise ValueError(f"{source}: flow settings {flow!r} are not valid: {e}") from None
+        if algorithm not in ("tvl1", "dis", "farneback"):
+            raise ValueError(f"{source}: flow algorithm {algorithm!r} is not known; expected tvl1, dis or "
+                             "farneback") from None
+        log.warning("%s: flow parameters %s not understood (%s); using the defaults of %s",
+                    source, flow.get("params"), e, algorithm)
+        data.pop(algorithm, None)
+        return from_dict(FlowConfig, data)
 
 
 def _from_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
