@@ -74,6 +74,15 @@ def test_resize_and_rgb_only(tmp_path: Path) -> None:
     assert (meta["width"], meta["height"], meta["flow_frames"]) == (32, 24, 3)
 
 
+def test_odd_frame_size_and_gif_input(tmp_path: Path) -> None:
+    odd = _clip(tmp_path / "odd.avi", 3, 2, h=241, w=321)
+    meta = extract_video(odd, tmp_path / "s" / "odd", flow=FAST)
+    assert (meta["width"], meta["height"], meta["frames"], meta["flow_frames"]) == (321, 241, 3, 2)
+    assert read_flow_frames(tmp_path / "s" / "odd", [1]).shape == (1, 2, 241, 321)
+    gif = _clip(tmp_path / "anim.gif", 4, 3)
+    assert extract_video(gif, tmp_path / "s" / "anim", flow=FAST)["flow_frames"] == 3
+
+
 def test_single_frame_video_with_flow(tmp_path: Path) -> None:
     src = _clip(tmp_path / "one.mp4", 1, 0)
     with pytest.raises(VideoError, match=r"one\.mp4: only 1 frame.*at least 2"):
