@@ -30,7 +30,9 @@ def test_train_test_fuse_report_cli(tmp_path, capsys):
     scores = {}
     for mod in ("rgb", "flow"):
         cfg = _write_yaml(tmp_path / f"{mod}.yaml", tiny_config(store, tmp_path / mod, modality=mod))
-        assert main(["train", "--config", str(cfg), "optim.epochs=1"]) == 0
+        # half of each class's groups held out for validation (and for the fusion-weight search)
+        assert main(["train", "--config", str(cfg), "optim.epochs=1", "annotations.val_fraction=0.5"]) == 0
+        assert json.loads((tmp_path / mod / "metrics.jsonl").read_text())["val_clips"] == 4
         out = tmp_path / mod
         for name in ("last.pt", "best.pt", "metrics.csv", "metrics.jsonl", "curves.png"):
             assert (out / name).is_file(), name
@@ -39,6 +41,9 @@ def test_train_test_fuse_report_cli(tmp_path, capsys):
         printed = capsys.readouterr().out
         assert "top-1" in printed and "mean class" in printed
         scores[mod] = out / f"scores_{mod}_split1_test.npz"
+        assert main(["test", "--checkpoint", str(out / "best.pt"), "--crops", "1", "--frames", "4", "--subset", "val"]) == 0
+        scores[mod + "_val"] = out / f"scores_{mod}_split1_val.npz"
+        assert not set(load_scores(scores[mod + "_val"]).video_ids) & set(load_scores(scores[mod]).video_ids)
         s = load_scores(scores[mod])
         assert s.classes == CLASSES and len(s.video_ids) == 4 and s.meta["test_crops"] == 3
         np.testing.assert_allclose(s.probs.sum(1), 1.0, rtol=1e-5)  # mean of softmax stays a distribution
@@ -56,6 +61,9 @@ def test_train_test_fuse_report_cli(tmp_path, capsys):
     r, fl = load_scores(scores["rgb"]), load_scores(scores["flow"])
     np.testing.assert_allclose(f.probs, r.probs + 3 * fl.probs, rtol=1e-6)
 
+    assert main(["fuse", str(scores["rgb"]), str(scores["flow"]), "--search",
+                 "--val", str(scores["rgb_val"]), str(scores["flow_val"])]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["optimistic"] is False
     assert main(["fuse", str(scores["rgb"]), str(scores["flow"]), "--search"]) == 2  # no --val: refused
     assert "search-on-test" in capsys.readouterr().err
     assert main(["fuse", str(scores["rgb"]), str(scores["flow"]), "--search", "--search-on-test"]) == 0

@@ -18,8 +18,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-memory-mb", type=float, default=0, help="derive the chunk size from this memory budget")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none", help="autocast on CUDA")
-    p.add_argument("--subset", choices=("test", "train"), default="test",
-                   help="which list to score (train: e.g. for a fusion-weight search set)")
+    p.add_argument("--subset", choices=("test", "val", "train"), default="test",
+                   help="which list to score; val: the training hold-out (annotations.val_fraction), "
+                        "the set to search fusion weights on")
     p.add_argument("-o", "--out", default=None, help="score file (.npz); default beside the checkpoint")
     p.set_defaults(run=run)
 

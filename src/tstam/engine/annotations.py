@@ -1,8 +1,17 @@
 """Records of a run: the annotation files of ``TrainConfig.annotations`` read through
-``tstam.data.splits``, and the frame store's flow settings."""
+``tstam.data.splits``, an optional validation hold-out, and the frame store's flow settings.
+
+The hold-out (``annotations.val_fraction``) takes whole *groups* of each class: UCF101 names
+videos ``v_<Class>_g<group>_c<clip>`` and clips of one group come from the same long video, so
+holding out single clips would leak near-duplicates into validation. Ids without a ``_gNN_`` part
+are their own group. Validation scores from the hold-out are what ``tstam fuse --search`` should
+search on; the test list stays untouched.
+"""
 from __future__ import annotations
 
 import logging
+import re
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -10,13 +19,39 @@ from tstam.data.records import Annotations, SplitSet, VideoRecord, frame_dir
 from tstam.data.splits import load_annotations
 from tstam.data.store import read_meta
 
-__all__ = ["load_split", "flow_settings"]
+import numpy as np
+
+__all__ = ["load_split", "hold_out", "flow_settings"]
 
 log = logging.getLogger(__name__)
 
 
-def load_split(ann: Any, data: Any) -> tuple[list[VideoRecord], list[VideoRecord], list[str]]:
-    """(train records, test records, class names); the datasets fill in ``num_frames``.
+_GROUP = re.compile(r"_g(\d+)_")
+
+
+def hold_out(records: list[VideoRecord], fraction: float, seed: int = 0) -> tuple[list[VideoRecord], list[VideoRecord]]:
+    """(kept, held out): ``round(fraction x groups)`` groups of every class (at least one when the
+    class has two or more groups), chosen by a generator seeded with ``(seed, label)``."""
+    if fraction <= 0:
+        return list(records), []
+    groups: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for i, r in enumerate(records):
+        m = _GROUP.search(r.video_id)
+        groups[r.label][m.group(1) if m else r.video_id].append(i)
+    held: set[int] = set()
+    for label, by_group in groups.items():
+        names = sorted(by_group)
+        k = min(len(names) - 1, max(1, round(fraction * len(names)))) if len(names) > 1 else 0
+        for j in np.random.default_rng([seed, label]).permutation(len(names))[:k]:
+            held.update(by_group[names[j]])
+    return [r for i, r in enumerate(records) if i not in held], [r for i, r in enumerate(records) if i in held]
+
+
+def load_split(ann: Any, data: Any) -> tuple[list[VideoRecord], list[VideoRecord], list[VideoRecord], list[str]]:
+    """(train, validation, test records, class names); the datasets fill in ``num_frames``.
+
+    Validation is the held-out part of the training list (``ann.val_fraction`` > 0) or the test
+    list itself.
 
     Args:
         ann: ``AnnotationConfig`` (format, path, test_path, split).
@@ -35,8 +70,10 @@ def load_split(ann: Any, data: Any) -> tuple[list[VideoRecord], list[VideoRecord
         test_ann = load_annotations(ann.format, ann.test_path, root=data.root or None, classes=got.classes)
         assert isinstance(test_ann, Annotations)
         train, test, classes = got.records, test_ann.records, got.classes
-    log.info("%s split %s: %d train / %d test videos, %d classes", ann.format, ann.split, len(train), len(test), len(classes))
-    return train, test, list(classes)
+    train, val = hold_out(list(train), ann.val_fraction, ann.val_seed)
+    log.info("%s split %s: %d train / %d held-out validation / %d test videos, %d classes", ann.format, ann.split,
+             len(train), len(val), len(test), len(classes))
+    return train, (val or list(test)), list(test), list(classes)
 
 
 def flow_settings(records: list[VideoRecord], root: str | Path) -> dict[str, Any] | None:

@@ -32,9 +32,14 @@ class AnnotationConfig:
     path: str = ""                          # split folder (ucf101, hmdb51) or the training list file
     test_path: str = ""                     # the test list file (rawframes, csv); unused for official splits
     split: int = 1                          # official split 1-3 (ucf101, hmdb51)
+    val_fraction: float = 0.0               # hold out this share of each class's training groups for
+                                            # validation; 0 -> validate on the test list (TSN practice)
+    val_seed: int = 0                       # which groups are held out
 
     def __post_init__(self) -> None:
         check_choice("annotations.format", self.format, ("ucf101", "hmdb51", "rawframes", "csv"))
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(f"annotations.val_fraction={self.val_fraction} is not valid; expected 0 <= x < 1")
         if self.format in ("ucf101", "hmdb51"):
             check_choice("annotations.split", self.split, (1, 2, 3))
 

@@ -156,8 +156,10 @@ def run_test(checkpoint: str | Path, *, overrides: Sequence[str] = (), frames: O
     extra = [f"data.test_frames={frames}"] if frames else []
     extra += [f"data.test_crops={crops}"] if crops else []
     cfg = load_train_config(ckpt["config"], [*overrides, *extra])
-    train, test, classes = load_split(cfg.annotations, cfg.data)
-    records = test if subset == "test" else train
+    train, val, test, classes = load_split(cfg.annotations, cfg.data)
+    records = {"train": train, "val": val, "test": test}.get(subset)
+    if records is None:
+        raise ValueError(f"subset={subset!r} is not valid; expected 'test', 'val' or 'train'")
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else torch.device(device)
     scores = score_checkpoint(checkpoint, records, root=cfg.data.root, data=cfg.data, classes=classes,
                              chunk_frames=chunk_frames, max_memory_mb=max_memory_mb, device=dev, amp=amp,

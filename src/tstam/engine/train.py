@@ -175,7 +175,7 @@ def _build(cfg: TrainConfig, resume: str | Path | bool | None,
 
     dist, device = init_distributed(cfg.run.device)
     torch.manual_seed(cfg.run.seed)  # same initial weights on every rank (DDP also broadcasts them)
-    train_recs, test_recs, classes = load_split(cfg.annotations, cfg.data)
+    train_recs, val_recs, _test, classes = load_split(cfg.annotations, cfg.data)
     if cfg.model.num_classes != len(classes):
         raise ValueError(f"model.num_classes={cfg.model.num_classes} but the annotations list {len(classes)} "
                          f"classes; set model.num_classes={len(classes)}")
@@ -205,7 +205,7 @@ def _build(cfg: TrainConfig, resume: str | Path | bool | None,
         if cfg.run.sync_bn and device.type == "cuda":
             net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
         net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
-    train_loader, val_loader = build_train_loaders(cfg, train_recs, test_recs, preprocess=model.cfg.preprocess, dist=dist)
+    train_loader, val_loader = build_train_loaders(cfg, train_recs, val_recs, preprocess=model.cfg.preprocess, dist=dist)
     state = TrainState()
     if ckpt is not None:
         optimizer.load_state_dict(ckpt["optimizer"])
