@@ -2,8 +2,8 @@
 
 One video is decoded once at the training frame size; each stream samples its 25 snippets
 (``clips``), takes 1, 3 or 10 crops, normalises them with the ``Preprocess`` stored with its
-weights and runs the model; scores are averaged over crops (TSN). With both streams the class
-probabilities are fused with weights RGB:flow = 1:3 (paper 4.3.3, ``tstam.models.fuse_scores``).
+weights and runs the model; softmax probabilities are averaged over crops (as ``tstam test``).
+With both streams the class probabilities are fused with weights RGB:flow = 1:3 (paper 4.3.3, ``tstam.models.fuse_scores``).
 The attention that the forward returns (alpha over frames, the l spatial maps) is kept for the
 centre crop, for the pictures of ``tstam.visualize``.
 """
@@ -35,8 +35,8 @@ class StreamResult:
     """What one stream said about one video."""
 
     modality: str                          # "rgb" or "flow"
-    logits: np.ndarray                     # (K,) scores averaged over crops
-    probabilities: np.ndarray              # (K,) softmax of ``logits``
+    logits: np.ndarray                     # (K,) raw scores averaged over crops
+    probabilities: np.ndarray              # (K,) softmax probabilities averaged over crops (as ``tstam test``)
     starts: np.ndarray                     # (S,) 0-based snippet starts (frames for RGB, flow fields for flow)
     temporal: Optional[np.ndarray]         # (S,) alpha over snippets of the centre crop, sums to 1; None without
     spatial: Optional[np.ndarray]          # (l, S, h, w) maps of the centre crop, each sums to 1; None without
@@ -179,17 +179,19 @@ class Recognizer:
         else:
             x = cfg.preprocess.normalize(x)
         device = next(stream.model.parameters()).device
-        logits, alphas, betas = [], [], []
+        logits, probs, alphas, betas = [], [], [], []
         for i in range(0, num_crops, batch_crops):
             out = stream.model(x[i:i + batch_crops].to(device))  # batch = crops
             logits.append(out.logits.float().cpu())
+            probs.append(out.logits.float().softmax(-1).cpu())
             alphas.append(None if out.temporal is None else out.temporal.float().cpu())
             betas.append(None if out.spatial is None else out.spatial.float().cpu())
-        scores = torch.cat(logits).mean(0)                                  # (K,) TSN: average over crops
+        scores = torch.cat(logits).mean(0)                                  # (K,) raw scores, mean over crops
+        p = torch.cat(probs).mean(0)                                        # (K,) as tstam test: mean softmax
         c, j = divmod(CENTRE_CROP[num_crops], batch_crops)
         alpha = None if alphas[c] is None else alphas[c][j].numpy()        # (S,)
         beta = None if betas[c] is None else betas[c][j].numpy()           # (l, S, h, w)
-        return StreamResult(cfg.modality, scores.numpy(), scores.softmax(-1).numpy(), starts, alpha, beta)
+        return StreamResult(cfg.modality, scores.numpy(), p.numpy(), starts, alpha, beta)
 
     def predict(self, video: str | Path | np.ndarray, *, num_crops: int = 1, num_snippets: Optional[int] = None,
                 keep_video: bool = False, batch_crops: int = 10) -> Prediction:
@@ -229,8 +231,8 @@ class Recognizer:
             t0 = time.perf_counter()
             results[name] = self._run(stream, clip, starts, num_crops, max(1, batch_crops))
             timings["model"] += time.perf_counter() - t0
-        probs = fuse_scores([torch.from_numpy(r.logits)[None] for r in results.values()],
-                            [self.weights[m] for m in results])[0].numpy()
+        probs = fuse_scores([torch.from_numpy(r.probabilities)[None] for r in results.values()],
+                            [self.weights[m] for m in results], mode="raw")[0].numpy()  # weighted mean of probabilities
         size = next(iter(self.streams.values())).config.input_size
         h, w = frames.shape[1:3]
         y, x = (h - size) // 2, (w - size) // 2
