@@ -56,6 +56,9 @@ def test_ten_crops_keep_centre_attention(ckpts):
     np.testing.assert_allclose(one.streams["rgb"].temporal, ten.streams["rgb"].temporal, atol=1e-6)
     np.testing.assert_allclose(one.streams["rgb"].spatial, ten.streams["rgb"].spatial, atol=1e-6)
     assert not np.allclose(one.streams["rgb"].logits, ten.streams["rgb"].logits)  # averaged over 10 crops
+    chunked = rec.predict(frames, num_crops=10, batch_crops=3)  # same result in chunks of 3 crops
+    np.testing.assert_allclose(chunked.probabilities, ten.probabilities, atol=1e-6)
+    np.testing.assert_allclose(chunked.streams["rgb"].spatial, ten.streams["rgb"].spatial, atol=1e-6)
 
 
 def test_frames_input_equals_file(tmp_path, both):

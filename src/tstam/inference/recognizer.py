@@ -168,10 +168,31 @@ class Recognizer:
     def modalities(self) -> list[str]:
         return list(self.streams)
 
+    def sample(self, name: str, frames: np.ndarray, *, num_snippets: Optional[int] = None) -> tuple[torch.Tensor, np.ndarray]:
+        """One stream's uint8 clip (S, C, H, W) from decoded frames (flow computed here), and its starts."""
+        stream = self.streams[name]
+        n = num_snippets or stream.test_frames
+        if name == "rgb":
+            return rgb_clip(frames, num_snippets=n, new_length=stream.config.new_length or 1)
+        return flow_clip(frames, num_snippets=n, new_length=stream.config.new_length or 5, flow_cfg=self._flow_cfg)
+
     @torch.inference_mode()
-    def _run(self, stream: LoadedStream, clip: torch.Tensor, starts: np.ndarray, num_crops: int,
-             batch_crops: int) -> StreamResult:
+    def run_stream(self, name: str, clip: torch.Tensor, starts: np.ndarray, *, num_crops: int = 1,
+                   batch_crops: int = 10) -> StreamResult:
+        """Crop, normalise and classify one stream's sampled clip (see :meth:`sample`).
+
+        Args:
+            name: "rgb" or "flow".
+            clip: uint8 (S, C, H, W) at the training frame size.
+            starts: the snippet starts (kept in the result).
+            num_crops: 1, 3 or 10.
+            batch_crops: crops per forward (lower it to save memory).
+        """
+        stream = self.streams[name]
         cfg = stream.config
+        if num_crops not in CENTRE_CROP:
+            raise ValueError(f"num_crops={num_crops} is not valid; expected one of {sorted(CENTRE_CROP)}")
+        batch_crops = max(1, batch_crops)
         crops = crop_clip(clip, size=cfg.input_size, num_crops=num_crops, flow=cfg.modality == "flow")  # (n, S, C, s, s)
         x = crops
         if cfg.modality == "rgb":  # Preprocess works on 3-channel frames: unstack the snippet
@@ -219,17 +240,13 @@ class Recognizer:
         if len(frames) < 6:
             log.warning("%s: only %d frame(s); snippets repeat frames", source, len(frames))
         results: dict[str, StreamResult] = {}
-        for name, stream in self.streams.items():
-            n = num_snippets or stream.test_frames
+        for name in self.streams:
             t0 = time.perf_counter()
-            if name == "rgb":
-                clip, starts = rgb_clip(frames, num_snippets=n, new_length=stream.config.new_length or 1)
-            else:
-                clip, starts = flow_clip(frames, num_snippets=n, new_length=stream.config.new_length or 5,
-                                         flow_cfg=self._flow_cfg)
+            clip, starts = self.sample(name, frames, num_snippets=num_snippets)
+            if name == "flow":
                 timings["flow"] += time.perf_counter() - t0
             t0 = time.perf_counter()
-            results[name] = self._run(stream, clip, starts, num_crops, max(1, batch_crops))
+            results[name] = self.run_stream(name, clip, starts, num_crops=num_crops, batch_crops=batch_crops)
             timings["model"] += time.perf_counter() - t0
         probs = fuse_scores([torch.from_numpy(r.probabilities)[None] for r in results.values()],
                             [self.weights[m] for m in results], mode="raw")[0].numpy()  # weighted mean of probabilities
