@@ -113,3 +113,15 @@ def test_weights_and_single_stream(ckpts):
     np.testing.assert_allclose(rgb_heavy.probabilities, rgb_heavy.streams["rgb"].probabilities, atol=1e-6)
     np.testing.assert_allclose(only_flow.probabilities, only_flow.streams["flow"].probabilities, atol=1e-6)
     assert list(only_flow.streams) == ["flow"] and only_flow.weights == {"flow": 3.0}
+
+
+def test_fast_path_matches_plain_model(ckpts):
+    """The BN-folded inference copy gives the plain model's probabilities and attention."""
+    frames = moving_frames(40, tuple(RESIZE), seed=3)
+    fast = Recognizer.from_paths(rgb=ckpts["rgb"], flow=ckpts["flow"]).predict(frames)
+    plain = Recognizer.from_paths(rgb=ckpts["rgb"], flow=ckpts["flow"], fast=False).predict(frames)
+    np.testing.assert_allclose(fast.probabilities, plain.probabilities, atol=1e-4)
+    for m in ("rgb", "flow"):
+        np.testing.assert_allclose(fast.streams[m].logits, plain.streams[m].logits, atol=1e-4)
+        np.testing.assert_allclose(fast.streams[m].temporal, plain.streams[m].temporal, atol=1e-4)
+        np.testing.assert_allclose(fast.streams[m].spatial, plain.streams[m].spatial, atol=1e-4)

@@ -20,7 +20,7 @@ import torch
 
 from tstam.inference.clips import MIN_FLOW_FRAMES, crop_clip, flow_clip, rgb_clip
 from tstam.inference.loading import LoadedStream, flow_config_from_dict, load_stream
-from tstam.models import DEFAULT_FUSION_WEIGHTS, fuse_scores
+from tstam.models import DEFAULT_FUSION_WEIGHTS, fuse_scores, prepare_for_inference
 
 __all__ = ["StreamResult", "Prediction", "Recognizer", "CENTRE_CROP"]
 
@@ -120,9 +120,15 @@ class Recognizer:
 
     Build with :meth:`from_paths` (or ``tstam.load``). Both streams must share class names and
     the frame size they were trained at.
+
+    Args:
+        streams: one or two loaded streams (different modalities).
+        weights: fusion weights (RGB, flow); default 1:3.
+        fast: run inference copies with BatchNorm folded and 1x1 convs merged (same outputs to 1e-4).
     """
 
-    def __init__(self, streams: Sequence[LoadedStream], *, weights: Optional[Sequence[float]] = None):
+    def __init__(self, streams: Sequence[LoadedStream], *, weights: Optional[Sequence[float]] = None,
+                 fast: bool = True):
         if not streams:
             raise ValueError("a Recognizer needs at least one stream (an RGB or a flow checkpoint)")
         by_name: dict[str, LoadedStream] = {}
@@ -146,6 +152,9 @@ class Recognizer:
         if len(w) != 2 or min(w) < 0 or sum(w) <= 0:
             raise ValueError(f"fusion weights {w} are not valid; expected RGB,FLOW >= 0, not both 0, e.g. 1,3")
         self.weights = {m: float(w[STREAM_ORDER.index(m)]) for m in self.streams}
+        # fast: run a copy with BN folded into the convs and the parallel 1x1 convs merged
+        # (tstam.models.prepare_for_inference; same outputs to 1e-4); ``streams`` keep the originals
+        self._runners = {m: prepare_for_inference(s.model) if fast else s.model for m, s in self.streams.items()}
         self._flow_cfg = None
         if "flow" in self.streams:
             fs = self.streams["flow"]
@@ -153,12 +162,13 @@ class Recognizer:
 
     @classmethod
     def from_paths(cls, *, rgb: Optional[str | Path] = None, flow: Optional[str | Path] = None,
-                   weights: Optional[Sequence[float]] = None, device: str | torch.device = "cpu") -> "Recognizer":
+                   weights: Optional[Sequence[float]] = None, device: str | torch.device = "cpu",
+                   fast: bool = True) -> "Recognizer":
         """Load the RGB and/or flow checkpoint (each refused if it is of the other stream)."""
         if rgb is None and flow is None:
             raise ValueError("give an RGB checkpoint, a flow checkpoint, or both")
         streams = [load_stream(p, modality=m, device=device) for m, p in (("rgb", rgb), ("flow", flow)) if p]
-        return cls(streams, weights=weights)
+        return cls(streams, weights=weights, fast=fast)
 
     def __repr__(self) -> str:
         parts = ", ".join(f"{m}={s.source!r}" for m, s in self.streams.items())
@@ -202,7 +212,7 @@ class Recognizer:
         device = next(stream.model.parameters()).device
         logits, probs, alphas, betas = [], [], [], []
         for i in range(0, num_crops, batch_crops):
-            out = stream.model(x[i:i + batch_crops].to(device))  # batch = crops
+            out = self._runners[name](x[i:i + batch_crops].to(device))  # batch = crops
             logits.append(out.logits.float().cpu())
             probs.append(out.logits.float().softmax(-1).cpu())
             alphas.append(None if out.temporal is None else out.temporal.float().cpu())
