@@ -7,7 +7,8 @@ For one real clip (``realdata/videos``, 25 snippets per stream, both streams) at
 
 it times decoding (``read_video`` at the training size), the flow of the sampled snippets (the
 algorithm a flow checkpoint records; TV-L1 by default, as the paper), the RGB sampling, and the
-two models with 1 crop and with 10 crops (paper 4.2). Times are CPU seconds of this process with
+two models with 1 crop and with 10 crops (paper 4.2), run as ``tstam predict`` runs them (BN-folded
+inference copies; the plain model's 1-crop time is printed for comparison). Times are CPU seconds of this process with
 one thread everywhere (torch and OpenCV), so they are per-core latencies that hold on a busy
 machine; wall seconds are printed beside them. Ratios: each part's share of the per-video
 total, for 1 and for 10 crops, all from the same run. Weights are random (timing only).
@@ -75,6 +76,12 @@ def bench(rec: Recognizer, video: Path) -> dict[str, tuple[float, float]]:
         rec.run_stream("rgb", rgb_clip, rgb_starts, num_crops=crops)
         rec.run_stream("flow", flow_clip, flow_starts, num_crops=crops)
         out[f"model {crops} crop{'s' if crops > 1 else ''}"] = _since(t)
+    plain = Recognizer(list(rec.streams.values()), fast=False)  # the same weights without BN folding
+    plain.run_stream("rgb", rgb_clip[:2], rgb_starts[:2])
+    t = _clock()
+    plain.run_stream("rgb", rgb_clip, rgb_starts)
+    plain.run_stream("flow", flow_clip, flow_starts)
+    out["plain 1 crop"] = _since(t)
     out["frames"] = (float(len(frames)), 0.0)
     return out
 
@@ -97,13 +104,16 @@ def main() -> None:
             input_size, width, resize = SIZES[size]
             print(f"\n[{size}] crops {input_size}, width {width}, frames {resize[0]}x{resize[1]}, "
                   f"{int(r.pop('frames')[0])} frames decoded")
+            plain = r.pop("plain 1 crop")
             base = r["decode"][0] + r["flow"][0] + r["sample rgb"][0]
             totals = {c: base + r[f"model {c} crop{'s' if c > 1 else ''}"][0] for c in (1, 10)}
             for name, (cpu, wall) in r.items():
                 shares = []
                 for c in (1, 10):
                     model_key = f"model {c} crop{'s' if c > 1 else ''}"
-                    if name.startswith("model") and name != model_key:
+                    if name == "plain 1 crop":
+                        shares.append("    -")
+                    elif name.startswith("model") and name != model_key:
                         shares.append("    -")
                     else:
                         shares.append(f"{100 * cpu / totals[c]:5.1f}%")
@@ -112,6 +122,8 @@ def main() -> None:
             print(f"  {'total':14s} 1 crop {totals[1]:.2f} s, 10 crops {totals[10]:.2f} s per video; "
                   f"flow share {100 * r['flow'][0] / totals[1]:.1f}% / {100 * r['flow'][0] / totals[10]:.1f}%; "
                   f"10 crops / 1 crop = {totals[10] / totals[1]:.2f}x")
+            print(f"  model 1 crop without BN folding (fast=False): {plain[0]:.3f} s = "
+                  f"{plain[0] / max(r['model 1 crop'][0], 1e-9):.2f}x the folded copy")
 
 
 if __name__ == "__main__":
