@@ -140,6 +140,7 @@ def main() -> None:
             base_speed, base_synth, base_real = speed, e_synth, f_real
         if cfg == ours:
             ours_real, ours_synth = f_real, f_synth
+            goal = (speed / base_speed, e_synth / base_synth)
         e_real = float(np.mean([epe(a, b) for a, b in zip(f_real, base_real)]))
         print(f"{name:34s} {speed:12.2f} {speed / base_speed:7.2f} {e_real:9.3f} {e_synth:9.3f} "
               f"{e_synth / base_synth:7.2f} {e_small:8.3f} {e_jpeg:7.3f}", flush=True)
@@ -150,6 +151,9 @@ def main() -> None:
     print(f"\nmean |flow| of the baseline on the real pairs: {mag:.3f} px")
     print(f"error added by storing our flow (bound 20): uint8 quantisation {q_only:.3f} px EPE, "
           f"uint8 + JPEG q95 {q_jpeg:.3f} px EPE (step 40/255 = {40 / 255:.3f} px)")
+
+    print(f"goal (ours >= 3x baseline speed, <= 1.05x its EPE vs ground truth): speed x{goal[0]:.2f} "
+          f"{'met' if goal[0] >= 3 else 'NOT met'}, EPE x{goal[1]:.2f} {'met' if goal[1] <= 1.05 else 'NOT met'}")
 
     # Threads: wall time of our default on the real pairs with 1 vs all OpenCV threads.
     walls = {}
