@@ -9,6 +9,8 @@ and a run resumed from it continues the same epoch with the same order, skipping
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import multiprocessing.context
 import random
 from typing import Any, Iterator
 
@@ -181,4 +183,20 @@ def build_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, workers: i
         dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=drop_last,
         pin_memory=torch.cuda.is_available(), worker_init_fn=worker_init if workers else None,
         generator=generator, persistent_workers=workers > 0, prefetch_factor=2 if workers else None,
+        multiprocessing_context=_worker_context() if workers else None,
     )
+
+
+def _worker_context() -> multiprocessing.context.BaseContext | None:
+    """Start workers from a fork server, not by forking this (threaded) process.
+
+    Forking a process whose OpenMP / OpenCV / tqdm threads may hold a lock at that instant can
+    leave a worker waiting forever on that lock (seen here: a loader built after in-process loading
+    hung intermittently). The fork server is a fresh single-threaded process that has imported
+    torch and tstam.data once, so workers still start fast.
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return None  # Windows / macOS spawn by default, which is safe
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["torch", "tstam.data"])
+    return ctx
