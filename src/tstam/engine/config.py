@@ -75,7 +75,7 @@ class RunConfig:
     max_steps: int = 0                      # stop after this many optimisation steps in total; 0 = run all epochs
     device: str = "auto"                    # auto (CUDA if present), cpu, cuda, cuda:N
     amp: Literal["none", "bf16", "fp16"] = "none"  # autocast on CUDA (fp16 adds a gradient scaler)
-    channels_last: bool = False             # channels_last memory format on CUDA
+    channels_last: bool = False             # channels_last memory format for the convolutions (CUDA; CPU oneDNN too)
     sync_bn: bool = False                   # SyncBatchNorm under DDP (CUDA only)
     init_weights: Optional[str] = None      # ImageNet BN-Inception / TSN weight file for the backbone
     tensorboard: bool = True                # write TensorBoard events under out_dir/tb

@@ -88,7 +88,7 @@ def predict_views(model: nn.Module, views: torch.Tensor, *, chunk_frames: int, a
 def score_checkpoint(checkpoint: str | Path, records: Sequence[VideoRecord], *, root: str | Path, data: Any,
                     classes: Optional[Sequence[str]] = None, chunk_frames: int = 250, max_memory_mb: float = 0,
                     device: str | torch.device = "cpu", amp: str = "none", workers: int = 0,
-                    meta: Optional[dict[str, Any]] = None) -> ScoreSet:
+                    fast: bool = True, channels_last: bool = True, meta: Optional[dict[str, Any]] = None) -> ScoreSet:
     """Run the test protocol on ``records`` and return per-video scores.
 
     Args:
@@ -101,6 +101,9 @@ def score_checkpoint(checkpoint: str | Path, records: Sequence[VideoRecord], *, 
         chunk_frames: most frames per forward; ``max_memory_mb`` > 0 overrides it.
         device, amp: where and in which precision to run.
         workers: loader processes.
+        fast: run ``tstam.models.inference.prepare_for_inference``'s copy (BN folded into the convs,
+            parallel 1x1 convs merged; equal to the model to 1e-4).
+        channels_last: run the convolutions in channels_last layout (faster here on CPU and on CUDA).
         meta: extra entries for the score file's ``meta`` (split, ...).
     """
     import dataclasses
@@ -109,6 +112,12 @@ def score_checkpoint(checkpoint: str | Path, records: Sequence[VideoRecord], *, 
     from tstam.data.loader import build_loader
 
     model, ckpt = model_from_checkpoint(checkpoint, device=device)
+    if fast:
+        from tstam.models.inference import prepare_for_inference
+
+        model = prepare_for_inference(model, channels_last=channels_last)
+    elif channels_last:
+        model = model.to(memory_format=torch.channels_last)
     ck_classes = list(ckpt["classes"])
     if classes is not None and list(classes) != ck_classes:
         raise ValueError(f"{checkpoint}: trained on classes {ck_classes[:5]}... ({len(ck_classes)}), but the test "

@@ -195,7 +195,7 @@ def _build(cfg: TrainConfig, resume: str | Path | bool | None,
         model.load_state_dict(ckpt["model"])
     apply_bn_mode(model, cfg.optim.bn)
     model.to(device)
-    if cfg.run.channels_last and device.type == "cuda":
+    if cfg.run.channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, cfg.optim)
     scheduler = build_scheduler(optimizer, cfg.optim)
