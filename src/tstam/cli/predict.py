@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def add_stream_args(p: argparse.ArgumentParser) -> None:
@@ -39,8 +40,6 @@ def run(args: argparse.Namespace) -> int:
     recognizer = Recognizer.from_paths(rgb=args.rgb, flow=args.flow, weights=args.weights, device=args.device)
     videos = collect_videos(args.videos)
     if args.json:
-        from pathlib import Path
-
         check_writable_dir(Path(args.json).parent)
     anim = None if args.animation == "none" else f".{args.animation}"
     if args.visualize:
