@@ -52,7 +52,9 @@ class MetricsLogger:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.tb = SummaryWriter(str(self.out_dir / "tb"), purge_step=None)
+                # on resume, events after the resume point are dropped (they are recomputed)
+                purge = resume_epoch + 1 if resume_epoch is not None else None
+                self.tb = SummaryWriter(str(self.out_dir / "tb"), purge_step=purge)
             except Exception as e:  # tensorboard missing or broken: the files above still exist
                 log.warning("TensorBoard events disabled: %s", e)
 

@@ -99,8 +99,17 @@ def _checkpoint_state(run: _Run) -> dict[str, Any]:
 
 
 def _save(run: _Run, name: str) -> None:
-    if run.dist.is_main:
-        save_checkpoint(run.out_dir / name, _checkpoint_state(run))
+    """Write a checkpoint from rank 0, never one with non-finite weights (the last good one stays)."""
+    if not run.dist.is_main:
+        return
+    bad = [n for n, p in run.bare.named_parameters() if not bool(torch.isfinite(p).all())]
+    if bad:
+        raise NonFiniteLossError(
+            f"non-finite weights ({bad[0]} and {len(bad) - 1} more) at epoch {run.state.epoch + 1}, step "
+            f"{run.state.step}; training stopped without overwriting {run.out_dir / name} (the last good checkpoint). "
+            "Lower optim.lr or keep optim.clip_grad on."
+        )
+    save_checkpoint(run.out_dir / name, _checkpoint_state(run))
 
 
 def train_one_epoch(run: _Run) -> dict[str, float]:
