@@ -13,8 +13,11 @@
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -89,10 +92,22 @@ def export_onnx(stream: LoadedStream | str | Path, path: str | Path, *, segments
     x = torch.zeros(2, segments, cfg.in_chans, cfg.input_size, cfg.input_size)
     batch, segs = torch.export.Dim("batch", min=1, max=4096), torch.export.Dim("segments", min=1, max=1024)
     kwargs = {} if opset is None else {"opset_version": opset}
-    with torch.no_grad():
-        torch.onnx.export(model, (x,), str(path), input_names=["input"], output_names=model.names,
-                          dynamic_shapes={"x": {0: batch, 1: segs}}, dynamo=True, optimize=optimize,
-                          verbose=False, **kwargs)
+    chatter = io.StringIO()  # the exporter prints its progress; keep it for the debug log
+    # quiet: "torchvision is not installed. Skipping torchvision::nms", onnx_ir pass reports, FutureWarnings
+    loggers = {name: logging.getLogger(name) for name in ("torch.onnx", "onnx_ir", "onnxscript")}
+    levels = {name: lg.level for name, lg in loggers.items()}
+    for lg in loggers.values():
+        lg.setLevel(logging.ERROR)
+    try:
+        with torch.no_grad(), contextlib.redirect_stdout(chatter), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            torch.onnx.export(model, (x,), str(path), input_names=["input"], output_names=model.names,
+                              dynamic_shapes={"x": {0: batch, 1: segs}}, dynamo=True, optimize=optimize,
+                              verbose=False, **kwargs)
+    finally:
+        for name, lg in loggers.items():
+            lg.setLevel(levels[name])
+        log.debug("torch.onnx.export: %s", chatter.getvalue())
     proto = onnx.load(str(path))
     meta = stream_metadata(s)
     meta["outputs"] = model.names
