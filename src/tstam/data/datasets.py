@@ -149,7 +149,8 @@ class VideoDataset(_ClipDataset):
     Args:
         records: the videos (``path`` a video file relative to ``root``, or absolute).
         root: the video root (default ``cfg.root``).
-        flow_cfg: a ``tstam.flow.FlowConfig`` (default: its defaults, as ``tstam extract``).
+        flow_cfg: a ``tstam.flow.FlowConfig`` (default: its defaults with ``cfg.flow_bound``, as
+            ``tstam extract``); its ``bound`` quantises the flow.
         Other arguments as ``FrameDataset``.
     """
 
@@ -178,13 +179,13 @@ class VideoDataset(_ClipDataset):
     def _flow_clip(self, frames: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
         from ..flow import FlowConfig, compute_flow, quantize_flow
 
-        cfg = self.flow_cfg if self.flow_cfg is not None else FlowConfig()
+        cfg = self.flow_cfg if self.flow_cfg is not None else FlowConfig(bound=self.cfg.flow_bound)
         L, n_fields = self.cfg.snippet_length, len(frames) - 1
         idx = snippet_indices(self._starts(n_fields, rng), L, n_fields)  # (S, L) flow-field indices
         fields: dict[int, np.ndarray] = {}
         for start in np.unique(idx[:, 0]):  # one flow computation per snippet (L + 1 frames)
             stop = min(int(start) + L, n_fields)
-            flow = quantize_flow(compute_flow(frames[int(start):stop + 1], cfg), self.cfg.flow_bound)  # (k, H, W, 2)
+            flow = quantize_flow(compute_flow(frames[int(start):stop + 1], cfg), cfg.bound)  # (k, H, W, 2)
             for k in range(flow.shape[0]):
                 fields.setdefault(int(start) + k, flow[k])
         stack = np.stack([fields[int(i)] for i in idx.ravel()])          # (S*L, H, W, 2) uint8

@@ -1,0 +1,52 @@
+"""VideoDataset on a real UCF101 clip: the same clips as FrameDataset on a store of the same frames."""
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from tstam.data.config import DataConfig
+from tstam.data.datasets import FrameDataset, VideoDataset
+from tstam.data.records import VideoRecord
+from tstam.flow import FlowConfig, compute_flow, quantize_flow
+from tstam.video import read_video
+
+VIDEOS = Path("/work/shared/realdata/videos")
+CLIP = "v_ApplyEyeMakeup_g01_c01.avi"
+CFG = dict(input_size=32, resize=[40, 56], num_segments=3)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A frame store written from the decoded clip (JPEG quality 100), flow only where needed."""
+    root = tmp_path_factory.mktemp("vstore")
+    frames = read_video(VIDEOS / CLIP, size=(56, 40)).frames
+    d = root / Path(CLIP).stem
+    d.mkdir()
+    for i, f in enumerate(frames, start=1):
+        cv2.imwrite(str(d / f"img_{i:05d}.jpg"), f[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 100])
+    flow = quantize_flow(compute_flow(frames, FlowConfig()), 20.0)
+    for i, q in enumerate(flow, start=1):
+        cv2.imwrite(str(d / f"flow_x_{i:05d}.jpg"), q[..., 0], [cv2.IMWRITE_JPEG_QUALITY, 100])
+        cv2.imwrite(str(d / f"flow_y_{i:05d}.jpg"), q[..., 1], [cv2.IMWRITE_JPEG_QUALITY, 100])
+    return root, len(frames)
+
+
+@pytest.mark.parametrize("modality", ["rgb", "flow"])
+def test_video_dataset_matches_frame_store(store, modality):
+    root, n = store
+    assert n == 164
+    rec = VideoRecord(Path(CLIP).stem, CLIP, 0)
+    cfg = DataConfig(modality=modality, **CFG)
+    from_video = VideoDataset([rec], root=VIDEOS, mode="val", cfg=cfg)
+    from_store = FrameDataset([rec], root=root, mode="val", cfg=cfg)
+    (a, la), (b, lb) = from_video[0], from_store[0]
+    assert a.shape == b.shape == ((3, 3, 32, 32) if modality == "rgb" else (3, 10, 32, 32)) and la == lb == 0
+    assert float((a - b).abs().mean()) < 1.5  # JPEG round trip only
+    train = VideoDataset([rec], root=VIDEOS, mode="train", cfg=cfg, seed=2)
+    assert np.array_equal(train[(0, 1)][0].numpy(), train[(0, 1)][0].numpy())
+
+
+def test_video_dataset_missing_file():
+    with pytest.raises(ValueError, match=r"1 video file\(s\) not found, e.g. .*v_nope\.avi"):
+        VideoDataset([VideoRecord("v_nope", "v_nope.avi", 0)], root=VIDEOS, mode="val", cfg=DataConfig(**CFG))
