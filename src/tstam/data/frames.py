@@ -70,7 +70,7 @@ def _imread(path: Path, flags: int) -> np.ndarray:
     img = cv2.imread(str(path), flags)
     if img is None:
         reason = "missing" if not path.exists() else "not a readable image (corrupt or truncated?)"
-        raise ValueError(f"{path}: frame {reason}; run `tstam check` on the frame store before training")
+        raise ValueError(f"{path}: frame {reason}; check the store before training (tstam.data.check_records)")
     return img
 
 
