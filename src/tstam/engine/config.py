@@ -17,7 +17,8 @@ from tstam.config import ConfigError, apply_overrides, check_choice, from_dict, 
 from tstam.data.config import DataConfig
 from tstam.models import ModelConfig
 
-__all__ = ["AnnotationConfig", "OptimConfig", "RunConfig", "TrainConfig", "PRESETS", "load_train_config", "preset_path"]
+__all__ = ["AnnotationConfig", "OptimConfig", "RunConfig", "TrainConfig", "PRESETS", "load_train_config", "preset_path",
+           "shipped_presets"]
 
 PRESETS = ("ucf101_rgb", "ucf101_flow", "hmdb51_rgb", "hmdb51_flow", "synthetic_rgb", "synthetic_flow")
 # Keys given once under ``model`` and copied into ``data``.
@@ -100,10 +101,17 @@ class TrainConfig:
         return to_dict(self)
 
 
+def shipped_presets() -> list[str]:
+    """Names of every YAML preset shipped in ``tstam/configs`` (the paper's and any others)."""
+    folder = resources.files("tstam") / "configs"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
 def preset_path(name: str) -> Path:
     """The YAML file of a shipped preset (``ucf101_rgb``, ...)."""
-    if name not in PRESETS:
-        raise ConfigError(f"preset {name!r} does not exist; shipped presets: {', '.join(PRESETS)}")
+    names = shipped_presets()
+    if name not in names:
+        raise ConfigError(f"preset {name!r} does not exist; shipped presets: {', '.join(names)}")
     return Path(str(resources.files("tstam") / "configs" / f"{name}.yaml"))
 
 
@@ -135,7 +143,7 @@ def load_train_config(source: str | Path | dict[str, Any], overrides: Sequence[s
     """
     if isinstance(source, dict):
         raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in source.items()}
-    elif isinstance(source, str) and source in PRESETS:
+    elif isinstance(source, str) and not source.endswith((".yaml", ".yml")) and source in shipped_presets():
         raw = load_yaml(preset_path(source))
     else:
         raw = load_yaml(source)
