@@ -15,6 +15,7 @@ from tstam.config import ConfigError
 
 # Subcommand modules, in the order of the pipeline (each is tstam.cli.<name>).
 COMMANDS: tuple[str, ...] = (
+    "demo",
     "extract",
     "synth",
     "train",
