@@ -38,7 +38,8 @@ class DemoConfig:
     test_crops: int = 1                     # 1 (centre) for time; the paper uses 10
     weights: tuple[float, float] = (1.0, 3.0)  # fusion RGB:flow (paper 4.3.3)
     attention_clips: int = 4                # test clips drawn with their attention in the report
-    workers: int = 1                        # extraction processes and loader workers
+    workers: int = 1                        # loader worker processes (training and test)
+    extract_workers: int = 0                # extraction processes; 0 -> one per core
     threads: int = 0                        # torch threads; 0 -> one fewer than the cores (the loader has one)
 
     def __post_init__(self) -> None:
@@ -56,7 +57,7 @@ class DemoConfig:
         """The default demo, or with ``quick`` the test-suite sized one (tiny preset, 1 epoch)."""
         if quick:
             base = dict(synth_preset="tiny", frame_size=40, input_size=32, num_segments=3, epochs=1,
-                        batch_size=4, test_frames=5, attention_clips=1, workers=0)
+                        batch_size=4, test_frames=5, attention_clips=1, workers=0, extract_workers=1)
             base.update(kw)
             kw = base
         return cls(out=out, seed=seed, quick=quick, **kw)

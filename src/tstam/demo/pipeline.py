@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -111,7 +112,8 @@ def _stage_frames(cfg: DemoConfig, bench: Path, reused: list[str]) -> Path:
     sources = collect_sources(bench / "videos")
     log.info("[2/6] frames and %s optical flow of %d videos at %dx%d -> %s", cfg.flow, len(sources),
              cfg.frame_size, cfg.frame_size, frames)
-    rep = extract_many(sources, frames, workers=max(1, cfg.workers), flow=FlowConfig(algorithm=cfg.flow),
+    workers = cfg.extract_workers or (os.cpu_count() or 1)
+    rep = extract_many(sources, frames, workers=workers, flow=FlowConfig(algorithm=cfg.flow),
                        size=(cfg.frame_size, cfg.frame_size))
     if rep.failed:
         raise ValueError(f"extraction failed for {len(rep.failed)} video(s), e.g. {rep.failed[0][0]}: {rep.failed[0][1]}")
