@@ -67,7 +67,7 @@ def stream_config(cfg: DemoConfig, stream: str) -> Any:
         f"annotations.path={cfg.root / 'bench' / 'splits'}", f"data.root={cfg.root / 'frames'}",
         f"data.resize=[{fs},{fs}]", f"data.batch_size={cfg.batch_size}", f"data.workers={cfg.workers}",
         f"data.test_frames={cfg.test_frames}", f"data.test_crops={cfg.test_crops}",
-        f"optim.lr={cfg.lr}", f"optim.epochs={e}", f"optim.lr_steps={steps}",
+        *([f"optim.lr={cfg.lr}"] if cfg.lr else []), f"optim.epochs={e}", f"optim.lr_steps={steps}",
         f"run.out_dir={cfg.root / 'runs' / stream}", f"run.seed={cfg.seed}",
         f"run.eval_every={max(1, e // 4)}", "run.device=cpu",
     ]
