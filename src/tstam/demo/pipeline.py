@@ -58,7 +58,9 @@ def stream_config(cfg: DemoConfig, stream: str) -> Any:
     """The ``TrainConfig`` of one stream: the shipped recipe plus the demo's sizes and paths."""
     from tstam.engine.config import load_train_config
 
-    e = cfg.epochs
+    from tstam.config import load_yaml
+
+    e = cfg.epochs or int(load_yaml(recipe_path(stream))["optim"]["epochs"])
     steps = sorted({max(1, round(0.7 * e)), max(1, round(0.9 * e))}) if e > 2 else [e]
     fs = cfg.frame_size
     overrides = [
