@@ -89,10 +89,13 @@ def write_report(cfg: Any, *, bench: Path, ckpts: Mapping[str, Path], scores: Ma
     lines = ["# T-STAM demo report", ""]
     bench_info = json.loads((bench / "benchmark.json").read_text())
     n_test = len(next(iter(scores.values())).video_ids)
+    from tstam.demo.pipeline import stream_config
+
+    epochs = ", ".join(f"{s} {stream_config(cfg, s).optim.epochs}" for s in ("rgb", "flow"))
     lines += [f"Synthetic benchmark `{bench}` (seed {cfg.seed}; test clips come from their own seed), "
               f"{len(bench_info.get('classes', []) or next(iter(scores.values())).classes)} classes, {n_test} test clips. "
               f"Flow: {cfg.flow}. Model: T-STAM width {cfg.width_mult}, input {cfg.input_size}, "
-              f"{cfg.num_segments} segments, {cfg.epochs} epochs from scratch. Test: {cfg.test_frames} frames x "
+              f"{cfg.num_segments} segments, trained from scratch (epochs: {epochs}). Test: {cfg.test_frames} frames x "
               f"{cfg.test_crops} crop(s). Fusion RGB:flow = {cfg.weights[0]:g}:{cfg.weights[1]:g}.", ""]
     lines += ["## Accuracy (top-1 on the test clips)", "", "| | RGB | flow | fused |", "|---|---|---|---|"]
     names = ("rgb", "flow", "fused")
