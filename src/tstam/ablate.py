@@ -98,8 +98,13 @@ def _train_config(cfg: AblateConfig, setting: Setting, seed: int) -> Any:
     from tstam.demo import stream_config
     from tstam.engine.config import load_train_config
 
+    from tstam.engine.config import SHARED_KEYS
+
     base = stream_config(_demo_config(cfg), setting.stream)
-    tcfg = load_train_config(base.to_dict(), list(setting.overrides))
+    raw = base.to_dict()
+    for key in SHARED_KEYS:  # set once, under model (e.g. model.num_segments); data follows
+        raw["data"].pop(key, None)
+    tcfg = load_train_config(raw, list(setting.overrides))
     name = "ref" if tcfg.model == base.model else _key(setting)  # e.g. heads=4 is the reference itself
     out = Path(cfg.out) / "runs" / f"{setting.stream}_{name}_s{seed}"
     return load_train_config(tcfg.to_dict(), [f"run.seed={seed}", f"run.out_dir={out}",
