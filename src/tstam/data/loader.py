@@ -8,10 +8,14 @@ and a run resumed from it continues the same epoch with the same order, skipping
 """
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 import multiprocessing.context
+import os
 import random
+import threading
+import time
 from typing import Any, Iterator
 
 import numpy as np
@@ -97,8 +101,15 @@ class ShardSampler(Sampler):
         self.consumed = self._resume_from = int(state["consumed"])
 
 
-def worker_init(worker_id: int) -> None:
-    """Seed Python, numpy and torch in a worker from torch's per-worker seed; one thread per worker."""
+def worker_init(worker_id: int, main_pid: int | None = None) -> None:
+    """Seed Python, numpy and torch in a worker from torch's per-worker seed; one thread per worker.
+
+    With ``main_pid``, the worker also exits when that process is gone: a worker started by the
+    fork server is the fork server's child, so torch's own watchdog (which watches the parent)
+    would leave it running for ever after the training process is killed (e.g. SIGKILL).
+    """
+    if main_pid is not None:
+        threading.Thread(target=_exit_without, args=(main_pid,), name="tstam-orphan-watch", daemon=True).start()
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)
@@ -108,6 +119,15 @@ def worker_init(worker_id: int) -> None:
         cv2.setNumThreads(1)
     except ImportError:  # pragma: no cover - cv2 is a dependency
         pass
+
+
+def _exit_without(pid: int, interval: float = 1.0) -> None:
+    while True:
+        time.sleep(interval)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            os._exit(0)
 
 
 def _batch_len(batch: Any) -> int:
@@ -181,7 +201,7 @@ def build_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, workers: i
     generator.manual_seed(seed * 1000 + rank)
     return ClipLoader(
         dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=drop_last,
-        pin_memory=torch.cuda.is_available(), worker_init_fn=worker_init if workers else None,
+        pin_memory=torch.cuda.is_available(), worker_init_fn=functools.partial(worker_init, main_pid=os.getpid()) if workers else None,
         generator=generator, persistent_workers=workers > 0, prefetch_factor=2 if workers else None,
         multiprocessing_context=_worker_context() if workers else None,
     )
