@@ -120,6 +120,7 @@ class TSTAM(nn.Module):
         nn.init.normal_(self.fc.weight, std=0.001)  # TSN's classifier init
         nn.init.zeros_(self.fc.bias)
         self._partial_bn = False
+        self.channels_last = False  # feed the backbone NHWC frames (set by prepare_for_inference)
 
     # -- input checks ---------------------------------------------------------------------------
     def check_input(self, x: torch.Tensor) -> None:
@@ -149,7 +150,10 @@ class TSTAM(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, N, C_in, H, W) -> backbone features (B, N, C, h, w)."""
         b, n = x.shape[:2]
-        f = self.backbone.forward_features(x.flatten(0, 1))      # (B*N, C, h, w)
+        frames = x.flatten(0, 1)                                  # (B*N, C_in, H, W)
+        if self.channels_last:
+            frames = frames.contiguous(memory_format=torch.channels_last)
+        f = self.backbone.forward_features(frames)                # (B*N, C, h, w)
         return f.unflatten(0, (b, n))                             # (B, N, C, h, w)
 
     def forward_head(self, feats: torch.Tensor) -> ModelOutput:
