@@ -8,16 +8,26 @@ import time
 from pathlib import Path
 
 
-def forkserver_pids() -> set[int]:
-    pids = set()
+def process_tree(root: int) -> set[int]:
+    """Pids of every living descendant of ``root`` (from /proc)."""
+    parents = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if b"forkserver" in (entry / "cmdline").read_bytes():
-                    pids.add(int(entry.name))
+                stat = (entry / "stat").read_text()
             except OSError:
-                pass
-    return pids
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    tree, frontier = set(), {root}
+    while frontier:
+        frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - tree
+        tree |= frontier
+    return tree
+
+
+def alive(pids: set[int]) -> set[int]:
+    return {pid for pid in pids if Path(f"/proc/{pid}").exists()
+            and (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z")}
 
 
 def test_workers_do_not_outlive_a_killed_main_process(tmp_path):
@@ -40,20 +50,19 @@ def test_workers_do_not_outlive_a_killed_main_process(tmp_path):
             print("ready", flush=True)
             time.sleep(120)
     """))
-    before = forkserver_pids()
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     proc = subprocess.Popen([sys.executable, str(tmp_path / "main.py")], stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stdout.readline().strip() == "ready"
-        spawned = forkserver_pids() - before
-        assert len(spawned) >= 3  # the fork server and two workers
+        spawned = process_tree(proc.pid)
+        assert len(spawned) >= 3  # the fork server and two workers (and its resource tracker)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and spawned & forkserver_pids():
+    while time.monotonic() < deadline and alive(spawned):
         time.sleep(0.2)
-    left = spawned & forkserver_pids()
+    left = alive(spawned)
     for pid in left:  # do not leave them behind even when the test fails
         os.kill(pid, signal.SIGKILL)
     assert not left, f"loader processes {sorted(left)} outlived the killed training process"
