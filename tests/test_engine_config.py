@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from tstam.config import ConfigError
 from tstam.engine.config import PRESETS, load_train_config
@@ -74,3 +75,29 @@ def test_failed_checkpoint_write_in_fit_keeps_previous(tmp_path):
         fit(cfg)
     assert (out / "last.pt" / "keep").read_text() == "x"
     assert not list(out.glob(".last.pt.*.tmp"))
+
+
+def test_adamw_option_keeps_the_groups():
+    cfg = load_train_config("ucf101_flow", ["model.width_mult=0.125", "model.input_size=64", "model.num_classes=4",
+                                            "optim.optimizer=adamw", "optim.lr=0.002", "optim.weight_decay=0.01"])
+    opt = build_optimizer(build_model(cfg.model), cfg.optim)
+    assert isinstance(opt, torch.optim.AdamW) and opt.defaults["betas"][0] == pytest.approx(0.9)
+    groups = {g["name"]: g for g in opt.param_groups}
+    assert groups["first_conv_weight"]["lr"] == pytest.approx(0.01)    # x5 as with SGD
+    assert groups["weight"]["weight_decay"] == pytest.approx(0.01)
+    with pytest.raises(ConfigError, match="optim.optimizer='adam' .*'adamw'"):
+        load_train_config("ucf101_flow", ["optim.optimizer=adam"])
+
+
+def test_cosine_schedule_falls_to_zero_over_the_epochs():
+    cfg = load_train_config("ucf101_rgb", ["model.width_mult=0.125", "model.input_size=64", "model.num_classes=4",
+                                           "optim.schedule=cosine", "optim.lr=0.02", "optim.epochs=10"])
+    opt = build_optimizer(build_model(cfg.model), cfg.optim)
+    sched = build_scheduler(opt, cfg.optim)
+    lrs = []
+    for _epoch in range(10):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(0.02) and lrs[5] == pytest.approx(0.01)
+    assert all(a > b for a, b in zip(lrs, lrs[1:])) and opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)

@@ -174,6 +174,18 @@ def test_bad_config_is_named(kw, match):
         ModelConfig(**kw)
 
 
+def test_preprocess_must_fit_the_modality():
+    from tstam.preprocess import Preprocess
+
+    # what overriding only model.preprocess.std of a flow model builds: an RGB (BGR) Preprocess
+    with pytest.raises(ConfigError, match="channel_order='BGR' does not fit model.modality='flow'"):
+        ModelConfig(modality="flow", preprocess=Preprocess(std=[8.0]))
+    with pytest.raises(ConfigError, match="channel_order='flow' does not fit model.modality='rgb'"):
+        ModelConfig(modality="rgb", preprocess=Preprocess(channel_order="flow", mean=[128.0], std=[1.0]))
+    ok = ModelConfig(modality="flow", preprocess=Preprocess(channel_order="flow", mean=[128.0], std=[8.0]))
+    assert ok.preprocess.std == [8.0]
+
+
 def test_partial_bn_freezes_all_but_first_bn():
     model = tiny().set_partial_bn(True).train()
     bns = [m for m in model.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)]

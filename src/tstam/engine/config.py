@@ -49,18 +49,22 @@ class AnnotationConfig:
 class OptimConfig:
     """SGD and its schedule (paper 4.2; RGB defaults)."""
 
+    optimizer: Literal["sgd", "adamw"] = "sgd"  # sgd: the paper's; adamw: faster from scratch on small data (demo)
     lr: float = 0.001                       # base learning rate (paper: 0.001 for both streams)
-    momentum: float = 0.9                   # SGD momentum
+    momentum: float = 0.9                   # SGD momentum (adamw: beta1)
     weight_decay: float = 5e-4              # L2 weight decay (x decay_mult per group)
     epochs: int = 80                        # RGB 80, flow 340
     lr_steps: list[int] = field(default_factory=lambda: [30, 60])  # epochs where lr x lr_gamma; flow [190, 300]
     lr_gamma: float = 0.1                   # lr factor at each step
+    schedule: Literal["step", "cosine"] = "step"  # step: x lr_gamma at lr_steps (paper); cosine: to 0 over the epochs
     clip_grad: Optional[float] = 40.0       # max global gradient L2 norm (TSN: 40 RGB, 20 flow); null = off
     bn: Literal["partial", "frozen", "full"] = "partial"  # partial: TSN partial BN; frozen: no BN uses batch stats
     tsn_multipliers: bool = True            # per-group lr/decay multipliers (flow first conv lr x5, bias x10)
 
     def __post_init__(self) -> None:
         check_choice("optim.bn", self.bn, ("partial", "frozen", "full"))
+        check_choice("optim.optimizer", self.optimizer, ("sgd", "adamw"))
+        check_choice("optim.schedule", self.schedule, ("step", "cosine"))
         if self.lr <= 0 or self.epochs < 1:
             raise ConfigError(f"optim.lr ({self.lr}) must be > 0 and optim.epochs ({self.epochs}) >= 1")
 

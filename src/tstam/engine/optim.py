@@ -1,4 +1,4 @@
-"""SGD with TSN's parameter groups, the step learning-rate schedule, and BatchNorm modes.
+"""SGD (or AdamW) with TSN's parameter groups, the step (or cosine) learning-rate schedule, and BatchNorm modes.
 
 Paper 4.2 / DESIGN section 4: SGD, momentum 0.9, weight decay 5e-4, lr divided by 10 at fixed
 epochs. TSN practices: per-group lr and decay multipliers from ``TSTAM.optim_groups`` (first conv
@@ -17,10 +17,12 @@ if TYPE_CHECKING:
 __all__ = ["build_optimizer", "build_scheduler", "apply_bn_mode", "current_lr"]
 
 
-def build_optimizer(model: nn.Module, cfg: "OptimConfig") -> torch.optim.SGD:
-    """SGD over ``model.optim_groups()``; group lr = lr x lr_mult, decay = wd x decay_mult.
+def build_optimizer(model: nn.Module, cfg: "OptimConfig") -> torch.optim.Optimizer:
+    """SGD (or AdamW) over ``model.optim_groups()``; group lr = lr x lr_mult, decay = wd x decay_mult.
 
     With ``cfg.tsn_multipliers=False`` every group gets multiplier 1 (plain SGD, all decayed).
+    AdamW uses ``momentum`` as beta1 and decays decoupled from the gradient (its weight decay is
+    multiplied by the lr, so it needs a larger value than SGD's L2 term for the same effect).
     """
     groups = []
     for g in model.optim_groups():
@@ -30,11 +32,16 @@ def build_optimizer(model: nn.Module, cfg: "OptimConfig") -> torch.optim.SGD:
         if params:
             groups.append({"params": params, "lr": cfg.lr * lr_mult, "weight_decay": cfg.weight_decay * decay_mult,
                            "name": g["name"], "lr_mult": lr_mult, "decay_mult": decay_mult})
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999), weight_decay=cfg.weight_decay)
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: "OptimConfig") -> torch.optim.lr_scheduler.MultiStepLR:
-    """lr x gamma at each epoch in ``lr_steps`` (stepped once per epoch)."""
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: "OptimConfig") -> torch.optim.lr_scheduler.LRScheduler:
+    """Stepped once per epoch: lr x gamma at each epoch in ``lr_steps`` ("step"), or a cosine from
+    lr down to 0 over ``epochs`` ("cosine"; ``lr_steps`` is then unused)."""
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
     return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(cfg.lr_steps), gamma=cfg.lr_gamma)
 
 

@@ -76,6 +76,14 @@ class ModelConfig:
             self.dropout = 0.8 if self.modality == "rgb" else 0.7
         if self.preprocess is None:
             self.preprocess = rgb_preprocess() if self.modality == "rgb" else flow_preprocess()
+        if (self.preprocess.channel_order == "flow") != (self.modality == "flow"):
+            # e.g. overriding only model.preprocess.std of a flow model builds an RGB Preprocess
+            want = "flow" if self.modality == "flow" else "BGR or RGB"
+            raise ConfigError(
+                f"model.preprocess.channel_order={self.preprocess.channel_order!r} does not fit "
+                f"model.modality={self.modality!r}: expected {want}; give the whole preprocess "
+                f"(flow: channel_order=flow, mean=[128.0], std=[...])"
+            )
 
     @property
     def in_chans(self) -> int:
