@@ -32,10 +32,10 @@ SHAPES = ("square", "triangle", "hexagon", "disc")
 
 # Lengths are fractions of the shorter frame side, angles radians, grey levels 0-255.
 REGION = (0.2, 0.8)            # where single-actor centres move (fraction of width / height)
-ACTOR_RADIUS = (0.07, 0.10)    # circumradius of a motion-group actor at its small size
-GROW = (1.8, 2.4)              # size ratio of a Grow / Shrink (other classes: the same marginal)
+ACTOR_RADIUS = (0.08, 0.10)    # circumradius of a motion-group actor at its small size
+GROW = (2.4, 3.0)              # size ratio of a Grow / Shrink (other classes: the same marginal)
 SHIFT = (0.25, 0.40)           # displacement of a Move* over its window
-SPIN_SPEED = (0.10, 0.20)      # radians per frame of a Spin* (so the flow stays unambiguous)
+SPIN_SPEED = (0.18, 0.26)      # radians per frame of a Spin* (< half the stripe period at the rim)
 PAIR_MID = (0.44, 0.56)        # midpoint of the two interaction actors
 PAIR_NEAR = (0.22, 0.27)       # their centre distance when close
 PAIR_FAR = (0.60, 0.68)        # their centre distance when apart
@@ -45,7 +45,7 @@ WAVE_RADIUS = (0.11, 0.15)     # circumradius of an oscillating (appearance-grou
 WAVE_AMPLITUDE = (0.04, 0.07)  # oscillation amplitude
 WAVE_PERIOD = (0.3, 0.45)      # oscillation period, fraction of the clip length
 ACTOR_LUMA = (125.0, 150.0)    # mean grey level of every actor (chroma added at equal luma)
-STRIPE_AMP = (12.0, 20.0)      # grey-level amplitude of the actor's stripes (shows rotation)
+STRIPE_AMP = (22.0, 32.0)      # grey-level amplitude of the actor's stripes (shows rotation)
 STRIPE_PERIOD = (0.6, 0.9)     # stripe period as a fraction of the radius (scales with it)
 CHROMA = 45.0                  # chroma radius of the appearance colours (no RGB clipping)
 JITTER_FREQ = (0.03, 0.08)     # cycles per frame of the idle wobble
