@@ -62,6 +62,8 @@ def test_bad_settings_are_named():
         DemoConfig(input_size=50)
     with pytest.raises(ConfigError, match="frame_size"):
         DemoConfig(frame_size=48, input_size=64)
+    with pytest.raises(ConfigError, match="flow_bound=0"):
+        DemoConfig(flow_bound=0)
 
 
 def test_snippet_centres():

@@ -48,7 +48,7 @@ def snippet_centres(num_frames: int, modality: str, num_snippets: int, new_lengt
 
 @torch.inference_mode()
 def temporal_attention(checkpoint: str | Path, video_ids: Sequence[str], annotations: Mapping[str, Any],
-                       data: Any) -> dict[str, Any]:
+                       data: Any, batch: int = 8) -> dict[str, Any]:
     """Alpha of each test clip against its action window (see the module docstring).
 
     Args:
@@ -56,6 +56,7 @@ def temporal_attention(checkpoint: str | Path, video_ids: Sequence[str], annotat
         video_ids: the test clips (ids of ``annotations``).
         annotations: ``tstam.synthetic.load_annotations`` of the benchmark.
         data: the stream's ``DataConfig`` (root, resize, test_frames).
+        batch: clips per forward pass.
 
     Returns:
         ``share_in_window``, ``uniform_share`` (means over clips), ``clips`` (count), per group
@@ -75,9 +76,12 @@ def temporal_attention(checkpoint: str | Path, video_ids: Sequence[str], annotat
     records = [VideoRecord(v, annotations[v].path, annotations[v].label) for v in video_ids]
     ds = FrameDataset(records, root=data.root, mode="test", cfg=data, preprocess=mcfg.preprocess, seed=0)
     per_clip, shares, uniform, groups = [], [], [], []
+    alphas: list[np.ndarray] = []
+    for first in range(0, len(ds), batch):                       # a few clips per call: far fewer small calls
+        views = torch.cat([ds[i][0] for i in range(first, min(first + batch, len(ds)))])  # (b, S, C, H, W)
+        alphas.extend(model(views).temporal.numpy())             # b x (S,)
     for i, rec in enumerate(ds.records):
-        views, _label = ds[i]                                     # (1, S, C, H, W)
-        alpha = model(views).temporal[0].numpy()                 # (S,)
+        alpha = alphas[i]
         ann = annotations[video_ids[i]]
         centres = snippet_centres(int(rec.num_frames), mcfg.modality, data.test_frames, int(mcfg.new_length))
         lo, hi = ann.window

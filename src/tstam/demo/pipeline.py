@@ -19,7 +19,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import torch
 
@@ -54,8 +54,9 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
-def stream_config(cfg: DemoConfig, stream: str) -> Any:
-    """The ``TrainConfig`` of one stream: the shipped recipe plus the demo's sizes and paths."""
+def stream_config(cfg: DemoConfig, stream: str, extra: Sequence[str] = ()) -> Any:
+    """The ``TrainConfig`` of one stream: the shipped recipe plus the demo's sizes and paths, then
+    ``extra`` ``key=value`` overrides."""
     from tstam.engine.config import load_train_config
 
     from tstam.config import load_yaml
@@ -71,7 +72,7 @@ def stream_config(cfg: DemoConfig, stream: str) -> Any:
         f"data.test_frames={cfg.test_frames}", f"data.test_crops={cfg.test_crops}",
         *([f"optim.lr={cfg.lr}"] if cfg.lr else []), f"optim.epochs={e}", f"optim.lr_steps={steps}",
         f"run.out_dir={cfg.root / 'runs' / stream}", f"run.seed={cfg.seed}",
-        f"run.eval_every={max(1, e // 4)}", "run.device=cpu",
+        f"run.eval_every={max(1, e // 4)}", "run.device=cpu", *extra,
     ]
     return load_train_config(recipe_path(stream), overrides)
 
@@ -115,7 +116,7 @@ def _stage_frames(cfg: DemoConfig, bench: Path, reused: list[str]) -> Path:
     log.info("[2/6] frames and %s optical flow of %d videos at %dx%d -> %s", cfg.flow, len(sources),
              cfg.frame_size, cfg.frame_size, frames)
     workers = cfg.extract_workers or (os.cpu_count() or 1)
-    rep = extract_many(sources, frames, workers=workers, flow=FlowConfig(algorithm=cfg.flow),
+    rep = extract_many(sources, frames, workers=workers, flow=FlowConfig(algorithm=cfg.flow, bound=cfg.flow_bound),
                        size=(cfg.frame_size, cfg.frame_size))
     if rep.failed:
         raise ValueError(f"extraction failed for {len(rep.failed)} video(s), e.g. {rep.failed[0][0]}: {rep.failed[0][1]}")

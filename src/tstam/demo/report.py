@@ -118,6 +118,15 @@ def write_report(cfg: Any, *, bench: Path, ckpts: Mapping[str, Path], scores: Ma
         per = " | ".join(f"{_pct(a.get(f'share_in_window/{g}'))} ({_pct(a.get(f'uniform_share/{g}'))})" for g in keys[1:])
         lines.append(f"| {s} | {a['clips']} | {_pct(a['share_in_window'])} | {_pct(a['uniform_share'])} | {per} |")
     lines.append("")
+    for s in ("rgb", "flow"):
+        a = attention.get(s) or {}
+        if a and a["share_in_window"] < a["uniform_share"] - 0.1:
+            lines += [f"The {s} stream's alpha avoids the action window ({_pct(a['share_in_window'])} against "
+                      f"{_pct(a['uniform_share'])} uniform): it does find the window, with the opposite sign. In eq. 8 "
+                      "each head's feature is F_j = f_t + f_sj, and f_sj pools the frames uniformly, so the "
+                      "temporal branch f_t is free to become a reference of the idle frames that the classifier "
+                      "subtracts, rather than a pointer at the action. A temporal-only model (`model.head=temporal`) "
+                      "has no such freedom.", ""]
     lines += ["## Training curves", ""]
     for s, ck in ckpts.items():
         src = Path(ck).parent / "curves.png"
