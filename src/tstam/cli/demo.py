@@ -10,17 +10,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="From nothing: generate the synthetic benchmark, extract frames and optical "
                                    "flow, train the RGB and flow T-STAM, test both, fuse RGB:flow = 1:3 and write "
                                    "a report (accuracies, per-group accuracy, curves, confusion matrices, "
-                                   "attention). About 10 minutes on 2 CPU cores. A second run with the same "
+                                   "attention). About 6 minutes on 2 CPU cores. A second run with the same "
                                    "--out reuses the finished stages.")
     p.add_argument("--out", default="demo", help="output folder (default: demo)")
     p.add_argument("--seed", type=int, default=0, help="benchmark and training seed (default: 0)")
     p.add_argument("--quick", action="store_true",
                    help="tiny benchmark and one short epoch: the same path in well under a minute")
-    p.add_argument("--epochs", type=int, default=None, help="epochs per stream (default: the recipe's, RGB 12, flow 24; quick: 1)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per stream (default: the recipe's, RGB 8, flow 36; quick: 1)")
     p.add_argument("--crops", type=int, choices=(1, 3, 10), default=None, help="test crops (default: 1)")
     p.add_argument("--flow", choices=("dis", "farneback", "tvl1"), default=None,
                    help="optical flow algorithm (default: dis; tvl1 is the paper's and ~17x slower)")
-    p.add_argument("--workers", type=int, default=None, help="extraction and loader processes (default: 1)")
+    p.add_argument("--workers", type=int, default=None, help="loader worker processes (default: 0, frames are decoded in the training process)")
     p.set_defaults(run=run)
 
 

@@ -49,7 +49,7 @@ class AnnotationConfig:
 class OptimConfig:
     """SGD and its schedule (paper 4.2; RGB defaults)."""
 
-    optimizer: Literal["sgd", "adamw"] = "sgd"  # sgd: the paper's; adamw: faster from scratch on small data (demo)
+    optimizer: Literal["sgd", "adamw"] = "sgd"  # sgd: the paper's; adamw: common from scratch (no better on the demo)
     lr: float = 0.001                       # base learning rate (paper: 0.001 for both streams)
     momentum: float = 0.9                   # SGD momentum (adamw: beta1)
     weight_decay: float = 5e-4              # L2 weight decay (x decay_mult per group)
