@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -43,6 +44,13 @@ def test_compare_reads_trends():
               {"group": "baselines", "setting": "TSN average consensus", "top1_mean": 0.7}]
     text = "\n".join(compare(table))
     assert "best 4: agrees" in text and "(+10.0): met" in text and "Segments (4.3.1): not" in text
+    assert "Temporal attention" not in text  # no alpha measured
+    table[5:7] = [{**table[5], "alpha_in_window": 0.3, "alpha_uniform": 0.5},
+                  {"group": "baselines", "setting": "temporal attention only", "top1_mean": 0.6,
+                   "alpha_in_window": 0.6, "alpha_uniform": 0.5}]
+    text = "\n".join(compare(table))
+    assert "30.0 % for T-STAM and 60.0 % for temporal-only, against 50.0 % uniform" in text
+    assert "T-STAM's alpha leans outside the window, temporal-only's inside" in text
 
 
 def test_segment_settings_reach_model_and_data(tmp_path):
@@ -59,3 +67,21 @@ def test_bad_groups_are_named():
     with pytest.raises(ConfigError, match="nope"):
         AblateConfig(only=["nope"])
     assert all(g != "fusion" for g, _ in grid(AblateConfig(only=["heads", "fusion"])))
+
+
+def test_baselines_report_where_alpha_looks(tmp_path, monkeypatch):
+    import tstam.ablate as ablate
+
+    # the baselines group cut to the two rows with temporal attention (smaller grid, same code)
+    monkeypatch.setitem(ablate.GROUPS, "baselines", [s for s in ablate.GROUPS["baselines"]
+                                                     if s.name in ("T-STAM (reference)", "temporal attention only")])
+    out = tmp_path / "abl"
+    text = run_ablation(AblateConfig(out=str(out), seeds=[0], only=["baselines"], quick=True,
+                                     demo_overrides={"threads": 1})).read_text()
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all(0 <= r["alpha_in_window"] <= 1 and 0 < r["alpha_uniform"] < 1 for r in rows)
+    for r in rows:  # the cached value is the one reported
+        cached = json.loads((Path(r["scores"]).parent / "alpha.json").read_text())
+        assert cached["alpha_in_window"] == r["alpha_in_window"]
+    assert "Temporal attention (paper: alpha picks the informative frames)" in text
+    assert "| baselines | temporal attention only | flow | 1 |" in text and " % (" in text
