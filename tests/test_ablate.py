@@ -66,6 +66,14 @@ def test_segment_settings_reach_model_and_data(tmp_path):
 def test_bad_groups_are_named():
     with pytest.raises(ConfigError, match="nope"):
         AblateConfig(only=["nope"])
+    with pytest.raises(ConfigError, match="baselines/TSN"):
+        AblateConfig(only=["heads/heads=9"])
+
+
+def test_single_settings_can_be_picked():
+    cfg = AblateConfig(only=["baselines/TSN average consensus", "heads/heads=2", "se"])
+    assert [(g, s.name) for g, s in grid(cfg)] == [("heads", "heads=2"), ("se", "SE on"), ("se", "SE off"),
+                                                   ("baselines", "TSN average consensus")]
     assert all(g != "fusion" for g, _ in grid(AblateConfig(only=["heads", "fusion"])))
 
 

@@ -60,16 +60,18 @@ class AblateConfig:
 
     out: str = "ablate"                     # bench/, frames/ (shared with a demo run there), runs/, tables
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # training seeds (the benchmark stays seed 0)
-    only: list[str] = field(default_factory=lambda: list(GROUPS))  # groups to run
+    only: list[str] = field(default_factory=lambda: list(GROUPS))  # groups to run, or "group/setting name" items
     epochs: int = 8                         # per run (the demo: 12)
     test_frames: int = 25                   # snippets per test video (1 crop)
     quick: bool = False                     # tiny benchmark, 1 epoch (tests)
     demo_overrides: dict[str, Any] = field(default_factory=dict)  # other DemoConfig fields
 
     def __post_init__(self) -> None:
-        bad = [g for g in self.only if g not in GROUPS]
+        names = [f"{g}/{st.name}" for g, ss in GROUPS.items() for st in ss]
+        bad = [g for g in self.only if g not in GROUPS and g not in names]
         if bad:
-            raise ConfigError(f"ablation group(s) {bad} do not exist; expected some of {list(GROUPS)}")
+            raise ConfigError(f"ablation group(s) or setting(s) {bad} do not exist; expected some of {list(GROUPS)} "
+                              f"or of {names}")
         if not self.seeds:
             raise ConfigError("seeds is empty; give at least one seed")
 
@@ -81,7 +83,7 @@ def _key(setting: Setting) -> str:
 
 def grid(cfg: AblateConfig) -> list[tuple[str, Setting]]:
     """(group, setting) pairs to report; the reference is shared (trained once per seed)."""
-    pairs = [(g, s) for g in cfg.only for s in GROUPS[g]]
+    pairs = [(g, s) for g in GROUPS for s in GROUPS[g] if g in cfg.only or f"{g}/{s.name}" in cfg.only]
     return [(g, s) for g, s in pairs if g != "fusion"]
 
 

@@ -15,7 +15,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "reused, so an interrupted grid continues. Hours on 2 CPU cores for the full grid.")
     p.add_argument("--out", default="ablate", help="output folder (default: ablate; a demo folder works too)")
     p.add_argument("--only", default=",".join(GROUPS),
-                   help=f"comma-separated groups (default: all: {','.join(GROUPS)})")
+                   help=f"comma-separated groups (default: all: {','.join(GROUPS)}) or single settings as "
+                        "group/setting, e.g. \"baselines/TSN average consensus\"")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds (default: 0,1,2)")
     p.add_argument("--epochs", type=int, default=None, help="epochs per run (default: 8)")
     p.add_argument("--quick", action="store_true", help="tiny benchmark, one epoch per run (tests)")
