@@ -19,7 +19,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator
 
 import torch
 
@@ -54,9 +54,8 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
-def stream_config(cfg: DemoConfig, stream: str, extra: Sequence[str] = ()) -> Any:
-    """The ``TrainConfig`` of one stream: the shipped recipe plus the demo's sizes and paths, then
-    ``extra`` ``key=value`` overrides."""
+def stream_config(cfg: DemoConfig, stream: str) -> Any:
+    """The ``TrainConfig`` of one stream: the shipped recipe plus the demo's sizes and paths."""
     from tstam.engine.config import load_train_config
 
     from tstam.config import load_yaml
@@ -72,7 +71,7 @@ def stream_config(cfg: DemoConfig, stream: str, extra: Sequence[str] = ()) -> An
         f"data.test_frames={cfg.test_frames}", f"data.test_crops={cfg.test_crops}",
         *([f"optim.lr={cfg.lr}"] if cfg.lr else []), f"optim.epochs={e}", f"optim.lr_steps={steps}",
         f"run.out_dir={cfg.root / 'runs' / stream}", f"run.seed={cfg.seed}",
-        f"run.eval_every={max(1, e // 4)}", "run.device=cpu", *extra,
+        f"run.eval_every={max(1, e // 4)}", "run.device=cpu",
     ]
     return load_train_config(recipe_path(stream), overrides)
 
