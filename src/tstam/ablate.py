@@ -125,6 +125,8 @@ def _run_one(cfg: AblateConfig, setting: Setting, seed: int, with_alpha: bool = 
     t = time.perf_counter()
     ckpt = train_stream(tcfg, f"{setting.name} seed {seed}", reused)
     score_path = out / "scores.npz"
+    if not reused:  # a new checkpoint: what was measured on the old one no longer holds
+        (out / "alpha.json").unlink(missing_ok=True)
     if reused and score_path.is_file():
         scores = load_scores(score_path)
     else:
