@@ -98,9 +98,7 @@ def _demo_config(cfg: AblateConfig) -> Any:
 
 def _train_config(cfg: AblateConfig, setting: Setting, seed: int) -> Any:
     from tstam.demo import stream_config
-    from tstam.engine.config import load_train_config
-
-    from tstam.engine.config import SHARED_KEYS
+    from tstam.engine.config import SHARED_KEYS, load_train_config
 
     base = stream_config(_demo_config(cfg), setting.stream)
     raw = base.to_dict()

@@ -56,9 +56,8 @@ def torch_threads(n: int) -> Iterator[None]:
 
 def stream_config(cfg: DemoConfig, stream: str) -> Any:
     """The ``TrainConfig`` of one stream: the shipped recipe plus the demo's sizes and paths."""
-    from tstam.engine.config import load_train_config
-
     from tstam.config import load_yaml
+    from tstam.engine.config import load_train_config
 
     e = cfg.epochs or int(load_yaml(recipe_path(stream))["optim"]["epochs"])
     steps = sorted({max(1, round(0.7 * e)), max(1, round(0.9 * e))}) if e > 2 else [e]
@@ -191,17 +190,18 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     _stage_frames(cfg, bench, reused)
     seconds["frames"] = time.perf_counter() - t
     ckpts, scores = {}, {}
+    tcfgs = {stream: stream_config(cfg, stream) for stream in STREAMS}
     with torch_threads(demo_threads(cfg)):
         log.info("torch threads: %d", torch.get_num_threads())
         for stream in STREAMS:
             t = time.perf_counter()
             log.info("[3/6] train %s", stream)
-            ckpts[stream] = train_stream(stream_config(cfg, stream), stream, reused)
+            ckpts[stream] = train_stream(tcfgs[stream], stream, reused)
             seconds[f"train {stream}"] = time.perf_counter() - t
         for stream in STREAMS:
             t = time.perf_counter()
             log.info("[4/6] test %s", stream)
-            scores[stream] = test_stream(stream_config(cfg, stream), ckpts[stream],
+            scores[stream] = test_stream(tcfgs[stream], ckpts[stream],
                                          cfg.root / "scores" / f"{stream}.npz", cfg.workers)
             seconds[f"test {stream}"] = time.perf_counter() - t
         t = time.perf_counter()
@@ -213,8 +213,7 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
         groups = {name: group_accuracy(s, ann) for name, s in scores.items()}
         attention = {}
         for stream in STREAMS:
-            tcfg = stream_config(cfg, stream)
-            attention[stream] = temporal_attention(ckpts[stream], scores[stream].video_ids, ann, tcfg.data)
+            attention[stream] = temporal_attention(ckpts[stream], scores[stream].video_ids, ann, tcfgs[stream].data)
         seconds["fuse and attention"] = time.perf_counter() - t
         t = time.perf_counter()
         log.info("[6/6] report")
