@@ -19,7 +19,7 @@ import numpy as np
 
 from tstam.video import read_video
 
-VIDEOS = Path("/work/shared/realdata/videos")
+VIDEOS = Path(__file__).resolve().parents[1] / "tests" / "data" / "realdata" / "videos"
 CLIPS = ["v_ApplyEyeMakeup_g01_c01.avi", "v_BaseballPitch_g01_c01.avi", "mmaction2_test.mp4"]
 
 

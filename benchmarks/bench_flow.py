@@ -28,7 +28,7 @@ import numpy as np
 from tstam.flow import DISParams, FlowConfig, TVL1Params, dequantize_flow, iter_flow, quantize_flow
 from tstam.video import read_video
 
-VIDEOS = Path("/work/shared/realdata/videos")
+VIDEOS = Path(__file__).resolve().parents[1] / "tests" / "data" / "realdata" / "videos"
 CLIPS = ["v_ApplyEyeMakeup_g01_c01.avi", "v_BaseballPitch_g01_c01.avi", "mmaction2_test.mp4"]
 SIZE = (320, 240)
 MARGIN = 8  # border pixels left out of every EPE (no correspondence there)

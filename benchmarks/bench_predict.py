@@ -33,7 +33,7 @@ from tstam.inference import Recognizer
 from tstam.models import ModelConfig, build_model
 from tstam.video import read_video
 
-VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "realdata" / "videos"
+VIDEOS = Path(__file__).resolve().parents[1] / "tests" / "data" / "realdata" / "videos"
 SIZES = {  # name: (input_size, width_mult, resize H, W)
     "full": (224, 1.0, [240, 320]),
     "demo": (96, 0.5, [128, 160]),

@@ -32,7 +32,7 @@ from tstam.engine.testing import predict_views, score_checkpoint
 from tstam.models import ModelConfig, build_model
 from tstam.models.inference import prepare_for_inference
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "realdata" / "videos" / "rawframes_v_ApplyEyeMakeup_g01_c01_mmaction2"
+REAL = Path(__file__).resolve().parents[1] / "tests" / "data" / "realdata" / "videos" / "rawframes_v_ApplyEyeMakeup_g01_c01_mmaction2"
 
 
 def make_store(root: Path, videos: int, frames: int = 30) -> list[VideoRecord]:

@@ -1,5 +1,5 @@
 """A tiny real frame store for the engine tests, built from the real MMAction2/UCF101 frames in
-``../shared/realdata`` (RGB JPEGs of v_ApplyEyeMakeup_g01_c01, grey flow JPEGs), plus tiny
+``tests/data/realdata`` (RGB JPEGs of v_ApplyEyeMakeup_g01_c01, grey flow JPEGs), plus tiny
 training configs. Not a test module: imported by tests/test_engine_*.py."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from tstam.data.store import FLOW_X_TMPL, FLOW_Y_TMPL, RGB_TMPL, write_meta
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "realdata" / "videos" / "rawframes_v_ApplyEyeMakeup_g01_c01_mmaction2"
+from fixtures import MMA_FRAMES as REAL
 CLASSES = ["ApplyEyeMakeup", "BaseballPitch", "Clap", "Dive"]
 FLOW_META = {"algorithm": "tvl1", "bound": 20.0, "params": {"note": "test fixture"}}
 

@@ -12,7 +12,7 @@ from tstam.config import to_dict
 from tstam.engine.checkpoint import save_checkpoint
 from tstam.models import ModelConfig, build_model
 
-REAL_VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "realdata" / "videos"
+from fixtures import VIDEOS as REAL_VIDEOS
 CLIPS = ("v_ApplyEyeMakeup_g01_c01.avi", "v_BaseballPitch_g01_c01.avi", "mmaction2_test.mp4")
 CLASSES = ["ApplyEyeMakeup", "BaseballPitch", "Clap"]
 RESIZE = [64, 80]                      # H, W frames are decoded at (small: fast tests)

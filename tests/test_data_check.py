@@ -11,7 +11,7 @@ from tstam.data.frames import FrameLayout, read_flow_frames, read_rgb_frames
 from tstam.data.records import VideoRecord
 from tstam.data.store import write_meta
 
-MMA = Path("/work/shared/realdata/videos/rawframes_v_ApplyEyeMakeup_g01_c01_mmaction2")
+from fixtures import MMA_FRAMES as MMA
 
 
 def write_video(root: Path, vid: str, n: int, *, flow: int | None = None, size=(24, 32)) -> Path:

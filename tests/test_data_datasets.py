@@ -12,7 +12,7 @@ from tstam.data.loader import ShardSampler, build_loader
 from tstam.data.records import VideoRecord
 from tstam.preprocess import flow_preprocess
 
-MMA = Path("/work/shared/realdata/videos/rawframes_v_ApplyEyeMakeup_g01_c01_mmaction2")
+from fixtures import MMA_FRAMES as MMA
 SMALL = dict(input_size=32, resize=[40, 56], num_segments=3)
 
 

@@ -11,7 +11,7 @@ from tstam.data.records import VideoRecord
 from tstam.flow import FlowConfig, compute_flow, quantize_flow
 from tstam.video import read_video
 
-VIDEOS = Path("/work/shared/realdata/videos")
+from fixtures import VIDEOS
 CLIP = "v_ApplyEyeMakeup_g01_c01.avi"
 CFG = dict(input_size=32, resize=[40, 56], num_segments=3)
 

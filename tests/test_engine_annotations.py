@@ -6,13 +6,15 @@ import re
 from tstam.data.splits import parse_ucf101
 from tstam.engine.annotations import hold_out
 
+from fixtures import UCF101_SPLITS
+
 
 def _groups(records):
     return {(r.label, re.search(r"_g(\d+)_", r.video_id).group(1)) for r in records}
 
 
-def test_hold_out_whole_groups_on_real_ucf101(shared_dir):
-    split = parse_ucf101(shared_dir / "realdata" / "ucf101_splits", 1)
+def test_hold_out_whole_groups_on_real_ucf101():
+    split = parse_ucf101(UCF101_SPLITS, 1)
     kept, held = hold_out(split.train, 0.2, seed=0)
     assert len(kept) + len(held) == 9537
     assert not _groups(kept) & _groups(held)                      # no group on both sides

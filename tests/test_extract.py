@@ -21,7 +21,7 @@ from tstam.extract import (collect_sources, extract_many, extract_video, parse_s
 from tstam.flow import FlowConfig, compute_flow, dequantize_flow, quantize_flow
 from tstam.video import VideoError, read_video, write_video
 
-REAL = Path("/work/shared/realdata")
+from fixtures import REALDATA as REAL
 REAL_CLIP = REAL / "videos" / "v_ApplyEyeMakeup_g01_c01.avi"
 FAST = FlowConfig(algorithm="farneback")  # fast flow for tests of the machinery
 
@@ -42,7 +42,6 @@ def _tree(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.skipif(not REAL_CLIP.exists(), reason="realdata clip not available")
 def test_real_clip_layout_and_meta(tmp_path: Path) -> None:
     out = tmp_path / "store" / video_id(REAL_CLIP)
     meta = extract_video(REAL_CLIP, out, flow=FlowConfig(), max_frames=6)
@@ -161,7 +160,6 @@ def test_collect_sources(tmp_path: Path) -> None:
         collect_sources(tmp_path / "nowhere")
 
 
-@pytest.mark.skipif(not (REAL / "ucf101_splits" / "testlist01.txt").exists(), reason="realdata splits not available")
 def test_real_ucf101_split_file() -> None:
     sources = collect_sources(REAL / "ucf101_splits" / "testlist01.txt", root="/data/UCF-101")
     assert len(sources) == 3783

@@ -10,9 +10,9 @@ import pytest
 
 from tstam.video import VIDEO_EXTENSIONS, VideoError, probe_video, read_video, write_video
 
-REAL = Path("/work/shared/realdata/videos")
+from fixtures import VIDEOS as REAL
 REAL_CLIPS = sorted(p for p in REAL.glob("*.*") if p.suffix in VIDEO_EXTENSIONS)
-needs_real = pytest.mark.skipif(not REAL_CLIPS, reason="realdata clips not available")
+assert len(REAL_CLIPS) == 3, f"real clips missing under {REAL}"
 
 
 def _opencv_frames(path: Path) -> list[np.ndarray]:
@@ -35,7 +35,6 @@ def _moving_frames(t: int = 8, h: int = 48, w: int = 64) -> np.ndarray:
     return np.stack([base[:, t - i:t - i + w] for i in range(t)])
 
 
-@needs_real
 @pytest.mark.parametrize("path", REAL_CLIPS, ids=lambda p: p.name)
 def test_real_clip_matches_opencv(path: Path) -> None:
     clip = read_video(path)
@@ -47,7 +46,6 @@ def test_real_clip_matches_opencv(path: Path) -> None:
     assert clip.fps == pytest.approx(cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FPS), rel=1e-3)
 
 
-@needs_real
 def test_real_counts_and_resize() -> None:
     counts = {p.name: read_video(p, size=(170, 128)).frames.shape for p in REAL_CLIPS}
     assert counts["v_ApplyEyeMakeup_g01_c01.avi"] == (164, 128, 170, 3)

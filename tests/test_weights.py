@@ -10,9 +10,11 @@ from tstam.models import (
     BNInception, ModelConfig, WeightsError, adapt_input_conv, build_model, load_pretrained,
 )
 
+from fixtures import REFERENCE
 
-def layout(shared_dir, name):
-    return json.loads((shared_dir / "reference" / name).read_text())
+
+def layout(name):
+    return json.loads((REFERENCE / name).read_text())
 
 
 def random_state(entries, seed=0):
@@ -23,16 +25,16 @@ def random_state(entries, seed=0):
     return sd
 
 
-def test_backbone_matches_reference_layout(shared_dir):
-    ref = layout(shared_dir, "bninception_state_dict.json")
+def test_backbone_matches_reference_layout():
+    ref = layout("bninception_state_dict.json")
     ref = [(k, s) for k, s in ref if not k.startswith("last_linear.")]  # classifier: replaced by T-STAM
     sd = BNInception(se_blocks=()).state_dict()
     assert [(k, list(v.shape)) for k, v in sd.items()] == ref
     assert sum(v.numel() for k, v in sd.items() if not k.endswith(("running_mean", "running_var", "tracked"))) == 10_270_240
 
 
-def test_se_adds_only_se_keys(shared_dir):
-    ref = {k for k, _ in layout(shared_dir, "bninception_state_dict.json") if not k.startswith("last_linear.")}
+def test_se_adds_only_se_keys():
+    ref = {k for k, _ in layout("bninception_state_dict.json") if not k.startswith("last_linear.")}
     keys = set(BNInception().state_dict())
     assert ref <= keys
     extra = keys - ref
@@ -41,9 +43,9 @@ def test_se_adds_only_se_keys(shared_dir):
 
 
 @pytest.fixture(scope="module")
-def imagenet_file(shared_dir, tmp_path_factory):
+def imagenet_file(tmp_path_factory):
     """A file in the layout of bn_inception-52deb4733.pth: BN [1, C], no num_batches_tracked."""
-    sd = random_state(layout(shared_dir, "bn_inception-52deb4733_layout.json"))
+    sd = random_state(layout("bn_inception-52deb4733_layout.json"))
     path = tmp_path_factory.mktemp("w") / "bn_inception-52deb4733.pth"
     torch.save(sd, path)
     return path, sd
@@ -90,8 +92,8 @@ def test_rgb_weights_into_flow_model_cross_modality(imagenet_file):
     assert check_values(model, sd) == len(sd) - 2
 
 
-def test_tsn_flow_checkpoint(shared_dir, tmp_path):
-    sd = random_state(layout(shared_dir, "tsn_flow_checkpoint_layout.json"), seed=1)
+def test_tsn_flow_checkpoint(tmp_path):
+    sd = random_state(layout("tsn_flow_checkpoint_layout.json"), seed=1)
     path = tmp_path / "tsn_flow.pth.tar"
     torch.save({"epoch": 340, "state_dict": sd}, path)
     model = build_model(ModelConfig(modality="flow", num_classes=101))
