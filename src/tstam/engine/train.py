@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
@@ -128,8 +127,8 @@ def train_one_epoch(run: _Run) -> dict[str, float]:
     for x, y in run.train_loader:
         x, y = x.to(run.device, non_blocking=True), y.to(run.device, non_blocking=True)
         with autocast(run.device, cfg.run.amp):
-            logits = model(x).logits                                  # (B, K)
-            loss = F.cross_entropy(logits.float(), y)
+            out = model(x)
+            logits, loss = out.logits, run.bare.loss(out, y)          # (B, K); + lambda x aux loss (ModelConfig)
         stats = torch.stack([loss.detach().float() * y.numel(), (logits.argmax(1) == y).sum().float(),
                              torch.tensor(float(y.numel()), device=run.device),
                              (~torch.isfinite(loss.detach())).float()])

@@ -14,11 +14,23 @@ Per stream (DESIGN section 2), for input (B, N, C_in, H, W):
 Variants for the ablations share this code: ``head="tsn"`` (TSN average consensus, no attention),
 ``"temporal"`` (F = f_t), ``"spatial"`` (F_j = f_sj), ``temporal_attention="lstm"``, 1-5 heads,
 SE on or off, mean or sum frame pooling. The forward returns the attention with the logits.
+
+Two opt-in options go beyond the paper (issue 13; the paper presets keep its equations):
+``frame_pool="alpha"`` pools the spatial features over frames with the temporal weights,
+f_sj = sum_i alpha_i sum_k beta_ijk X_hat_ik, so that no frame reaches F with a fixed weight (equal to
+the mean at uniform alpha); ``temporal_aux_weight`` (lambda > 0) adds a training-only classifier on
+f_t whose cross-entropy, times lambda, is added to the loss (``TSTAM.loss``): alpha then gets the
+gradient the temporal-only model gets. In eval mode its output is not computed, so inference, export
+and ONNX are the paper's graph.
+
+``forward(x, alpha=...)`` replaces the temporal weights by given ones (test-time interventions,
+``tstam.demo.analysis``), and ``frame_terms`` splits the logits into per-frame contributions.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple, Optional
+from typing import Any, Literal, NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +41,7 @@ from tstam.models.attention import CNNTemporalAttention, LSTMTemporalAttention, 
 from tstam.models.bninception import BLOCK_NAMES, GOOGLENET_BLOCKS, BNInception
 from tstam.preprocess import Preprocess, flow_preprocess, rgb_preprocess
 
-__all__ = ["ModelConfig", "ModelOutput", "TSTAM", "build_model"]
+__all__ = ["ModelConfig", "ModelOutput", "FrameTerms", "TSTAM", "build_model"]
 
 
 @dataclass
@@ -50,7 +62,8 @@ class ModelConfig:
     attention_hidden: int = 256             # hidden width of the temporal attention (paper: 256)
     num_heads: int = 4                      # l spatial attention heads (paper 4.3.2: 4)
     map_dim: int = 0                        # D of the eq. 1 mapping; 0 -> D = C
-    frame_pool: Literal["mean", "sum"] = "mean"  # pooling of spatial features over frames; paper: sum
+    frame_pool: Literal["mean", "sum", "alpha"] = "mean"  # spatial features over frames; paper: sum; alpha: beyond it
+    temporal_aux_weight: float = 0.0        # lambda of a training-only classifier on f_t (0: the paper's loss)
     dropout: Optional[float] = None         # None -> 0.8 (RGB), 0.7 (flow), as TSN
     preprocess: Optional[Preprocess] = None  # None -> the BN-Inception ImageNet normalisation
 
@@ -58,7 +71,16 @@ class ModelConfig:
         check_choice("model.modality", self.modality, ("rgb", "flow"))
         check_choice("model.head", self.head, ("tstam", "tsn", "temporal", "spatial"))
         check_choice("model.temporal_attention", self.temporal_attention, ("cnn", "lstm"))
-        check_choice("model.frame_pool", self.frame_pool, ("mean", "sum"))
+        check_choice("model.frame_pool", self.frame_pool, ("mean", "sum", "alpha"))
+        if self.frame_pool == "alpha" and self.head != "tstam":
+            raise ConfigError(f"model.frame_pool=alpha pools frames with the temporal weights of the T-STAM head; "
+                              f"model.head={self.head!r} has no both-path head (use head=tstam or another frame_pool)")
+        if not (self.temporal_aux_weight >= 0 and math.isfinite(self.temporal_aux_weight)):
+            raise ConfigError(f"model.temporal_aux_weight={self.temporal_aux_weight} is not valid; expected a "
+                              "finite number >= 0 (0: the paper's loss)")
+        if self.temporal_aux_weight > 0 and self.head != "tstam":
+            raise ConfigError(f"model.temporal_aux_weight={self.temporal_aux_weight} needs model.head=tstam "
+                              f"(an auxiliary classifier on f_t beside the full head); got {self.head!r}")
         check_choice("model.se_gate", self.se_gate, ("2sigmoid", "sigmoid"))
         bad = sorted(set(self.se_blocks) - set(BLOCK_NAMES))
         if bad:
@@ -94,6 +116,17 @@ class ModelOutput(NamedTuple):
     logits: torch.Tensor                    # (B, K)
     temporal: Optional[torch.Tensor]        # (B, N) alpha over frames, sums to 1; None without it
     spatial: Optional[torch.Tensor]         # (B, l, N, h, w) maps, each sums to 1 over h*w
+    aux_logits: Optional[torch.Tensor] = None  # (B, K) the f_t classifier, training mode with lambda > 0 only
+
+
+class FrameTerms(NamedTuple):
+    """The logits split by frame (eval mode): logits = sum_i frames_i + bias."""
+
+    frames: torch.Tensor                    # (B, N, K) what frame i adds in all (temporal + spatial)
+    temporal: Optional[torch.Tensor]        # (B, N, K) what frame i adds through f_t (TSN: its consensus share)
+    spatial: Optional[torch.Tensor]         # (B, N, K) what frame i adds through the f_sj
+    bias: torch.Tensor                      # (K,)
+    alpha: Optional[torch.Tensor]           # (B, N) the temporal weights used
 
 
 class TSTAM(nn.Module):
@@ -125,8 +158,10 @@ class TSTAM(nn.Module):
             out_dim = d if cfg.head == "temporal" else d * cfg.num_heads
         self.dropout = nn.Dropout(cfg.dropout)
         self.fc = nn.Linear(out_dim, cfg.num_classes)
-        nn.init.normal_(self.fc.weight, std=0.001)  # TSN's classifier init
-        nn.init.zeros_(self.fc.bias)
+        self.aux_fc = nn.Linear(d, cfg.num_classes) if cfg.temporal_aux_weight > 0 else None  # training only
+        for fc in filter(None, (self.fc, self.aux_fc)):
+            nn.init.normal_(fc.weight, std=0.001)  # TSN's classifier init
+            nn.init.zeros_(fc.bias)
         self._partial_bn = False
         self.channels_last = False  # feed the backbone NHWC frames (set by prepare_for_inference)
 
@@ -164,47 +199,125 @@ class TSTAM(nn.Module):
         f = self.backbone.forward_features(frames)                # (B*N, C, h, w)
         return f.unflatten(0, (b, n))                             # (B, N, C, h, w)
 
-    def forward_head(self, feats: torch.Tensor) -> ModelOutput:
-        """Backbone features (B, N, C, h, w) -> logits and attention."""
-        cfg = self.cfg
-        b, n, c, h, w = feats.shape
-        if self.mapping is None:  # TSN: average consensus over frames and locations
-            pooled = feats.mean((1, 3, 4))                        # (B, C)
-            return ModelOutput(self.fc(self.dropout(pooled)), None, None)
+    def _check_alpha(self, alpha: torch.Tensor, b: int, n: int) -> torch.Tensor:
+        if alpha.shape != (b, n) or not bool(torch.isfinite(alpha).all()) or bool((alpha < 0).any()):
+            raise ValueError(f"alpha must be finite, non-negative weights of shape (B, N) = ({b}, {n}); "
+                             f"got shape {tuple(alpha.shape)}")
+        return alpha.to(self.fc.weight.dtype)
 
+    def _head_parts(self, feats: torch.Tensor, alpha: Optional[torch.Tensor]) -> dict[str, Any]:
+        """Per-frame pieces of the head: x_hat_i (B, N, D), alpha (B, N), the spatial features of
+        each frame before frame pooling (B, N, l, D) and beta (B*N, l, h*w); None where absent."""
+        cfg = self.cfg
+        b, n = feats.shape[:2]
+        if alpha is not None:
+            alpha = self._check_alpha(alpha, b, n)
         # The mapping (eq. 1) is affine and both poolings are convex combinations (the weights
         # sum to 1), so W1 (sum_k a_k X_k) + b1 = sum_k a_k (W1 X_k + b1): pooling first and mapping
         # the pooled vectors is exact and costs B*N*(1+l) instead of B*N*h*w vector maps.
         x = feats.flatten(0, 1)                                   # (B*N, C, h, w)
         w1, b1 = self.mapping.weight.flatten(1), self.mapping.bias  # (D, C), (D,)
         d = w1.shape[0]
-        alpha = beta = None
-        parts = []
+        parts: dict[str, Any] = {"frames": None, "alpha": alpha, "f_s": None, "beta": None}
         if self.temporal_att is not None:
             frames = F.linear(x.mean((2, 3)), w1, b1).view(b, n, d)  # (B, N, D), x_hat_i
-            alpha = self.temporal_att(frames)                     # (B, N)
-            f_t = torch.bmm(alpha.unsqueeze(1), frames).squeeze(1)  # (B, D), eq. 3
-            parts.append(f_t)
+            parts["frames"] = frames
+            if alpha is None:
+                parts["alpha"] = self.temporal_att(frames)        # (B, N)
         if self.spatial_att is not None:
             beta = self.spatial_att(x)                            # (B*N, l, h*w)
             pooled = torch.bmm(beta, x.flatten(2).transpose(1, 2))  # (B*N, l, C)
-            f_s = F.linear(pooled, w1, b1).view(b, n, cfg.num_heads, d)  # (B, N, l, D), eq. 7 inner sum
-            f_s = f_s.sum(1) if cfg.frame_pool == "sum" else f_s.mean(1)  # (B, l, D)
-            beta = beta.view(b, n, cfg.num_heads, h, w).transpose(1, 2)  # (B, l, N, h, w)
-            parts.append(f_s)
-        if len(parts) == 2:
-            fused = parts[0].unsqueeze(1) + parts[1]              # (B, l, D), eq. 8: F_j = f_t + f_sj
-        elif alpha is not None:
-            fused = parts[0].unsqueeze(1)                         # (B, 1, D)
-        else:
-            fused = parts[0]                                      # (B, l, D)
-        logits = self.fc(self.dropout(fused.flatten(1)))          # (B, K), eq. 9 concat
-        return ModelOutput(logits, alpha, beta)
+            parts["f_s"] = F.linear(pooled, w1, b1).view(b, n, cfg.num_heads, d)  # (B, N, l, D), eq. 7 inner sum
+            parts["beta"] = beta
+        return parts
 
-    def forward(self, x: torch.Tensor) -> ModelOutput:
+    def _frame_weights(self, parts: dict[str, Any], n: int) -> Optional[torch.Tensor]:
+        """(B, N) weights of the spatial features' frame pooling; None for the plain mean or sum."""
+        if self.cfg.frame_pool == "alpha" or (self.temporal_att is None and parts["alpha"] is not None):
+            w = parts["alpha"]                                    # frame_pool=alpha, or a spatial-only override
+            return w * n if self.cfg.frame_pool == "sum" else w
+        return None
+
+    def forward_head(self, feats: torch.Tensor, alpha: Optional[torch.Tensor] = None) -> ModelOutput:
+        """Backbone features (B, N, C, h, w) -> logits and attention.
+
+        ``alpha`` (B, N), if given, replaces the temporal weights (an intervention); heads without
+        temporal attention (TSN, spatial-only) use it as their frame weights instead of uniform ones."""
+        cfg = self.cfg
+        b, n, c, h, w = feats.shape
+        if self.mapping is None:  # TSN: average consensus over frames and locations
+            frames = feats.mean((3, 4))                           # (B, N, C)
+            if alpha is None:
+                pooled = frames.mean(1)                           # (B, C)
+            else:
+                pooled = torch.bmm(self._check_alpha(alpha, b, n).unsqueeze(1), frames).squeeze(1)
+            return ModelOutput(self.fc(self.dropout(pooled)), None, None)
+
+        parts = self._head_parts(feats, alpha)
+        alpha, beta, out = parts["alpha"], None, []
+        f_t = None
+        if parts["frames"] is not None:
+            f_t = torch.bmm(alpha.unsqueeze(1), parts["frames"]).squeeze(1)  # (B, D), eq. 3
+            out.append(f_t.unsqueeze(1))                          # (B, 1, D)
+        if parts["f_s"] is not None:
+            f_s, weights = parts["f_s"], self._frame_weights(parts, n)
+            if weights is not None:
+                f_s = torch.einsum("bn,bnld->bld", weights, f_s)  # (B, l, D): sum_i w_i f_sji
+            else:
+                f_s = f_s.sum(1) if cfg.frame_pool == "sum" else f_s.mean(1)  # (B, l, D)
+            beta = parts["beta"].view(b, n, cfg.num_heads, h, w).transpose(1, 2)  # (B, l, N, h, w)
+            out.append(f_s)
+        fused = out[0] + out[1] if len(out) == 2 else out[0]      # (B, l, D), eq. 8: F_j = f_t + f_sj
+        logits = self.fc(self.dropout(fused.flatten(1)))          # (B, K), eq. 9 concat
+        aux = self.aux_fc(self.dropout(f_t)) if self.aux_fc is not None and self.training else None
+        return ModelOutput(logits, alpha if self.temporal_att is not None else None, beta, aux)
+
+    @torch.no_grad()
+    def frame_terms(self, feats: torch.Tensor, alpha: Optional[torch.Tensor] = None) -> FrameTerms:
+        """The logits of ``forward_head(feats, alpha)`` in eval mode, split by frame and path.
+
+        The classifier is linear and each path a weighted sum over frames, so frame i adds
+        ``alpha_i sum_j W_j x_hat_i`` through f_t and ``w_i sum_j W_j f_sji`` through the f_sj (w_i: 1/N
+        for mean pooling, 1 for sum, alpha_i for ``frame_pool=alpha``); TSN's frames add
+        ``W mean_hw X_i / N``. W_j is the classifier's block for head j."""
+        if self.training:
+            raise RuntimeError("frame_terms splits the eval-mode logits; call model.eval() first")
+        b, n = feats.shape[:2]
+        wfc = self.fc.weight                                      # (K, l*D) or (K, D) or (K, C)
+        k = wfc.shape[0]
+        if self.mapping is None:
+            frames = feats.mean((3, 4))                           # (B, N, C)
+            weights = torch.full((b, n), 1.0 / n) if alpha is None else self._check_alpha(alpha, b, n)
+            per = torch.einsum("bn,bnc,kc->bnk", weights.to(frames), frames, wfc)  # (B, N, K)
+            return FrameTerms(per, None, None, self.fc.bias, None)
+        parts = self._head_parts(feats, alpha)
+        heads = 1 if parts["f_s"] is None else self.cfg.num_heads
+        wfc = wfc.view(k, heads, -1)                              # (K, l, D)
+        temporal = spatial = None
+        if parts["frames"] is not None:                           # the same f_t enters every F_j
+            temporal = torch.einsum("bn,bnd,kd->bnk", parts["alpha"], parts["frames"], wfc.sum(1))  # (B, N, K)
+        if parts["f_s"] is not None:
+            weights = self._frame_weights(parts, n)
+            if weights is None:
+                weights = torch.full((b, n), 1.0 if self.cfg.frame_pool == "sum" else 1.0 / n).to(wfc)
+            spatial = torch.einsum("bn,bnld,kld->bnk", weights, parts["f_s"], wfc)  # (B, N, K)
+        total = sum(t for t in (temporal, spatial) if t is not None)
+        alpha_used = parts["alpha"] if self.temporal_att is not None else None
+        return FrameTerms(total, temporal, spatial, self.fc.bias, alpha_used)
+
+    def forward(self, x: torch.Tensor, alpha: Optional[torch.Tensor] = None) -> ModelOutput:
+        """(B, N, C_in, H, W) -> ``ModelOutput``; ``alpha`` (B, N): see ``forward_head``."""
         if not (torch.jit.is_tracing() or torch.compiler.is_compiling()):
             self.check_input(x)
-        return self.forward_head(self.forward_features(x))
+        return self.forward_head(self.forward_features(x), alpha)
+
+    def loss(self, out: ModelOutput, target: torch.Tensor) -> torch.Tensor:
+        """The training loss: cross-entropy of the logits, plus ``temporal_aux_weight`` x that of the
+        auxiliary f_t classifier when it ran (training mode, lambda > 0)."""
+        loss = F.cross_entropy(out.logits.float(), target)
+        if out.aux_logits is not None:
+            loss = loss + self.cfg.temporal_aux_weight * F.cross_entropy(out.aux_logits.float(), target)
+        return loss
 
     # -- TSN training practices -----------------------------------------------------------------
     def set_partial_bn(self, enabled: bool = True) -> "TSTAM":
