@@ -193,10 +193,11 @@ def _pose_stats(scene, width, height):
     return np.column_stack(cols).astype(np.float64)
 
 
-def test_motion_classes_have_equal_pose_marginals():
+@pytest.mark.parametrize("preset", ["demo", "localized"])
+def test_motion_classes_have_equal_pose_marginals(preset):
     """The same as above on the sampled poses, without rendering, so with many more clips: at
     a random frame, position, size and orientation have the same distribution in every class."""
-    cfg = make_config("demo")
+    cfg = make_config(preset)
     n = 300
     for group in (MOTION, ["Approach", "Separate"]):
         stats = {}
@@ -302,3 +303,66 @@ def test_action_window_is_where_the_motion_is():
             outside[max(start - 1, 0):end] = False  # and not the transitions into / out of it
             if outside.any():
                 assert diffs[inside].mean() > 2.5 * diffs[outside].mean(), (name, i, np.round(diffs, 1))
+
+
+# ---------------------------------------------------------------- presets
+
+
+def test_demo_preset_scenes_are_unchanged():
+    """The demo preset's clips stay what they were when its models were trained (generator version
+    3): the sampled scenes of 3 clips per class, summed. The numbers were computed before the
+    localized preset and its turning wobble were added; a generator change that moves them must
+    bump GENERATOR_VERSION (and the demo's documented numbers)."""
+    cfg = make_config("demo")
+    ints, floats = [], []
+    for name in cfg.classes:
+        for i in range(3):
+            s = sample_scene(get_class(name), cfg, clip_rng(0, "train", name, i))
+            ints += [s.window[0], s.window[1], s.noise_seed, s.background.seed, len(s.distractors)]
+            floats += [s.background.luma, *s.background.pan]
+            for a in s.actors:
+                floats += [*a.cx, *a.cy, *a.radius, *a.angle, a.luma, a.stripe_amp]
+            for d in s.distractors:
+                floats += [*d.cx, *d.cy, d.radius, *d.rgb]
+    f = np.array(floats)
+    assert sum(ints) == 75763983402 and len(f) == 7880
+    assert float(f.sum()) == pytest.approx(327658.78621053975, rel=1e-12)
+    assert float((f * (np.arange(len(f)) % 7)).sum()) == pytest.approx(988228.939599136, rel=1e-12)
+
+
+def _actor_motion(frames, masks, window):
+    """Mean absolute grey-level change on the actor per frame transition, inside the window and
+    outside it (transitions into and out of the window excluded)."""
+    grey = _grey(frames)
+    start, end = window
+    diffs = []
+    for t in range(len(grey) - 1):
+        m = np.maximum(masks[t], masks[t + 1])
+        diffs.append((m * np.abs(grey[t + 1] - grey[t])).sum() / m.sum())
+    diffs = np.array(diffs)
+    inside = np.zeros(len(diffs), bool)
+    inside[start:end - 1] = True
+    outside = np.ones(len(diffs), bool)
+    outside[max(start - 1, 0):end] = False
+    return diffs[inside].mean(), diffs[outside].mean()
+
+
+def test_localized_preset_short_windows_and_a_moving_idle_part():
+    """The localized preset: windows of 10-25 % of the clip; outside them the actor moves (wobbles
+    and turns) several times more than in the demo preset, and still less than in the action."""
+    demo, loc = make_config("demo", {"noise_std": 0.0}), make_config("localized", {"noise_std": 0.0})
+    assert loc.num_frames == 48 and (loc.window_min, loc.window_max) == (0.10, 0.25)
+    assert loc.classes == demo.classes and (loc.height, loc.width) == (demo.height, demo.width)
+    lengths, idle, ratio = [], {"demo": [], "localized": []}, []
+    for name in ("MoveUp", "Spin", "Grow", "Separate"):
+        for i in range(3):
+            for preset, cfg in (("demo", demo), ("localized", loc)):
+                scene, frames, masks = _clip(name, cfg, seed=21, index=i)
+                inside, outside = _actor_motion(frames, masks, scene.window)
+                idle[preset].append(outside)
+                if preset == "localized":
+                    lengths.append(scene.window[1] - scene.window[0])
+                    ratio.append(inside / outside)
+    assert all(5 <= n <= 12 for n in lengths), lengths          # round(0.10 * 48) .. round(0.25 * 48)
+    assert np.mean(idle["localized"]) > 3 * np.mean(idle["demo"]), idle
+    assert min(ratio) > 1.2 and np.mean(ratio) > 2.0, np.round(ratio, 2)

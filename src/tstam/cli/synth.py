@@ -20,7 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--preset", default="demo", choices=sorted(PRESETS),
-                   help="named config (default: demo; tiny is for tests)")
+                   help="named config (default: demo; localized: short action windows, moving idle part; tiny: tests)")
     p.add_argument("--seed", type=int, default=0, help="main seed (train and test seeds derive from it)")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help=f"config overrides, e.g. num_frames=48 noise_std=0; keys: {', '.join(config_fields())}")

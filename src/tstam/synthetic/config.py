@@ -1,8 +1,10 @@
 """Configuration of the synthetic action benchmark (DESIGN section 6): sizes, class set, difficulty.
 
 Lengths that scale with the picture (object sizes, displacements) are fractions of the shorter
-frame side, so a preset keeps its difficulty when only the frame size is changed. Two named
-presets: ``demo`` (the default; sized for ``tstam demo`` on 2 CPU cores) and ``tiny`` (tests).
+frame side, so a preset keeps its difficulty when only the frame size is changed. Named presets:
+``demo`` (the default; sized for ``tstam demo`` on 2 CPU cores), ``localized`` (short action
+windows in clips whose idle part moves too: where a model must find the action in time) and
+``tiny`` (tests).
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ class SynthConfig:
     window_min: float = 0.3           # shortest action window, as a fraction of the clip
     window_max: float = 0.6           # longest action window, as a fraction of the clip
     idle_jitter: float = 0.3          # px; slow wobble of every actor in every frame (all classes)
+    idle_rotation: float = 0.0        # radians; amplitude of a slow turning wobble of every actor (0: none)
     # --- difficulty ---
     distractors_max: int = 2          # 0..this many small distractor discs per clip, drifting
     distractor_speed: float = 1.2     # px per frame, fastest distractor
@@ -78,7 +81,7 @@ class SynthConfig:
                 f"window_min={self.window_min}, window_max={self.window_max} are not valid; "
                 "expected 0.05 <= window_min <= window_max <= 1"
             )
-        for name in ("idle_jitter", "distractor_speed", "background_contrast", "background_pan",
+        for name in ("idle_jitter", "idle_rotation", "distractor_speed", "background_contrast", "background_pan",
                      "noise_std"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}={getattr(self, name)} is not valid; expected >= 0")
@@ -94,6 +97,15 @@ class SynthConfig:
 PRESETS: dict[str, dict[str, Any]] = {
     # 12 classes x (24 + 10) clips of 32 frames at 112x112: generation takes well under a minute.
     "demo": {},
+    # The demo's classes and sizes with the action in 10-25 % of 48 frames (5-12 frames), and an idle
+    # part that moves without class evidence: every actor wobbles (+-2.5 px, +-0.2 rad, at 0.03-0.08
+    # cycles per frame: up to ~1.3 px and 0.1 rad per frame, against 2.3-9 px or 0.18-0.26 rad per
+    # frame in the action) and up to 3 distractors drift at up to 2 px per frame. Frozen (generator
+    # version 3) before any model was trained on it (issue 13).
+    "localized": {
+        "num_frames": 48, "window_min": 0.10, "window_max": 0.25, "idle_jitter": 2.5, "idle_rotation": 0.2,
+        "distractors_max": 3, "distractor_speed": 2.0,
+    },
     # 4 classes x (3 + 2) clips of 16 frames at 64x64, for the test suite: about a second.
     "tiny": {
         "height": 64, "width": 64, "num_frames": 16, "train_per_class": 3, "test_per_class": 2,

@@ -152,6 +152,13 @@ def _jitter(rng: np.random.Generator, cfg: SynthConfig) -> tuple[np.ndarray, np.
     return out[0], out[1]
 
 
+def _turn(rng: np.random.Generator, cfg: SynthConfig) -> np.ndarray:
+    """(T,) the turning wobble: ``idle_rotation * sin(2 pi f t + phase)``, f in JITTER_FREQ."""
+    t = np.arange(cfg.num_frames, dtype=np.float64)
+    freq, phase = _u(rng, JITTER_FREQ), float(rng.uniform(0, 2 * math.pi))
+    return cfg.idle_rotation * np.sin(2 * math.pi * freq * t + phase)
+
+
 def _appearance(rng: np.random.Generator, hues: tuple[float, ...]) -> dict:
     return dict(
         shape=SHAPES[int(rng.integers(0, len(SHAPES)))], luma=_u(rng, ACTOR_LUMA),
@@ -267,6 +274,8 @@ def sample_scene(cdef: ClassDef, cfg: SynthConfig, rng: np.random.Generator) -> 
     actors = []
     for cx, cy, radius, angle in poses:
         jx, jy = _jitter(r_rest, cfg)
+        if cfg.idle_rotation > 0:  # drawn only when on, so configs without it keep their clips
+            angle = angle + _turn(r_rest, cfg)
         actors.append(Actor(**_appearance(r_look, hues), cx=cx + jx, cy=cy + jy, radius=radius,
                             angle=angle))
     distractors = _distractors(r_rest, cfg)
