@@ -126,6 +126,15 @@ def test_reuse_resume_and_refuse(tmp_path):
     assert videos[0].read_bytes() == content and videos[0].stat().st_mtime_ns != 1
     assert all(p.stat().st_mtime_ns == 1 for p in videos[1:])
     assert (tmp_path / ".complete").exists() and stamps
+    # a benchmark written before a config field existed (no idle_rotation) had that field's default
+    bench = tmp_path / "benchmark.json"
+    manifest = json.loads(bench.read_text())
+    del manifest["config"]["idle_rotation"]
+    bench.write_text(json.dumps(manifest))
+    generate(tmp_path, cfg, seed=0)
+    assert all(p.stat().st_mtime_ns == 1 for p in videos[1:])
+    with pytest.raises(ValueError, match="different config"):
+        generate(tmp_path, make_config("tiny", {**cfg.__dict__, "idle_rotation": 0.1}), seed=0)
     with pytest.raises(ValueError, match="different seed"):
         generate(tmp_path, cfg, seed=1)
     with pytest.raises(ValueError, match="different config"):

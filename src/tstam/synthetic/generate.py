@@ -103,6 +103,9 @@ def _check_existing(bench: Path, manifest: dict[str, Any]) -> None:
         old = json.loads(bench.read_text())
     except json.JSONDecodeError as e:
         raise ValueError(f"{bench}: unreadable ({e}); delete the folder to regenerate") from None
+    if isinstance(old.get("config"), dict):  # a field added since (e.g. idle_rotation) had its default then
+        old["config"] = {**{k: v for k, v in to_dict(SynthConfig()).items() if k not in old["config"]},
+                         **old["config"]}
     differs = [k for k in ("generator_version", "seed", "config") if old.get(k) != manifest[k]]
     if differs:
         raise ValueError(
