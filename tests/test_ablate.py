@@ -1,95 +1,157 @@
-"""The ablation runner on a tiny grid: table (mean and spread), PNG, paper comparison, reuse."""
+"""The ablation runner: tables from the runs on disk, reuse, the paired intervals and verdicts,
+the claims as data."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
 
-from tstam.ablate import AblateConfig, compare, grid, run_ablation, summarize
+from tstam.ablate import (
+    CLAIMS, GROUPS, AblateConfig, Claim, check_claims, collect_rows, grid, paired, run_ablation, summarize,
+    t_quantile, train_config, verdict,
+)
 from tstam.cli import main
 from tstam.config import ConfigError
 
 
-def test_tiny_grid_writes_table_and_png(tmp_path, capsys):
-    out = tmp_path / "abl"
-    cfg = AblateConfig(out=str(out), seeds=[0], only=["se", "fusion"], quick=True,
-                       demo_overrides={"threads": 1})
-    table = run_ablation(cfg)
+@pytest.fixture(scope="module")
+def tiny_grid(tmp_path_factory):
+    out = tmp_path_factory.mktemp("abl")
+    cfg = AblateConfig(out=str(out), seeds=[0], only=["se", "fusion"], quick=True, threads=1)
+    return out, run_ablation(cfg)
+
+
+def test_tiny_grid_writes_tables_and_pngs(tiny_grid):
+    out, table = tiny_grid
     text = table.read_text()
-    assert "| se | SE on | flow | 1 |" in text and "| se | SE off | flow | 1 |" in text
-    assert "RGB:flow 1:3" in text and "rgb alone" in text
-    assert "SE (4.3.4" in text and "Fusion weights (4.3.3" in text
-    assert (out / "ablation.png").stat().st_size > 1000
-    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert "| se | SE on | flow | 1 | 1 |" in text and "| se | SE off | flow | 1 | 1 |" in text
+    assert "| fusion | RGB:flow 1:3 | fused |" in text and "rgb alone" in text
+    assert "SE on beats SE off" in text and "RGB:flow 1:3 beats 1:1" in text and "## Where the evidence" in text
+    for png in ("ablation.png", "alpha.png"):
+        assert (out / png).stat().st_size > 1000
+    rows = collect_rows(AblateConfig(out=str(out), quick=True))
     assert {r["setting"] for r in rows} >= {"SE on", "SE off", "RGB:flow 1:1", "RGB:flow 2:3"}
-    assert len({r["scores"] for r in rows if r.get("stream") == "flow" and "scores" in r}) == 2  # SE on = reference
-    # a second run (the CLI) reuses every trained run
-    assert main(["ablate", "--out", str(out), "--only", "se", "--seeds", "0", "--quick"]) == 0
+    flow = {r["run"] for r in rows if r["stream"] == "flow" and "run" in r}
+    assert flow == {"flow_ref_e1_s0", "flow_se_blocks-none_e1_s0"}  # SE on is the reference itself
+    on = next(r for r in rows if r["setting"] == "SE on")
+    # the analysis of each run: alpha in the window, every intervention, evidence sums
+    assert 0 <= on["share_in_window"] <= 1 and 0 < on["uniform_share"] < 1
+    assert {f"top1/{k}" for k in ("own", "uniform", "window", "outside", "reversed")} <= set(on)
+    assert on["top1/own"] == pytest.approx(on["top1"], abs=1 / 8 + 1e-9)  # 8 test clips; BN folded or not
+    assert all(math.isfinite(on[k]) for k in ("temporal_in", "temporal_out", "spatial_in", "frames_out"))
+    csv_head = (out / "claims.csv").read_text().splitlines()[0]
+    assert csv_head.startswith("topic,claim,source,seeds")
+
+
+def test_a_second_run_reuses_every_run_and_keeps_other_groups(tiny_grid, capsys):
+    out, table = tiny_grid
+    row = out / "runs" / "flow_se_blocks-none_e1_s0" / "row.json"
+    stamp = row.stat().st_mtime_ns
+    assert main(["ablate", "--out", str(out), "--only", "se", "--seeds", "0", "--quick", "--threads", "1"]) == 0
     printed = capsys.readouterr().out
     assert "se: SE off seed 0: top-1" in printed and f"table: {table}" in printed
+    assert row.stat().st_mtime_ns == stamp                   # reused, not retrained or re-analysed
+    assert "| fusion | RGB:flow 1:3 |" in table.read_text()   # a partial run keeps the rest of the table
+
+
+def test_t_quantiles_from_the_table():
+    assert t_quantile(4) == 2.776 and t_quantile(1) == 12.706        # textbook values
+    assert t_quantile(35) == pytest.approx(2.0301, abs=1e-3)         # between table entries: 2.0301 exactly
+    assert t_quantile(1000) == pytest.approx(1.9623, abs=1e-3)
+    with pytest.raises(ValueError, match="df=0"):
+        t_quantile(0)
+
+
+def test_paired_difference_and_interval():
+    # d = 1, 2, 3, 4, 5: mean 3, sd sqrt(2.5), half-width 2.776 * sqrt(2.5) / sqrt(5) = 1.9629
+    p = paired({s: 10.0 + s + 1 for s in range(5)}, {s: 10.0 for s in range(5)})
+    assert (p.n, p.seeds) == (5, (0, 1, 2, 3, 4))
+    assert p.mean == pytest.approx(3.0) and p.sd == pytest.approx(math.sqrt(2.5))
+    assert (p.lo, p.hi) == (pytest.approx(3 - 1.96292, abs=1e-4), pytest.approx(3 + 1.96292, abs=1e-4))
+    assert paired({0: 1.0, 1: 2.0, 7: 3.0}, {1: 1.0, 7: 1.0, 9: 0.0}).seeds == (1, 7)  # only common seeds
+    with pytest.raises(ValueError, match="seed 1"):
+        paired({0: 1.0, 1: math.nan}, {0: 0.0, 1: 0.0})
+
+
+def test_verdict_follows_the_interval_not_the_means():
+    """The issue's case: T-STAM ahead on the mean, but the seeds spread over both signs."""
+    tstam = {0: 67.5, 1: 63.3, 2: 71.7, 3: 55.8, 4: 70.0}
+    tsn = {0: 65.0, 1: 67.5, 2: 60.0, 3: 65.8, 4: 70.8}
+    p = paired(tstam, tsn)
+    assert p.mean < 0.5 and p.lo < 0 < p.hi and verdict(p) == "inconclusive"
+    assert verdict(paired({s: 60.0 + s % 2 for s in range(5)}, {s: 50.0 for s in range(5)})) == "agrees"
+    assert verdict(paired({s: 40.0 - s % 2 for s in range(5)}, {s: 50.0 for s in range(5)})) == "disagrees"
+    assert verdict(paired({0: 90.0}, {0: 10.0})) == "inconclusive"  # one seed: no interval
+
+
+def _rows(setting, group, top1, **extra):
+    return [{"group": group, "setting": setting, "stream": "flow", "seed": s, "top1": v, "params": 1, "train_s": 0.0,
+             **{k: vals[s] for k, vals in extra.items()}} for s, v in enumerate(top1)]
+
+
+def test_claims_are_tested_on_paired_seeds():
+    ref = "T-STAM (reference)"
+    rows = _rows(ref, "baselines", [0.70, 0.72, 0.69, 0.71, 0.73],
+                 share_in_window=[0.40, 0.45, 0.42, 0.41, 0.44], uniform_share=[0.2] * 5)
+    rows += _rows("TSN average consensus", "baselines", [0.62, 0.65, 0.63, 0.64, 0.66])
+    results = {r.claim.says: r for r in check_claims(rows)}
+    tsn = results["T-STAM beats TSN average consensus"]
+    assert tsn.diff.n == 5 and tsn.diff.mean == pytest.approx(7.0) and tsn.verdict == "agrees"
+    assert tsn.goal_met is True                                       # >= 5 points, interval above 0
+    alpha = results[f"{ref}: alpha puts more weight in the action window than uniform"]
+    assert alpha.a_mean == pytest.approx(0.424) and alpha.b_mean == pytest.approx(0.2) and alpha.verdict == "agrees"
+    assert "SE on beats SE off" not in results                        # not run: not claimed
+    half = _rows(ref, "baselines", [0.70, 0.72, 0.69, 0.71, 0.73]) + _rows(
+        "TSN average consensus", "baselines", [0.68, 0.69, 0.66, 0.67, 0.70])
+    short = next(r for r in check_claims(half) if "TSN" in r.claim.says)
+    assert short.diff.mean == pytest.approx(3.0) and short.verdict == "agrees" and short.goal_met is False
+    ratio = Claim("t", "alpha", ("baselines", ref), None, metric="alpha", goal=1.5)
+    (r,) = check_claims(rows, [ratio])
+    assert r.goal_met is True                                         # 0.424 >= 1.5 x 0.2
+
+
+def test_every_claim_names_settings_of_the_grid():
+    names = {(g, s.name) for g, grp in GROUPS.items() for s in grp.settings}
+    names |= {("fusion", n) for n in ("RGB:flow 1:1", "RGB:flow 1:2", "RGB:flow 1:3", "RGB:flow 1:4",
+                                      "RGB:flow 2:3", "rgb alone", "flow alone")}
+    for c in CLAIMS:
+        assert c.a in names and (c.b is None or c.b in names), c
 
 
 def test_summary_mean_and_spread():
-    rows = [{"group": "heads", "setting": "heads=1", "stream": "flow", "seed": s, "top1": v, "params": 10,
-             "train_s": 1.0} for s, v in ((0, 0.5), (1, 0.7))]
-    (r,) = summarize(rows)
-    assert r["seeds"] == 2 and r["top1_mean"] == pytest.approx(0.6) and r["top1_std"] == pytest.approx(0.1414, abs=1e-3)
+    (r,) = summarize(_rows("heads=1", "heads", [0.5, 0.7]))
+    assert r["seeds"] == 2 and r["top1_mean"] == pytest.approx(0.6) and r["top1_sd"] == pytest.approx(0.1414, abs=1e-3)
 
 
-def test_compare_reads_trends():
-    table = [{"group": "heads", "setting": f"heads={n}", "top1_mean": v} for n, v in
-             zip(range(1, 6), (0.5, 0.6, 0.7, 0.8, 0.75))]
-    table += [{"group": "baselines", "setting": "T-STAM (reference)", "top1_mean": 0.8},
-              {"group": "baselines", "setting": "TSN average consensus", "top1_mean": 0.7}]
-    text = "\n".join(compare(table))
-    assert "best 4: agrees" in text and "(+10.0): met" in text and "Segments (4.3.1): not" in text
-    assert "Temporal attention" not in text  # no alpha measured
-    table[5:7] = [{**table[5], "alpha_in_window": 0.3, "alpha_uniform": 0.5},
-                  {"group": "baselines", "setting": "temporal attention only", "top1_mean": 0.6,
-                   "alpha_in_window": 0.6, "alpha_uniform": 0.5}]
-    text = "\n".join(compare(table))
-    assert "30.0 % for T-STAM and 60.0 % for temporal-only, against 50.0 % uniform" in text
-    assert "T-STAM's alpha leans outside the window, temporal-only's inside" in text
-
-
-def test_segment_settings_reach_model_and_data(tmp_path):
-    from tstam.ablate import GROUPS, _train_config
-
+def test_run_folders_carry_the_budget_and_settings_reach_model_and_data(tmp_path):
     cfg = AblateConfig(out=str(tmp_path), quick=True)
-    t = _train_config(cfg, GROUPS["segments"][0], seed=1)
+    seg = GROUPS["segments"].settings
+    t = train_config(cfg, seg[0], seed=1, short=True)
     assert t.model.num_segments == t.data.num_segments == 3 and t.run.seed == 1
-    assert _train_config(cfg, GROUPS["heads"][3], seed=0).run.out_dir.endswith("flow_ref_s0")  # heads=4: the reference
-    assert _train_config(cfg, GROUPS["segments"][3], seed=0).data.num_segments == 6
+    assert train_config(cfg, seg[3], seed=0, short=True).data.num_segments == 6
+    full = AblateConfig(out=str(tmp_path), short_epochs=5)
+    heads4 = GROUPS["heads"].settings[3]
+    assert Path(train_config(full, heads4, 0, short=True).run.out_dir).name == "flow_ref_e5_s0"  # heads=4: the reference
+    ref = train_config(full, GROUPS["baselines"].settings[0], 0)
+    assert Path(ref.run.out_dir).name == "flow_ref_e36_s0" and ref.optim.epochs == 36  # the demo's flow budget
+    aux = train_config(full, GROUPS["options"].settings[2], 0)
+    assert aux.model.frame_pool == "alpha" and aux.model.temporal_aux_weight == 1.0
+    loc = train_config(AblateConfig(out=str(tmp_path), preset="localized"), GROUPS["baselines"].settings[1], 0)
+    assert loc.model.head == "tsn" and loc.model.num_classes == 12
 
 
-def test_bad_groups_are_named():
+def test_bad_settings_are_named():
     with pytest.raises(ConfigError, match="nope"):
         AblateConfig(only=["nope"])
     with pytest.raises(ConfigError, match="baselines/TSN"):
         AblateConfig(only=["heads/heads=9"])
+    with pytest.raises(ConfigError, match="preset='huge'"):
+        AblateConfig(preset="huge")
 
 
 def test_single_settings_can_be_picked():
     cfg = AblateConfig(only=["baselines/TSN average consensus", "heads/heads=2", "se"])
-    assert [(g, s.name) for g, s in grid(cfg)] == [("heads", "heads=2"), ("se", "SE on"), ("se", "SE off"),
-                                                   ("baselines", "TSN average consensus")]
-    assert all(g != "fusion" for g, _ in grid(AblateConfig(only=["heads", "fusion"])))
-
-
-def test_baselines_report_where_alpha_looks(tmp_path, monkeypatch):
-    import tstam.ablate as ablate
-
-    # the baselines group cut to the two rows with temporal attention (smaller grid, same code)
-    monkeypatch.setitem(ablate.GROUPS, "baselines", [s for s in ablate.GROUPS["baselines"]
-                                                     if s.name in ("T-STAM (reference)", "temporal attention only")])
-    out = tmp_path / "abl"
-    text = run_ablation(AblateConfig(out=str(out), seeds=[0], only=["baselines"], quick=True,
-                                     demo_overrides={"threads": 1})).read_text()
-    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
-    assert len(rows) == 2 and all(0 <= r["alpha_in_window"] <= 1 and 0 < r["alpha_uniform"] < 1 for r in rows)
-    for r in rows:  # the cached value is the one reported
-        cached = json.loads((Path(r["scores"]).parent / "alpha.json").read_text())
-        assert cached["alpha_in_window"] == r["alpha_in_window"]
-    assert "Temporal attention (paper: alpha picks the informative frames)" in text
-    assert "| baselines | temporal attention only | flow | 1 |" in text and " % (" in text
+    assert [(g, s.name) for g, s in grid(cfg)] == [("baselines", "TSN average consensus"), ("heads", "heads=2"),
+                                                   ("se", "SE on"), ("se", "SE off")]

@@ -16,7 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="benchmark and training seed (default: 0)")
     p.add_argument("--quick", action="store_true",
                    help="tiny benchmark and one short epoch: the same path in well under a minute")
-    p.add_argument("--epochs", type=int, default=None, help="epochs per stream (default: the recipe's, RGB 8, flow 36; quick: 1)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per stream (default: the recipe's, RGB 8, flow 36; quick: 6)")
     p.add_argument("--crops", type=int, choices=(1, 3, 10), default=None, help="test crops (default: 1)")
     p.add_argument("--flow", choices=("dis", "farneback", "tvl1"), default=None,
                    help="optical flow algorithm (default: dis; tvl1 is the paper's and ~17x slower)")

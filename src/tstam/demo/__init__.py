@@ -1,10 +1,15 @@
-"""``tstam demo``: the whole pipeline on the embedded synthetic benchmark, with a report (issue 6).
+"""``tstam demo``: the whole pipeline on the embedded synthetic benchmark, with a report (issue 6),
+and the pieces ``tstam ablate`` builds on: the stream recipes, data preparation, training and
+testing with reuse, and the attention analysis (issue 13).
 
     from tstam.demo import DemoConfig, run_demo
     result = run_demo(DemoConfig.make(out="demo"))
     print(result.report, result.top1)
 """
-from .config import DemoConfig, demo_threads, recipe_path
-from .pipeline import DemoResult, run_demo, stream_config
+from .analysis import INTERVENTIONS, analyse_stream, group_accuracy, intervention_weights, snippet_centres
+from .config import DemoConfig, demo_threads, recipe_path, stream_config, synth_config
+from .pipeline import DemoResult, prepare_data, run_demo, test_stream, torch_threads, train_stream
 
-__all__ = ["DemoConfig", "DemoResult", "run_demo", "stream_config", "recipe_path", "demo_threads"]
+__all__ = ["DemoConfig", "DemoResult", "run_demo", "stream_config", "synth_config", "recipe_path", "demo_threads",
+           "prepare_data", "train_stream", "test_stream", "torch_threads", "INTERVENTIONS", "analyse_stream",
+           "group_accuracy", "intervention_weights", "snippet_centres"]

@@ -1,10 +1,23 @@
-"""What the demo measures beyond top-1: accuracy per class group, and where temporal attention looks.
+"""What a trained stream does with time, measured on the synthetic benchmark's test clips (issue 13).
 
-Temporal attention: each test clip is run once more through its stream (the test protocol's
-``test_frames`` evenly spaced snippets, centre crop) and the weight alpha of each snippet is
-compared with the clip's true action window. A snippet is inside the window when its centre
-frame is. ``share_in_window`` is the mean over clips of the alpha mass inside the window;
-``uniform_share`` is what uniform weights would give (the window's share of the sampled snippets).
+Each test clip is run once through the backbone (the test protocol's ``test_frames`` evenly spaced
+snippets, centre crop); the head is then run on those features several times. A snippet is
+*inside* the clip's true action window when its centre frame is (``snippet_centres``).
+
+- **Where alpha looks**: ``share_in_window`` is the mean over clips of the temporal weights' mass on
+  the inside snippets; ``uniform_share`` is what uniform weights give (the inside snippets' share).
+- **Interventions** (``INTERVENTIONS``): top-1 with the model's own alpha, and with alpha replaced
+  (``TSTAM.forward_head(feats, alpha)``) by uniform weights, by an oracle on the window (uniform on
+  the inside snippets, 0 elsewhere), by the reversed window (uniform on the outside snippets) and by
+  the reversed ranking (the largest weight moved to the snippet with the smallest, and so on).
+  Heads without temporal attention (TSN, spatial-only) take the window weights as their frame
+  weights, which shows what knowing the window would give them.
+- **Per-frame evidence** (``TSTAM.frame_terms``): the logits are a sum over snippets of what each
+  adds through f_t (temporal) and through the f_sj (spatial). Per clip, the true class's share of
+  each, centred over classes (a constant added to every class changes no prediction), summed over
+  the inside and over the outside snippets (``*_in`` / ``*_out``, logit units, means over clips);
+  ``value_in`` / ``value_out`` are the per-snippet means of the temporal term without alpha
+  (sum_j W_j x_hat_i): what the classifier would read from each snippet with weight 1.
 """
 from __future__ import annotations
 
@@ -20,9 +33,11 @@ from tstam.data.sampling import test_indices
 from tstam.engine import metrics
 from tstam.engine.scores import ScoreSet
 
-__all__ = ["group_accuracy", "snippet_centres", "temporal_attention"]
+__all__ = ["INTERVENTIONS", "group_accuracy", "snippet_centres", "intervention_weights", "analyse_stream"]
 
 log = logging.getLogger(__name__)
+
+INTERVENTIONS = ("own", "uniform", "window", "outside", "reversed")
 
 
 def group_accuracy(scores: ScoreSet, annotations: Mapping[str, Any]) -> dict[str, float]:
@@ -46,22 +61,55 @@ def snippet_centres(num_frames: int, modality: str, num_snippets: int, new_lengt
     return starts + ((new_length - 1) / 2 if modality == "rgb" else new_length / 2)
 
 
+def intervention_weights(name: str, alpha: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """The (S,) weights of one intervention (see the module docstring) for one clip.
+
+    Args:
+        name: one of ``INTERVENTIONS``.
+        alpha: (S,) the model's own weights (uniform for heads without temporal attention).
+        inside: (S,) bool, the snippets inside the action window.
+    """
+    s = len(alpha)
+    if name == "own":
+        return alpha
+    if name == "uniform":
+        return np.full(s, 1.0 / s)
+    if name in ("window", "outside"):
+        keep = inside if name == "window" else ~inside
+        if not keep.any():  # no snippet centre on that side (a window of the whole clip): uniform
+            return np.full(s, 1.0 / s)
+        return keep / keep.sum()
+    if name == "reversed":
+        order = np.argsort(alpha, kind="stable")                  # ascending
+        out = np.empty(s)
+        out[order] = alpha[order[::-1]]
+        return out
+    raise ValueError(f"intervention {name!r} is not valid; expected one of {list(INTERVENTIONS)}")
+
+
+def _centred_true(terms: torch.Tensor, label: int) -> np.ndarray:
+    """(S, K) per-snippet class terms -> (S,) the true class's term minus the mean over classes."""
+    return (terms[:, label] - terms.mean(1)).numpy()
+
+
 @torch.inference_mode()
-def temporal_attention(checkpoint: str | Path, video_ids: Sequence[str], annotations: Mapping[str, Any],
-                       data: Any, batch: int = 8) -> dict[str, Any]:
-    """Alpha of each test clip against its action window (see the module docstring).
+def analyse_stream(checkpoint: str | Path, video_ids: Sequence[str], annotations: Mapping[str, Any],
+                   data: Any, batch: int = 8) -> dict[str, Any]:
+    """Where the temporal weights look, what replacing them does, and where the evidence comes from.
 
     Args:
         checkpoint: the stream's checkpoint.
         video_ids: the test clips (ids of ``annotations``).
         annotations: ``tstam.synthetic.load_annotations`` of the benchmark.
         data: the stream's ``DataConfig`` (root, resize, test_frames).
-        batch: clips per forward pass.
+        batch: clips per backbone pass.
 
     Returns:
-        ``share_in_window``, ``uniform_share`` (means over clips), ``clips`` (count), per group
-        ``share_in_window/<group>`` and ``uniform_share/<group>``, and ``per_clip``: a list of
-        dicts (video_id, alpha, centres, window) for pictures. Empty dict without temporal attention.
+        ``clips``; ``top1/<intervention>``; with temporal attention ``share_in_window``,
+        ``uniform_share`` and per group ``share_in_window/<group>``, ``uniform_share/<group>``;
+        the evidence sums ``<path>_in``, ``<path>_out`` (path: frames, temporal, spatial) and
+        ``value_in``, ``value_out``; and ``per_clip``: dicts (video_id, alpha, centres, window,
+        num_frames, group) for pictures.
     """
     from tstam.data.datasets import FrameDataset
     from tstam.data.records import VideoRecord
@@ -69,36 +117,58 @@ def temporal_attention(checkpoint: str | Path, video_ids: Sequence[str], annotat
 
     model, _ckpt = model_from_checkpoint(checkpoint)
     mcfg = model.cfg
-    if mcfg.head not in ("tstam", "temporal"):
-        return {}
+    has_alpha = mcfg.head in ("tstam", "temporal")
     data = dataclasses.replace(data, modality=mcfg.modality, num_segments=mcfg.num_segments,
                                new_length=mcfg.new_length, input_size=mcfg.input_size, test_crops=1)
     records = [VideoRecord(v, annotations[v].path, annotations[v].label) for v in video_ids]
     ds = FrameDataset(records, root=data.root, mode="test", cfg=data, preprocess=mcfg.preprocess, seed=0)
-    per_clip, shares, uniform, groups = [], [], [], []
-    alphas: list[np.ndarray] = []
-    for first in range(0, len(ds), batch):                       # a few clips per call: far fewer small calls
-        views = torch.cat([ds[i][0] for i in range(first, min(first + batch, len(ds)))])  # (b, S, C, H, W)
-        alphas.extend(model(views).temporal.numpy())             # b x (S,)
-    for i, rec in enumerate(ds.records):
-        alpha = alphas[i]
-        ann = annotations[video_ids[i]]
-        centres = snippet_centres(int(rec.num_frames), mcfg.modality, data.test_frames, int(mcfg.new_length))
-        lo, hi = ann.window
-        inside = (centres >= lo) & (centres < hi)
-        shares.append(float(alpha[inside].sum()))
-        uniform.append(float(inside.mean()))
-        groups.append(ann.group)
-        per_clip.append({"video_id": video_ids[i], "alpha": alpha.tolist(), "centres": centres.tolist(),
-                         "window": [int(lo), int(hi)], "num_frames": int(rec.num_frames), "group": ann.group})
-    out: dict[str, Any] = {"share_in_window": float(np.mean(shares)), "uniform_share": float(np.mean(uniform)),
-                           "clips": len(shares)}
-    g_arr = np.array(groups)
-    for g in sorted(set(groups)):
-        keep = g_arr == g
-        out[f"share_in_window/{g}"] = float(np.mean(np.array(shares)[keep]))
-        out[f"uniform_share/{g}"] = float(np.mean(np.array(uniform)[keep]))
-    log.info("%s: %.1f %% of alpha inside the action window (uniform: %.1f %%) over %d clips", mcfg.modality,
-             100 * out["share_in_window"], 100 * out["uniform_share"], len(shares))
+    hits = {name: [] for name in INTERVENTIONS if has_alpha or name != "reversed"}
+    sums: dict[str, list[float]] = {}
+    per_clip, groups, shares, uniform = [], [], [], []
+    for first in range(0, len(ds), batch):                       # backbone once per clip, head per intervention
+        idx = range(first, min(first + batch, len(ds)))
+        feats = model.forward_features(torch.cat([ds[i][0] for i in idx]))  # (b, S, C, h, w)
+        own = model.forward_head(feats).temporal if has_alpha else None      # (b, S)
+        for j, i in enumerate(idx):
+            rec, ann = ds.records[i], annotations[video_ids[i]]
+            f = feats[j:j + 1]                                   # (1, S, C, h, w)
+            s = f.shape[1]
+            centres = snippet_centres(int(rec.num_frames), mcfg.modality, s, int(mcfg.new_length))
+            lo, hi = ann.window
+            inside = (centres >= lo) & (centres < hi)
+            alpha = own[j].double().numpy() if has_alpha else np.full(s, 1.0 / s)
+            for name in hits:
+                w = torch.from_numpy(intervention_weights(name, alpha, inside)).float()[None]  # (1, S)
+                logits = model.forward_head(f, None if name == "own" else w).logits
+                hits[name].append(int(logits.argmax(1).item() == rec.label))
+            terms = model.frame_terms(f)
+            parts = {"frames": terms.frames, "temporal": terms.temporal, "spatial": terms.spatial}
+            for path, t in parts.items():
+                if t is not None:
+                    c = _centred_true(t[0], rec.label)
+                    sums.setdefault(f"{path}_in", []).append(float(c[inside].sum()))
+                    sums.setdefault(f"{path}_out", []).append(float(c[~inside].sum()))
+            if has_alpha:
+                value = _centred_true(model.frame_terms(f, torch.ones(1, s)).temporal[0], rec.label)
+                sums.setdefault("value_in", []).append(float(value[inside].mean()) if inside.any() else np.nan)
+                sums.setdefault("value_out", []).append(float(value[~inside].mean()) if (~inside).any() else np.nan)
+                shares.append(float(alpha[inside].sum()))
+                uniform.append(float(inside.mean()))
+                per_clip.append({"video_id": video_ids[i], "alpha": alpha.tolist(), "centres": centres.tolist(),
+                                 "window": [int(lo), int(hi)], "num_frames": int(rec.num_frames),
+                                 "group": ann.group})
+            groups.append(ann.group)
+    out: dict[str, Any] = {"clips": len(groups)}
+    out.update({f"top1/{name}": float(np.mean(v)) for name, v in hits.items()})
+    out.update({k: float(np.nanmean(v)) for k, v in sums.items()})
+    if has_alpha:
+        out.update(share_in_window=float(np.mean(shares)), uniform_share=float(np.mean(uniform)))
+        g_arr = np.array(groups)
+        for g in sorted(set(groups)):
+            keep = g_arr == g
+            out[f"share_in_window/{g}"] = float(np.mean(np.array(shares)[keep]))
+            out[f"uniform_share/{g}"] = float(np.mean(np.array(uniform)[keep]))
+        log.info("%s: %.1f %% of alpha inside the action window (uniform: %.1f %%) over %d clips", mcfg.modality,
+                 100 * out["share_in_window"], 100 * out["uniform_share"], len(shares))
     out["per_clip"] = per_clip
     return out

@@ -2,7 +2,7 @@
 
 The per-stream training recipe ships as YAML beside the other presets (``configs/demo_rgb.yaml``,
 ``configs/demo_flow.yaml``); paths, sizes and budgets are filled in by the pipeline. ``quick`` is
-the same path end to end on the generator's ``tiny`` preset with one short epoch (test suite).
+the same path end to end on a small benchmark of the generator's ``tiny`` preset (test suite).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from tstam.config import ConfigError, check_choice
 
-__all__ = ["DemoConfig", "recipe_path", "demo_threads"]
+__all__ = ["DemoConfig", "recipe_path", "demo_threads", "stream_config", "synth_config"]
 
 
 @dataclass
@@ -23,7 +23,7 @@ class DemoConfig:
 
     out: str = "demo"                       # everything goes here: bench/, frames/, runs/, scores/, report/
     seed: int = 0                           # benchmark seed (test clips come from a seed derived from it) and run seed
-    quick: bool = False                     # tiny benchmark and a few steps: the whole path in well under a minute
+    quick: bool = False                     # small benchmark, 6 short epochs: the whole path in well under a minute
     synth_preset: str = "demo"              # tstam.synthetic preset (quick: "tiny")
     synth_overrides: dict[str, Any] = field(default_factory=dict)  # SynthConfig fields changed from the preset
     frame_size: int = 80                    # frames and flow are extracted at this square size (flow is cheaper)
@@ -57,10 +57,11 @@ class DemoConfig:
 
     @classmethod
     def make(cls, *, out: str = "demo", seed: int = 0, quick: bool = False, **kw: Any) -> "DemoConfig":
-        """The default demo, or with ``quick`` the test-suite sized one (tiny preset, 1 epoch)."""
-        if quick:
-            base = dict(synth_preset="tiny", frame_size=40, input_size=32, num_segments=3, epochs=1,
-                        batch_size=4, test_frames=5, attention_clips=1, workers=0, extract_workers=1)
+        """The default demo, or with ``quick`` the test-suite sized one (tiny preset, 6 short epochs)."""
+        if quick:  # 4 classes x (12 + 4) clips at 64x64: learns above chance in 6 epochs (tests/test_demo.py)
+            base = dict(synth_preset="tiny", synth_overrides={"train_per_class": 12, "test_per_class": 4},
+                        frame_size=64, input_size=64, num_segments=3, epochs=6, batch_size=8, test_frames=5,
+                        attention_clips=1, workers=0, extract_workers=1)
             base.update(kw)
             kw = base
         return cls(out=out, seed=seed, quick=quick, **kw)
@@ -84,3 +85,32 @@ def demo_threads(cfg: DemoConfig) -> int:
     if cfg.threads > 0:
         return cfg.threads
     return max(1, (os.cpu_count() or 2) - cfg.workers)
+
+
+def synth_config(cfg: DemoConfig) -> Any:
+    """The ``SynthConfig`` of the demo's benchmark (its preset with ``synth_overrides``)."""
+    from tstam.synthetic import make_config
+
+    return make_config(cfg.synth_preset, dict(cfg.synth_overrides))
+
+
+def stream_config(cfg: DemoConfig, stream: str) -> Any:
+    """The ``TrainConfig`` of one stream: the shipped recipe plus the demo's sizes, paths and
+    model options (``model_overrides``)."""
+    from tstam.config import load_yaml
+    from tstam.engine.config import load_train_config
+
+    e = cfg.epochs or int(load_yaml(recipe_path(stream))["optim"]["epochs"])
+    steps = sorted({max(1, round(0.7 * e)), max(1, round(0.9 * e))}) if e > 2 else [e]
+    fs = cfg.frame_size
+    overrides = [
+        f"model.num_classes={len(synth_config(cfg).classes)}", f"model.input_size={cfg.input_size}",
+        f"model.width_mult={cfg.width_mult}", f"model.num_segments={cfg.num_segments}",
+        f"annotations.path={cfg.root / 'bench' / 'splits'}", f"data.root={cfg.root / 'frames'}",
+        f"data.resize=[{fs},{fs}]", f"data.batch_size={cfg.batch_size}", f"data.workers={cfg.workers}",
+        f"data.test_frames={cfg.test_frames}", f"data.test_crops={cfg.test_crops}",
+        *([f"optim.lr={cfg.lr}"] if cfg.lr else []), f"optim.epochs={e}", f"optim.lr_steps={steps}",
+        f"run.out_dir={cfg.root / 'runs' / stream}", f"run.seed={cfg.seed}",
+        f"run.eval_every={max(1, e // 4)}", "run.device=cpu",
+    ]
+    return load_train_config(recipe_path(stream), overrides)

@@ -23,10 +23,9 @@ from typing import Any, Iterator
 
 import torch
 
-from tstam.demo.config import DemoConfig, demo_threads, recipe_path
+from tstam.demo.config import DemoConfig, demo_threads, stream_config, synth_config
 
-__all__ = ["DemoResult", "run_demo", "stream_config", "prepare_data", "train_stream", "test_stream",
-           "torch_threads"]
+__all__ = ["DemoResult", "run_demo", "prepare_data", "train_stream", "test_stream", "torch_threads"]
 
 log = logging.getLogger(__name__)
 STREAMS = ("rgb", "flow")
@@ -54,37 +53,6 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
-def stream_config(cfg: DemoConfig, stream: str) -> Any:
-    """The ``TrainConfig`` of one stream: the shipped recipe plus the demo's sizes and paths."""
-    from tstam.config import load_yaml
-    from tstam.engine.config import load_train_config
-
-    e = cfg.epochs or int(load_yaml(recipe_path(stream))["optim"]["epochs"])
-    steps = sorted({max(1, round(0.7 * e)), max(1, round(0.9 * e))}) if e > 2 else [e]
-    fs = cfg.frame_size
-    overrides = [
-        f"model.num_classes={len(_classes(cfg))}", f"model.input_size={cfg.input_size}",
-        f"model.width_mult={cfg.width_mult}", f"model.num_segments={cfg.num_segments}",
-        f"annotations.path={cfg.root / 'bench' / 'splits'}", f"data.root={cfg.root / 'frames'}",
-        f"data.resize=[{fs},{fs}]", f"data.batch_size={cfg.batch_size}", f"data.workers={cfg.workers}",
-        f"data.test_frames={cfg.test_frames}", f"data.test_crops={cfg.test_crops}",
-        *([f"optim.lr={cfg.lr}"] if cfg.lr else []), f"optim.epochs={e}", f"optim.lr_steps={steps}",
-        f"run.out_dir={cfg.root / 'runs' / stream}", f"run.seed={cfg.seed}",
-        f"run.eval_every={max(1, e // 4)}", "run.device=cpu",
-    ]
-    return load_train_config(recipe_path(stream), overrides)
-
-
-def _classes(cfg: DemoConfig) -> list[str]:
-    return list(_synth_config(cfg).classes)
-
-
-def _synth_config(cfg: DemoConfig) -> Any:
-    from tstam.synthetic import make_config
-
-    return make_config(cfg.synth_preset, dict(cfg.synth_overrides))
-
-
 def prepare_data(cfg: DemoConfig, reused: list[str]) -> Path:
     """Generate (or reuse) the benchmark and extract (or reuse) its frames and flow; returns ``bench``."""
     bench = _stage_bench(cfg, reused)
@@ -99,7 +67,7 @@ def _stage_bench(cfg: DemoConfig, reused: list[str]) -> Path:
     if (bench / ".complete").exists():
         reused.append("benchmark")
     log.info("[1/6] benchmark: %s preset, seed %d -> %s", cfg.synth_preset, cfg.seed, bench)
-    generate(bench, _synth_config(cfg), seed=cfg.seed, progress=True)
+    generate(bench, synth_config(cfg), seed=cfg.seed, progress=True)
     if "benchmark" in reused:
         log.info("[1/6] benchmark: reused the finished one in %s (delete it to regenerate)", bench)
     return bench
@@ -174,7 +142,7 @@ test_stream.__test__ = False  # type: ignore[attr-defined]  # not a pytest test 
 
 def run_demo(cfg: DemoConfig) -> DemoResult:
     """Run the whole demo as ``cfg`` says and write the report; see the module docstring."""
-    from tstam.demo.analysis import group_accuracy, temporal_attention
+    from tstam.demo.analysis import analyse_stream, group_accuracy
     from tstam.demo.report import write_report
     from tstam.engine.fuse import fuse
     from tstam.engine.scores import save_scores
@@ -213,7 +181,7 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
         groups = {name: group_accuracy(s, ann) for name, s in scores.items()}
         attention = {}
         for stream in STREAMS:
-            attention[stream] = temporal_attention(ckpts[stream], scores[stream].video_ids, ann, tcfgs[stream].data)
+            attention[stream] = analyse_stream(ckpts[stream], scores[stream].video_ids, ann, tcfgs[stream].data)
         seconds["fuse and attention"] = time.perf_counter() - t
         t = time.perf_counter()
         log.info("[6/6] report")

@@ -1,0 +1,19 @@
+"""``tstam ablate``: the paper's ablations (4.3.1-4.3.5), its baselines and the options beyond it,
+trained on the synthetic benchmark for several seeds, with paired per-seed intervals.
+
+Every setting is trained with the demo's recipe (``tstam.demo``) on the demo's or the localized
+preset's benchmark and frames (made or reused in ``out``), on the flow stream (where the action
+window matters most and flow is the paper's stronger stream); the fusion weights are tried on the
+saved test scores of the reference RGB and flow runs. ``settings`` holds the grid and the budgets,
+``runner`` trains, tests and analyses each run (reused once finished), ``claims`` the claims as
+data, ``stats`` the paired t intervals and verdicts, ``table`` the tables and pictures.
+"""
+from .claims import CLAIMS, Claim, ClaimResult, check_claims
+from .runner import collect_rows, run_ablation, run_one
+from .settings import AUX_WEIGHT, GROUPS, REFERENCE, AblateConfig, Group, Setting, grid, train_config
+from .stats import Paired, paired, t_quantile, verdict
+from .table import plot_alpha, plot_table, summarize, write_tables
+
+__all__ = ["AblateConfig", "GROUPS", "Group", "Setting", "REFERENCE", "AUX_WEIGHT", "grid", "train_config",
+           "run_ablation", "run_one", "collect_rows", "CLAIMS", "Claim", "ClaimResult", "check_claims", "Paired",
+           "paired", "t_quantile", "verdict", "summarize", "write_tables", "plot_table", "plot_alpha"]

@@ -1,0 +1,138 @@
+"""The ablation grid: which variants are trained, with which budget, where their runs live.
+
+Groups (paper 4.3.1-4.3.4, the baselines, and the options beyond the paper): each setting is a
+list of ``TrainConfig`` overrides on top of the demo's recipe for one stream. Groups marked
+``short`` train ``AblateConfig.short_epochs`` epochs (the heads, SE, segments and design grids:
+enough to rank variants, not to converge); the others the demo's own budget (flow 36, RGB 8
+epochs). Each group compares against the reference trained with the same budget.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tstam.config import ConfigError, check_choice
+
+__all__ = ["Setting", "Group", "GROUPS", "REFERENCE", "AUX_WEIGHT", "AblateConfig", "grid", "demo_config",
+           "train_config"]
+
+AUX_WEIGHT = 1.0  # lambda of the auxiliary temporal loss in the grid: fixed a priori, not tuned
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One trained variant: a name, the ``TrainConfig`` overrides, and the stream."""
+
+    name: str                       # e.g. "heads=2"
+    overrides: tuple[str, ...]      # key=value on top of the reference
+    stream: str = "flow"
+
+
+@dataclass(frozen=True)
+class Group:
+    """Settings trained with the same budget and compared with that budget's reference."""
+
+    settings: tuple[Setting, ...]
+    short: bool = False             # AblateConfig.short_epochs instead of the demo's budget
+
+
+REFERENCE = Setting("T-STAM (reference)", ())
+ALPHA_POOL = ("model.frame_pool=alpha",)
+AUX = (f"model.temporal_aux_weight={AUX_WEIGHT}",)
+GROUPS: dict[str, Group] = {
+    "baselines": Group((
+        REFERENCE,
+        Setting("TSN average consensus", ("model.head=tsn",)),
+        Setting("temporal attention only", ("model.head=temporal",)),
+        Setting("spatial attention only", ("model.head=spatial",)),
+    )),
+    "options": Group((                # beyond the paper (issue 13)
+        Setting("alpha frame pooling", ALPHA_POOL),
+        Setting("auxiliary temporal loss", AUX),
+        Setting("alpha pooling + aux loss", ALPHA_POOL + AUX),
+    )),
+    "fusion": Group(()),            # weights tried on the saved scores of the reference RGB and flow runs
+    "segments": Group(tuple(Setting(f"segments={n}", (f"model.num_segments={n}",)) for n in (3, 4, 5, 6)), True),
+    "heads": Group(tuple(Setting(f"heads={n}", (f"model.num_heads={n}",)) for n in (1, 2, 3, 4, 5)), True),
+    "se": Group((Setting("SE on", ()), Setting("SE off", ("model.se_blocks=[]",))), True),
+    "design": Group((
+        Setting("T-STAM (reference)", ()),
+        Setting("sum frame pooling", ("model.frame_pool=sum",)),
+        Setting("LSTM temporal attention", ("model.temporal_attention=lstm",)),
+    ), True),
+}
+FUSION_WEIGHTS = ((1, 1), (1, 2), (1, 3), (1, 4), (2, 3))
+PRESETS = ("demo", "localized")
+
+
+@dataclass
+class AblateConfig:
+    """The grid, the per-run budgets and the benchmark."""
+
+    out: str = "ablate"                     # bench/, frames/ (shared with a demo run there), runs/, tables
+    preset: str = "demo"                    # synthetic benchmark preset (benchmark seed 0)
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])  # training seeds (>= 5 for a claim)
+    only: list[str] = field(default_factory=lambda: list(GROUPS))  # groups, or "group/setting name" items
+    epochs: int = 0                         # full-budget groups; 0 -> the demo recipe's (flow 36, RGB 8)
+    short_epochs: int = 12                  # groups marked short (segments, heads, SE, design)
+    test_frames: int = 25                   # snippets per test video (1 crop)
+    threads: int = 0                        # torch threads; 0 -> the demo's choice (one per core)
+    quick: bool = False                     # tiny benchmark, 1 epoch (tests)
+    demo_overrides: dict[str, Any] = field(default_factory=dict)  # other DemoConfig fields
+
+    def __post_init__(self) -> None:
+        names = [f"{g}/{st.name}" for g, grp in GROUPS.items() for st in grp.settings]
+        bad = [g for g in self.only if g not in GROUPS and g not in names]
+        if bad:
+            raise ConfigError(f"ablation group(s) or setting(s) {bad} do not exist; expected some of {list(GROUPS)} "
+                              f"or of {names}")
+        if not self.seeds:
+            raise ConfigError("seeds is empty; give at least one seed")
+        check_choice("preset", self.preset, PRESETS)
+        if self.epochs < 0 or self.short_epochs < 1:
+            raise ConfigError(f"epochs={self.epochs} (0: the recipe's) must be >= 0 and short_epochs="
+                              f"{self.short_epochs} >= 1")
+
+
+def grid(cfg: AblateConfig) -> list[tuple[str, Setting]]:
+    """(group, setting) pairs to train; a setting shared by groups of one budget is trained once."""
+    return [(g, s) for g, grp in GROUPS.items() for s in grp.settings
+            if g in cfg.only or f"{g}/{s.name}" in cfg.only]
+
+
+def demo_config(cfg: AblateConfig, *, short: bool = False) -> Any:
+    """The ``DemoConfig`` (benchmark, sizes, paths, budget) of the runs of one budget."""
+    from tstam.demo import DemoConfig
+
+    kw = dict(cfg.demo_overrides)
+    if cfg.quick:
+        kw.setdefault("epochs", 1)
+    else:
+        kw.setdefault("epochs", cfg.short_epochs if short else cfg.epochs)
+        kw.setdefault("synth_preset", cfg.preset)
+    kw.setdefault("test_frames", cfg.test_frames if not cfg.quick else 5)
+    if cfg.threads:
+        kw.setdefault("threads", cfg.threads)
+    return DemoConfig.make(out=cfg.out, seed=0, quick=cfg.quick, **kw)
+
+
+def _key(setting: Setting) -> str:
+    return "_".join(o.split("=")[0].split(".")[-1] + "-" + o.split("=")[1] for o in setting.overrides
+                    ).replace("[]", "none")
+
+
+def train_config(cfg: AblateConfig, setting: Setting, seed: int, *, short: bool = False) -> Any:
+    """The ``TrainConfig`` of one run: ``runs/<stream>_<variant>_e<epochs>_s<seed>`` under ``out``."""
+    from tstam.demo import stream_config
+    from tstam.engine.config import SHARED_KEYS, load_train_config
+
+    base = stream_config(demo_config(cfg, short=short), setting.stream)
+    raw = base.to_dict()
+    for key in SHARED_KEYS:  # set once, under model (e.g. model.num_segments); data follows
+        raw["data"].pop(key, None)
+    tcfg = load_train_config(raw, list(setting.overrides))
+    name = "ref" if tcfg.model == base.model else _key(setting)  # e.g. heads=4 is the reference itself
+    out = Path(cfg.out) / "runs" / f"{setting.stream}_{name}_e{base.optim.epochs}_s{seed}"
+    return load_train_config(tcfg.to_dict(), [f"run.seed={seed}", f"run.out_dir={out}",
+                                              f"run.eval_every={base.optim.epochs}"])
