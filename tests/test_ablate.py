@@ -129,8 +129,8 @@ def test_run_folders_carry_the_budget_and_settings_reach_model_and_data(tmp_path
     cfg = AblateConfig(out=str(tmp_path), quick=True)
     seg = GROUPS["segments"].settings
     t = train_config(cfg, seg[0], seed=1, short=True)
-    assert t.model.num_segments == t.data.num_segments == 3 and t.run.seed == 1
-    assert train_config(cfg, seg[3], seed=0, short=True).data.num_segments == 6
+    assert t.model.num_segments == 3 and t.run.seed == 1
+    assert train_config(cfg, seg[3], seed=0, short=True).model.num_segments == 6
     full = AblateConfig(out=str(tmp_path), short_epochs=5)
     heads4 = GROUPS["heads"].settings[3]
     assert Path(train_config(full, heads4, 0, short=True).run.out_dir).name == "flow_ref_e5_s0"  # heads=4: the reference

@@ -161,19 +161,18 @@ def test_bad_options_are_named():
 
 
 def test_checkpoint_with_options_loads_and_predicts(tmp_path):
-    """Loading (engine and inference paths) and the safetensors export of a model with both options."""
-    from tstam.engine.testing import model_from_checkpoint
+    """Loading (checkpoint and safetensors) of a model with both options: the inference graph."""
+    from tstam.checkpoint import load_stream
     from tstam.export import export_safetensors
-    from tstam.inference import load_stream
 
     ckpt = make_checkpoint(tmp_path / "flow.pt", "flow", seed=3, frame_pool="alpha", temporal_aux_weight=0.3)
-    model, _ = model_from_checkpoint(ckpt)
+    model = load_stream(ckpt).model
     assert model.aux_fc is not None and model.cfg.frame_pool == "alpha"
     st, _js = export_safetensors(ckpt, tmp_path / "flow.safetensors")
     x = 60 * clip(model, b=1, n=3)
     with torch.no_grad():
         ref = model(x)
-        for loaded in (load_stream(ckpt).model, load_stream(st).model):
+        for loaded in (load_stream(st).model,):
             got = loaded(x)
             torch.testing.assert_close(got.logits, ref.logits)
             assert got.aux_logits is None
@@ -181,8 +180,8 @@ def test_checkpoint_with_options_loads_and_predicts(tmp_path):
 
 @pytest.mark.slow  # the dynamo ONNX exporter takes ~30-45 s on 2 busy cores
 def test_onnx_of_a_model_with_options_is_the_inference_graph(tmp_path):
+    from tstam.checkpoint import load_stream
     from tstam.export import check_onnx, export_onnx
-    from tstam.inference import load_stream
 
     ckpt = make_checkpoint(tmp_path / "flow.pt", "flow", seed=3, frame_pool="alpha", temporal_aux_weight=0.3)
     out = export_onnx(ckpt, tmp_path / "flow.onnx", segments=3)

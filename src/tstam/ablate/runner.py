@@ -28,7 +28,7 @@ def run_one(cfg: AblateConfig, setting: Setting, seed: int, *, short: bool = Fal
     """Train (or reuse), test and analyse one setting for one seed; returns its ``row.json``."""
     from tstam.demo import analyse_stream, test_stream, train_stream
     from tstam.engine.scores import load_scores
-    from tstam.engine.testing import model_from_checkpoint
+    from tstam.checkpoint import load_stream
     from tstam.synthetic import load_annotations
 
     tcfg = train_config(cfg, setting, seed, short=short)
@@ -46,7 +46,7 @@ def run_one(cfg: AblateConfig, setting: Setting, seed: int, *, short: bool = Fal
     score_path = out / "scores.npz"
     scores = load_scores(score_path) if reused and score_path.is_file() else test_stream(tcfg, ckpt, score_path)
     done = json.loads((out / "done.json").read_text())
-    model, _ = model_from_checkpoint(ckpt)
+    model = load_stream(ckpt).model
     analysis = analyse_stream(ckpt, scores.video_ids, load_annotations(Path(cfg.out) / "bench"), tcfg.data)
     analysis.pop("per_clip")
     row = {"setting": setting.name, "stream": setting.stream, "seed": seed, "epochs": tcfg.optim.epochs,

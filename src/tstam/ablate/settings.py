@@ -125,13 +125,10 @@ def _key(setting: Setting) -> str:
 def train_config(cfg: AblateConfig, setting: Setting, seed: int, *, short: bool = False) -> Any:
     """The ``TrainConfig`` of one run: ``runs/<stream>_<variant>_e<epochs>_s<seed>`` under ``out``."""
     from tstam.demo import stream_config
-    from tstam.engine.config import SHARED_KEYS, load_train_config
+    from tstam.engine.config import load_train_config
 
     base = stream_config(demo_config(cfg, short=short), setting.stream)
-    raw = base.to_dict()
-    for key in SHARED_KEYS:  # set once, under model (e.g. model.num_segments); data follows
-        raw["data"].pop(key, None)
-    tcfg = load_train_config(raw, list(setting.overrides))
+    tcfg = load_train_config(base.to_dict(), list(setting.overrides))
     name = "ref" if tcfg.model == base.model else _key(setting)  # e.g. heads=4 is the reference itself
     out = Path(cfg.out) / "runs" / f"{setting.stream}_{name}_e{base.optim.epochs}_s{seed}"
     return load_train_config(tcfg.to_dict(), [f"run.seed={seed}", f"run.out_dir={out}",

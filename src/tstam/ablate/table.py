@@ -10,7 +10,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from tstam.demo import INTERVENTIONS
-from tstam.synthetic.layout import write_text_atomic
+from tstam.files import write_text_atomic
 
 from .claims import ClaimResult, check_claims
 from .stats import t_quantile
@@ -136,9 +136,9 @@ def write_tables(rows: Sequence[dict[str, Any]], out: Path) -> Path:
 
 def plot_table(table: Sequence[dict[str, Any]], path: Path) -> Path:
     """One bar panel per group: mean top-1 with the sd as error bar."""
-    from tstam.engine.reports import _matplotlib
+    from tstam.plotting import pyplot
 
-    plt = _matplotlib()
+    plt = pyplot()
     groups = list(dict.fromkeys(r["group"] for r in table)) or ["(none)"]
     fig, axes = plt.subplots(1, len(groups), figsize=(3.0 * len(groups), 3.8), squeeze=False)
     for ax, g in zip(axes[0], groups):
@@ -157,9 +157,9 @@ def plot_table(table: Sequence[dict[str, Any]], path: Path) -> Path:
 
 def plot_alpha(table: Sequence[dict[str, Any]], path: Path) -> Path:
     """Alpha's share in the action window against the uniform share, per setting with temporal attention."""
-    from tstam.engine.reports import _matplotlib
+    from tstam.plotting import pyplot
 
-    plt = _matplotlib()
+    plt = pyplot()
     rs = [r for r in table if r.get("share_in_window") is not None]
     fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * len(rs) + 1.5), 3.8))
     x = np.arange(len(rs))

@@ -113,21 +113,21 @@ def analyse_stream(checkpoint: str | Path, video_ids: Sequence[str], annotations
     """
     from tstam.data.datasets import FrameDataset
     from tstam.data.records import VideoRecord
-    from tstam.engine.testing import model_from_checkpoint
+    from tstam.checkpoint import load_stream
 
-    model, _ckpt = model_from_checkpoint(checkpoint)
+    model = load_stream(checkpoint).model
     mcfg = model.cfg
     has_alpha = mcfg.head in ("tstam", "temporal")
-    data = dataclasses.replace(data, modality=mcfg.modality, num_segments=mcfg.num_segments,
-                               new_length=mcfg.new_length, input_size=mcfg.input_size, test_crops=1)
+    data = dataclasses.replace(data, test_crops=1)
     records = [VideoRecord(v, annotations[v].path, annotations[v].label) for v in video_ids]
-    ds = FrameDataset(records, root=data.root, mode="test", cfg=data, preprocess=mcfg.preprocess, seed=0)
+    ds = FrameDataset(records, mode="test", data=data, model=mcfg, seed=0)
     hits = {name: [] for name in INTERVENTIONS if has_alpha or name != "reversed"}
     sums: dict[str, list[float]] = {}
     per_clip, groups, shares, uniform = [], [], [], []
     for first in range(0, len(ds), batch):                       # backbone once per clip, head per intervention
         idx = range(first, min(first + batch, len(ds)))
-        feats = model.forward_features(torch.cat([ds[i][0] for i in idx]))  # (b, S, C, h, w)
+        views = torch.cat([ds[i][0] for i in idx])               # (b, S, C, H, W) uint8
+        feats = model.forward_features(mcfg.preprocess.normalize_clip(views))  # (b, S, C', h, w)
         own = model.forward_head(feats).temporal if has_alpha else None      # (b, S)
         for j, i in enumerate(idx):
             rec, ann = ds.records[i], annotations[video_ids[i]]

@@ -94,6 +94,23 @@ def _stage_frames(cfg: DemoConfig, bench: Path, reused: list[str]) -> Path:
     return frames
 
 
+def _same_recipe(done: Any, want: dict[str, Any]) -> bool:
+    """Whether a finished run's stored config is ``want``, also when an older tstam wrote it (read
+    back through today's loader, which accepts and normalises older configs)."""
+    from tstam.config import ConfigError
+    from tstam.engine.config import load_train_config
+
+    if done == want or not isinstance(done, dict):
+        return done == want
+    old = json.loads(json.dumps(done))
+    if isinstance(old.get("data"), dict):  # tstam 0.1: VideoDataset's bound, unused with a frame store
+        old["data"].pop("flow_bound", None)
+    try:
+        return json.loads(json.dumps(load_train_config(old).to_dict())) == want
+    except (ConfigError, TypeError, ValueError):
+        return False
+
+
 def train_stream(tcfg: Any, label: str, reused: list[str]) -> Path:
     """Train one stream as ``tcfg`` says, unless ``run.out_dir/done.json`` holds the same recipe.
 
@@ -104,7 +121,7 @@ def train_stream(tcfg: Any, label: str, reused: list[str]) -> Path:
     out = Path(tcfg.run.out_dir)
     done = out / "done.json"
     want = json.loads(json.dumps(tcfg.to_dict()))
-    if done.is_file() and (out / "last.pt").is_file() and json.loads(done.read_text()).get("config") == want:
+    if done.is_file() and (out / "last.pt").is_file() and _same_recipe(json.loads(done.read_text()).get("config"), want):
         reused.append(f"train {label}")
         log.info("train %s: reused the finished run in %s (same recipe)", label, out)
         return out / "last.pt"
@@ -125,13 +142,14 @@ def test_stream(tcfg: Any, ckpt: Path, out: Path, workers: int = 0) -> Any:
     """The test protocol (``tcfg.data.test_frames`` x ``test_crops``) on the test list; saves ``out``."""
     from tstam.engine.annotations import load_split
     from tstam.engine.scores import save_scores
-    from tstam.engine.testing import score_checkpoint
+    from tstam.checkpoint import load_stream
+    from tstam.engine.testing import score_stream
 
     _train, _val, test, classes = load_split(tcfg.annotations, tcfg.data)
     log.info("test %s: %d videos x %d frames x %d crop(s)", tcfg.model.modality, len(test), tcfg.data.test_frames,
              tcfg.data.test_crops)
-    scores = score_checkpoint(ckpt, test, root=tcfg.data.root, data=tcfg.data, classes=classes,
-                              workers=workers, meta={"split": 1, "subset": "test"})
+    scores = score_stream(load_stream(ckpt), test, root=tcfg.data.root, data=tcfg.data, classes=classes,
+                          workers=workers, meta={"split": 1, "subset": "test"})
     save_scores(out, scores)
     log.info("test %s: top-1 %.4f", tcfg.model.modality, scores.summary()["top1"])
     return scores
