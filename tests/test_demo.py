@@ -32,7 +32,7 @@ def test_quick_demo_writes_report(quick_run):
     text = res.report.read_text()
     for part in ("## Accuracy", "motion-only", "appearance-only", "alpha in window", "uniform on the window (oracle)",
                  "f_t inside", "curves_rgb.png", "confusion_fused.png", "alpha_windows.png", "attention_v_",
-                 "the paper's equations"):
+                 "Model options beyond the paper", "flow: temporal_aux_weight=1.0", "tstam demo --paper"):
         assert part in text, part
     assert "reference of the idle frames" not in text            # no mechanism that was not measured
     for png in ("curves_rgb.png", "curves_flow.png", "confusion_rgb.png", "confusion_flow.png",
@@ -57,6 +57,41 @@ def test_second_run_reuses_finished_stages(quick_run, capsys):
     assert lines[-2] == f"report: {out / 'report' / 'report.md'}"
     assert lines[-1].startswith("top-1: RGB ") and "fused" in lines[-1]
     assert f"{100 * first.top1['fused']:.1f} %" in lines[-1]  # same checkpoints, same scores
+
+
+def test_paper_variant_runs_beside_and_names_the_others_numbers(quick_run):
+    """``paper=True``: the paper's model in runs/<stream>_paper, and its report quotes the default run's
+    numbers (same benchmark and seed) beside its own."""
+    out, first = quick_run
+    res = run_demo(DemoConfig.make(out=str(out), quick=True, threads=1, paper=True))
+    assert res.report == out / "report_paper" / "report.md" and (out / "runs" / "flow_paper" / "last.pt").is_file()
+    assert "benchmark" in res.reused and "frames" in res.reused            # shared with the default run
+    text = res.report.read_text()
+    assert "the paper's equations" in text and "This report: the paper's model" in text
+    assert f"with the demo's options (`{out / 'report' / 'summary.json'}`): top-1 RGB" in text
+    assert f"fused {100 * first.top1['fused']:.1f} %" in text
+    assert stream_config(DemoConfig.make(out=str(out), paper=True), "flow").model.temporal_aux_weight == 0
+
+
+def test_a_run_finished_by_an_older_tstam_is_reused(tmp_path):
+    """A done.json written by tstam 0.1 (clip keys repeated under data, data.flow_bound) with the same
+    recipe counts as finished; another recipe does not."""
+    from tstam.demo import train_stream
+
+    tcfg = stream_config(DemoConfig.make(out=str(tmp_path)), "flow")
+    old = tcfg.to_dict()
+    old["data"].update(modality="flow", num_segments=4, new_length=5, input_size=64, flow_bound=20.0)
+    run = tmp_path / "runs" / "flow"
+    run.mkdir(parents=True)
+    (run / "last.pt").write_bytes(b"")
+    (run / "done.json").write_text(json.dumps({"config": old, "seconds": 1.0}))
+    reused: list[str] = []
+    assert train_stream(tcfg, "flow", reused) == run / "last.pt" and reused == ["train flow"]
+    old["optim"]["lr"] = 0.5
+    (run / "done.json").write_text(json.dumps({"config": old, "seconds": 1.0}))
+    with pytest.raises(ValueError, match="classInd.txt: annotation file not found"):  # it trains: no data here
+        train_stream(tcfg, "flow", reused := [])
+    assert reused == [] and not (run / "done.json").exists()
 
 
 def test_alpha_panels_use_their_own_clip(tmp_path):

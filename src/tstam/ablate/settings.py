@@ -106,6 +106,7 @@ def demo_config(cfg: AblateConfig, *, short: bool = False) -> Any:
     from tstam.demo import DemoConfig
 
     kw = dict(cfg.demo_overrides)
+    kw.setdefault("paper", True)  # the reference is the paper's model; the options are settings of the grid
     if cfg.quick:
         kw.setdefault("epochs", 1)
     else:

@@ -20,6 +20,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--crops", type=int, choices=(1, 3, 10), default=None, help="test crops (default: 1)")
     p.add_argument("--flow", choices=("dis", "farneback", "tvl1"), default=None,
                    help="optical flow algorithm (default: dis; tvl1 is the paper's and ~17x slower)")
+    p.add_argument("--paper", action="store_true",
+                   help="train the paper's model for both streams (no options beyond the paper); its runs, scores and "
+                        "report go beside the default's in --out, and each report names the other's numbers")
     p.add_argument("--workers", type=int, default=None, help="loader worker processes (default: 0, frames are decoded in the training process)")
     p.set_defaults(run=run)
 
@@ -29,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
 
     kw = {k: v for k, v in (("epochs", args.epochs), ("test_crops", args.crops), ("flow", args.flow),
                             ("workers", args.workers)) if v is not None}
+    kw["paper"] = args.paper
     start = time.perf_counter()
     res = run_demo(DemoConfig.make(out=args.out, seed=args.seed, quick=args.quick, **kw))
     took = time.perf_counter() - start

@@ -1,8 +1,11 @@
 """``DemoConfig``: what ``tstam demo`` generates, extracts, trains and tests (issue 6).
 
 The per-stream training recipe ships as YAML beside the other presets (``configs/demo_rgb.yaml``,
-``configs/demo_flow.yaml``); paths, sizes and budgets are filled in by the pipeline. ``quick`` is
-the same path end to end on a small benchmark of the generator's ``tiny`` preset (test suite).
+``configs/demo_flow.yaml``, the paper's model); paths, sizes and budgets are filled in by the
+pipeline, and ``DEMO_OPTIONS`` adds the model options beyond the paper that the demo uses (issue 13;
+``paper=True`` leaves them out and writes beside the default run: ``runs/<stream>_paper``,
+``scores/*_paper.npz``, ``report_paper/``). ``quick`` is the same path end to end on a small
+benchmark of the generator's ``tiny`` preset (test suite).
 """
 from __future__ import annotations
 
@@ -16,7 +19,10 @@ from tstam.config import ConfigError, check_choice, check_literals
 from tstam.flow import FlowAlgorithm
 from tstam.models.fusion import DEFAULT_FUSION_WEIGHTS
 
-__all__ = ["DemoConfig", "recipe_path", "demo_threads", "stream_config", "synth_config"]
+__all__ = ["DemoConfig", "DEMO_OPTIONS", "recipe_path", "demo_threads", "stream_config", "synth_config"]
+
+# Model options beyond the paper that the demo turns on, per stream (tstam.models.ModelConfig keys).
+DEMO_OPTIONS: dict[str, tuple[str, ...]] = {"rgb": (), "flow": ("model.temporal_aux_weight=1.0",)}
 
 
 @dataclass
@@ -44,6 +50,7 @@ class DemoConfig:
     workers: int = 0                        # loader worker processes (0: in the training process; decoding is cheap here)
     extract_workers: int = 0                # extraction processes; 0 -> one per core
     threads: int = 0                        # torch threads; 0 -> one per core, less one per loader worker
+    paper: bool = False                     # the paper's equations for both streams (no DEMO_OPTIONS)
 
     def __post_init__(self) -> None:
         check_literals(self, "demo")
@@ -72,6 +79,11 @@ class DemoConfig:
     def root(self) -> Path:
         return Path(self.out)
 
+    @property
+    def suffix(self) -> str:
+        """``"_paper"`` for the paper's model (its runs, scores and report sit beside the default's)."""
+        return "_paper" if self.paper else ""
+
 
 def recipe_path(stream: str) -> Path:
     """The shipped YAML recipe of one stream (``demo_rgb`` / ``demo_flow``)."""
@@ -97,8 +109,8 @@ def synth_config(cfg: DemoConfig) -> Any:
 
 
 def stream_config(cfg: DemoConfig, stream: str) -> Any:
-    """The ``TrainConfig`` of one stream: the shipped recipe plus the demo's sizes, paths and
-    model options (``model_overrides``)."""
+    """The ``TrainConfig`` of one stream: the shipped recipe plus the demo's sizes and paths, and
+    unless ``cfg.paper`` the stream's ``DEMO_OPTIONS``."""
     from tstam.config import load_yaml
     from tstam.engine.config import load_train_config
 
@@ -112,7 +124,7 @@ def stream_config(cfg: DemoConfig, stream: str) -> Any:
         f"data.resize=[{fs},{fs}]", f"data.batch_size={cfg.batch_size}", f"data.workers={cfg.workers}",
         f"data.test_frames={cfg.test_frames}", f"data.test_crops={cfg.test_crops}",
         *([f"optim.lr={cfg.lr}"] if cfg.lr else []), f"optim.epochs={e}", f"optim.lr_steps={steps}",
-        f"run.out_dir={cfg.root / 'runs' / stream}", f"run.seed={cfg.seed}",
-        f"run.eval_every={max(1, e // 4)}", "run.device=cpu",
+        f"run.out_dir={cfg.root / 'runs' / (stream + cfg.suffix)}", f"run.seed={cfg.seed}",
+        f"run.eval_every={max(1, e // 4)}", "run.device=cpu", *([] if cfg.paper else DEMO_OPTIONS[stream]),
     ]
     return load_train_config(recipe_path(stream), overrides)

@@ -9,6 +9,7 @@ and says so. Layout of ``out``::
     runs/<stream>/    checkpoints, metrics.csv, curves.png, done.json (the recipe that finished)
     scores/           per-video score files of rgb, flow and fused
     report/           report.md and its pictures
+    (runs/<stream>_paper/, scores/*_paper.npz, report_paper/: the same with ``paper=True``)
 """
 from __future__ import annotations
 
@@ -188,12 +189,12 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
             t = time.perf_counter()
             log.info("[4/6] test %s", stream)
             scores[stream] = test_stream(tcfgs[stream], ckpts[stream],
-                                         cfg.root / "scores" / f"{stream}.npz", cfg.workers)
+                                         cfg.root / "scores" / f"{stream}{cfg.suffix}.npz", cfg.workers)
             seconds[f"test {stream}"] = time.perf_counter() - t
         t = time.perf_counter()
         log.info("[5/6] fuse RGB:flow = %g:%g and analyse attention", *cfg.weights)
         fused = fuse([scores["rgb"], scores["flow"]], list(cfg.weights), names=["rgb", "flow"])
-        save_scores(cfg.root / "scores" / "fused.npz", fused)
+        save_scores(cfg.root / "scores" / f"fused{cfg.suffix}.npz", fused)
         scores["fused"] = fused
         ann = load_annotations(bench)
         groups = {name: group_accuracy(s, ann) for name, s in scores.items()}

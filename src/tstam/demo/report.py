@@ -130,6 +130,24 @@ def model_options(model: Any) -> dict[str, Any]:
     return out
 
 
+def _other_variant(cfg: DemoConfig) -> list[str]:
+    """The other variant's numbers (default with options / the paper's model) when it ran in ``out``."""
+    this, other = ("the paper's model", "the demo's options") if cfg.paper else ("the demo's options", "the paper's model")
+    path = cfg.root / ("report" if cfg.paper else "report_paper") / "summary.json"
+    if not path.is_file():
+        flag = "" if cfg.paper else " --paper"
+        return [f"This report: {this}. The other variant ({other}) has not run in this folder: "
+                f"`tstam demo{flag} --out {cfg.out} --seed {cfg.seed}` adds it here.", ""]
+    b = json.loads(path.read_text())
+    text = (f"This report: {this}. The same benchmark and seed with {other} (`{path}`): top-1 RGB "
+            f"{_pct(b['top1']['rgb'])}, flow {_pct(b['top1']['flow'])}, fused {_pct(b['top1']['fused'])}")
+    fa = b.get("attention", {}).get("flow", {})
+    if fa.get("share_in_window") is not None:
+        text += (f"; its flow alpha puts {_pct(fa['share_in_window'])} of its weight in the action window "
+                 f"(uniform {_pct(fa['uniform_share'])})")
+    return [text + ".", ""]
+
+
 def _accuracy(groups: Mapping[str, Mapping[str, float]]) -> list[str]:
     lines = ["## Accuracy (top-1 on the test clips)", "", "| | RGB | flow | fused |", "|---|---|---|---|"]
     for g in ["all"] + [g for g in GROUP_TEXT if g in groups["rgb"]]:
@@ -220,10 +238,10 @@ def write_report(cfg: DemoConfig, *, bench: Path, ckpts: Mapping[str, Path], sco
                  groups: Mapping[str, Mapping[str, float]], attention: Mapping[str, Mapping[str, Any]],
                  annotations: Mapping[str, Any], seconds: Mapping[str, float], reused: list[str]) -> Path:
     """Write ``<out>/report/report.md``, its pictures and ``summary.json``; returns the Markdown file."""
-    out = cfg.root / "report"
+    out = cfg.root / f"report{cfg.suffix}"
     out.mkdir(parents=True, exist_ok=True)
     group_names = [g for g in GROUP_TEXT if g in groups["rgb"]]
-    lines = _header(cfg, bench, scores) + _accuracy(groups) + _attention(attention, group_names)
+    lines = _header(cfg, bench, scores) + _accuracy(groups) + _other_variant(cfg) + _attention(attention, group_names)
     lines += _figures(cfg, out, ckpts, scores) + _clips(cfg, out, bench, ckpts, attention, annotations)
     lines += ["## Time", "", "| stage | seconds |", "|---|---|"] + [f"| {k} | {v:.1f} |" for k, v in seconds.items()]
     if reused:
