@@ -54,6 +54,7 @@ def test_second_run_reuses_finished_stages(quick_run, capsys):
     assert main(["demo", "--quick", "--out", str(out)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert "reused: benchmark, frames, train rgb, train flow" in lines
+    assert "model options beyond the paper: flow temporal_aux_weight=1.0 (--paper: none)" in lines
     assert lines[-2] == f"report: {out / 'report' / 'report.md'}"
     assert lines[-1].startswith("top-1: RGB ") and "fused" in lines[-1]
     assert f"{100 * first.top1['fused']:.1f} %" in lines[-1]  # same checkpoints, same scores

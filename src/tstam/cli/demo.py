@@ -23,6 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--paper", action="store_true",
                    help="train the paper's model for both streams (no options beyond the paper); its runs, scores and "
                         "report go beside the default's in --out, and each report names the other's numbers")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (default: one per core); the trained weights depend on it (README)")
     p.add_argument("--workers", type=int, default=None, help="loader worker processes (default: 0, frames are decoded in the training process)")
     p.set_defaults(run=run)
 
@@ -31,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from tstam.demo import DemoConfig, run_demo
 
     kw = {k: v for k, v in (("epochs", args.epochs), ("test_crops", args.crops), ("flow", args.flow),
-                            ("workers", args.workers)) if v is not None}
+                            ("workers", args.workers), ("threads", args.threads)) if v is not None}
     kw["paper"] = args.paper
     start = time.perf_counter()
     res = run_demo(DemoConfig.make(out=args.out, seed=args.seed, quick=args.quick, **kw))
@@ -46,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
         if grp in g["rgb"]:
             print(f"{grp}-only classes: RGB {100 * g['rgb'][grp]:.1f} %, flow {100 * g['flow'][grp]:.1f} %, "
                   f"fused {100 * g['fused'][grp]:.1f} %")
+    opts = "; ".join(f"{s} " + ", ".join(f"{k}={v}" for k, v in o.items()) for s, o in res.options.items() if o)
+    print(f"model options beyond the paper: {opts} (--paper: none)" if opts else "model: the paper's equations")
     if res.reused:
         print("reused: " + ", ".join(res.reused))
     print(f"done in {took / 60:.1f} min")

@@ -42,6 +42,7 @@ class DemoResult:
     attention: dict[str, dict[str, float]]           # stream -> share_in_window / uniform_share
     seconds: dict[str, float] = field(default_factory=dict)  # per stage
     reused: list[str] = field(default_factory=list)  # stages skipped because they were finished
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)  # stream -> model options beyond the paper
 
 
 @contextmanager
@@ -162,7 +163,7 @@ test_stream.__test__ = False  # type: ignore[attr-defined]  # not a pytest test 
 def run_demo(cfg: DemoConfig) -> DemoResult:
     """Run the whole demo as ``cfg`` says and write the report; see the module docstring."""
     from tstam.demo.analysis import analyse_stream, group_accuracy
-    from tstam.demo.report import write_report
+    from tstam.demo.report import model_options, write_report
     from tstam.engine.fuse import fuse
     from tstam.engine.scores import save_scores
     from tstam.synthetic import load_annotations
@@ -209,4 +210,5 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
                               annotations=ann, seconds=seconds, reused=reused)
         seconds["report"] = time.perf_counter() - t
     summary = {name: {k: v for k, v in a.items() if not isinstance(v, list)} for name, a in attention.items()}
-    return DemoResult(report, top1, groups, summary, seconds, reused)
+    options = {s: model_options(t.model) for s, t in tcfgs.items()}
+    return DemoResult(report, top1, groups, summary, seconds, reused, options)
