@@ -54,6 +54,9 @@ def test_a_second_run_reuses_every_run_and_keeps_other_groups(tiny_grid, capsys)
     assert "se: SE off seed 0: top-1" in printed and f"table: {table}" in printed
     assert row.stat().st_mtime_ns == stamp                   # reused, not retrained or re-analysed
     assert "| fusion | RGB:flow 1:3 |" in table.read_text()   # a partial run keeps the rest of the table
+    (out / "table.md").unlink()
+    assert main(["ablate", "--out", str(out), "--quick", "--tables-only"]) == 0
+    assert "| se | SE off | flow |" in table.read_text() and row.stat().st_mtime_ns == stamp
 
 
 def test_t_quantiles_from_the_table():
@@ -116,6 +119,7 @@ def test_every_claim_names_settings_of_the_grid():
     names = {(g, s.name) for g, grp in GROUPS.items() for s in grp.settings}
     names |= {("fusion", n) for n in ("RGB:flow 1:1", "RGB:flow 1:2", "RGB:flow 1:3", "RGB:flow 1:4",
                                       "RGB:flow 2:3", "rgb alone", "flow alone")}
+    names |= {("fused", s.name) for g in ("baselines", "options") for s in GROUPS[g].settings}
     for c in CLAIMS:
         assert c.a in names and (c.b is None or c.b in names), c
 

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 ANALYSIS_VERSION = 1  # bump when analyse_stream changes what it measures: cached rows are redone
 RGB_REFERENCE = Setting("reference rgb", (), "rgb")
+FUSED_WITH = ("baselines", "options")
 
 
 def run_one(cfg: AblateConfig, setting: Setting, seed: int, *, short: bool = False) -> dict[str, Any]:
@@ -57,18 +58,19 @@ def run_one(cfg: AblateConfig, setting: Setting, seed: int, *, short: bool = Fal
     return row
 
 
-def fusion_rows(rgb: dict[str, Any], flow: dict[str, Any]) -> list[dict[str, Any]]:
-    """The fusion weights on the saved test scores of one seed's reference RGB and flow runs."""
+def _fused(rgb: dict[str, Any], flow: dict[str, Any], weights: tuple[int, int], group: str, setting: str) -> dict[str, Any]:
     from tstam.engine.fuse import fuse
     from tstam.engine.scores import load_scores
 
-    a, b = load_scores(rgb["scores"]), load_scores(flow["scores"])
-    out = []
-    for w in FUSION_WEIGHTS:
-        fused = fuse([a, b], list(map(float, w)), names=["rgb", "flow"])
-        out.append({"group": "fusion", "setting": f"RGB:flow {w[0]}:{w[1]}", "stream": "fused", "seed": rgb["seed"],
-                    "epochs": flow["epochs"], "top1": float(fused.summary()["top1"]),
-                    "params": rgb["params"] + flow["params"], "train_s": 0.0})
+    fused = fuse([load_scores(rgb["scores"]), load_scores(flow["scores"])], list(map(float, weights)),
+                 names=["rgb", "flow"])
+    return {"group": group, "setting": setting, "stream": "fused", "seed": rgb["seed"], "epochs": flow["epochs"],
+            "top1": float(fused.summary()["top1"]), "params": rgb["params"] + flow["params"], "train_s": 0.0}
+
+
+def fusion_rows(rgb: dict[str, Any], flow: dict[str, Any]) -> list[dict[str, Any]]:
+    """The fusion weights on the saved test scores of one seed's reference RGB and flow runs."""
+    out = [_fused(rgb, flow, w, "fusion", f"RGB:flow {w[0]}:{w[1]}") for w in FUSION_WEIGHTS]
     for s, r in (("rgb", rgb), ("flow", flow)):
         out.append({**{k: r[k] for k in ("stream", "seed", "epochs", "top1", "params", "train_s")},
                     "group": "fusion", "setting": f"{s} alone"})
@@ -91,9 +93,13 @@ def collect_rows(cfg: AblateConfig) -> list[dict[str, Any]]:
         for setting in grp.settings:
             rows += [{**r, "group": group, "setting": setting.name} for r in _finished(cfg, setting, grp.short)]
     flows = {r["seed"]: r for r in _finished(cfg, REFERENCE, False)}
-    for r in _finished(cfg, RGB_REFERENCE, False):
-        if r["seed"] in flows:
-            rows += fusion_rows(r, flows[r["seed"]])
+    rgbs = {r["seed"]: r for r in _finished(cfg, RGB_REFERENCE, False)}
+    for seed, r in rgbs.items():
+        if seed in flows:
+            rows += fusion_rows(r, flows[seed])
+    for group in FUSED_WITH:  # each full-budget flow variant fused 1:3 with the same seed's RGB reference
+        rows += [_fused(rgbs[f["seed"]], f, (1, 3), "fused", f["setting"]) for f in rows
+                 if f["group"] == group and f["seed"] in rgbs]
     return rows
 
 
@@ -106,6 +112,8 @@ def run_ablation(cfg: AblateConfig, *, on_row: Callable[[dict[str, Any]], None] 
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    if not cfg.train:
+        return write_tables(collect_rows(cfg), out)
     dcfg = demo_config(cfg)
     prepare_data(dcfg, [])
     jobs = [(group, s, GROUPS[group].short) for group, s in grid(cfg)]

@@ -79,6 +79,7 @@ class AblateConfig:
     test_frames: int = 25                   # snippets per test video (1 crop)
     threads: int = 0                        # torch threads; 0 -> the demo's choice (one per core)
     quick: bool = False                     # tiny benchmark, 1 epoch (tests)
+    train: bool = True                      # False: only rebuild the tables from the finished runs
     demo_overrides: dict[str, Any] = field(default_factory=dict)  # other DemoConfig fields
 
     def __post_init__(self) -> None:

@@ -29,6 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="epochs of the segments, heads, SE and design runs (default: 12)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: one per core)")
     p.add_argument("--quick", action="store_true", help="tiny benchmark, one epoch per run (tests)")
+    p.add_argument("--tables-only", action="store_true",
+                   help="train nothing: rebuild the tables and pictures from the finished runs in --out")
     p.set_defaults(run=run)
 
 
@@ -42,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     kw = {k: v for k, v in (("epochs", args.epochs), ("short_epochs", args.short_epochs),
                             ("threads", args.threads)) if v is not None}
     cfg = AblateConfig(out=args.out, preset=args.preset, seeds=seeds,
-                       only=[g.strip() for g in args.only.split(",") if g.strip()], quick=args.quick, **kw)
+                       only=[g.strip() for g in args.only.split(",") if g.strip()], quick=args.quick,
+                       train=not args.tables_only, **kw)
     table = run_ablation(cfg, on_row=lambda r: print(f"{r['group']}: {r['setting']} seed {r['seed']}: "
                                                       f"top-1 {100 * r['top1']:.1f} %", flush=True))
     print(table.read_text())

@@ -191,10 +191,13 @@ def _attention_text(stream: str, a: Mapping[str, Any]) -> list[str]:
     if share is None:
         return []
     side = "more" if share > uni else "less"
-    own, window, uniform = a["top1/own"], a["top1/window"], a["top1/uniform"]
+    own = a["top1/own"]
+    change = ", ".join(f"by {INTERVENTION_TEXT[k]} {100 * (a[f'top1/{k}'] - own):+.1f}"
+                       for k in ("uniform", "window", "outside"))
     return [f"The {stream} stream's alpha puts {side} weight in the action window than uniform weights "
-            f"({_pct(share)} against {_pct(uni)}). Replacing it by uniform weights changes top-1 by "
-            f"{100 * (uniform - own):+.1f} points, by uniform weights on the window by {100 * (window - own):+.1f}.", ""]
+            f"({_pct(share)} against {_pct(uni)}). Replacing it at test time changes top-1 (points) {change}. "
+            f"Through f_t the window's snippets add {a['temporal_in']:+.2f} to the true class's logit and the "
+            f"other snippets {a['temporal_out']:+.2f} (per clip, centred over classes).", ""]
 
 
 def _figures(cfg: DemoConfig, out: Path, ckpts: Mapping[str, Path], scores: Mapping[str, Any]) -> list[str]:
