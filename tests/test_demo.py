@@ -66,7 +66,8 @@ def test_paper_variant_runs_beside_and_names_the_others_numbers(quick_run):
     out, first = quick_run
     res = run_demo(DemoConfig.make(out=str(out), quick=True, threads=1, paper=True))
     assert res.report == out / "report_paper" / "report.md" and (out / "runs" / "flow_paper" / "last.pt").is_file()
-    assert "benchmark" in res.reused and "frames" in res.reused            # shared with the default run
+    assert {"benchmark", "frames", "train rgb"} <= set(res.reused)        # shared: RGB has no options
+    assert not (out / "runs" / "rgb_paper").exists()
     text = res.report.read_text()
     assert "the paper's equations" in text and "This report: the paper's model" in text
     assert f"with the demo's options (`{out / 'report' / 'summary.json'}`): top-1 RGB" in text

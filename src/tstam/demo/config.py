@@ -3,8 +3,8 @@
 The per-stream training recipe ships as YAML beside the other presets (``configs/demo_rgb.yaml``,
 ``configs/demo_flow.yaml``, the paper's model); paths, sizes and budgets are filled in by the
 pipeline, and ``DEMO_OPTIONS`` adds the model options beyond the paper that the demo uses (issue 13;
-``paper=True`` leaves them out and writes beside the default run: ``runs/<stream>_paper``,
-``scores/*_paper.npz``, ``report_paper/``). ``quick`` is the same path end to end on a small
+``paper=True`` leaves them out and writes beside the default run: ``runs/<stream>_paper`` for a
+stream with options (the others are shared), ``scores/*_paper.npz``, ``report_paper/``). ``quick`` is the same path end to end on a small
 benchmark of the generator's ``tiny`` preset (test suite).
 """
 from __future__ import annotations
@@ -124,7 +124,8 @@ def stream_config(cfg: DemoConfig, stream: str) -> Any:
         f"data.resize=[{fs},{fs}]", f"data.batch_size={cfg.batch_size}", f"data.workers={cfg.workers}",
         f"data.test_frames={cfg.test_frames}", f"data.test_crops={cfg.test_crops}",
         *([f"optim.lr={cfg.lr}"] if cfg.lr else []), f"optim.epochs={e}", f"optim.lr_steps={steps}",
-        f"run.out_dir={cfg.root / 'runs' / (stream + cfg.suffix)}", f"run.seed={cfg.seed}",
+        f"run.out_dir={cfg.root / 'runs' / (stream + (cfg.suffix if DEMO_OPTIONS[stream] else ''))}",
+        f"run.seed={cfg.seed}",
         f"run.eval_every={max(1, e // 4)}", "run.device=cpu", *([] if cfg.paper else DEMO_OPTIONS[stream]),
     ]
     return load_train_config(recipe_path(stream), overrides)
