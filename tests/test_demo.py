@@ -21,7 +21,7 @@ def quick_run(tmp_path_factory):
 
 def test_quick_demo_learns(quick_run):
     """4 classes (chance 25 %); at seed 0 each stream learns its half of the classes and the fusion
-    more (measured: RGB 69 %, flow 62 %, fused 75 % of 16 test clips)."""
+    more (measured with 1 thread: RGB 69 %, flow 56 %, fused 94 % of 16 test clips)."""
     _, res = quick_run
     assert res.top1["fused"] >= 0.5 and max(res.top1["rgb"], res.top1["flow"]) >= 0.5, res.top1
 
@@ -32,7 +32,7 @@ def test_quick_demo_writes_report(quick_run):
     text = res.report.read_text()
     for part in ("## Accuracy", "motion-only", "appearance-only", "alpha in window", "uniform on the window (oracle)",
                  "f_t inside", "curves_rgb.png", "confusion_fused.png", "alpha_windows.png", "attention_v_",
-                 "Model options beyond the paper", "flow: temporal_aux_weight=1.0", "tstam demo --paper"):
+                 "Model options beyond the paper", "flow: frame_pool=alpha", "tstam demo --paper", "Fusion RGB:flow = 1:1"):
         assert part in text, part
     assert "reference of the idle frames" not in text            # no mechanism that was not measured
     for png in ("curves_rgb.png", "curves_flow.png", "confusion_rgb.png", "confusion_flow.png",
@@ -54,7 +54,7 @@ def test_second_run_reuses_finished_stages(quick_run, capsys):
     assert main(["demo", "--quick", "--out", str(out)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert "reused: benchmark, frames, train rgb, train flow" in lines
-    assert "model options beyond the paper: flow temporal_aux_weight=1.0 (--paper: none)" in lines
+    assert "model options beyond the paper: flow frame_pool=alpha; fusion RGB:flow 1:1 (--paper: none, 1:3)" in lines
     assert lines[-2] == f"report: {out / 'report' / 'report.md'}"
     assert lines[-1].startswith("top-1: RGB ") and "fused" in lines[-1]
     assert f"{100 * first.top1['fused']:.1f} %" in lines[-1]  # same checkpoints, same scores
@@ -72,7 +72,8 @@ def test_paper_variant_runs_beside_and_names_the_others_numbers(quick_run):
     assert "the paper's equations" in text and "This report: the paper's model" in text
     assert f"with the demo's options (`{out / 'report' / 'summary.json'}`): top-1 RGB" in text
     assert f"fused {100 * first.top1['fused']:.1f} %" in text
-    assert stream_config(DemoConfig.make(out=str(out), paper=True), "flow").model.temporal_aux_weight == 0
+    assert stream_config(DemoConfig.make(out=str(out), paper=True), "flow").model.frame_pool == "mean"
+    assert "Fusion RGB:flow = 1:3" in text
 
 
 def test_a_run_finished_by_an_older_tstam_is_reused(tmp_path):

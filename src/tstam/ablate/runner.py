@@ -122,7 +122,7 @@ def run_ablation(cfg: AblateConfig, *, on_row: Callable[[dict[str, Any]], None] 
     with torch_threads(demo_threads(dcfg)):
         for seed in cfg.seeds:
             for group, setting, short in jobs:
-                row = {**run_one(cfg, setting, seed, short=short), "group": group}
+                row = {**run_one(cfg, setting, seed, short=short), "group": group, "setting": setting.name}
                 if on_row:
                     on_row(row)
                 write_tables(collect_rows(cfg), out)

@@ -124,7 +124,7 @@ def write_tables(rows: Sequence[dict[str, Any]], out: Path) -> Path:
             lines.append(f"| {r['group']} | {r['setting']} | " + " | ".join(_num(r[k]) for k in EVIDENCE) + " |")
     lines += ["", "## Claims", "",
               f"Paired per-seed difference a - b (points), 95 % Student-t interval (t_0.975 = {t_quantile(max(n - 1, 1)):.3f} "
-              f"at {n} seeds); verdict from the interval: agrees (above 0), disagrees (below 0), inconclusive "
+              f"at {n} seed{'s' if n != 1 else ''}); verdict from the interval: agrees (above 0), disagrees (below 0), inconclusive "
               "(holds 0). Alpha claims: a = share of alpha in the window, b = the uniform share.", ""]
     lines += claims_markdown(results)
     path = out / "table.md"

@@ -21,8 +21,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--flow", choices=("dis", "farneback", "tvl1"), default=None,
                    help="optical flow algorithm (default: dis; tvl1 is the paper's and ~17x slower)")
     p.add_argument("--paper", action="store_true",
-                   help="train the paper's model for both streams (no options beyond the paper); its runs, scores and "
-                        "report go beside the default's in --out, and each report names the other's numbers")
+                   help="the paper's model: its equations for both streams (no options beyond the paper) and fusion "
+                        "RGB:flow = 1:3; its runs, scores and report go beside the default's in --out, and each "
+                        "report names the other's numbers")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads (default: one per core); the trained weights depend on it (README)")
     p.add_argument("--workers", type=int, default=None, help="loader worker processes (default: 0, frames are decoded in the training process)")
@@ -49,7 +50,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"{grp}-only classes: RGB {100 * g['rgb'][grp]:.1f} %, flow {100 * g['flow'][grp]:.1f} %, "
                   f"fused {100 * g['fused'][grp]:.1f} %")
     opts = "; ".join(f"{s} " + ", ".join(f"{k}={v}" for k, v in o.items()) for s, o in res.options.items() if o)
-    print(f"model options beyond the paper: {opts} (--paper: none)" if opts else "model: the paper's equations")
+    w = ":".join(f"{x:g}" for x in res.weights)
+    print(f"model options beyond the paper: {opts}; fusion RGB:flow {w} (--paper: none, 1:3)" if opts
+          else f"model: the paper's equations; fusion RGB:flow {w}")
     if res.reused:
         print("reused: " + ", ".join(res.reused))
     print(f"done in {took / 60:.1f} min")

@@ -43,6 +43,7 @@ class DemoResult:
     seconds: dict[str, float] = field(default_factory=dict)  # per stage
     reused: list[str] = field(default_factory=list)  # stages skipped because they were finished
     options: dict[str, dict[str, Any]] = field(default_factory=dict)  # stream -> model options beyond the paper
+    weights: tuple[float, float] = (1.0, 3.0)        # the fusion weights RGB:flow used
 
 
 @contextmanager
@@ -193,8 +194,8 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
                                          cfg.root / "scores" / f"{stream}{cfg.suffix}.npz", cfg.workers)
             seconds[f"test {stream}"] = time.perf_counter() - t
         t = time.perf_counter()
-        log.info("[5/6] fuse RGB:flow = %g:%g and analyse attention", *cfg.weights)
-        fused = fuse([scores["rgb"], scores["flow"]], list(cfg.weights), names=["rgb", "flow"])
+        log.info("[5/6] fuse RGB:flow = %g:%g and analyse attention", *cfg.fusion_weights)
+        fused = fuse([scores["rgb"], scores["flow"]], list(cfg.fusion_weights), names=["rgb", "flow"])
         save_scores(cfg.root / "scores" / f"fused{cfg.suffix}.npz", fused)
         scores["fused"] = fused
         ann = load_annotations(bench)
@@ -211,4 +212,4 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
         seconds["report"] = time.perf_counter() - t
     summary = {name: {k: v for k, v in a.items() if not isinstance(v, list)} for name, a in attention.items()}
     options = {s: model_options(t.model) for s, t in tcfgs.items()}
-    return DemoResult(report, top1, groups, summary, seconds, reused, options)
+    return DemoResult(report, top1, groups, summary, seconds, reused, options, cfg.fusion_weights)

@@ -111,10 +111,11 @@ def _header(cfg: DemoConfig, bench: Path, scores: Mapping[str, Any]) -> list[str
              f"{len(scores['fused'].classes)} classes, {n_test} test clips. Flow: {cfg.flow}. Model: T-STAM width "
              f"{cfg.width_mult}, input {cfg.input_size}, {cfg.num_segments} segments, trained from scratch (epochs: "
              f"{epochs}). Test: {cfg.test_frames} frames x {cfg.test_crops} crop(s). Fusion RGB:flow = "
-             f"{cfg.weights[0]:g}:{cfg.weights[1]:g}.", ""]
+             f"{cfg.fusion_weights[0]:g}:{cfg.fusion_weights[1]:g}.", ""]
     if options:
         lines += ["Model options beyond the paper (`tstam demo --paper` trains the paper's equations instead): "
-                  + "; ".join(options) + ".", ""]
+                  + "; ".join(options) + f"; fusion RGB:flow = {cfg.fusion_weights[0]:g}:{cfg.fusion_weights[1]:g} "
+                  "(the paper's: 1:3).", ""]
     else:
         lines += ["Model: the paper's equations (no option beyond the paper).", ""]
     return lines
@@ -227,7 +228,7 @@ def _clips(cfg: DemoConfig, out: Path, bench: Path, ckpts: Mapping[str, Path],
     plot_alpha_windows(attention, chosen, out / "alpha_windows.png")
     lines = ["## Attention on test clips", "", "Temporal weights of both streams over each clip's frames; the shaded "
              "band is the true action window.", "", "![alpha against the action window](alpha_windows.png)", ""]
-    rec = Recognizer.from_paths(rgb=ckpts["rgb"], flow=ckpts["flow"], weights=list(cfg.weights))
+    rec = Recognizer.from_paths(rgb=ckpts["rgb"], flow=ckpts["flow"], weights=list(cfg.fusion_weights))
     for vid in chosen:
         ann = annotations[vid]
         pred = rec.predict(bench / "videos" / ann.path, num_snippets=cfg.test_frames)
