@@ -71,14 +71,15 @@ class RunConfig:
     """Where and how the run executes."""
 
     out_dir: str = "runs/tstam"             # checkpoints, metrics, curves go here
-    seed: int = 0                           # seeds Python, NumPy, torch and the sampler
+    seed: int = 0                           # seeds the weights, the sampler and the clips; DDP rank r > 0 draws its own dropout masks
     eval_every: int = 1                     # validate every k epochs (and after the last); 0 = never
     ckpt_every_steps: int = 0               # also write last.pt every k steps (exact mid-epoch resume); 0 = epoch ends only
     max_steps: int = 0                      # stop after this many optimisation steps in total; 0 = run all epochs
+    log_every: int = 20                     # read the running loss (progress, non-finite check) every k steps only
     device: str = "auto"                    # auto (CUDA if present), cpu, cuda, cuda:N
-    amp: Literal["none", "bf16", "fp16"] = "none"  # autocast on CUDA (fp16 adds a gradient scaler)
+    amp: Literal["none", "bf16", "fp16"] = "none"  # autocast on CUDA (fp16 adds a gradient scaler; bf16 without native support runs fp16)
     channels_last: bool = False             # channels_last memory format for the convolutions (CUDA; CPU oneDNN too)
-    sync_bn: bool = False                   # SyncBatchNorm under DDP (CUDA only)
+    sync_bn: bool = False                   # SyncBatchNorm under DDP for the BN layers that train (CUDA only)
     init_weights: Optional[str] = None      # ImageNet BN-Inception / TSN weight file for the backbone
     tensorboard: bool = True                # write TensorBoard events under out_dir/tb
 
@@ -86,6 +87,8 @@ class RunConfig:
         check_literals(self, "run")
         if self.eval_every < 0 or self.ckpt_every_steps < 0 or self.max_steps < 0:
             raise ConfigError("run.eval_every, run.ckpt_every_steps and run.max_steps must be >= 0")
+        if self.log_every < 1:
+            raise ConfigError(f"run.log_every={self.log_every} is not valid; expected >= 1")
 
 
 @dataclass
