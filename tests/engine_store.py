@@ -3,9 +3,10 @@
 training configs. Not a test module: imported by tests/test_engine_*.py."""
 from __future__ import annotations
 
+import contextlib
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from tstam.data.store import FLOW_X_TMPL, FLOW_Y_TMPL, RGB_TMPL, write_meta
 from tstam.flow import FlowConfig
@@ -61,3 +62,27 @@ def tiny_config(store: dict[str, Path], out_dir: Path, *, modality: str = "rgb",
     for name, values in sections.items():
         cfg.setdefault(name, {}).update(values)
     return cfg
+
+
+@contextlib.contextmanager
+def record_clips(seen: list, rank: int = 0) -> Iterator[list]:
+    """Record ``(rank, mode, epoch, video_id)`` of every clip a ``FrameDataset`` loads in this
+    process while the block runs (the real loading runs unchanged; use ``data.workers=0``)."""
+    from tstam.data.datasets import FrameDataset
+
+    real, own = FrameDataset.__getitem__, "__getitem__" in FrameDataset.__dict__
+
+    def getitem(self, key):
+        item = real(self, key)
+        epoch = int(key[1]) if isinstance(key, tuple) else self.epoch
+        seen.append((rank, self.mode, epoch, self.records[int(key[0]) if isinstance(key, tuple) else int(key)].video_id))
+        return item
+
+    FrameDataset.__getitem__ = getitem
+    try:
+        yield seen
+    finally:
+        if own:
+            FrameDataset.__getitem__ = real
+        else:
+            del FrameDataset.__getitem__

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -31,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
     _, s, path = run_test(args.checkpoint, overrides=args.overrides, frames=args.frames, crops=args.crops,
                           chunk_frames=args.chunk_frames, max_memory_mb=args.max_memory_mb, device=args.device,
                           amp=args.amp, out=args.out, subset=args.subset)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 reports
+        return 0
     print(f"top-1 {100 * s['top1']:.2f}  top-5 {100 * s['top5']:.2f}  mean class {100 * s['mean_class']:.2f}  "
           f"({s['videos']} videos)")
     print(f"scores: {path}\nconfusion matrix: {path.with_name(path.stem + '_confusion.csv')} (+ .png)")

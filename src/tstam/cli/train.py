@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 import yaml
 
@@ -30,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         return 0
     row = fit(cfg, resume=args.resume)
-    if row:
+    if row and os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 reports
         print(f"done: epoch {row.get('epoch')}, step {row.get('step')}, best val top-1 {row.get('best_top1')}; "
               f"checkpoints in {cfg.run.out_dir}")
     return 0
