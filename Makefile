@@ -5,7 +5,7 @@ VENV   ?= .venv
 TORCH  ?= torch==2.13.0
 BIN     = $(VENV)/bin
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench gpu-check clean
 
 $(BIN)/tstam: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,12 @@ test: $(BIN)/tstam
 
 bench: $(BIN)/tstam
 	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+# On a CUDA machine whose python3 already has a CUDA torch: runs from the source tree, no venv, no
+# registry needed (the GPU box needs PyTorch, NumPy, PyYAML, tqdm, core OpenCV, onnx(runtime), safetensors).
+GPU_PYTHON ?= python3
+gpu-check:
+	PYTHONPATH=src $(GPU_PYTHON) benchmarks/gpu_check.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -39,9 +39,6 @@ __all__ = ["DistInfo", "init_distributed", "cleanup_distributed", "all_ranks_agr
 
 log = logging.getLogger(__name__)
 
-_CREATED_HERE = False  # whether init_distributed created the process group (then cleanup destroys it)
-
-
 @dataclass(frozen=True)
 class DistInfo:
     """Where this process stands in the job."""
@@ -49,6 +46,7 @@ class DistInfo:
     rank: int = 0
     local_rank: int = 0
     world_size: int = 1
+    owns_group: bool = False        # this call of init_distributed created the process group
 
     @property
     def enabled(self) -> bool:
@@ -67,7 +65,6 @@ def init_distributed(device: str = "auto") -> tuple[DistInfo, torch.device]:
             ``tstam.device.resolve_device``). Under torchrun with CUDA, each process takes
             ``cuda:(LOCAL_RANK mod GPUs)``.
     """
-    global _CREATED_HERE
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
@@ -77,8 +74,8 @@ def init_distributed(device: str = "auto") -> tuple[DistInfo, torch.device]:
             dev = torch.device("cuda", local % torch.cuda.device_count())
         torch.cuda.set_device(dev)
         configure_cuda()
-    info = DistInfo(rank, local, world)
-    if info.enabled and not dist.is_initialized():
+    create = world > 1 and not dist.is_initialized()
+    if create:
         local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
         nccl = dev.type == "cuda" and local_world <= torch.cuda.device_count()
         if dev.type == "cuda" and not nccl:
@@ -86,9 +83,8 @@ def init_distributed(device: str = "auto") -> tuple[DistInfo, torch.device]:
                         local_world, torch.cuda.device_count())
         dist.init_process_group(backend="nccl" if nccl else "gloo", rank=rank, world_size=world,
                                 device_id=dev if nccl else None)
-        _CREATED_HERE = True
         log.info("DDP: rank %d of %d (%s, %s)", rank, world, dist.get_backend(), dev)
-    return info, dev
+    return DistInfo(rank, local, world, owns_group=create), dev
 
 
 def configure_cuda() -> None:
@@ -99,12 +95,10 @@ def configure_cuda() -> None:
     torch.backends.cudnn.allow_tf32 = True
 
 
-def cleanup_distributed() -> None:
-    """Destroy the process group if ``init_distributed`` created it."""
-    global _CREATED_HERE
-    if _CREATED_HERE and dist.is_initialized():
+def cleanup_distributed(info: DistInfo) -> None:
+    """Destroy the process group if the ``init_distributed`` call that returned ``info`` created it."""
+    if info.owns_group and dist.is_initialized():
         dist.destroy_process_group()
-    _CREATED_HERE = False
 
 
 def _world() -> int:

@@ -174,7 +174,7 @@ def run_test(checkpoint: str | Path, *, overrides: Sequence[str] = (), frames: O
             if dist.is_main:
                 _write(scores, out)
     finally:
-        cleanup_distributed()
+        cleanup_distributed(dist)
     summary = scores.summary()
     if dist.is_main:
         log.info("%s: top-1 %.4f, top-5 %.4f, mean class %.4f on %d videos", out, summary["top1"], summary["top5"],

@@ -93,7 +93,13 @@ class TrainRun:
 
 
 def prepare_run(cfg: TrainConfig, model: nn.Module, device: torch.device) -> TrainRun:
-    """Optimiser, scheduler, gradient scaler and step meter for ``model`` (already on ``device``)."""
+    """``model`` on ``device`` as ``cfg`` says (BN mode, channels_last), with its optimiser,
+    scheduler, gradient scaler and step meter (``fit`` adds data, DDP and checkpoints)."""
+    apply_bn_mode(model, cfg.optim.bn)
+    model.to(device)
+    if cfg.run.channels_last:
+        model.to(memory_format=torch.channels_last)
+        model.channels_last = True  # the frames too, not only the weights
     amp = resolve_amp(device, cfg.run.amp)
     optimizer = build_optimizer(model, cfg.optim)
     scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
@@ -218,14 +224,13 @@ def _save(run: TrainRun, *names: str) -> None:
                 save_checkpoint(run.out_dir / name, state)
 
 
-def _build(cfg: TrainConfig, resume: str | Path | bool | None,
+def _build(cfg: TrainConfig, dist: DistInfo, device: torch.device, resume: str | Path | bool | None,
            callbacks: Sequence[Callable[[TrainState], None]]) -> TrainRun:
     from tstam.engine.annotations import load_split, store_flow
     from tstam.engine.inputs import build_train_loaders
     from tstam.engine.reports import MetricsLogger
     from tstam.models import build_model, load_pretrained
 
-    dist, device = init_distributed(cfg.run.device)
     with all_ranks_agree():  # what can fail on one rank only; no collective inside
         train_recs, val_recs, _test, classes = load_split(cfg.annotations, cfg.data)
         if cfg.model.num_classes != len(classes):
@@ -248,14 +253,9 @@ def _build(cfg: TrainConfig, resume: str | Path | bool | None,
             torch.manual_seed(int(np.random.SeedSequence([cfg.run.seed, dist.rank]).generate_state(1)[0]))
         if ckpt is not None:
             model.load_state_dict(ckpt["model"])
-        apply_bn_mode(model, cfg.optim.bn)
-        model.to(device)
-        if cfg.run.channels_last:
-            model.to(memory_format=torch.channels_last)
-            model.channels_last = True
-        if dist.enabled and cfg.run.sync_bn and device.type == "cuda":
-            convert_sync_bn(model, cfg.optim.bn)
         run = prepare_run(cfg, model, device)
+        if dist.enabled and cfg.run.sync_bn and device.type == "cuda":
+            convert_sync_bn(model, cfg.optim.bn)  # the same parameter objects: the optimiser keeps them
         run.dist, run.classes, run.flow, run.out_dir, run.callbacks = dist, classes, flow, out_dir, callbacks
         run.train_loader, run.val_loader = build_train_loaders(cfg, train_recs, val_recs, dist=dist)
         if ckpt is not None:
@@ -305,8 +305,9 @@ def fit(cfg: TrainConfig, *, resume: str | Path | bool | None = None,
     """
     row: dict[str, Any] = {}
     run: Optional[TrainRun] = None
+    dist, device = init_distributed(cfg.run.device)
     try:
-        run = _build(cfg, resume, callbacks)
+        run = _build(cfg, dist, device, resume, callbacks)
         st = run.state
         while st.epoch < cfg.optim.epochs:
             run.train_loader.set_epoch(st.epoch)
@@ -339,5 +340,5 @@ def fit(cfg: TrainConfig, *, resume: str | Path | bool | None = None,
     finally:
         if run is not None and run.logger is not None:
             run.logger.close()
-        cleanup_distributed()
+        cleanup_distributed(dist)
     return row
