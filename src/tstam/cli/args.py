@@ -1,0 +1,84 @@
+"""Argument types shared by every subcommand: numbers are checked when the command line is parsed.
+
+Each helper is an ``argparse`` ``type=``: it returns the converted value or raises
+``argparse.ArgumentTypeError`` with a message naming the value and what would be valid, which
+argparse prints after the option's name with the usage line (exit status 2). Non-finite floats
+(``nan``, ``inf``) are refused by every float type here.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from typing import Callable
+
+__all__ = ["positive_int", "nonnegative_int", "int_range", "positive_float", "nonnegative_float", "int_list"]
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+
+
+def _float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not valid; expected a finite number")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1."""
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not valid; expected an integer >= 1")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    """An integer >= 0."""
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not valid; expected an integer >= 0")
+    return value
+
+
+def int_range(lo: int, hi: int) -> Callable[[str], int]:
+    """An integer in ``[lo, hi]``."""
+    def parse(text: str) -> int:
+        value = _int(text)
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{text!r} is not valid; expected an integer from {lo} to {hi}")
+        return value
+
+    parse.__name__ = f"int_{lo}_{hi}"
+    return parse
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0."""
+    value = _float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not valid; expected a finite number > 0")
+    return value
+
+
+def nonnegative_float(text: str) -> float:
+    """A finite number >= 0."""
+    value = _float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not valid; expected a finite number >= 0")
+    return value
+
+
+def int_list(text: str) -> list[int]:
+    """Comma-separated integers >= 0, e.g. ``0,1,2`` (seeds)."""
+    items = [s.strip() for s in text.split(",") if s.strip()]
+    if not items or not all(s.isdigit() for s in items):
+        raise argparse.ArgumentTypeError(f"{text!r} is not valid; expected integers >= 0 separated by commas, "
+                                         "e.g. 0,1,2")
+    return [int(s) for s in items]
