@@ -187,6 +187,8 @@ ROWS = [
      ["run.device 'tpu' is not valid; expected auto, cpu, cuda or cuda:N"]),
     ("train-out-dir-is-a-file", ["train", "--config", "synthetic_rgb", "run.out_dir=" + BLOCKED], 2,
      ["a_file: output folder is an existing file"]),
+    ("train-out-dir-read-only", ["train", "--config", "synthetic_rgb", "run.out_dir=" + READ_ONLY + "/run"], 2,
+     [f"{READ_ONLY}/run: output folder is not writable"]),
     # synth / demo / ablate
     ("synth-out-parent-is-a-file", ["synth", "--out", BLOCKED + "/bench", "--preset", "tiny"], 2,
      ["a_file/bench: output folder is not writable (Not a directory)"]),
@@ -194,6 +196,8 @@ ROWS = [
      [f"{READ_ONLY}: output folder is not writable"]),
     ("synth-override-unbalanced-list", ["synth", "--out", "{d}/bench", "classes=[MoveUp,"], 2,
      ["override 'classes=[MoveUp,': the value '[MoveUp,' is not valid YAML"]),
+    ("synth-override-nan", ["synth", "--out", "{d}/bench", "noise_std=.nan"], 2,
+     ["noise_std=nan is not valid; expected a finite number"]),
     ("synth-seed-negative", ["synth", "--out", "{d}/bench", "--seed", "-1"], 2,
      ["argument --seed: '-1' is not valid; expected an integer >= 0"]),
     ("demo-out-parent-is-a-file", ["demo", "--out", BLOCKED + "/demo", "--quick"], 2,
@@ -224,6 +228,10 @@ ROWS = [
      ["argument --bound: '0' is not valid; expected a finite number > 0"]),
     ("extract-workers-0", ["extract", "{clip}", "--out", "{d}/frames", "--workers", "0"], 2,
      ["argument --workers: '0' is not valid; expected an integer >= 1"]),
+    ("extract-size-0x5", ["extract", "{clip}", "--out", "{d}/frames", "--size", "0x5"], 2,
+     ["argument --size: size '0x5' is not valid; expected WIDTHxHEIGHT, e.g. 340x256"]),
+    ("extract-shard-5-of-4", ["extract", "{clip}", "--out", "{d}/frames", "--shard", "5/4"], 2,
+     ["argument --shard: shard '5/4' is not valid; expected i/n with 0 <= i < n, e.g. 0/4"]),
     # usage
     ("no-subcommand", [], 2, ["the following arguments are required: COMMAND"]),
     ("unknown-option", ["fuse", "{d}/rgb.npz", "--wieghts", "1"], 2, ["unrecognized arguments: --wieghts"]),
@@ -247,8 +255,18 @@ def test_refused(files, argv, status, parts, capsys, monkeypatch):
     assert _tree(files) == before  # checked before any work: nothing written, nothing changed
 
 
-def test_ids_are_unique():
-    assert len({r[0] for r in ROWS}) == len(ROWS)
+def test_docs_table_matches_the_tests():
+    """docs/bad_inputs.md lists every row of ROWS once, and every test it names exists."""
+    import re
+
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "docs" / "bad_inputs.md").read_text()
+    ids = re.findall(r"`test_refused\[([\w-]+)\]`", text)
+    assert sorted(ids) == sorted(r[0] for r in ROWS) and len(set(ids)) == len(ROWS)
+    named = re.findall(r"`(tests/\w+\.py)::(\w+)`", text)
+    assert len(named) > 20
+    for file, name in named:
+        assert re.search(rf"^def {name}\(", (root / file).read_text(), re.M), f"{file}::{name} does not exist"
 
 
 def test_dis_on_frames_too_small_fails_with_our_message(tmp_path):

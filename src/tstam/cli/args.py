@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import Callable
+from typing import Callable, TypeVar
 
-__all__ = ["positive_int", "nonnegative_int", "int_range", "positive_float", "nonnegative_float", "int_list"]
+T = TypeVar("T")
+
+__all__ = ["positive_int", "nonnegative_int", "int_range", "positive_float", "nonnegative_float", "int_list",
+           "argument_type"]
 
 
 def _int(text: str) -> int:
@@ -82,3 +85,16 @@ def int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"{text!r} is not valid; expected integers >= 0 separated by commas, "
                                          "e.g. 0,1,2")
     return [int(s) for s in items]
+
+
+def argument_type(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """A library parser (``tstam.extract.parse_size``, ...) as an argparse type: its ValueError
+    message is shown as it is (argparse would print only "invalid parse_size value")."""
+    def wrapped(text: str) -> T:
+        try:
+            return parse(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    wrapped.__name__ = parse.__name__
+    return wrapped
