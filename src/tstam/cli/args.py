@@ -34,48 +34,27 @@ def _float(text: str) -> float:
     return value
 
 
-def positive_int(text: str) -> int:
-    """An integer >= 1."""
-    value = _int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not valid; expected an integer >= 1")
-    return value
+def _checked(convert: Callable[[str], T], ok: Callable[[T], bool], expected: str, name: str) -> Callable[[str], T]:
+    """An argparse type: ``convert`` the text, then refuse values for which ``ok`` is false."""
+    def parse(text: str) -> T:
+        value = convert(text)
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not valid; expected {expected}")
+        return value
+
+    parse.__name__ = name  # what argparse names in its own messages
+    return parse
 
 
-def nonnegative_int(text: str) -> int:
-    """An integer >= 0."""
-    value = _int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not valid; expected an integer >= 0")
-    return value
+positive_int = _checked(_int, lambda v: v >= 1, "an integer >= 1", "positive_int")
+nonnegative_int = _checked(_int, lambda v: v >= 0, "an integer >= 0", "nonnegative_int")
+positive_float = _checked(_float, lambda v: v > 0, "a finite number > 0", "positive_float")
+nonnegative_float = _checked(_float, lambda v: v >= 0, "a finite number >= 0", "nonnegative_float")
 
 
 def int_range(lo: int, hi: int) -> Callable[[str], int]:
     """An integer in ``[lo, hi]``."""
-    def parse(text: str) -> int:
-        value = _int(text)
-        if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"{text!r} is not valid; expected an integer from {lo} to {hi}")
-        return value
-
-    parse.__name__ = f"int_{lo}_{hi}"
-    return parse
-
-
-def positive_float(text: str) -> float:
-    """A finite number > 0."""
-    value = _float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not valid; expected a finite number > 0")
-    return value
-
-
-def nonnegative_float(text: str) -> float:
-    """A finite number >= 0."""
-    value = _float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not valid; expected a finite number >= 0")
-    return value
+    return _checked(_int, lambda v: lo <= v <= hi, f"an integer from {lo} to {hi}", f"int_{lo}_{hi}")
 
 
 def int_list(text: str) -> list[int]:
