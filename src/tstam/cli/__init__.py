@@ -17,8 +17,8 @@ Exit status (the same for every subcommand; docs/bad_inputs.md):
 
 An error is a user error when it is a ``ValueError`` (all of tstam's own error types are) or an
 ``OSError`` raised by tstam's code, which words its messages for the user, or any ``OSError``
-naming a file (missing, not writable, disk full). A ``ValueError`` escaping from a library (torch, numpy, OpenCV) means
-tstam failed to check something first: that is a bug.
+naming a file (missing, not writable, disk full). A ``ValueError`` escaping from a library
+(torch, numpy, OpenCV) means tstam failed to check something first: that is a bug.
 """
 from __future__ import annotations
 

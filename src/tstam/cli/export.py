@@ -26,9 +26,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tstam.export import check_onnx, export_onnx, export_safetensors
     from tstam.checkpoint import load_stream
-
+    from tstam.export import check_onnx, export_onnx, export_safetensors
     from tstam.files import check_output_file
 
     if not args.onnx and not args.safetensors:
