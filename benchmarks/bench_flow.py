@@ -34,10 +34,11 @@ SIZE = (320, 240)
 MARGIN = 8  # border pixels left out of every EPE (no correspondence there)
 
 
-def gray_clips() -> list[np.ndarray]:
+def gray_clips(size: tuple[int, int] = SIZE) -> list[np.ndarray]:
+    """The real clips as (T, H, W) uint8 gray at ``size`` (width, height)."""
     out = []
     for name in CLIPS:
-        frames = read_video(VIDEOS / name, size=SIZE).frames
+        frames = read_video(VIDEOS / name, size=size).frames
         out.append(np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]))
     return out
 
@@ -53,7 +54,7 @@ def real_pairs(clips: list[np.ndarray], per_clip: int) -> list[tuple[np.ndarray,
 def synth_pairs(clips: list[np.ndarray], n: int, seed: int = 0):
     """(prev, next, gt_flow, amplitude): prev(x) = next(x + gt(x)), so gt is the prev->next flow."""
     rng = np.random.default_rng(seed)
-    h, w = SIZE[1], SIZE[0]
+    h, w = clips[0].shape[1:]
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     out = []
     for i in range(n):

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from tstam.flow import TVL1Params
 
-__all__ = ["tvl1_flow", "resolve_device", "bytes_per_pair", "batch_size_for", "pyramid_sizes"]
+__all__ = ["tvl1_flow", "resolve_device", "bytes_per_pair", "batch_size_for", "default_budget", "pyramid_sizes"]
 
 _EPS = float(torch.finfo(torch.float32).eps)  # below this |grad I1|^2 the TH step leaves v = u (OpenCV)
 _MIN_LEVEL = 16  # OpenCV drops pyramid levels narrower or shorter than this
@@ -75,18 +75,18 @@ def pyramid_sizes(h: int, w: int, params: TVL1Params) -> list[tuple[int, int]]:
     return sizes
 
 
-# Memory, in float32 H x W buffers per pair, at the finest level where the peak is (see
-# bytes_per_pair): images and I1 with its gradient 2 + 3; flow u K, dual p 2K; per warp the warped
-# stack 3 + grad 1 + rho_c 1 + sampling grid 2; during a step at most ~6K temporaries (the dual
-# update holds p, grad u, tau/theta grad u and their sum, 4 x 2K, plus the new u); compacting the
-# batch copies u, p and the 4 + K warped constants. The median runs on slices of the batch whose
-# 25 network wires stay within the same budget.
+# Peak memory per pair, in float32 H x W buffers of the finest level (the peak is inside _step;
+# tests/test_tvl1_torch.py measures it), with K flow components (2, or 3 with gamma):
+#   the level's frames I0, I1: 2; I1 and its gradient, kept in float64 for _warp: 6       = 8
+#   flow u and dual p (K + 2K) for the write-back, and their working copies (K + 2K)      = 6K
+#   linearisation constants: I1x, I1y[, gamma] (K), -1/|grad I1|^2 and rho_c (2)         = K + 2
+#   step temporaries: TH 1, divergence K, new u K, grad u 2K, |grad u| K                  = 1 + 5K
+#   slack: copies while the batch is compacted, median bands (<= 8 buffers, off-peak)     = 5
+# Coarser levels are smaller; other tensors are O(H + W).
 def bytes_per_pair(h: int, w: int, params: TVL1Params | None = None) -> int:
-    """Peak device memory of one pair at h x w, in bytes (an upper bound, see the comment above)."""
-    p = params or TVL1Params()
-    k = 3 if p.gamma else 2
-    buffers = 2 + 3 + k + 2 * k + (3 + 1 + 1 + 2) + 6 * k + (k + 2 * k + 4 + k)
-    return 4 * h * w * buffers
+    """Peak memory of one pair of h x w frames, in bytes (the derivation is in the comment above)."""
+    k = 3 if (params or TVL1Params()).gamma else 2
+    return 4 * h * w * (8 + 6 * k + (k + 2) + (1 + 5 * k) + 5)
 
 
 def batch_size_for(budget_bytes: int, h: int, w: int, params: TVL1Params | None = None) -> int:
@@ -94,39 +94,38 @@ def batch_size_for(budget_bytes: int, h: int, w: int, params: TVL1Params | None 
     return max(1, int(budget_bytes // bytes_per_pair(h, w, params)))
 
 
-def _default_budget(device: torch.device) -> int:
-    """Half the free memory of a GPU; 1 GiB on the CPU (batching gains little there)."""
+def default_budget(device: torch.device) -> int:
+    """Half the free memory of a GPU; 128 MiB on the CPU: a few pairs at 320x240, as many as help
+    there (1 thread at 320x240: 8.2 pairs/s one at a time, 10.6 in sixes, 9.2 in 18s)."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return free // 2
-    return 1 << 30
+    return 128 << 20
 
 
 # ---------------------------------------------------------------------------------------------
 # Building blocks (each matches the OpenCV function named in its docstring).
 
 
-def _linear_weights(n_in: int, n_out: int, scale: float, device: torch.device) -> torch.Tensor:
-    """(n_out, n_in) weights of 1-D linear resampling as OpenCV ``resize`` ``INTER_LINEAR``:
-    output i reads source coordinate (i + 0.5) * scale - 0.5, clamped to the edge pixels."""
+def _linear_taps(n_in: int, n_out: int, scale: float, device: torch.device):
+    """Source indices (i0, i1) and weight a of i1 for 1-D linear resampling as OpenCV ``resize``
+    ``INTER_LINEAR``: output i reads source coordinate (i + 0.5) * scale - 0.5, clamped to the
+    edge pixels. Each (n_out,)."""
     f = ((torch.arange(n_out, dtype=torch.float64) + 0.5) * scale - 0.5).float()
     s = torch.floor(f)
     a = f - s
-    a[s < 0] = 0.0
-    a[s >= n_in - 1] = 0.0
+    a[(s < 0) | (s >= n_in - 1)] = 0.0
     s = s.long().clamp(0, n_in - 1)
-    m = torch.zeros(n_out, n_in)
-    rows = torch.arange(n_out)
-    m.index_put_((rows, s), 1.0 - a, accumulate=True)
-    m.index_put_((rows, (s + 1).clamp(max=n_in - 1)), a, accumulate=True)
-    return m.to(device)
+    return s.to(device), (s + 1).clamp(max=n_in - 1).to(device), a.to(device)
 
 
 def _resize(x: torch.Tensor, size: tuple[int, int], scale: tuple[float, float]) -> torch.Tensor:
-    """(..., H, W) -> (..., h, w) bilinear, ``scale`` = source pixels per output pixel (y, x)."""
-    ry = _linear_weights(x.shape[-2], size[0], scale[0], x.device)  # (h, H)
-    rx = _linear_weights(x.shape[-1], size[1], scale[1], x.device)  # (w, W)
-    return ry @ x @ rx.T
+    """(..., H, W) -> (..., h, w) bilinear, ``scale`` = source pixels per output pixel (y, x);
+    rows first, then columns, as OpenCV (element-wise, so TF32 matmul settings cannot touch it)."""
+    i0, i1, a = _linear_taps(x.shape[-1], size[1], scale[1], x.device)
+    x = torch.lerp(x[..., i0], x[..., i1], a)  # (..., H, w)
+    i0, i1, a = _linear_taps(x.shape[-2], size[0], scale[0], x.device)
+    return torch.lerp(x[..., i0, :], x[..., i1, :], a[:, None])  # (..., h, w)
 
 
 def _centered_gradient(img: torch.Tensor) -> torch.Tensor:
@@ -186,20 +185,32 @@ def _median_network(n: int) -> tuple[tuple[int, int, bool, bool], ...]:
 
 
 def _median(x: torch.Tensor, k: int) -> torch.Tensor:
-    """(B, C, H, W) k x k median with edge replication (OpenCV ``medianBlur``), by min/max steps."""
-    h, w, r = x.shape[-2], x.shape[-1], k // 2
+    """(B, C, H, W) k x k median with edge replication (OpenCV ``medianBlur``), by min/max steps.
+
+    Bands of rows are filtered one after the other, so the k*k wires of the network hold at most
+    ~8 H x W buffers per pair (on the CPU also bands of <= 64k values, which stay in cache)."""
+    b, c, h, w = x.shape
+    r = k // 2
     pad = F.pad(x, (r, r, r, r), mode="replicate")  # (B, C, H + 2r, W + 2r)
-    wires = [pad[..., i:i + h, j:j + w] for i in range(k) for j in range(k)]  # k*k views
-    for a, b, keep_min, keep_max in _median_network(k * k):
-        lo = torch.minimum(wires[a], wires[b]) if keep_min else None
-        if keep_max:
-            wires[b] = torch.maximum(wires[a], wires[b])
-        wires[a] = lo
-    return wires[k * k // 2]
+    rows = h * 8 // (k * k * c)
+    if x.device.type == "cpu":
+        rows = min(rows, (1 << 16) // (b * c * w))
+    rows = max(1, rows)
+    out = torch.empty_like(x)
+    for y0 in range(0, h, rows):
+        n = min(rows, h - y0)
+        wires = [pad[:, :, y0 + i:y0 + i + n, j:j + w] for i in range(k) for j in range(k)]  # k*k views
+        for a_, b_, keep_min, keep_max in _median_network(k * k):
+            lo = torch.minimum(wires[a_], wires[b_]) if keep_min else None
+            if keep_max:
+                wires[b_] = torch.maximum(wires[a_], wires[b_])
+            wires[a_] = lo
+        out[:, :, y0:y0 + n] = wires[k * k // 2]
+    return out
 
 
 def _warp(stack: torch.Tensor, u: torch.Tensor, mode: str) -> torch.Tensor:
-    """(B, C, H, W) sampled at (x + u1, y + u2), u (B, 2, H, W); taps outside the image read 0
+    """(B, C, H, W) float64 sampled at (x + u1, y + u2), u (B, 2, H, W); taps outside the image read 0
     (OpenCV ``remap`` with ``BORDER_CONSTANT``; bicubic is Keys' kernel with a = -0.75 in both).
 
     The positions x + u are formed in float32 as OpenCV does, then normalised for ``grid_sample``
@@ -209,8 +220,7 @@ def _warp(stack: torch.Tensor, u: torch.Tensor, mode: str) -> torch.Tensor:
     x = torch.arange(w, device=u.device, dtype=u.dtype) + u[:, 0]  # (B, H, W)
     y = torch.arange(h, device=u.device, dtype=u.dtype)[:, None] + u[:, 1]
     grid = torch.stack((x.double() * (2.0 / (w - 1)) - 1.0, y.double() * (2.0 / (h - 1)) - 1.0), -1)  # (B, H, W, 2)
-    out = F.grid_sample(stack.double(), grid, mode=mode, padding_mode="zeros", align_corners=True)
-    return out.float()
+    return F.grid_sample(stack, grid, mode=mode, padding_mode="zeros", align_corners=True).float()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,20 +236,40 @@ def _step(u: torch.Tensor, dual: torch.Tensor, iw: torch.Tensor, neg_inv: torch.
     The three cases of TH are one clamp: ``v = u + clamp(-rho / |grad I1|^2, -lambda theta,
     lambda theta) grad I1``; where |grad I1|^2 <= float eps OpenCV leaves v = u unless |rho| >
     lambda theta |grad I1|^2, and neg_inv = -1e30 there gives the same up to |rho| < 1e-29."""
-    rho = rho_c
+    fi = rho_c
     for k in range(u.shape[1]):
-        rho = torch.addcmul(rho, iw[:, k], u[:, k])  # (B, H, W) residual at u
-    fi = (rho * neg_inv).clamp_(-l_t, l_t)[:, None]  # (B, 1, H, W)
+        fi = torch.addcmul(fi, iw[:, k], u[:, k])  # (B, H, W) residual rho at u
+    fi = fi.mul_(neg_inv).clamp_(-l_t, l_t)[:, None]  # (B, 1, H, W)
     u_new = torch.addcmul(u, fi, iw).add_(_divergence(dual), alpha=theta)  # v + theta div p
     err = (u_new - u).square_().sum((1, 2, 3))  # (B,)
     g = _forward_gradient(u_new)  # (B, K, 2, H, W)
     ng = torch.hypot(g[:, :, 0], g[:, :, 1]).mul_(taut).add_(1.0)[:, :, None]  # (B, K, 1, H, W)
-    dual_new = torch.add(dual, g, alpha=taut).div_(ng)
+    dual_new = g.mul_(taut).add_(dual).div_(ng)
     return u_new, dual_new, err
 
 
+@functools.lru_cache(maxsize=None)
+def _compiled_step():
+    """``_step`` through ``torch.compile`` (one fused kernel per group of element-wise ops)."""
+    return torch.compile(_step, dynamic=True)
+
+
+def _linearise(stack: torch.Tensor, i0: torch.Tensor, u: torch.Tensor, gamma: float,
+               mode: str) -> list[torch.Tensor]:
+    """Warp I1 and its gradient by u and linearise the data term around it (OpenCV
+    ``calcGradRho``): [iw (B, K, H, W), neg_inv (B, H, W), rho_c (B, H, W)] for ``_step``."""
+    warped = _warp(stack, u[:, :2], mode)  # (B, 3, H, W): I1, I1x, I1y at x + u
+    i1w, iw = warped[:, 0], warped[:, 1:]
+    grad = iw[:, 0].square() + iw[:, 1].square()  # (B, H, W) |grad I1(x + u0)|^2
+    neg_inv = torch.where(grad > _EPS, -1.0 / grad, -1e30)
+    rho_c = i1w - (iw[:, 0] * u[:, 0] + iw[:, 1] * u[:, 1]) - i0
+    if u.shape[1] == 3:
+        iw = torch.cat((iw, torch.full_like(i1w, gamma)[:, None]), 1)  # (B, 3, H, W)
+    return [iw.clone(memory_format=torch.contiguous_format), neg_inv, rho_c]
+
+
 def _iterate(u: torch.Tensor, dual: torch.Tensor, consts: list[torch.Tensor], p: TVL1Params,
-             stop: float) -> None:
+             stop: float, step) -> None:
     """Outer and inner iterations of one warp, in place on u and dual, each pair stopping on its
     own as OpenCV does (``sum |u_new - u|^2 <= stop``). Pairs that stop leave the working batch,
     so a batch costs the sum of its pairs' iterations, not B times the slowest."""
@@ -248,9 +278,9 @@ def _iterate(u: torch.Tensor, dual: torch.Tensor, consts: list[torch.Tensor], p:
     uw, dw = u, dual
     for _ in range(p.outer_iterations):
         if p.median_filtering > 1:
-            uw = torch.cat((_median_batched(uw[:, :2], p.median_filtering), uw[:, 2:]), 1)
+            uw = torch.cat((_median(uw[:, :2], p.median_filtering), uw[:, 2:]), 1)
         for _ in range(p.inner_iterations):
-            uw, dw, err = _step(uw, dw, *consts, l_t, p.theta, taut)
+            uw, dw, err = step(uw, dw, *consts, l_t, p.theta, taut)
             going = err > stop  # (b,)
             n = int(going.sum())
             if n < idx.numel():
@@ -263,32 +293,20 @@ def _iterate(u: torch.Tensor, dual: torch.Tensor, consts: list[torch.Tensor], p:
     u[idx], dual[idx] = uw, dw
 
 
-def _median_batched(u: torch.Tensor, k: int) -> torch.Tensor:
-    """``_median`` in slices of the batch, so its k*k wires fit in the memory of bytes_per_pair."""
-    chunk = max(1, u.shape[0] * 8 // (k * k))  # 25 wires of 2 components ~ 50 buffers; 16 per pair at most
-    return torch.cat([_median(u[i:i + chunk], k) for i in range(0, u.shape[0], chunk)])
-
-
-def _solve_level(i0: torch.Tensor, i1: torch.Tensor, u: torch.Tensor, p: TVL1Params, mode: str) -> None:
+def _solve_level(i0: torch.Tensor, i1: torch.Tensor, u: torch.Tensor, p: TVL1Params, mode: str,
+                 step) -> None:
     """One pyramid level (OpenCV ``procOneScale``), in place on u (B, K, H, W); i0, i1 (B, H, W)."""
     b, k, h, w = u.shape
     stop = float(torch.tensor(p.epsilon ** 2 * h * w, dtype=torch.float32))  # OpenCV compares in float32
-    stack = torch.cat((i1[:, None], _centered_gradient(i1)), 1)  # (B, 3, H, W): I1, dI1/dx, dI1/dy
+    stack = torch.cat((i1[:, None], _centered_gradient(i1)), 1).double()  # (B, 3, H, W): I1, dI1/dx, dI1/dy
     dual = u.new_zeros(b, k, 2, h, w)
     for _ in range(p.warps):
-        warped = _warp(stack, u[:, :2], mode)  # (B, 3, H, W)
-        i1w, iw = warped[:, 0], warped[:, 1:]
-        grad = iw[:, 0].square() + iw[:, 1].square()  # (B, H, W) |grad I1(x + u0)|^2
-        neg_inv = torch.where(grad > _EPS, -1.0 / grad, -1e30)
-        rho_c = i1w - (iw[:, 0] * u[:, 0] + iw[:, 1] * u[:, 1]) - i0
-        if k == 3:
-            iw = torch.cat((iw, iw.new_full((b, 1, h, w), p.gamma)), 1)  # (B, 3, H, W)
-        _iterate(u, dual, [iw, neg_inv, rho_c], p, stop)
+        _iterate(u, dual, _linearise(stack, i0, u, p.gamma, mode), p, stop, step)
 
 
 def tvl1_flow(prev: torch.Tensor, nxt: torch.Tensor, params: TVL1Params | None = None, *,
               interpolation: Literal["bicubic", "bilinear"] = "bicubic",
-              batch_size: int | None = None) -> torch.Tensor:
+              batch_size: int | None = None, compile: bool = False) -> torch.Tensor:
     """Dual TV-L1 flow from each ``prev`` frame to the matching ``nxt`` frame.
 
     Args:
@@ -296,8 +314,9 @@ def tvl1_flow(prev: torch.Tensor, nxt: torch.Tensor, params: TVL1Params | None =
             0..255 (OpenCV multiplies float input by 255; this does not).
         params: ``TVL1Params`` (default: ours, as ``FlowConfig().tvl1``).
         interpolation: warping of I1 and its gradient: bicubic (OpenCV's) or bilinear.
-        batch_size: pairs solved at once (default: from half the free GPU memory, or 1 GiB on the
-            CPU, with ``bytes_per_pair``).
+        batch_size: pairs solved at once (default: ``batch_size_for(default_budget(device))``).
+        compile: run the inner iteration through ``torch.compile`` (fewer passes over memory;
+            the first call compiles for tens of seconds).
 
     Returns:
         (B, H, W, 2) float32 on the input's device, channel 0 = x, 1 = y, in pixels:
@@ -315,26 +334,27 @@ def tvl1_flow(prev: torch.Tensor, nxt: torch.Tensor, params: TVL1Params | None =
         raise ValueError(f"interpolation={interpolation!r} is not valid; expected 'bicubic' or 'bilinear'")
     if p.median_filtering > 1 and p.median_filtering % 2 == 0:
         raise ValueError(f"median_filtering={p.median_filtering} must be odd (or <= 1 for none)")
-    frames = torch.stack((prev, nxt), 1).float()  # (B, 2, H, W)
-    if not torch.isfinite(frames).all():
+    if prev.is_floating_point() and not (torch.isfinite(prev).all() and torch.isfinite(nxt).all()):
         raise ValueError("frames contain NaN or infinite values")
-    bs = batch_size or batch_size_for(_default_budget(frames.device), h, w, p)
-    out = [_tvl1_batch(frames[i:i + bs], p, interpolation) for i in range(0, b, bs)]
+    bs = batch_size or batch_size_for(default_budget(prev.device), h, w, p)
+    step = _compiled_step() if compile else _step
+    out = [_tvl1_batch(prev[i:i + bs], nxt[i:i + bs], p, interpolation, step) for i in range(0, b, bs)]
     return torch.cat(out).permute(0, 2, 3, 1).contiguous()  # (B, 2, H, W) -> (B, H, W, 2)
 
 
-def _tvl1_batch(frames: torch.Tensor, p: TVL1Params, mode: str) -> torch.Tensor:
-    """(B, 2, H, W) float32 prev/next -> (B, 2, H, W) flow (OpenCV ``DualTVL1OpticalFlow::calc``)."""
+def _tvl1_batch(prev: torch.Tensor, nxt: torch.Tensor, p: TVL1Params, mode: str, step) -> torch.Tensor:
+    """(B, H, W) prev and next -> (B, 2, H, W) flow (OpenCV ``DualTVL1OpticalFlow::calc``)."""
+    frames = torch.stack((prev, nxt), 1).float()  # (B, 2, H, W)
     sizes = pyramid_sizes(frames.shape[-2], frames.shape[-1], p)
-    step = 1.0 / p.scale_step
     pyramid = [frames]
     for size in sizes[1:]:
-        pyramid.append(_resize(pyramid[-1], size, (step, step)))  # (B, 2, h, w)
-    k = 3 if p.gamma else 2
-    u = frames.new_zeros(frames.shape[0], k, *sizes[-1])  # (B, K, h, w) at the coarsest level
+        pyramid.append(_resize(pyramid[-1], size, (1.0 / p.scale_step, 1.0 / p.scale_step)))  # (B, 2, h, w)
+    del frames
+    u = pyramid[0].new_zeros(prev.shape[0], 3 if p.gamma else 2, *sizes[-1])  # (B, K, h, w), coarsest level
     for s in range(len(sizes) - 1, -1, -1):
         level = pyramid.pop()
-        _solve_level(level[:, 0], level[:, 1], u, p, mode)
+        _solve_level(level[:, 0], level[:, 1], u, p, mode, step)
+        del level
         if s > 0:
             (h0, w0), (h1, w1) = sizes[s], sizes[s - 1]
             u = _resize(u, (h1, w1), (h0 / h1, w0 / w1))
