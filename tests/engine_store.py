@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from tstam.data.store import FLOW_X_TMPL, FLOW_Y_TMPL, RGB_TMPL, write_meta
+from tstam.flow import FlowConfig
 
 from fixtures import MMA_FRAMES as REAL
 CLASSES = ["ApplyEyeMakeup", "BaseballPitch", "Clap", "Dive"]
-FLOW_META = {"algorithm": "tvl1", "bound": 20.0, "params": {"note": "test fixture"}}
+FLOW_META = FlowConfig().describe()  # what meta.json records (the fixture's flow JPEGs are grey images)
 
 
 def make_store(root: Path, *, n_train: int = 8, n_test: int = 4, frames: int = 8) -> dict[str, Path]:

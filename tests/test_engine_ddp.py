@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from engine_store import make_store, tiny_config
-from tstam.engine.checkpoint import load_checkpoint
+from tstam.checkpoint import load_checkpoint
 
 DRIVER = r"""
 import json, sys

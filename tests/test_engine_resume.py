@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from engine_store import make_store, tiny_config
-from tstam.engine.checkpoint import CheckpointError, load_checkpoint
+from tstam.checkpoint import CheckpointError, load_checkpoint
 from tstam.engine.config import load_train_config
 from tstam.engine.train import NonFiniteLossError, fit
 
@@ -88,8 +88,11 @@ def test_resume_refuses_other_stream_or_class_count(tmp_path):
     store = make_store(tmp_path / "store")
     fit(load_train_config(tiny_config(store, tmp_path / "run", optim={"epochs": 1}, run={"eval_every": 0})))
     flow = load_train_config(tiny_config(store, tmp_path / "run", modality="flow", optim={"epochs": 2}))
-    with pytest.raises(CheckpointError, match="'rgb' stream"):
+    with pytest.raises(CheckpointError, match="modality 'rgb' vs 'flow'"):
         fit(flow, resume=True)
+    wide = load_train_config(tiny_config(store, tmp_path / "run", model={"width_mult": 0.25}))
+    with pytest.raises(CheckpointError, match="width_mult 0.125 vs 0.25"):
+        fit(wide, resume=True)
     st = load_checkpoint(tmp_path / "run" / "last.pt")
     assert st["classes"] == ["ApplyEyeMakeup", "BaseballPitch", "Clap", "Dive"] and st["flow"] is None
     assert st["config"]["model"]["width_mult"] == 0.125 and st["model_config"]["modality"] == "rgb"

@@ -225,6 +225,7 @@ def test_flow_config_records_tvl1_params() -> None:
     assert d["algorithm"] == "tvl1_torch"
     assert d["params"] == dataclasses.asdict(TVL1Params(epsilon=0.05))
     assert d["params"] == FlowConfig(tvl1=TVL1Params(epsilon=0.05)).describe()["params"]
+    assert FlowConfig.from_describe(d) == cfg  # as a checkpoint or meta.json reads it back
 
 
 def test_compute_flow_and_quantisation_as_opencv(clips: list[np.ndarray]) -> None:

@@ -19,21 +19,23 @@ Flow convention (OpenCV's): ``prev[y, x] ~ next[y + flow[y, x, 1], x + flow[y, x
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import cv2
 import numpy as np
 
-from tstam.config import check_choice
+from tstam.config import ConfigError, check_literals, from_dict
 
 __all__ = [
     "FLOW_ALGORITHMS", "TVL1Params", "DISParams", "FarnebackParams", "FlowConfig",
     "compute_flow", "iter_flow", "flow_pairs", "quantize_flow", "dequantize_flow", "to_gray",
 ]
 
-FLOW_ALGORITHMS = ("tvl1", "dis", "farneback", "tvl1_torch")
+FlowAlgorithm = Literal["tvl1", "dis", "farneback", "tvl1_torch"]
+FLOW_ALGORITHMS: tuple[str, ...] = get_args(FlowAlgorithm)
 _PARAMS = {"tvl1_torch": "tvl1"}  # algorithm -> FlowConfig field of its parameters, where they differ
 
 
@@ -82,17 +84,16 @@ class FarnebackParams:
 class FlowConfig:
     """Which flow to compute and how it is quantised."""
 
-    algorithm: Literal["tvl1", "dis", "farneback", "tvl1_torch"] = "tvl1"  # TV-L1 as the paper and TSN
+    algorithm: FlowAlgorithm = "tvl1"  # TV-L1 as the paper and TSN
     bound: float = 20.0  # flow is clipped to [-bound, bound] px before quantisation (TSN: 20)
     tvl1: TVL1Params = field(default_factory=TVL1Params)  # used when algorithm is "tvl1" or "tvl1_torch"
     dis: DISParams = field(default_factory=DISParams)  # used when algorithm == "dis"
     farneback: FarnebackParams = field(default_factory=FarnebackParams)  # used when "farneback"
 
     def __post_init__(self) -> None:
-        check_choice("flow.algorithm", self.algorithm, FLOW_ALGORITHMS)
-        if not self.bound > 0:
-            raise ValueError(f"flow.bound={self.bound!r} must be positive")
-        check_choice("flow.dis.preset", self.dis.preset, ("ultrafast", "fast", "medium"))
+        check_literals(self, "flow")
+        if not (math.isfinite(self.bound) and self.bound > 0):
+            raise ConfigError(f"flow.bound={self.bound!r} is not valid; expected a finite number > 0 (TSN: 20)")
 
     def params(self) -> dict[str, Any]:
         """The parameters of the selected algorithm, as stored in the frame-store metadata."""
@@ -101,6 +102,24 @@ class FlowConfig:
     def describe(self) -> dict[str, Any]:
         """``{"algorithm", "bound", "params"}``: the ``flow`` entry of a video's meta.json."""
         return {"algorithm": self.algorithm, "bound": float(self.bound), "params": self.params()}
+
+    @classmethod
+    def from_describe(cls, flow: dict[str, Any], *, source: str = "flow settings") -> "FlowConfig":
+        """Inverse of :meth:`describe` (a meta.json or checkpoint ``flow`` entry).
+
+        Raises:
+            ConfigError: naming ``source``, when the settings cannot be reproduced exactly
+                (unknown algorithm or parameters): flow computed otherwise would differ from training.
+        """
+        try:
+            algorithm = flow["algorithm"]
+            data = {"algorithm": algorithm, "bound": flow["bound"]}
+            if flow.get("params") is not None:
+                data[_PARAMS.get(algorithm, algorithm)] = dict(flow["params"])
+            return from_dict(cls, data)
+        except (ConfigError, KeyError, TypeError, ValueError) as e:
+            raise ConfigError(f"{source}: flow settings {flow!r} cannot be reproduced by this tstam ({e}); "
+                              f"expected an algorithm of {list(FLOW_ALGORITHMS)} with its parameters") from None
 
 
 def to_gray(frames: np.ndarray) -> np.ndarray:

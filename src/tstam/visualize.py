@@ -19,7 +19,8 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from tstam.inference.batch import check_writable_dir
+from tstam.files import check_writable_dir
+from tstam.plotting import pyplot
 from tstam.inference.recognizer import Prediction, Recognizer
 
 __all__ = ["attention_figure", "attention_animation", "visualize_video", "Pictures"]
@@ -88,11 +89,7 @@ def attention_figure(pred: Prediction, path: str | Path, *, k: int = 3, dpi: int
     Returns:
         The path written.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     path = Path(path)
     check_writable_dir(path.parent)
     frames = _tiles(pred.frames, TILE)                                  # (S, T, T, 3)

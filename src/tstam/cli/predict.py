@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 
 def add_stream_args(p: argparse.ArgumentParser) -> None:
@@ -35,12 +34,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from tstam.inference import Recognizer, check_writable_dir, collect_videos, format_table, predict_many, write_json
+    from tstam.files import check_output_file, check_writable_dir
+    from tstam.inference import Recognizer, collect_videos, format_table, predict_many, write_json
 
     recognizer = Recognizer.from_paths(rgb=args.rgb, flow=args.flow, weights=args.weights, device=args.device)
     videos = collect_videos(args.videos)
     if args.json:
-        check_writable_dir(Path(args.json).parent)
+        check_output_file(args.json)
     anim = None if args.animation == "none" else f".{args.animation}"
     if args.visualize:
         check_writable_dir(args.visualize)

@@ -19,7 +19,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tstam.inference import Recognizer, check_writable_dir, collect_videos, predict_many
+    from tstam.files import check_writable_dir
+    from tstam.inference import Recognizer, collect_videos, predict_many
     from tstam.visualize import visualize_video
 
     recognizer = Recognizer.from_paths(rgb=args.rgb, flow=args.flow, weights=args.weights, device=args.device)

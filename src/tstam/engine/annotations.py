@@ -12,16 +12,17 @@ from __future__ import annotations
 import logging
 import re
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
 from tstam.data.records import Annotations, SplitSet, VideoRecord, frame_dir
 from tstam.data.splits import load_annotations
+from tstam.config import ConfigError
 from tstam.data.store import read_meta
+from tstam.flow import FlowConfig
 
 import numpy as np
 
-__all__ = ["load_split", "hold_out", "flow_settings"]
+__all__ = ["load_split", "hold_out", "store_flow"]
 
 log = logging.getLogger(__name__)
 
@@ -76,14 +77,36 @@ def load_split(ann: Any, data: Any) -> tuple[list[VideoRecord], list[VideoRecord
     return train, (val or list(test)), list(test), list(classes)
 
 
-def flow_settings(records: list[VideoRecord], root: str | Path) -> dict[str, Any] | None:
-    """The flow extraction settings (``meta.json`` ``flow`` entry) of the first record that has them."""
+def store_flow(records: list[VideoRecord], data: Any) -> FlowConfig:
+    """The flow a frame store's flow JPEGs hold, for a flow run (recorded in its checkpoints).
+
+    From the ``meta.json`` of the first videos (all must agree), which ``data.flow``, when set,
+    must equal; from ``data.flow`` alone for a store without metadata (e.g. made by other tools).
+
+    Raises:
+        ConfigError: naming the store, when neither says, or when they disagree: a model's flow
+            must be reproducible at prediction time.
+    """
+    found: dict[str, Any] | None = None
+    where = ""
     for r in records[:16]:
         try:
-            flow = read_meta(frame_dir(r, root)).get("flow")
+            flow = read_meta(frame_dir(r, data.root)).get("flow")
         except ValueError:
             continue
-        if flow:
-            return dict(flow)
-    log.warning("no flow settings found in the frame store's meta.json; the checkpoint will not record them")
-    return None
+        if flow and found is not None and flow != found:
+            raise ConfigError(f"{frame_dir(r, data.root)}/meta.json: flow settings {flow} differ from {where}'s "
+                              f"{found}; one frame store holds one kind of flow")
+        if flow and found is None:
+            found, where = flow, str(frame_dir(r, data.root) / "meta.json")
+    if found is None:
+        if data.flow is None:
+            raise ConfigError(f"{data.root}: the frame store's meta.json files record no flow settings; set "
+                              "data.flow.algorithm, data.flow.bound (and its parameters) to what made the flow JPEGs, "
+                              "so that predictions compute the same flow")
+        return data.flow
+    recorded = FlowConfig.from_describe(found, source=where)
+    if data.flow is not None and data.flow.describe() != recorded.describe():
+        raise ConfigError(f"data.flow {data.flow.describe()} differs from the frame store's {recorded.describe()} "
+                          f"({where}); remove data.flow or re-extract the store")
+    return recorded

@@ -11,9 +11,10 @@ from typing import Callable, Iterable, Optional
 
 from tqdm import tqdm
 
+from tstam.files import check_output_file, write_text_atomic
 from tstam.inference.recognizer import Prediction, Recognizer
 
-__all__ = ["BatchResult", "collect_videos", "predict_many", "format_table", "write_json", "check_writable_dir"]
+__all__ = ["BatchResult", "collect_videos", "predict_many", "format_table", "write_json"]
 
 log = logging.getLogger(__name__)
 
@@ -47,23 +48,6 @@ def collect_videos(inputs: Iterable[str | Path]) -> list[Path]:
         else:
             raise ValueError(f"{p}: no such file or folder")
     return out
-
-
-def check_writable_dir(path: str | Path) -> Path:
-    """Create ``path`` (and parents) and check a file can be written there.
-
-    Raises:
-        ValueError: naming the folder and the reason (e.g. a parent is a regular file).
-    """
-    path = Path(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".tstam-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise ValueError(f"{path}: output folder is not writable ({e.strerror or e}); give a folder you can write to") from None
-    return path
 
 
 def predict_many(recognizer: Recognizer, videos: list[Path], *, num_crops: int = 1, keep_video: bool = False,
@@ -115,12 +99,10 @@ def format_table(pred: Prediction, *, k: int = 5) -> str:
 
 def write_json(path: str | Path, result: BatchResult, *, k: int = 5, attention: bool = True) -> Path:
     """Write every prediction (and the failures) as JSON; the folder must be writable."""
-    path = Path(path)
-    check_writable_dir(path.parent if str(path.parent) else Path("."))
+    path = check_output_file(path)
     data = {"predictions": [p.to_dict(k=k, attention=attention) for p in result.predictions],
             "failures": [{"video": v, "error": m} for v, m in result.failures]}
     try:
-        path.write_text(json.dumps(data, indent=1))
+        return write_text_atomic(path, json.dumps(data, indent=1))
     except OSError as e:
         raise ValueError(f"{path}: cannot write JSON ({e.strerror or e})") from None
-    return path

@@ -1,9 +1,10 @@
 """Running trained streams on a video: ``Recognizer.predict`` -> a typed ``Prediction``.
 
 One video is decoded once at the training frame size; each stream samples its 25 snippets
-(``clips``), takes 1, 3 or 10 crops, normalises them with the ``Preprocess`` stored with its
-weights and runs the model; softmax probabilities are averaged over crops (as ``tstam test``).
-With both streams the class probabilities are fused with weights RGB:flow = 1:3 (paper 4.3.3, ``tstam.models.fuse_scores``).
+(``tstam.data.clips``, as ``VideoDataset``), takes 1, 3 or 10 crops, normalises them with the
+``Preprocess`` stored with its weights and runs the model; softmax probabilities are averaged over
+crops (as ``tstam test``). With both streams the class probabilities are fused with weights
+RGB:flow = 1:3 (paper 4.3.3, ``tstam.models.fuse_scores``).
 The attention that the forward returns (alpha over frames, the l spatial maps) is kept for the
 centre crop, for the pictures of ``tstam.visualize``.
 """
@@ -18,9 +19,11 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
-from tstam.inference.clips import MIN_FLOW_FRAMES, crop_clip, flow_clip, rgb_clip
-from tstam.inference.loading import LoadedStream, flow_config_from_dict, load_stream
-from tstam.models import DEFAULT_FUSION_WEIGHTS, fuse_scores, prepare_for_inference
+from tstam.checkpoint import LoadedStream, load_stream
+from tstam.data.clips import MIN_FLOW_FRAMES, flow_snippets, rgb_snippets
+from tstam.data.sampling import test_indices
+from tstam.data.transforms import eval_crops
+from tstam.models import DEFAULT_FUSION_WEIGHTS, check_weights, fuse_scores, prepare_for_inference
 
 __all__ = ["StreamResult", "Prediction", "Recognizer", "CENTRE_CROP"]
 
@@ -148,17 +151,16 @@ class Recognizer:
                                  f"{first.resize}; both streams must use the same frame size")
         self.classes = list(first.classes)
         self.resize = list(first.resize)
-        w = list(DEFAULT_FUSION_WEIGHTS if weights is None else weights)
-        if len(w) != 2 or min(w) < 0 or sum(w) <= 0:
-            raise ValueError(f"fusion weights {w} are not valid; expected RGB,FLOW >= 0, not both 0, e.g. 1,3")
-        self.weights = {m: float(w[STREAM_ORDER.index(m)]) for m in self.streams}
+        w = check_weights([DEFAULT_FUSION_WEIGHTS[m] for m in STREAM_ORDER] if weights is None else weights, 2)
+        self.weights = {m: w[STREAM_ORDER.index(m)] for m in self.streams}
         # fast: run a copy with BN folded into the convs and the parallel 1x1 convs merged
         # (tstam.models.prepare_for_inference; same outputs to 1e-4); ``streams`` keep the originals
         self._runners = {m: prepare_for_inference(s.model) if fast else s.model for m, s in self.streams.items()}
-        self._flow_cfg = None
-        if "flow" in self.streams:
-            fs = self.streams["flow"]
-            self._flow_cfg = flow_config_from_dict(fs.flow, source=fs.source)
+        flow = self.streams.get("flow")
+        if flow is not None and flow.flow is None:
+            raise ValueError(f"{flow.source}: this flow stream records no flow settings (algorithm, parameters, "
+                             "bound), so the flow it was trained on cannot be reproduced; re-save it from a "
+                             "training run of this tstam")
 
     @classmethod
     def from_paths(cls, *, rgb: Optional[str | Path] = None, flow: Optional[str | Path] = None,
@@ -181,10 +183,12 @@ class Recognizer:
     def sample(self, name: str, frames: np.ndarray, *, num_snippets: Optional[int] = None) -> tuple[torch.Tensor, np.ndarray]:
         """One stream's uint8 clip (S, C, H, W) from decoded frames (flow computed here), and its starts."""
         stream = self.streams[name]
-        n = num_snippets or stream.test_frames
+        n, length = num_snippets or stream.test_frames, int(stream.config.new_length)
         if name == "rgb":
-            return rgb_clip(frames, num_snippets=n, new_length=stream.config.new_length or 1)
-        return flow_clip(frames, num_snippets=n, new_length=stream.config.new_length or 5, flow_cfg=self._flow_cfg)
+            starts = test_indices(len(frames), n, length)
+            return rgb_snippets(frames, starts, length), starts
+        starts = test_indices(len(frames) - 1, n, length)
+        return flow_snippets(frames, starts, length, stream.flow), starts
 
     @torch.inference_mode()
     def run_stream(self, name: str, clip: torch.Tensor, starts: np.ndarray, *, num_crops: int = 1,
@@ -203,16 +207,12 @@ class Recognizer:
         if num_crops not in CENTRE_CROP:
             raise ValueError(f"num_crops={num_crops} is not valid; expected one of {sorted(CENTRE_CROP)}")
         batch_crops = max(1, batch_crops)
-        crops = crop_clip(clip, size=cfg.input_size, num_crops=num_crops, flow=cfg.modality == "flow")  # (n, S, C, s, s)
-        x = crops
-        if cfg.modality == "rgb":  # Preprocess works on 3-channel frames: unstack the snippet
-            x = cfg.preprocess.normalize(x.reshape(*x.shape[:-3], -1, 3, *x.shape[-2:])).reshape(x.shape)
-        else:
-            x = cfg.preprocess.normalize(x)
+        crops = eval_crops(clip, size=cfg.input_size, num_crops=num_crops, flow=cfg.modality == "flow")  # (n, S, C, s, s)
         device = next(stream.model.parameters()).device
         logits, probs, alphas, betas = [], [], [], []
         for i in range(0, num_crops, batch_crops):
-            out = self._runners[name](x[i:i + batch_crops].to(device))  # batch = crops
+            x = cfg.preprocess.normalize_clip(crops[i:i + batch_crops].to(device))  # uint8 -> float on the device
+            out = self._runners[name](x)                                         # batch = crops
             logits.append(out.logits.float().cpu())
             probs.append(out.logits.float().softmax(-1).cpu())
             alphas.append(None if out.temporal is None else out.temporal.float().cpu())
@@ -258,8 +258,7 @@ class Recognizer:
             t0 = time.perf_counter()
             results[name] = self.run_stream(name, clip, starts, num_crops=num_crops, batch_crops=batch_crops)
             timings["model"] += time.perf_counter() - t0
-        probs = fuse_scores([torch.from_numpy(r.probabilities)[None] for r in results.values()],
-                            [self.weights[m] for m in results], mode="raw")[0].numpy()  # weighted mean of probabilities
+        probs = fuse_scores([r.probabilities for r in results.values()], [self.weights[m] for m in results])
         size = next(iter(self.streams.values())).config.input_size
         h, w = frames.shape[1:3]
         y, x = (h - size) // 2, (w - size) // 2

@@ -20,13 +20,15 @@ name in one error that names the file. ``.pth`` files are read with ``weights_on
 from __future__ import annotations
 
 import logging
+import pickle
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import torch
 from torch import nn
 
-__all__ = ["WeightsError", "read_state_dict", "checkpoint_filter_fn", "adapt_input_conv", "load_pretrained"]
+__all__ = ["WeightsError", "read_torch_file", "read_state_dict", "checkpoint_filter_fn", "adapt_input_conv",
+           "load_pretrained"]
 
 _log = logging.getLogger(__name__)
 
@@ -37,6 +39,31 @@ _FIRST_CONV = "conv1_7x7_s2.weight"
 
 class WeightsError(ValueError):
     """A weight file cannot be loaded into the model; the message lists every problem."""
+
+
+def read_torch_file(path: str | Path, *, error: type[ValueError] = WeightsError,
+                    map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)``, the one place tstam reads a PyTorch file.
+
+    Nothing is ever unpickled: a file holding Python objects other than tensors, lists, dicts,
+    strings and numbers is refused, and so is a truncated or foreign file, with ``error`` naming
+    the file and the reason (never torch's advice to retry with ``weights_only=False``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: file not found")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except OSError as e:
+        reason = f"cannot be read ({e.strerror or e})"
+    except Exception as e:  # torch raises many types for foreign, truncated or malicious files
+        if isinstance(e, pickle.UnpicklingError) and "weights only" in str(e).lower():
+            reason = ("it holds Python objects that only a full unpickling would build, which could run "
+                      "code; tstam reads files of plain tensors, lists, dicts, strings and numbers only")
+        else:
+            detail = str(e).splitlines()[0][:120] if str(e) else "no detail"
+            reason = f"truncated, damaged or not a PyTorch file ({type(e).__name__}: {detail})"
+    raise error(f"{path}: not a readable weights-only PyTorch file: {reason}")
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -54,13 +81,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             return load_file(str(path))
         except Exception as e:  # safetensors raises its own error types
             raise WeightsError(f"{path}: not a readable safetensors file: {e}") from None
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise WeightsError(
-            f"{path}: cannot be read as a weights-only PyTorch file ({type(e).__name__}: "
-            f"{str(e).splitlines()[0] if str(e) else ''}); tstam never unpickles arbitrary objects"
-        ) from None
+    obj = read_torch_file(path)
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
