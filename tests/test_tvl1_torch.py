@@ -27,15 +27,15 @@ SIZE = (160, 120)  # width, height of the real pairs
 FIRST = {0: 39, 1: 49, 2: 69}  # per clip of bench_flow.CLIPS: first frame of 3 consecutive pairs with motion
 
 
-def _load_bench():
-    path = DATA.parents[1] / "benchmarks" / "bench_flow.py"
-    spec = importlib.util.spec_from_file_location("bench_flow", path)
+def _load_bench(name: str):
+    spec = importlib.util.spec_from_file_location(name, DATA.parents[1] / "benchmarks" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
 
 
-bench = _load_bench()
+bench = _load_bench("bench_flow")  # the real and synthetic pairs of the flow benchmark
+gpu_check = _load_bench("gpu_flow")  # tvl1_torch's part of the GPU check
 
 
 @pytest.fixture(scope="module")
@@ -270,3 +270,19 @@ def test_bad_devices_and_inputs_are_named() -> None:
         tt.tvl1_flow(torch.zeros(1, 2, 8, dtype=torch.uint8), torch.zeros(1, 2, 8, dtype=torch.uint8))
     with pytest.raises(ValueError, match="must be odd"):
         tt.tvl1_flow(torch.zeros(1, 8, 8), torch.zeros(1, 8, 8), TVL1Params(median_filtering=4))
+
+
+# --- the GPU check's piece ---------------------------------------------------------------------
+
+def test_gpu_check_reference_is_opencv_tvl1() -> None:
+    prev, nxt, ref = gpu_check.load_reference()
+    assert prev.shape == nxt.shape == (6, 240, 320) and ref.shape == (6, 240, 320, 2)
+    for i in (0, 5):  # a UCF101 pair and an mp4 pair with large motion
+        assert _epe(ref[i], _opencv(prev[i], nxt[i], TVL1Params())) <= 0.01
+
+
+def test_gpu_check_tiny_mode_runs_on_cpu() -> None:
+    rows = gpu_check.run("cpu", tiny=True)
+    assert [(r["size"], r["batch"]) for r in rows] == [("80x60", 2)]
+    assert rows[0]["pairs_per_s"] > 0 and rows[0]["epe_mean"] <= 0.1
+    assert "80x60" in gpu_check.format_rows(rows)
