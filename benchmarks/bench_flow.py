@@ -188,7 +188,7 @@ def main() -> None:
 class _Profile:
     """CPU seconds spent in tvl1_torch's parts, by wrapping its module functions while active."""
 
-    PARTS = {"_step": "inner iterations", "_median": "median filter", "_linearise": "warping + linearisation",
+    PARTS = {"_step": "inner iterations", "median_filter": "median filter", "_linearise": "warping + linearisation",
              "_resize": "pyramid + upsampling"}
 
     def __enter__(self) -> dict[str, float]:

@@ -30,13 +30,13 @@ Parameters are ``tstam.flow.TVL1Params``. Shapes: B pairs, H x W pixels, K = 2 f
 from __future__ import annotations
 
 import functools
-import math
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
 from tstam.flow import TVL1Params
+from tstam.median import median_filter
 
 __all__ = ["tvl1_flow", "resolve_device", "bytes_per_pair", "batch_size_for", "default_budget", "pyramid_sizes"]
 
@@ -157,58 +157,6 @@ def _divergence(p: torch.Tensor) -> torch.Tensor:
     return div
 
 
-@functools.lru_cache(maxsize=None)
-def _median_network(n: int) -> tuple[tuple[int, int, bool, bool], ...]:
-    """Compare-exchange steps (i, j, keep_min, keep_max) that put the median of n inputs on wire n // 2.
-
-    Batcher's odd-even merge sort for the next power of two (the padding wires hold +inf, so their
-    steps are dropped), then pruned backwards to the steps the median depends on.
-    """
-    m = 1 << max(0, (n - 1).bit_length())
-    steps = []
-    p = 1
-    while p < m:
-        k = p
-        while k >= 1:
-            for j in range(k % p, m - k, 2 * k):
-                for i in range(min(k, m - j - k)):
-                    if (i + j) // (2 * p) == (i + j + k) // (2 * p) and i + j + k < n:
-                        steps.append((i + j, i + j + k))
-            k //= 2
-        p *= 2
-    needed, kept = {n // 2}, []
-    for a, b in reversed(steps):
-        if a in needed or b in needed:
-            kept.append((a, b, a in needed, b in needed))
-            needed |= {a, b}
-    return tuple(reversed(kept))
-
-
-def _median(x: torch.Tensor, k: int) -> torch.Tensor:
-    """(B, C, H, W) k x k median with edge replication (OpenCV ``medianBlur``), by min/max steps.
-
-    Bands of rows are filtered one after the other, so the k*k wires of the network hold at most
-    ~8 H x W buffers per pair (on the CPU also bands of <= 64k values, which stay in cache)."""
-    b, c, h, w = x.shape
-    r = k // 2
-    pad = F.pad(x, (r, r, r, r), mode="replicate")  # (B, C, H + 2r, W + 2r)
-    rows = h * 8 // (k * k * c)
-    if x.device.type == "cpu":
-        rows = min(rows, (1 << 16) // (b * c * w))
-    rows = max(1, rows)
-    out = torch.empty_like(x)
-    for y0 in range(0, h, rows):
-        n = min(rows, h - y0)
-        wires = [pad[:, :, y0 + i:y0 + i + n, j:j + w] for i in range(k) for j in range(k)]  # k*k views
-        for a_, b_, keep_min, keep_max in _median_network(k * k):
-            lo = torch.minimum(wires[a_], wires[b_]) if keep_min else None
-            if keep_max:
-                wires[b_] = torch.maximum(wires[a_], wires[b_])
-            wires[a_] = lo
-        out[:, :, y0:y0 + n] = wires[k * k // 2]
-    return out
-
-
 def _warp(stack: torch.Tensor, u: torch.Tensor, mode: str) -> torch.Tensor:
     """(B, C, H, W) float64 sampled at (x + u1, y + u2), u (B, 2, H, W); taps outside the image read 0
     (OpenCV ``remap`` with ``BORDER_CONSTANT``; bicubic is Keys' kernel with a = -0.75 in both).
@@ -278,7 +226,7 @@ def _iterate(u: torch.Tensor, dual: torch.Tensor, consts: list[torch.Tensor], p:
     uw, dw = u, dual
     for _ in range(p.outer_iterations):
         if p.median_filtering > 1:
-            uw = torch.cat((_median(uw[:, :2], p.median_filtering), uw[:, 2:]), 1)
+            uw = torch.cat((median_filter(uw[:, :2], p.median_filtering), uw[:, 2:]), 1)
         for _ in range(p.inner_iterations):
             uw, dw, err = step(uw, dw, *consts, l_t, p.theta, taut)
             going = err > stop  # (b,)
