@@ -241,6 +241,10 @@ def torch_rows(real, synth, opencv, one_by_one) -> None:
         d_synth = float(np.mean([np.linalg.norm(a - b, axis=-1).mean() for a, b in zip(f_synth, cv_synth)]))
         e = float(np.mean([epe(f, s[2]) for f, s in zip(f_synth, synth)]))
         print(f"{label:44s} {speed:12.2f} {speed / cv_speed:8.2f} {d_real:18.3f} {d_synth:6.3f} {e:9.3f} {e / e_cv:8.2f}")
+    per_pair = {"OpenCV": cv_synth, "tvl1_torch": variants[1][1][2]}
+    print("EPE against ground truth per synthetic pair (motion up to " + "/".join(f"{s[3]:.0f}" for s in synth)
+          + " px): " + "; ".join(f"{k} " + " ".join(f"{epe(f, s[2]):.3f}" for f, s in zip(v, synth))
+                                 for k, v in per_pair.items()))
     mib = tvl1_torch.bytes_per_pair(h, w, cfg.tvl1) / 2**20
     print(f"memory per pair at {w}x{h}: {mib:.1f} MiB (tstam.tvl1_torch.bytes_per_pair); default CPU batch "
           f"{default_bs}")

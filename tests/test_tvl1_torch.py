@@ -246,7 +246,12 @@ def test_compute_flow_and_quantisation_as_opencv(clips: list[np.ndarray]) -> Non
 def test_flow_pairs_on_a_device(device: str, clips: list[np.ndarray]) -> None:
     g = clips[1][FIRST[1]:FIRST[1] + 3]
     cfg = FlowConfig(algorithm="tvl1_torch")
-    out = flow_pairs(g[:-1], g[1:], cfg, device=device, batch_size=1)
+    torch.set_num_threads(2)
+    try:
+        out = flow_pairs(g[:-1], g[1:], cfg, device=device, batch_size=1)
+        assert torch.get_num_threads() == 2  # one thread inside, restored after
+    finally:
+        torch.set_num_threads(1)
     np.testing.assert_allclose(out, compute_flow(g, cfg), atol=1e-5)
 
 

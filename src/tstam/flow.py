@@ -221,6 +221,9 @@ def _iter_pairs(prev: np.ndarray, nxt: np.ndarray, cfg: FlowConfig, device: str,
 
 
 def _torch_batches(prev: np.ndarray, nxt: np.ndarray, params: TVL1Params, device, batch_size: int):
+    """tvl1_torch over batches of pairs. On the CPU with one torch thread during each batch, as
+    OpenCV's TV-L1 runs (parallel work is one process per core, as ``tstam extract`` does): its
+    many small operations ran ~10x slower on 2 threads of a busy 2-core machine than on 1."""
     import torch
 
     from tstam.tvl1_torch import tvl1_flow
@@ -228,7 +231,14 @@ def _torch_batches(prev: np.ndarray, nxt: np.ndarray, params: TVL1Params, device
     for i in range(0, prev.shape[0], batch_size):
         a = torch.from_numpy(np.ascontiguousarray(prev[i:i + batch_size])).to(device)
         b = torch.from_numpy(np.ascontiguousarray(nxt[i:i + batch_size])).to(device)
-        yield from tvl1_flow(a, b, params, batch_size=batch_size).cpu().numpy()
+        threads = torch.get_num_threads()
+        if device.type == "cpu":
+            torch.set_num_threads(1)
+        try:
+            flows = tvl1_flow(a, b, params, batch_size=batch_size).cpu().numpy()
+        finally:
+            torch.set_num_threads(threads)
+        yield from flows
 
 
 def quantize_flow(flow: np.ndarray, bound: float = 20.0) -> np.ndarray:

@@ -95,8 +95,8 @@ def batch_size_for(budget_bytes: int, h: int, w: int, params: TVL1Params | None 
 
 
 def default_budget(device: torch.device) -> int:
-    """Half the free memory of a GPU; 128 MiB on the CPU: a few pairs at 320x240, as many as help
-    there (1 thread at 320x240: 8.2 pairs/s one at a time, 10.6 in sixes, 9.2 in 18s)."""
+    """Half the free memory of a GPU; 128 MiB on the CPU (10 pairs at 320x240: larger batches
+    gain nothing there; ``benchmarks/bench_flow.py`` compares them with one pair at a time)."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return free // 2
