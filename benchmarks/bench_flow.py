@@ -181,7 +181,6 @@ def main() -> None:
           f"{n_all} threads {len(real) / walls[n_all]:.2f} pairs/s (x{walls[1] / walls[n_all]:.2f}; "
           f"one process per core gives x{n_all} at best)")
 
-
     torch_rows(real, synth, measured["TV-L1 ours (default)"], measured["tvl1_torch (PyTorch, CPU, 1 by 1)"])
 
 

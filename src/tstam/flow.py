@@ -210,11 +210,11 @@ def _iter_pairs(prev: np.ndarray, nxt: np.ndarray, cfg: FlowConfig, device: str,
         from tstam import tvl1_torch
 
         dev = tvl1_torch.resolve_device(device)
-        n, h, w = prev.shape
+        _, h, w = prev.shape
         bs = batch_size or tvl1_torch.batch_size_for(tvl1_torch.default_budget(dev), h, w, cfg.tvl1)
         return _torch_batches(prev, nxt, cfg.tvl1, dev, bs)
-    if device != "cpu":
-        raise ValueError(f"device {device!r} needs flow algorithm 'tvl1_torch'; {cfg.algorithm!r} "
+    if str(device) != "cpu":
+        raise ValueError(f"device {str(device)!r} needs flow algorithm 'tvl1_torch'; {cfg.algorithm!r} "
                          "(OpenCV) runs on 'cpu' only")
     estimate = _make_estimator(cfg)
     return (np.asarray(estimate(a, b), dtype=np.float32) for a, b in zip(prev, nxt))

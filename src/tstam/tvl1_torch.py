@@ -192,7 +192,7 @@ def _step(u: torch.Tensor, dual: torch.Tensor, iw: torch.Tensor, neg_inv: torch.
     err = (u_new - u).square_().sum((1, 2, 3))  # (B,)
     g = _forward_gradient(u_new)  # (B, K, 2, H, W)
     ng = torch.hypot(g[:, :, 0], g[:, :, 1]).mul_(taut).add_(1.0)[:, :, None]  # (B, K, 1, H, W)
-    dual_new = g.mul_(taut).add_(dual).div_(ng)
+    dual_new = torch.add(dual, g, alpha=taut, out=g).div_(ng)  # (p + tau/theta grad u) / ng, in g
     return u_new, dual_new, err
 
 
