@@ -14,6 +14,9 @@ def add_stream_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", type=float, nargs=2, default=None, metavar=("RGB", "FLOW"),
                    help="fusion weights (default 1 3, paper 4.3.3)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse videos that decode fewer frames than their header declares (default: a "
+                        "shortfall of max(2 frames, 2%%) is accepted)")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -55,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
             pred.video = None  # free the frames
 
     result = predict_many(recognizer, videos, num_crops=args.crops, keep_video=bool(args.visualize and anim),
-                          on_result=on_result)
+                          strict=args.strict, on_result=on_result)
     if args.json:
         print(f"wrote {write_json(args.json, result, k=args.top_k, attention=not args.no_attention)}")
     for path, msg in result.failures:

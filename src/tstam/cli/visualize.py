@@ -33,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{pred.source}: {pred.label}  ->  {pics.png}" + (f", {pics.animation}" if pics.animation else ""))
         pred.video = None
 
-    result = predict_many(recognizer, videos, num_crops=args.crops, keep_video=anim is not None, on_result=on_result)
+    result = predict_many(recognizer, videos, num_crops=args.crops, keep_video=anim is not None, strict=args.strict,
+                          on_result=on_result)
     for path, msg in result.failures:
         print(f"tstam visualize: skipped: {msg}", file=sys.stderr)
     return 1 if result.failures else 0
