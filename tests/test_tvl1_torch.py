@@ -167,7 +167,7 @@ def test_ground_truth_error_no_worse_than_opencv(device: str, clips: list[np.nda
     e_ours = np.mean([bench.epe(f, s[2]) for f, s in zip(ours, synth)])
     e_bil = np.mean([bench.epe(f, s[2]) for f, s in zip(bilinear, synth)])
     e_cv = np.mean([bench.epe(_opencv(s[0], s[1], p), s[2]) for s in synth])
-    assert e_ours <= e_cv + 0.005, (e_ours, e_cv)
+    assert e_ours <= e_cv + 0.005, (e_ours, e_cv)  # equal to ~1e-5 here; the margin is for rounding at large motion
     assert e_bil <= 1.5 * e_cv, (e_bil, e_cv)
 
 
