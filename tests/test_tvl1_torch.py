@@ -276,6 +276,7 @@ def test_bad_devices_and_inputs_are_named() -> None:
         tt.tvl1_flow(torch.full((1, 8, 8), float("nan")), torch.zeros(1, 8, 8))
     with pytest.raises(ValueError, match="too small"):
         tt.tvl1_flow(torch.zeros(1, 2, 8, dtype=torch.uint8), torch.zeros(1, 2, 8, dtype=torch.uint8))
+    assert tt.tvl1_flow(torch.zeros(0, 8, 8), torch.zeros(0, 8, 8)).shape == (0, 8, 8, 2)
     with pytest.raises(ValueError, match="must be odd"):
         tt.tvl1_flow(torch.zeros(1, 8, 8), torch.zeros(1, 8, 8), TVL1Params(median_filtering=4))
 

@@ -14,7 +14,7 @@ changes), split by a quadratic coupling ``(u - v)^2 / (2 theta)`` (ZPB eq. 4) in
 - Chambolle's projection for the TV part: ``u = v + theta div p`` and the dual update
   ``p <- (p + tau/theta grad u) / (1 + tau/theta |grad u|)`` (IPOL eqs. 19-20) with forward
   differences for ``grad`` and the matching backward differences for ``div`` (IPOL eqs. 22-23);
-- the inner loop stops when ``sum |u_new - u|^2 < epsilon^2 H W`` (OpenCV's rule, per pair), after
+- the inner loop stops when ``sum |u_new - u|^2 <= epsilon^2 H W`` (OpenCV's rule, per pair), after
   at most ``inner_iterations`` x ``outer_iterations`` steps; the flow is median filtered at the start
   of each outer iteration (OpenCV, after Wedel et al. 2009);
 - ``warps`` re-linearisations per level: ``I1`` and its centred gradient are warped by the current
@@ -284,6 +284,8 @@ def tvl1_flow(prev: torch.Tensor, nxt: torch.Tensor, params: TVL1Params | None =
         raise ValueError(f"median_filtering={p.median_filtering} must be odd (or <= 1 for none)")
     if prev.is_floating_point() and not (torch.isfinite(prev).all() and torch.isfinite(nxt).all()):
         raise ValueError("frames contain NaN or infinite values")
+    if b == 0:
+        return torch.zeros(0, h, w, 2, device=prev.device)
     bs = batch_size or batch_size_for(default_budget(prev.device), h, w, p)
     step = _compiled_step() if compile else _step
     out = [_tvl1_batch(prev[i:i + bs], nxt[i:i + bs], p, interpolation, step) for i in range(0, b, bs)]
