@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from tstam import tvl1_torch
-from tstam.flow import (DISParams, FlowConfig, TVL1Params, dequantize_flow, flow_pairs, iter_flow,
+from tstam.flow import (DISParams, FlowConfig, TVL1Params, dequantize_flow, iter_flow,
                         quantize_flow)
 from tstam.video import read_video
 

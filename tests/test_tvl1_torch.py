@@ -14,7 +14,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from fixtures import DATA
