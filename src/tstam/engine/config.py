@@ -33,9 +33,10 @@ class AnnotationConfig:
     path: str = ""                          # split folder (ucf101, hmdb51) or the training list file
     test_path: str = ""                     # the test list file (rawframes, csv); unused for official splits
     split: int = 1                          # official split 1-3 (ucf101, hmdb51)
-    val_fraction: float = 0.0               # hold out this share of each class's training groups for
-                                            # validation; 0 -> validate on the test list (TSN practice)
-    val_seed: int = 0                       # which groups are held out
+    val_fraction: float = 0.1               # hold out this share of each class's training groups (UCF101) or
+                                            # clips (HMDB51) for validation and best.pt; 0 -> no validation, no
+                                            # best.pt (the test list is never used for model selection)
+    val_seed: int = 0                       # which groups are held out (deterministic)
 
     def __post_init__(self) -> None:
         check_literals(self, "annotations")

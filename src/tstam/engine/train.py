@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from tstam.config import to_dict
+from tstam.config import ConfigError, to_dict
+from tstam.files import write_text_atomic
 from tstam.checkpoint import load_checkpoint, save_checkpoint
 from tstam.engine.checkpoint import capture_rng, check_compatible, restore_rng
 from tstam.engine.config import TrainConfig
@@ -198,6 +199,12 @@ def _build(cfg: TrainConfig, resume: str | Path | bool | None,
         check_compatible(ckpt, to_dict(cfg.model), path=path)
         log.info("resuming from %s (epoch %d, step %d)", path, ckpt["epoch"] + 1, ckpt["step"])
 
+    if cfg.optim.bn == "partial" and not cfg.run.init_weights and ckpt is None:
+        raise ConfigError(
+            "optim.bn=partial (TSN partial BN) keeps every backbone BN but the first at the ImageNet statistics of "
+            "run.init_weights; without them those layers would run with mean 0 / variance 1 and never learn "
+            "(no normalisation at all). Set run.init_weights=<bn_inception-52deb4733.pth or a TSN file>, or "
+            "optim.bn=full to train from scratch")
     model = build_model(cfg.model)
     if cfg.run.init_weights and ckpt is None:
         load_pretrained(model, cfg.run.init_weights)
@@ -216,6 +223,8 @@ def _build(cfg: TrainConfig, resume: str | Path | bool | None,
             net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
         net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
     train_loader, val_loader = build_train_loaders(cfg, train_recs, val_recs, dist=dist)
+    if dist.is_main:  # the hold-out, for the record (engine/annotations.py): never the test list
+        write_text_atomic(out_dir / "validation.txt", "".join(f"{r.video_id}\n" for r in val_recs))
     state = TrainState()
     if ckpt is not None:
         optimizer.load_state_dict(ckpt["optimizer"])
