@@ -137,7 +137,7 @@ ROWS = [
     ("predict-zero-byte-checkpoint", ["predict", "{clip}", "--rgb", "{d}/empty.pt"], 2,
      ["empty.pt: not a readable weights-only PyTorch file"]),
     ("predict-unreproducible-flow", ["predict", "{clip}", "--flow", "{d}/raft_flow.pt"], 2,
-     ["raft_flow.pt: flow settings", "cannot be reproduced", "expected an algorithm of ['tvl1', 'dis', 'farneback']"]),
+     ["raft_flow.pt: flow settings", "cannot be reproduced", "expected an algorithm of ['tvl1', 'dis', 'farneback'"]),
     ("visualize-out-read-only", ["visualize", "{clip}", "--rgb", "{d}/rgb.pt", "-o", READ_ONLY], 2,
      [f"{READ_ONLY}: output folder is not writable"]),
     ("visualize-out-parent-is-a-file", ["visualize", "{clip}", "--rgb", "{d}/rgb.pt", "-o", BLOCKED + "/pics"], 2,

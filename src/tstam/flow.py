@@ -230,7 +230,7 @@ def _iter_pairs(prev: np.ndarray, nxt: np.ndarray, cfg: FlowConfig, device: str,
     if cfg.algorithm == "tvl1_torch":
         from tstam import tvl1_torch
 
-        dev = tvl1_torch.resolve_device(device)
+        dev = tvl1_torch.resolve_device(device, option="device")
         _, h, w = prev.shape
         bs = batch_size or tvl1_torch.batch_size_for(tvl1_torch.default_budget(dev), h, w, cfg.tvl1)
         return _torch_batches(prev, nxt, cfg.tvl1, dev, bs)
