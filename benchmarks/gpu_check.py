@@ -30,7 +30,8 @@ Sections (``gpu_check_parts.py`` holds the data-side ones):
 7. the training loader: clips/s of one worker (RGB, flow) against what one GPU step consumes:
    workers needed to feed one GPU (goal: <= 15 of a 16-core machine).
 8. recognizer and ONNX export from a CUDA stream equal to the CPU's (<= 1e-4); the stream stays usable.
-9. GPU TV-L1 flow rows from ``benchmarks/gpu_flow.py`` (issue 15), when that file is present.
+9. GPU TV-L1 (``tstam.tvl1_torch``, issue 15): ``benchmarks/gpu_flow.py``'s rows (pairs/s,
+   peak memory, end-point error against OpenCV's flow stored in benchmarks/data).
 
 Exit status 1 if any row with a goal misses it.
 """
@@ -219,12 +220,18 @@ def check_grouped_conv(dev: torch.device, s: Sizes) -> list[Row]:
                 f"NCHW {a * 1e3:.2f} ms, NHWC {b * 1e3:.2f} ms, NHWC/NCHW {b / a:.2f}")]
 
 
-def gpu_flow_rows(dev: torch.device) -> list[Row]:
-    if not (ROOT / "benchmarks" / "gpu_flow.py").is_file():
-        return [Row("9 GPU TV-L1", "benchmarks/gpu_flow.py", "not in this checkout")]
+def gpu_flow_rows(dev: torch.device, tiny: bool) -> list[Row]:
     import gpu_flow
 
-    return [Row(*r) if not isinstance(r, Row) else r for r in gpu_flow.run(dev)]
+    rows = []
+    for r in gpu_flow.run(str(dev), tiny=tiny):
+        goal = r["size"] == "320x240" and dev.type == "cuda"
+        rows.append(Row("9 GPU TV-L1", f"tvl1_torch {r['size']}, batch {r['batch']} (benchmarks/gpu_flow.py)",
+                        f"{r['pairs_per_s']:.1f} pairs/s, peak {r['peak_mib']:.0f} MiB (stated {r['model_mib']:.0f}), "
+                        f"EPE vs OpenCV mean {r['epe_mean']:.3f} px, worst pair {r['epe_max_pair']:.3f}",
+                        f">= {gpu_flow.GOAL:.0f} pairs/s, EPE <= 0.1" if goal else "",
+                        r["pairs_per_s"] >= gpu_flow.GOAL and r["epe_mean"] <= 0.1 if goal else None))
+    return rows
 
 
 def print_table(rows: list[Row]) -> None:
@@ -263,7 +270,7 @@ def main() -> int:
     sections = [("heads", lambda: check_heads(dev, s)), ("syncs", lambda: check_syncs(dev, s)), ("step", step),
                 ("conv", lambda: check_grouped_conv(dev, s)), ("ddp", lambda: check_ddp(Path(__file__), s, args.device, args.tiny)),
                 ("protocol", lambda: check_protocol(dev, s, args.max_memory_mb)), ("loader", lambda: check_loader(s, rates)),
-                ("recognizer", lambda: check_recognizer(dev)), ("gpu flow", lambda: gpu_flow_rows(dev))]
+                ("recognizer", lambda: check_recognizer(dev)), ("gpu flow", lambda: gpu_flow_rows(dev, args.tiny))]
     for label, section in sections:
         t = time.perf_counter()
         rows += section()

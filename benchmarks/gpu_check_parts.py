@@ -97,13 +97,15 @@ def train_run(s: Sizes, dev: torch.device, modality: str, *, amp: str, batch: in
 # ------------------------------------------------------------------------------------------- 5. DDP
 
 def _ddp_cfg(store: dict, out: Path, s: Sizes, device: str, **run) -> dict:
+    """Partial BN (from the "pretrained" backbone ``store["init"]``), SyncBN, bf16, dropout 0.5."""
     from engine_store import tiny_config
 
     cuda = device.startswith("cuda")
     return tiny_config(store, out, model={"dropout": 0.5, "width_mult": 0.125 if s.size < 224 else 0.25},
                        optim={"epochs": 4, "bn": "partial"}, data={"batch_size": 2},
                        run={"device": device, "amp": "bf16" if cuda else "none", "channels_last": cuda, "sync_bn": True,
-                            "tensorboard": False, "eval_every": 2, **run})
+                            "tensorboard": False, "eval_every": 2, "init_weights": str(store.get("init", "")) or None,
+                            **run})
 
 
 def ddp_worker(out: Path, s: Sizes, device: str) -> int:
@@ -144,7 +146,13 @@ def check_ddp(script: Path, s: Sizes, device: str, tiny: bool) -> list[Row]:
     procs = max(2, torch.cuda.device_count()) if device.startswith("cuda") else 2
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        store = make_store(out / "store", n_train=16, n_test=2)
+        store = make_store(out / "store", n_train=20, n_test=2)     # 16 train, 4 held out for validation
+        cfg = load_train_config(_ddp_cfg(store, out / "x", s, device))
+        torch.manual_seed(cfg.run.seed)  # the runs' initial weights, as fit draws them
+        model = build_model(cfg.model)
+        init = {k: v.clone() for k, v in model.state_dict().items()}
+        store["init"] = out / "init.pt"                               # partial BN needs a "pretrained" backbone
+        torch.save({"model": model.state_dict()}, store["init"])
         (out / "store.json").write_text(json.dumps({k: str(v) for k, v in store.items()}))
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={procs}", str(script),
                "--_ddp", str(out), "--device", device, *(["--tiny"] if tiny else [])]
@@ -156,9 +164,6 @@ def check_ddp(script: Path, s: Sizes, device: str, tiny: bool) -> list[Row]:
                         "runs", False)]
         counts = json.loads((out / "bn.json").read_text())
         full, cut = load_checkpoint(out / "full" / "last.pt"), load_checkpoint(out / "cut" / "last.pt")
-        cfg = load_train_config(_ddp_cfg(store, out / "x", s, device))
-        torch.manual_seed(cfg.run.seed)  # the runs' initial weights, as fit draws them
-        init = build_model(cfg.model).state_dict()
         keys = [k for k, v in full["model"].items() if v.is_floating_point()]
         diff = max(float((full["model"][k] - cut["model"][k]).abs().max()) for k in keys)
         update = max(float((full["model"][k] - init[k]).abs().max()) for k in keys)

@@ -2,8 +2,9 @@
 scenario in turn (the process group is created once by the driver; ``fit`` and ``run_test`` use it
 and leave it open); the 1-process runs happen in this process.
 
-Store: 11 training videos (2 ranks x batch 1: 5 steps per epoch, the 11th dropped so the ranks
-split evenly; 1 process: 11 steps) and 1 validation video (rank 1 has none).
+Store: 13 training videos of which validation holds out 1 (class 0's videos are 4 groups, the
+other classes one group each), so rank 1 has no validation video; 12 train (2 ranks x batch 1:
+6 steps per epoch; 1 process: 12); 5 test videos (sharded 3 + 2).
 
 - 2 processes x batch 2 give the same weights as 1 process x batch 4 (the same global batch).
   Tolerance: atol 1e-5 + rtol 1e-4 per parameter (the order of the floating-point gradient sums
@@ -73,8 +74,7 @@ dist.destroy_process_group()
 
 
 def _cfg(store, out: Path, **sections) -> dict:
-    base = {"run": {"tensorboard": False}, "optim": {"epochs": 1}, "data": {"batch_size": 1},
-            "annotations": {"val_fraction": 0.0}}
+    base = {"run": {"tensorboard": False}, "optim": {"epochs": 1}, "data": {"batch_size": 1}}
     for name, values in sections.items():
         base.setdefault(name, {}).update(values)
     return tiny_config(store, out, **base)
@@ -93,7 +93,7 @@ def ddp(tmp_path_factory):
     if not Path(TORCHRUN).exists():
         pytest.fail(f"torchrun not found beside {sys.executable}")
     tmp = tmp_path_factory.mktemp("ddp")
-    store = make_store(tmp / "store", n_train=11, n_test=1)
+    store = make_store(tmp / "store", n_train=13, n_test=5, group=lambda v: v if v % 4 == 0 else 50 + v % 4)
     dropout = {"model": {"dropout": 0.5}}
     cfg = {
         "one": _cfg(store, tmp / "one", data={"batch_size": 4}, optim={"epochs": 2, "lr_steps": [1], "bn": "frozen"},
@@ -103,12 +103,12 @@ def ddp(tmp_path_factory):
         "full": _cfg(store, tmp / "full", **dropout),
         "cut": _cfg(store, tmp / "cut", run={"max_steps": 2, "tensorboard": False}, **dropout),
         "cut_resumed": _cfg(store, tmp / "cut", **dropout),
-        "p1": _cfg(store, tmp / "p1", run={"max_steps": 3, "tensorboard": False}, **dropout),
+        "p1": _cfg(store, tmp / "p1", run={"max_steps": 4, "tensorboard": False}, **dropout),
         "p1_on_2": _cfg(store, tmp / "p1_on_2", **dropout),
         "p2_on_1": _cfg(store, tmp / "p2_on_1", **dropout),
         "fail_write": _cfg(store, tmp / "fail_write"),
     }
-    # 1 process, before the launch: the reference of the same global batch; a run stopped at step 3
+    # 1 process, before the launch: the reference of the same global batch; a run stopped at step 4
     fit(load_train_config(cfg["one"]))
     seen = {"p1": []}
     with record_clips(seen["p1"]):
@@ -125,8 +125,8 @@ def ddp(tmp_path_factory):
         {"report": str(tmp / "cut"), "cfg": cfg["cut"], "copy": [str(tmp / "cut" / "last.pt"), str(tmp / "cut2.pt")]},
         {"report": str(tmp / "cut_resumed"), "cfg": cfg["cut_resumed"], "resume": True},
         {"report": str(tmp / "p1_on_2"), "cfg": cfg["p1_on_2"], "resume": True},
-        {"report": str(tmp / "test2"), "test": {"checkpoint": str(tmp / "full" / "last.pt"), "subset": "train",
-                                                "device": "cpu", "out": str(tmp / "scores2.npz")}},
+        {"report": str(tmp / "test2"), "test": {"checkpoint": str(tmp / "full" / "last.pt"), "device": "cpu",
+                                                "out": str(tmp / "scores2.npz")}},
     ]
     (tmp / "plan.json").write_text(json.dumps(plan))
     (tmp / "driver.py").write_text(DRIVER)
@@ -140,15 +140,15 @@ def ddp(tmp_path_factory):
     seen["p2_on_1"] = []
     with record_clips(seen["p2_on_1"]):
         fit(load_train_config(cfg["p2_on_1"]), resume=True)
-    run_test(tmp / "full" / "last.pt", subset="train", device="cpu", out=tmp / "scores1.npz")
-    return tmp, seen
+    run_test(tmp / "full" / "last.pt", device="cpu", out=tmp / "scores1.npz")
+    return tmp, seen, store
 
 
 def test_two_processes_match_one_process_same_global_batch(ddp):
-    tmp, _ = ddp
+    tmp, _, _ = ddp
     assert _report(tmp / "two", 0)["error"] is None and _report(tmp / "two", 1)["error"] is None
     a, b = load_checkpoint(tmp / "one" / "last.pt"), load_checkpoint(tmp / "two" / "last.pt")
-    assert a["step"] == b["step"] == 4 and a["world_size"] == 1 and b["world_size"] == 2
+    assert a["step"] == b["step"] == 6 and a["world_size"] == 1 and b["world_size"] == 2
     for k, v in a["model"].items():
         if v.is_floating_point():
             torch.testing.assert_close(b["model"][k], v, atol=1e-5, rtol=1e-4, msg=f"{k} differs")
@@ -162,7 +162,7 @@ def test_two_processes_match_one_process_same_global_batch(ddp):
 
 
 def test_a_failed_checkpoint_write_on_rank0_ends_both_ranks(ddp):
-    tmp, _ = ddp
+    tmp, _, _ = ddp
     for rank in (0, 1):
         err = _report(tmp / "fail_write", rank)["error"]
         assert err and err.startswith("CheckpointError") and "could not write checkpoint" in err, (rank, err)
@@ -170,18 +170,18 @@ def test_a_failed_checkpoint_write_on_rank0_ends_both_ranks(ddp):
 
 
 def test_a_bad_input_on_rank1_only_ends_both_ranks(ddp):
-    tmp, _ = ddp
+    tmp, _, _ = ddp
     errors = [_report(tmp / "fail_input", rank)["error"] for rank in (0, 1)]
     assert errors[0] == errors[1] and "missing.csv" in errors[0], errors
     assert not (tmp / "fail_input" / "last.pt").exists()
 
 
 def test_each_rank_has_its_own_rng_and_resume_restores_it(ddp):
-    tmp, _ = ddp
+    tmp, _, _ = ddp
     full, resumed, cut = (load_checkpoint(p) for p in (tmp / "full" / "last.pt", tmp / "cut" / "last.pt", tmp / "cut2.pt"))
     assert cut["step"] == 2 and cut["epoch_step"] == 2 and len(cut["rng"]) == 2
     assert not torch.equal(cut["rng"][0]["torch"], cut["rng"][1]["torch"])  # dropout masks differ per rank
-    assert full["step"] == resumed["step"] == 5
+    assert full["step"] == resumed["step"] == 6
     for k, v in full["model"].items():  # dropout 0.5: equal only if each rank got its own RNG back
         assert torch.equal(v, resumed["model"][k]), f"{k} differs after resume"
     rows_f = [json.loads(l) for l in (tmp / "full" / "metrics.jsonl").read_text().splitlines()]
@@ -190,30 +190,32 @@ def test_each_rank_has_its_own_rng_and_resume_restores_it(ddp):
 
 
 def test_mid_epoch_resume_on_another_number_of_processes_trains_each_clip_once(ddp):
-    tmp, seen = ddp
-    every = {f"v_{c}_g{v:02d}_c01" for v, c in ((v, ["ApplyEyeMakeup", "BaseballPitch", "Clap", "Dive"][v % 4])
-                                                 for v in range(11))}
-    # 1 process, 3 steps of batch 1, then 2 processes: 8 clips left, 4 per rank
+    tmp, seen, store = ddp
+    listed = [line.split(",")[0] for line in store["train"].read_text().splitlines()[1:]]
+    held = (tmp / "full" / "validation.txt").read_text().split()
+    every = Counter(v for v in listed if v not in held)
+    assert len(held) == 1 and sum(every.values()) == 12
+    # 1 process, 4 steps of batch 1, then 2 processes: 8 clips left, 4 per rank
     first, rest = _trained(seen["p1"]), Counter()
     for rank in (0, 1):
         rest += _trained(_report(tmp / "p1_on_2", rank)["seen"])
-    assert sum(first.values()) == 3 and sum(rest.values()) == 8
-    assert first + rest == Counter(every)  # every clip of the epoch once
-    # 2 processes, 2 steps each (4 clips), then 1 process: the other 7
+    assert sum(first.values()) == 4 and sum(rest.values()) == 8
+    assert first + rest == every  # every clip of the epoch once
+    # 2 processes, 2 steps each (4 clips), then 1 process: the other 8
     before = _trained(_report(tmp / "cut", 0)["seen"]) + _trained(_report(tmp / "cut", 1)["seen"])
     after = _trained(seen["p2_on_1"])
-    assert sum(before.values()) == 4 and sum(after.values()) == 7
-    assert before + after == Counter(every)
-    assert load_checkpoint(tmp / "p2_on_1" / "last.pt")["step"] == 2 + 7
+    assert sum(before.values()) == 4 and sum(after.values()) == 8
+    assert before + after == every
+    assert load_checkpoint(tmp / "p2_on_1" / "last.pt")["step"] == 2 + 8
 
 
 def test_test_protocol_sharded_over_ranks_equals_one_process(ddp):
-    tmp, _ = ddp
+    tmp, _, _ = ddp
     assert _report(tmp / "test2", 0)["error"] is None and _report(tmp / "test2", 1)["error"] is None
     loaded = [_report(tmp / "test2", r)["seen"] for r in (0, 1)]
-    assert [len(s) for s in loaded] == [6, 5]  # videos 0, 2, ..., 10 and 1, 3, ..., 9: no padding
+    assert [len(s) for s in loaded] == [3, 2]  # test videos 1, 3, 5 and 2, 4: no padding
     one, two = load_scores(tmp / "scores1.npz"), load_scores(tmp / "scores2.npz")
-    assert two.video_ids == one.video_ids and len(set(two.video_ids)) == 11
+    assert two.video_ids == one.video_ids and len(set(two.video_ids)) == 5
     np.testing.assert_array_equal(two.labels, one.labels)
     np.testing.assert_allclose(two.probs, one.probs, atol=1e-6)
     np.testing.assert_allclose(two.logits, one.logits, atol=1e-5)

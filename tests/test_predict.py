@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from predict_models import CLASSES, CLIPS, FLOW, REAL_VIDEOS, RESIZE, make_checkpoint, moving_frames
+from predict_models import CLASSES, CLIPS, REAL_VIDEOS, RESIZE, make_checkpoint, moving_frames
 from tstam.inference import Recognizer, format_table, load_stream
 from tstam.models import fuse_scores
 

@@ -39,6 +39,8 @@ class DataConfig:
     workers: int = 4                      # loader processes (see benchmarks/bench_loader.py)
     flow: Optional[FlowConfig] = None     # the flow of the frames: None -> the frame store's meta.json says
                                           # (training checks it); VideoDataset computes it (default TV-L1, bound 20)
+    strict_decode: bool = False           # VideoDataset: refuse videos decoding fewer frames than declared
+                                          # (default: a shortfall of max(2, 2 %) is accepted, tstam.video)
 
     def __post_init__(self) -> None:
         check_choice("data.test_crops", self.test_crops, (1, 3, 10))

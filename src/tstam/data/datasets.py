@@ -165,7 +165,7 @@ class VideoDataset(_ClipDataset):
         from ..video import read_video  # imported here: the frame-store path needs no decoder
 
         h, w = self.data.resize
-        frames = read_video(video_path(record, self.root), size=(w, h),
+        frames = read_video(video_path(record, self.root), size=(w, h), strict=self.data.strict_decode,
                             min_frames=1 if self.modality == "rgb" else MIN_FLOW_FRAMES).frames  # (T, H, W, 3)
         if self.modality == "rgb":
             return rgb_snippets(frames, self._starts(len(frames), rng), self.snippet_length)

@@ -24,6 +24,7 @@ from typing import Any, Iterator
 import torch
 
 from tstam.demo.config import DemoConfig, demo_threads, recipe_path
+from tstam.files import check_writable_dir
 
 __all__ = ["DemoResult", "run_demo", "stream_config", "prepare_data", "train_stream", "test_stream",
            "torch_threads"]
@@ -70,7 +71,7 @@ def stream_config(cfg: DemoConfig, stream: str) -> Any:
         f"data.test_frames={cfg.test_frames}", f"data.test_crops={cfg.test_crops}",
         *([f"optim.lr={cfg.lr}"] if cfg.lr else []), f"optim.epochs={e}", f"optim.lr_steps={steps}",
         f"run.out_dir={cfg.root / 'runs' / stream}", f"run.seed={cfg.seed}",
-        f"run.eval_every={max(1, e // 4)}", "run.device=cpu",
+        "annotations.val_fraction=0", "run.eval_every=0", "run.device=cpu",  # no hold-out: every clip trains
     ]
     return load_train_config(recipe_path(stream), overrides)
 
@@ -181,7 +182,7 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     from tstam.engine.scores import save_scores
     from tstam.synthetic import load_annotations
 
-    cfg.root.mkdir(parents=True, exist_ok=True)
+    check_writable_dir(cfg.root)  # before any work
     seconds: dict[str, float] = {}
     reused: list[str] = []
     t = time.perf_counter()

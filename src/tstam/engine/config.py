@@ -14,6 +14,7 @@ from typing import Any, Literal, Optional, Sequence
 
 from tstam.config import ConfigError, apply_overrides, check_choice, check_literals, from_dict, load_yaml, to_dict
 from tstam.data.config import DataConfig
+from tstam.device import check_device_name
 from tstam.models import ModelConfig
 
 __all__ = ["AnnotationConfig", "OptimConfig", "RunConfig", "TrainConfig", "PRESETS", "load_train_config", "preset_path",
@@ -32,9 +33,10 @@ class AnnotationConfig:
     path: str = ""                          # split folder (ucf101, hmdb51) or the training list file
     test_path: str = ""                     # the test list file (rawframes, csv); unused for official splits
     split: int = 1                          # official split 1-3 (ucf101, hmdb51)
-    val_fraction: float = 0.0               # hold out this share of each class's training groups for
-                                            # validation; 0 -> validate on the test list (TSN practice)
-    val_seed: int = 0                       # which groups are held out
+    val_fraction: float = 0.1               # hold out this share of each class's training groups (UCF101) or
+                                            # clips (HMDB51) for validation and best.pt; 0 -> no validation, no
+                                            # best.pt (the test list is never used for model selection)
+    val_seed: int = 0                       # which groups are held out (deterministic)
 
     def __post_init__(self) -> None:
         check_literals(self, "annotations")
@@ -85,6 +87,7 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         check_literals(self, "run")
+        check_device_name(self.device, option="run.device")
         if self.eval_every < 0 or self.ckpt_every_steps < 0 or self.max_steps < 0:
             raise ConfigError("run.eval_every, run.ckpt_every_steps and run.max_steps must be >= 0")
         if self.log_every < 1:

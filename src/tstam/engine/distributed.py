@@ -57,18 +57,19 @@ class DistInfo:
         return self.rank == 0
 
 
-def init_distributed(device: str = "auto") -> tuple[DistInfo, torch.device]:
+def init_distributed(device: str = "auto", *, option: str = "--device") -> tuple[DistInfo, torch.device]:
     """Join the process group when launched by torchrun; pick this process's device.
 
     Args:
         device: "auto" (CUDA if available, else CPU), "cpu", "cuda" or "cuda:N" (checked by
             ``tstam.device.resolve_device``). Under torchrun with CUDA, each process takes
             ``cuda:(LOCAL_RANK mod GPUs)``.
+        option: how the user gave ``device`` (``--device``, ``run.device``), for the messages.
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    dev = resolve_device(device)
+    dev = resolve_device(device, option=option)
     if dev.type == "cuda":
         if world > 1:
             dev = torch.device("cuda", local % torch.cuda.device_count())

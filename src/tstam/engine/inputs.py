@@ -1,6 +1,7 @@
 """The training run's loaders: ``FrameDataset`` clips through ``build_loader`` (seeded, sharded
 over DDP ranks, resumable mid-epoch). Training drops the last incomplete batch (as TSN);
-validation uses the test list with N centre segments and one centre crop, unpadded."""
+validation uses the part of the training list held out by ``annotations.val_fraction`` with N
+centre segments and one centre crop, unpadded (no validation loader when nothing is held out)."""
 from __future__ import annotations
 
 from typing import Any, Sequence

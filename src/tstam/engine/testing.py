@@ -162,6 +162,10 @@ def run_test(checkpoint: str | Path, *, overrides: Sequence[str] = (), frames: O
             records = {"train": train, "val": val, "test": test}.get(subset)
             if records is None:
                 raise ValueError(f"subset={subset!r} is not valid; expected 'test', 'val' or 'train'")
+            if subset == "val" and not val:
+                raise ValueError(f"{checkpoint}: the run held out no validation videos (annotations.val_fraction="
+                                 f"{cfg.annotations.val_fraction}); --subset val needs a run trained with a hold-out, "
+                                 "e.g. annotations.val_fraction=0.1 (the test list is never scored as validation)")
             name = f"scores_{stream.modality}_split{cfg.annotations.split}_{subset}.npz"
             out = check_output_file(out or Path(checkpoint).parent / name, suffix=".npz")  # before hours of scoring
         with all_ranks_agree():

@@ -36,7 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tstam.config import to_dict
+from tstam.config import ConfigError, to_dict
+from tstam.files import write_text_atomic
 from tstam.checkpoint import load_checkpoint, save_checkpoint
 from tstam.engine.checkpoint import capture_rng, check_compatible, restore_rng
 from tstam.engine.config import TrainConfig
@@ -245,6 +246,12 @@ def _build(cfg: TrainConfig, dist: DistInfo, device: torch.device, resume: str |
             check_compatible(ckpt, to_dict(cfg.model), path=path)
             log.info("resuming from %s (epoch %d, step %d, %d process(es) -> %d)", path, ckpt["epoch"] + 1,
                      ckpt["step"], ckpt.get("world_size", 1), dist.world_size)
+        if cfg.optim.bn == "partial" and not cfg.run.init_weights and ckpt is None:
+            raise ConfigError(
+                "optim.bn=partial (TSN partial BN) keeps every backbone BN but the first at the ImageNet statistics of "
+                "run.init_weights; without them those layers would run with mean 0 / variance 1 and never learn "
+                "(no normalisation at all). Set run.init_weights=<bn_inception-52deb4733.pth or a TSN file>, or "
+                "optim.bn=full to train from scratch")
         torch.manual_seed(cfg.run.seed)  # the same initial weights on every rank
         model = build_model(cfg.model)
         if cfg.run.init_weights and ckpt is None:
@@ -263,6 +270,8 @@ def _build(cfg: TrainConfig, dist: DistInfo, device: torch.device, resume: str |
     with all_ranks_agree():
         if dist.is_main:
             out_dir.mkdir(parents=True, exist_ok=True)
+            # the hold-out, for the record (engine/annotations.py): never the test list
+            write_text_atomic(out_dir / "validation.txt", "".join(f"{r.video_id}\n" for r in val_recs))
             run.logger = MetricsLogger(out_dir, tensorboard=cfg.run.tensorboard,
                                        resume_epoch=run.state.epoch if resume else None)
     if dist.enabled:
@@ -305,7 +314,7 @@ def fit(cfg: TrainConfig, *, resume: str | Path | bool | None = None,
     """
     row: dict[str, Any] = {}
     run: Optional[TrainRun] = None
-    dist, device = init_distributed(cfg.run.device)
+    dist, device = init_distributed(cfg.run.device, option="run.device")
     try:
         run = _build(cfg, dist, device, resume, callbacks)
         st = run.state

@@ -97,13 +97,15 @@ class Prediction:
         return out
 
 
-def _as_frames(video: str | Path | np.ndarray, resize: Sequence[int], min_frames: int) -> tuple[np.ndarray, float, str]:
-    """Decode a file at (H, W) = ``resize``, or resize an array of RGB frames."""
+def _as_frames(video: str | Path | np.ndarray, resize: Sequence[int], min_frames: int,
+               strict: bool) -> tuple[np.ndarray, float, str]:
+    """Decode a file at (H, W) = ``resize`` (``tstam.video``'s decoding policy), or resize an
+    array of RGB frames."""
     h, w = int(resize[0]), int(resize[1])
     if isinstance(video, (str, Path)):
         from tstam.video import read_video
 
-        clip = read_video(video, size=(w, h), min_frames=min_frames)
+        clip = read_video(video, size=(w, h), min_frames=min_frames, strict=strict)
         return clip.frames, clip.fps, str(video)
     frames = np.asarray(video)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
@@ -225,7 +227,7 @@ class Recognizer:
         return StreamResult(cfg.modality, scores.numpy(), p.numpy(), starts, alpha, beta)
 
     def predict(self, video: str | Path | np.ndarray, *, num_crops: int = 1, num_snippets: Optional[int] = None,
-                keep_video: bool = False, batch_crops: int = 10) -> Prediction:
+                keep_video: bool = False, batch_crops: int = 10, strict: bool = False) -> Prediction:
         """Classify one video.
 
         Args:
@@ -234,6 +236,8 @@ class Recognizer:
             num_snippets: snippets sampled per stream (default: the checkpoint's, 25).
             keep_video: keep all decoded frames in ``Prediction.video`` (for animations).
             batch_crops: crops run through the model at once (lower it to save memory).
+            strict: refuse a file that decodes fewer frames than its header declares (by default
+                a shortfall of ``tstam.video.allowed_shortfall`` frames is accepted).
 
         Returns:
             A :class:`Prediction`.
@@ -245,7 +249,7 @@ class Recognizer:
             raise ValueError(f"num_crops={num_crops} is not valid; expected one of {sorted(CENTRE_CROP)}")
         timings = {"decode": 0.0, "flow": 0.0, "model": 0.0}
         t0 = time.perf_counter()
-        frames, fps, source = _as_frames(video, self.resize, MIN_FLOW_FRAMES if "flow" in self.streams else 1)
+        frames, fps, source = _as_frames(video, self.resize, MIN_FLOW_FRAMES if "flow" in self.streams else 1, strict)
         timings["decode"] = time.perf_counter() - t0
         if len(frames) < 6:
             log.warning("%s: only %d frame(s); snippets repeat frames", source, len(frames))
