@@ -5,15 +5,15 @@ loss, accuracy and a ``torch.tensor(float(n), device=...)`` count, all-reduces t
 non-finite flag with a Python ``if`` between forward and backward, and reads the numbers with
 ``.tolist()`` / ``.item()`` for the progress bar. "after" is ``tstam.engine.train.train_step``
 (numbers stay in the device-side meter) plus one meter read every ``run.log_every`` (20) steps.
-Both run on the same model, optimiser and batch, in alternating rounds; the median step time of
-each (wall, and CPU time of this process, which other processes on a shared machine disturb less)
-and their ratios are printed, with the host reads per step counted
+Both run on the same model, optimiser and batch, in alternating rounds; the median step times
+and the median (and range) of the per-round ratios are printed, by wall time and by CPU time of
+this process (one torch thread by default, which other processes on a shared machine disturb less), with the host reads per step counted
 (``aten._local_scalar_dense``: ``.item()``, ``float(t)``, ``if t``; ``.tolist()`` of a CPU tensor is
 not an op and is not counted). On a CPU a host read costs next to nothing, so the ratio shows the
 bookkeeping only; on a GPU each read stalls the queue (``benchmarks/gpu_check.py`` counts them with
 ``torch.cuda.set_sync_debug_mode``).
 
-    python benchmarks/bench_train_step.py [--device cpu|cuda] [--rounds 5] [--steps 20]
+    python benchmarks/bench_train_step.py [--device cpu|cuda] [--rounds 7] [--steps 20] [--threads 1]
 """
 from __future__ import annotations
 
@@ -114,29 +114,35 @@ def time_steps(step, run: TrainRun, x, y, steps: int, device: torch.device) -> t
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--rounds", type=int, default=5, help="alternating before/after rounds (median reported)")
+    ap.add_argument("--rounds", type=int, default=7, help="alternating before/after rounds")
     ap.add_argument("--steps", type=int, default=20, help="steps per round (= run.log_every)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: CPU time is the step's own)")
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads, "
-          f"{args.rounds} rounds x {args.steps} steps each, median step time")
-    print("| model | before ms/step | after ms/step | after / before | CPU-time after / before | host reads per step before | after |")
+    print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} thread(s), {args.rounds} rounds, "
+          f"each {args.steps} steps before then {args.steps} after; per-round ratios, median [min, max]")
+    print("| model | before ms/step | after ms/step | after / before (wall) | after / before (CPU time) "
+          "| host reads per step before | after |")
     print("|---|---|---|---|---|---|---|")
     for name, (model_kw, batch) in SIZES.items():
         run, x, y = setup(model_kw, batch, device)
         for step in (before_step, after_step):  # warm-up
             time_steps(step, run, x, y, 2, device)
-        times: dict[str, list[tuple[float, float]]] = {"before": [], "after": []}
-        for _ in range(args.rounds):
-            times["before"].append(time_steps(before_step, run, x, y, args.steps, device))
-            times["after"].append(time_steps(after_step, run, x, y, args.steps, device))
+        rounds = [(time_steps(before_step, run, x, y, args.steps, device),
+                   time_steps(after_step, run, x, y, args.steps, device)) for _ in range(args.rounds)]
         reads = {}
         for label, step in (("before", before_step), ("after", after_step)):
             with ScalarReads() as r:
                 time_steps(step, run, x, y, args.steps, device)
             reads[label] = r.count / args.steps
-        (b, bc), (a, ac) = ([statistics.median(t[i] for t in times[k]) for i in (0, 1)] for k in ("before", "after"))
-        print(f"| {name} | {b * 1e3:.1f} | {a * 1e3:.1f} | {a / b:.3f} | {ac / bc:.3f} | {reads['before']:.2f} | "
+
+        def ratio(i: int) -> str:
+            r = sorted(a[i] / b[i] for b, a in rounds)
+            return f"{statistics.median(r):.3f} [{r[0]:.3f}, {r[-1]:.3f}]"
+
+        b, a = (statistics.median(t[k][0] for t in rounds) for k in (0, 1))
+        print(f"| {name} | {b * 1e3:.1f} | {a * 1e3:.1f} | {ratio(0)} | {ratio(1)} | {reads['before']:.2f} | "
               f"{reads['after']:.2f} |")
 
 
