@@ -25,6 +25,8 @@ from tstam.engine.config import load_train_config
 from tstam.engine.train import TrainRun, prepare_run
 from tstam.models import ModelConfig, build_model
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 @dataclass
 class Row:
@@ -117,6 +119,8 @@ def ddp_worker(out: Path, s: Sizes, device: str) -> int:
     from tstam.engine.optim import apply_bn_mode, convert_sync_bn
     from tstam.engine.train import fit
 
+    # the three runs share this process's cuDNN algorithm choices; deterministic kernels make them comparable
+    torch.use_deterministic_algorithms(True, warn_only=True)
     store = json.loads((out / "store.json").read_text())
     store = {k: Path(v) for k, v in store.items()}
     info, _dev = init_distributed(device)  # the group for all three runs (fit leaves it open)
@@ -158,7 +162,8 @@ def check_ddp(script: Path, s: Sizes, device: str, tiny: bool) -> list[Row]:
                "--_ddp", str(out), "--device", device, *(["--tiny"] if tiny else [])]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
-                              env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path[:3])})
+                              env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(str(ROOT / d) for d in ("src", "tests", "benchmarks")),
+                                   "CUBLAS_WORKSPACE_CONFIG": ":4096:8"})  # deterministic cuBLAS
         if proc.returncode != 0:
             return [Row("5 DDP", f"torchrun {procs} processes", "failed: " + proc.stderr[-600:].replace("\n", " "),
                         "runs", False)]
@@ -208,6 +213,7 @@ def check_protocol(dev: torch.device, s: Sizes, budget_mb: float) -> list[Row]:
                 model(torch.zeros(1, s.frames, mcfg.in_chans, s.size, s.size))
             flops = fc.get_total_flops() * s.crops * s.videos
             stream = load_stream(ck, device=dev)
+            score_stream(stream, recs[:1], root=tmp / "store", data=data, max_memory_mb=budget_mb)  # warm-up (cuDNN)
             if dev.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(dev)
             base = torch.cuda.memory_allocated(dev) if dev.type == "cuda" else 0
