@@ -279,14 +279,15 @@ def test_output_checked_before_work_and_binary_list_refused(tmp_path: Path, caps
     assert "list.bin: not a text list of videos (binary data)" in err and "\x00" not in err
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
-def test_killed_extraction_leaves_no_process(tmp_path: Path, sig) -> None:
+@pytest.mark.parametrize("sig,flow", [(signal.SIGKILL, ["tvl1"]), (signal.SIGTERM, ["tvl1"]),
+                                      (signal.SIGKILL, ["tvl1_torch", "--device", "cpu"])])  # batched: decode workers
+def test_killed_extraction_leaves_no_process(tmp_path: Path, sig, flow) -> None:
     from test_data_loader_orphans import alive, process_tree
 
     for k in range(4):
         _clip(tmp_path / "v" / f"clip{k}.avi", 24, k, h=96, w=128)
     cmd = [sys.executable, "-m", "tstam", "extract", str(tmp_path / "v"), "--out", str(tmp_path / "s"),
-           "--flow", "tvl1", "--workers", "2", "--no-progress"]
+           "--flow", *flow, "--workers", "2", "--no-progress"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     spawned: set[int] = set()

@@ -6,37 +6,33 @@ writes ``meta.json`` last, atomically (``tstam.data.store.write_meta``): a folde
 unfinished, and ``extract_many`` redoes it from scratch. ``extract_many`` runs videos in parallel
 worker processes, keeps to one shard of the list (``shard_of``: a hash of the video id, so each
 video lands in exactly one shard on every machine), skips finished videos, and reports every
-video that failed while the others finish.
+video that failed while the others finish. The worker processes are in ``tstam.extract_workers``:
+whole videos per worker, or (``tvl1_torch`` with a ``device``) decoding in the workers and flow
+in batches across videos on the device, e.g. a GPU.
 
-Threads: each worker process calls ``cv2.setNumThreads(1)`` and decodes with one FFmpeg thread;
-parallelism comes from running one video per core, which scales with the number of cores, while
-OpenCV's TV-L1 gains little from its own threads (``benchmarks/bench_flow.py`` measures both).
+Threads: each worker process runs OpenCV and torch on one thread and decodes with one FFmpeg
+thread; parallelism comes from running one video per core, which scales with the number of cores,
+while OpenCV's TV-L1 gains little from its own threads (``benchmarks/bench_flow.py`` measures both).
 The video id is the file stem (UCF101 / MMAction2 convention).
 """
 from __future__ import annotations
 
 import hashlib
 import logging
-import multiprocessing
-import os
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from tstam.data import store
 from tstam.data.records import safe_relpath
 from tstam.flow import FlowConfig, iter_flow, quantize_flow
 from tstam.files import check_writable_dir
-from tstam.video import VIDEO_EXTENSIONS, VideoError, read_video
-from tstam.watchdog import exit_with
+from tstam.video import VIDEO_EXTENSIONS, read_video
 
 __all__ = [
     "ExtractReport", "video_id", "shard_of", "select_shard", "collect_sources", "extract_video", "extract_many",
@@ -46,7 +42,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _HMDB_SPLIT_NAME = re.compile(r"^(?P<cls>.+)_test_split\d+\.txt$")
-_STORE_GLOBS = ("img_*.jpg", "flow_x_*.jpg", "flow_y_*.jpg", ".meta.*.tmp")
 
 
 @dataclass
@@ -156,19 +151,6 @@ def collect_sources(inp: str | Path, *, root: str | Path | None = None) -> list[
     return paths
 
 
-def _clear_partial(video_dir: Path) -> None:
-    """Remove what an interrupted run left (only files of the store layout)."""
-    for pattern in _STORE_GLOBS:
-        for f in video_dir.glob(pattern):
-            f.unlink()
-    (video_dir / store.META_NAME).unlink(missing_ok=True)
-
-
-def _imwrite(path: Path, image: np.ndarray, quality: int) -> None:
-    if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, quality]):
-        raise OSError(f"{path}: could not write JPEG")
-
-
 def _settings(size: tuple[int, int] | None, short_side: int | None, max_frames: int | None,
               jpeg_quality: int) -> dict[str, Any]:
     """What besides the flow decides a store's bytes; recorded in meta.json as ``settings``."""
@@ -207,51 +189,40 @@ def extract_video(
         VideoError: the video cannot be decoded, or has a single frame while flow is asked for.
             Nothing is written to ``video_dir`` in that case.
     """
+    frames, meta = decode_and_write_rgb(src, video_dir, flow=flow, size=size, short_side=short_side,
+                                        max_frames=max_frames, jpeg_quality=jpeg_quality, strict=strict)
+    if flow is not None:
+        fields = (quantize_flow(uv, flow.bound) for uv in iter_flow(frames, flow))  # (H, W, 2) uint8 each
+        meta["flow_frames"] = store.write_flow(video_dir, fields, jpeg_quality)
+    store.write_meta(video_dir, meta)
+    return meta
+
+
+def decode_and_write_rgb(src: str | Path, video_dir: str | Path, *, flow: FlowConfig | None,
+                         size: tuple[int, int] | None, short_side: int | None, max_frames: int | None,
+                         jpeg_quality: int, strict: bool) -> tuple[np.ndarray, dict[str, Any]]:
+    """First half of ``extract_video`` (arguments as there): decode, clear the folder, write the RGB
+    JPEGs. Returns the (T, H, W, 3) RGB frames and the metadata, ``flow_frames`` still 0."""
     src, video_dir = Path(src), Path(video_dir)
     clip = read_video(src, size=size, short_side=short_side, max_frames=max_frames,
                       min_frames=2 if flow is not None else 1, strict=strict)
     frames = clip.frames  # (T, H, W, 3) RGB
     video_dir.mkdir(parents=True, exist_ok=True)
-    _clear_partial(video_dir)
-    for t, rgb in enumerate(frames, 1):
-        _imwrite(video_dir / store.RGB_TMPL.format(t), rgb[:, :, ::-1], jpeg_quality)  # BGR for OpenCV
-    n_flow = 0
-    if flow is not None:
-        for t, uv in enumerate(iter_flow(frames, flow), 1):  # uv: (H, W, 2) float32
-            q = quantize_flow(uv, flow.bound)  # (H, W, 2) uint8
-            _imwrite(video_dir / store.FLOW_X_TMPL.format(t), q[:, :, 0], jpeg_quality)
-            _imwrite(video_dir / store.FLOW_Y_TMPL.format(t), q[:, :, 1], jpeg_quality)
-            n_flow = t
+    store.clear_partial(video_dir)
+    store.write_rgb(video_dir, frames, jpeg_quality)
     meta = {
         "video_id": video_dir.name,
         "source": str(src),
         "frames": int(frames.shape[0]),
         "declared_frames": int(clip.declared_frames),  # the header's count (0: none declared)
-        "flow_frames": n_flow,
+        "flow_frames": 0,
         "fps": float(clip.fps),
         "width": int(frames.shape[2]),
         "height": int(frames.shape[1]),
         "flow": flow.describe() if flow is not None else None,
         "settings": _settings(size, short_side, max_frames, jpeg_quality),
     }
-    store.write_meta(video_dir, meta)
-    return meta
-
-
-def _init_worker(parent: int) -> None:
-    cv2.setNumThreads(1)  # one video per core; see the module docstring
-    exit_with(parent)     # a killed extraction leaves no worker behind
-
-
-def _extract_job(src: str, video_dir: str, kwargs: dict[str, Any]) -> tuple[str, int, int, str | None]:
-    """Run in a worker: (video_dir, frames, declared frames, error or None). Never raises for a bad video."""
-    try:
-        meta = extract_video(src, video_dir, **kwargs)
-        return video_dir, int(meta["frames"]), int(meta["declared_frames"]), None
-    except (VideoError, ValueError, OSError, cv2.error) as e:
-        return video_dir, 0, 0, str(e)
-    except MemoryError:
-        return video_dir, 0, 0, f"{src}: out of memory while extracting"
+    return frames, meta
 
 
 def _differences(meta: dict[str, Any], flow: FlowConfig | None, settings: dict[str, Any]) -> list[str]:
@@ -305,6 +276,8 @@ def extract_many(
     jpeg_quality: int = 95,
     strict: bool = False,
     force: bool = False,
+    device: str | None = None,
+    flow_batch: int | None = None,
     progress: bool | None = None,
     on_result: Callable[[str, str | None], None] | None = None,
 ) -> ExtractReport:
@@ -318,6 +291,10 @@ def extract_many(
         flow: flow settings; None extracts RGB only. Pass ``FlowConfig()`` for TV-L1.
         size, short_side, max_frames, jpeg_quality, strict: as ``extract_video``.
         force: re-extract finished videos whose recorded settings differ (else that is refused).
+        device: with ``tvl1_torch`` flow, compute it in this process on this device (``cuda``,
+            ``cuda:N``, ``cpu``), in batches of frame pairs across videos, while ``workers``
+            processes decode (``tstam.extract_batched``); None: each worker computes its video's flow.
+        flow_batch: pairs per flow batch on ``device`` (default: from its free memory).
         progress: show a progress bar (None: only when stderr is a terminal).
         on_result: called with (video id, error or None) after each video (e.g. for logging).
 
@@ -326,9 +303,15 @@ def extract_many(
         (fewer frames than declared, within the tolerance) videos.
 
     Raises:
-        ValueError: ``out_root`` is not writable, or finished videos differ in settings without ``force``.
+        ValueError: ``out_root`` is not writable, finished videos differ in settings without ``force``,
+            or ``device`` is not valid (or given without ``tvl1_torch`` flow).
     """
+    from tstam.extract_workers import flow_device, run_batched, run_jobs
+
     start = time.perf_counter()
+    dev = flow_device(flow, device)
+    if flow_batch is not None and flow_batch < 1:
+        raise ValueError(f"flow_batch={flow_batch} (--flow-batch) is not valid; expected a number of pairs >= 1")
     out_root = check_writable_dir(out_root)
     report = ExtractReport()
     settings = _settings(size, short_side, max_frames, jpeg_quality)
@@ -358,33 +341,12 @@ def extract_many(
         bar.update(1)
 
     try:
-        _run_jobs(todo, kwargs, workers, record)
+        if dev is None:
+            run_jobs(todo, kwargs, workers, record)
+        else:
+            run_batched(todo, kwargs, workers=workers, device=dev, batch_size=flow_batch, record=record)
     finally:
         bar.close()
     report.done.sort()
     report.seconds = time.perf_counter() - start
     return report
-
-
-def _run_jobs(todo: list[tuple[Path, Path]], kwargs: dict[str, Any], workers: int,
-              record: Callable[..., None]) -> None:
-    """Extract every (source, folder) pair in this process or in ``workers`` processes."""
-    threads = cv2.getNumThreads()
-    try:
-        if workers <= 1:
-            cv2.setNumThreads(1)  # as in the workers: the same bytes whatever the worker count
-            for src, vdir in todo:
-                record(src, *_extract_job(str(src), str(vdir), kwargs))
-            return
-        ctx = multiprocessing.get_context("spawn")  # no fork after OpenCV/torch threads started
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(os.getpid(),)) as pool:
-            futures = {pool.submit(_extract_job, str(src), str(vdir), kwargs): (src, vdir) for src, vdir in todo}
-            for fut in as_completed(futures):
-                src, vdir = futures[fut]
-                try:
-                    record(src, *fut.result())
-                except BrokenProcessPool:
-                    record(src, str(vdir), 0, 0, f"{src}: the worker process died (crash or killed)")
-    finally:
-        cv2.setNumThreads(threads)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
@@ -181,46 +182,52 @@ def compute_flow(frames: np.ndarray, cfg: FlowConfig | None = None) -> np.ndarra
 
 
 def flow_pairs(prev: np.ndarray, nxt: np.ndarray, cfg: FlowConfig | None = None, *, device: str = "cpu",
-               batch_size: int | None = None) -> np.ndarray:
+               batch_size: int | None = None, quantize: bool = False) -> np.ndarray:
     """Flow of many frame pairs at once (from one video or many), e.g. on a GPU.
 
     Args:
         prev, nxt: (N, H, W) uint8 gray frames; the flow goes from ``prev[i]`` to ``nxt[i]``.
         cfg: algorithm and parameters (default: ``FlowConfig()``); only ``tvl1_torch`` runs on
             a GPU, the OpenCV algorithms run pair by pair on the CPU.
-        device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (``tstam.device.resolve_device``).
         batch_size: pairs solved at once by ``tvl1_torch`` (default: from the free memory, see
             ``tstam.tvl1_torch.batch_size_for``).
+        quantize: return ``quantize_flow(flow, cfg.bound)`` instead (for ``tvl1_torch`` computed on
+            the device, so a quarter of the bytes comes back).
 
     Returns:
-        (N, H, W, 2) float32, channel 0 = x, 1 = y, in pixels.
+        (N, H, W, 2) float32, channel 0 = x, 1 = y, in pixels; uint8 with ``quantize``.
     """
     prev, nxt = np.asarray(prev), np.asarray(nxt)
     if prev.shape != nxt.shape or prev.ndim != 3 or prev.shape[0] < 1:
         raise ValueError(f"prev and nxt must both be (N, H, W) with N >= 1, got {prev.shape} and {nxt.shape}")
-    return np.stack(list(_iter_pairs(prev, nxt, cfg or FlowConfig(), device, batch_size)))
+    cfg = cfg or FlowConfig()
+    flows = np.stack(list(_iter_pairs(prev, nxt, cfg, device, batch_size, quantize)))
+    return quantize_flow(flows, cfg.bound) if quantize and flows.dtype != np.uint8 else flows
 
 
 def _iter_pairs(prev: np.ndarray, nxt: np.ndarray, cfg: FlowConfig, device: str,
-                batch_size: int | None) -> Iterator[np.ndarray]:
-    """(N, H, W) uint8 pairs -> their (H, W, 2) float32 flows, in order."""
+                batch_size: int | None, quantize: bool = False) -> Iterator[np.ndarray]:
+    """(N, H, W) uint8 pairs -> their (H, W, 2) float32 flows, in order (uint8 from ``tvl1_torch``
+    with ``quantize``)."""
     if prev.dtype != np.uint8 or nxt.dtype != np.uint8:
         raise ValueError(f"frames must be uint8, got {prev.dtype} and {nxt.dtype}")
     if cfg.algorithm == "tvl1_torch":
         from tstam import tvl1_torch
+        from tstam.device import resolve_device
 
-        dev = tvl1_torch.resolve_device(device)
+        dev = resolve_device(device)
         _, h, w = prev.shape
         bs = batch_size or tvl1_torch.batch_size_for(tvl1_torch.default_budget(dev), h, w, cfg.tvl1)
-        return _torch_batches(prev, nxt, cfg.tvl1, dev, bs)
-    if str(device) != "cpu":
+        return _torch_batches(prev, nxt, cfg, dev, bs, quantize)
+    if str(device) not in ("cpu", "auto"):
         raise ValueError(f"device {str(device)!r} needs flow algorithm 'tvl1_torch'; {cfg.algorithm!r} "
                          "(OpenCV) runs on 'cpu' only")
     estimate = _make_estimator(cfg)
     return (np.asarray(estimate(a, b), dtype=np.float32) for a, b in zip(prev, nxt))
 
 
-def _torch_batches(prev: np.ndarray, nxt: np.ndarray, params: TVL1Params, device, batch_size: int):
+def _torch_batches(prev: np.ndarray, nxt: np.ndarray, cfg: FlowConfig, device, batch_size: int, quantize: bool):
     """tvl1_torch over batches of pairs. On the CPU with one torch thread during each batch, as
     OpenCV's TV-L1 runs (parallel work is one process per core, as ``tstam extract`` does): its
     many small operations ran ~10x slower on 2 threads of a busy 2-core machine than on 1."""
@@ -235,16 +242,27 @@ def _torch_batches(prev: np.ndarray, nxt: np.ndarray, params: TVL1Params, device
         if device.type == "cpu":
             torch.set_num_threads(1)
         try:
-            flows = tvl1_flow(a, b, params, batch_size=batch_size).cpu().numpy()
+            flows = tvl1_flow(a, b, cfg.tvl1, batch_size=batch_size)  # (b, H, W, 2) float32
+            flows = quantize_flow(flows, cfg.bound) if quantize else flows
         finally:
             torch.set_num_threads(threads)
-        yield from flows
+        yield from flows.cpu().numpy()
 
 
-def quantize_flow(flow: np.ndarray, bound: float = 20.0) -> np.ndarray:
-    """``round(255 * (clip(v, -bound, bound) + bound) / (2 * bound))`` as uint8 (halves round up)."""
+def quantize_flow(flow, bound: float = 20.0):
+    """``round(255 * (clip(v, -bound, bound) + bound) / (2 * bound))`` as uint8 (halves round up).
+
+    ``flow`` is a numpy array (or array-like), or a torch tensor (quantised where it lies, e.g. on
+    the GPU that computed it, with the same float32 operations in the same order: equal bytes).
+    """
     if not bound > 0:
         raise ValueError(f"bound={bound!r} must be positive")
+    torch = sys.modules.get("torch")  # a tensor exists only once torch is imported
+    if torch is not None and isinstance(flow, torch.Tensor):
+        v = flow.float().clamp(-bound, bound) + bound
+        two_b = torch.tensor(2.0 * bound, dtype=torch.float32, device=v.device)  # a tensor: CUDA would
+        # divide by a Python number as a product with its reciprocal, one ulp off numpy's quotient
+        return torch.floor(v.mul_(255.0).div_(two_b).add_(0.5)).to(torch.uint8)
     v = np.clip(np.asarray(flow, dtype=np.float32), -bound, bound)
     return np.floor(255.0 * (v + bound) / (2.0 * bound) + 0.5).astype(np.uint8)
 
