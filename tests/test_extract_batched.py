@@ -120,3 +120,16 @@ def test_device_errors_named_before_any_work(tmp_path: Path, capsys: pytest.Capt
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, (args, err)
     assert not out.exists()  # refused before the output folder was made
+
+
+def test_benchmark_balance_runs_on_cpu() -> None:
+    """The GPU check's extraction part (benchmarks/bench_extract.py, via gpu_flow.extraction_balance)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_extract", VIDEOS.parents[3] / "benchmarks" / "bench_extract.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    b = bench.balance("cpu", frames=3, seconds=0)
+    assert b["device"] == "cpu" and b["batch"] == 10  # 128 MiB CPU budget / 11.7 MiB per 320x240 pair
+    assert b["decode_fps"] > 0 and b["write_fps"] > 0 and b["pairs_per_s"] > 0 and b["workers_needed"] >= 1
+    assert "decode workers to keep cpu busy" in bench.format_balance(b)

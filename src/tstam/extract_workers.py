@@ -10,8 +10,9 @@ Two ways, chosen by ``extract_many(device=...)``:
   pairs of many videos into batches of one frame size, computes and quantises their flow on the
   device (``tstam.flow.flow_pairs``), and hands each finished video back to a worker, which
   writes its flow JPEGs and then its meta.json. Decoding runs while the device computes: at most
-  ``2 x workers`` videos are being decoded and at most as many written, so host memory holds
-  those videos' grey frames plus one batch. A CUDA out-of-memory error halves the batch.
+  ``2 x workers`` videos are being decoded, and once as many wait to be written the next batch
+  waits for them, so host memory holds those videos' frames plus about one batch of pairs. A
+  CUDA out-of-memory error halves the batch.
 
 Every worker runs OpenCV and torch on one thread and ends when this process is gone
 (``tstam.watchdog.exit_with``). A video that fails is reported through ``record`` while the
@@ -172,15 +173,26 @@ class _Batcher:
                 self.decoding[self.pool.submit(_decode_job, str(src), str(vdir), self.kwargs)] = (src, vdir)
                 if len(self.decoding) >= self.depth:
                     break
-            full = [k for k, vs in self.pending.items() if sum(v.pairs - v.done for v in vs) >= self._batch(k)]
-            if full or (self.pending and not self.decoding):  # a full batch, or nothing more is coming
+            key = self._next_batch()
+            if key is not None:
                 if len(self.writing) >= self.depth:
                     self._wait(self.writing)  # writing is behind: keep the finished videos bounded
-                self._flow(full[0] if full else next(iter(self.pending)))
+                self._flow(key)
             elif self.decoding or self.writing:
                 self._wait({**self.decoding, **self.writing})
             else:
                 return
+
+    def _next_batch(self) -> tuple[int, int] | None:
+        """The frame size to run a batch of now: one with a full batch; else, when no more videos
+        are coming or part-filled sizes hold over two batches of pairs, the one with the most."""
+        left = {k: sum(v.pairs - v.done for v in vs) for k, vs in self.pending.items()}
+        full = [k for k, n in left.items() if n >= self._batch(k)]
+        if full:
+            return full[0]
+        if left and (not self.decoding or sum(left.values()) > 2 * max(self.sizes.values())):
+            return max(left, key=left.__getitem__)
+        return None
 
     def _batch(self, key: tuple[int, int]) -> int:
         if key not in self.sizes:
