@@ -70,6 +70,23 @@ def test_needs_two_frames() -> None:
         compute_flow(np.zeros((2, 8, 8, 4), np.uint8))
 
 
+def test_frames_smaller_than_the_algorithm_supports() -> None:
+    """TV-L1 fails an OpenCV assertion on 1-px frames; farneback works on any size; DIS (whose
+    crash on small wide frames is tested in a subprocess, test_bad_inputs.py) at its minimum."""
+    tiny = np.random.default_rng(0).integers(0, 255, (2, 1, 100), dtype=np.uint8)
+    with pytest.raises(ValueError, match="100x1 frames are too small for tvl1 optical flow, which needs at least 2x2 px"):
+        compute_flow(tiny)
+    assert compute_flow(tiny, FlowConfig(algorithm="farneback")).shape == (1, 1, 100, 2)
+    for preset, side in (("medium", 16), ("fast", 32), ("ultrafast", 32)):
+        cfg = FlowConfig(algorithm="dis")
+        cfg.dis.preset = preset
+        frames = np.random.default_rng(1).integers(0, 255, (2, side, 100), dtype=np.uint8)
+        assert compute_flow(frames, cfg).shape == (1, side, 100, 2)
+        with pytest.raises(ValueError, match=f"8x8 frames are too small for dis optical flow \\(preset {preset}\\), "
+                                             f"which needs at least {side}x{side} px"):
+            compute_flow(frames[:, :8, :8], cfg)  # OpenCV raises (no crash) at 8x8
+
+
 def test_quantize_formula() -> None:
     b = 20.0
     v = np.array([-100.0, -20.0, -10.0, -0.05, 0.0, 0.07, 7.3, 19.99, 20.0, 55.0], np.float32)

@@ -261,11 +261,12 @@ def test_bad_devices_and_inputs_are_named() -> None:
         with pytest.raises(ValueError, match=rf"device '{bad}' is not valid; expected auto, cpu, cuda or cuda:N"):
             flow_pairs(g[:1], g[1:], cfg, device=bad)
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match=r"device 'cuda': (this torch build has no CUDA|no CUDA GPU).*--device cpu"):
+        with pytest.raises(ValueError, match=r"device 'cuda': (this torch build has no CUDA|no CUDA GPU is visible); "
+                                             r"use device=cpu"):
             flow_pairs(g[:1], g[1:], cfg, device="cuda")
     else:
         n = torch.cuda.device_count()
-        with pytest.raises(ValueError, match=rf"device 'cuda:{n}': only {n} CUDA device"):
+        with pytest.raises(ValueError, match=rf"device 'cuda:{n}': only {n} CUDA device\(s\) visible"):
             flow_pairs(g[:1], g[1:], cfg, device=f"cuda:{n}")
     with pytest.raises(ValueError, match=r"device 'cuda' needs flow algorithm 'tvl1_torch'"):
         flow_pairs(g[:1], g[1:], FlowConfig(), device="cuda")

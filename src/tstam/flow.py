@@ -96,6 +96,26 @@ class FlowConfig:
         if not (math.isfinite(self.bound) and self.bound > 0):
             raise ConfigError(f"flow.bound={self.bound!r} is not valid; expected a finite number > 0 (TSN: 20)")
 
+    def min_side(self) -> int:
+        """The smallest frame height and width (px) the algorithm works on, measured with OpenCV 5.0
+        on random frames of every size up to 40 x 1920: below it TV-L1 fails an assertion (1 px) and
+        DIS refuses square frames under 12 px and *crashes the process* (segfault) on wide frames
+        under 32 px high (ultrafast, fast) or 16 px (medium). Farneback works on any size;
+        ``tvl1_torch`` needs 3 px (its finite differences)."""
+        if self.algorithm == "dis":
+            return 16 if self.dis.preset == "medium" else 32
+        return {"tvl1": 2, "tvl1_torch": 3}.get(self.algorithm, 1)
+
+    def check_frame_size(self, width: int, height: int, *, source: str = "") -> None:
+        """Raise ValueError naming the size and the minimum (and ``source``) when frames are too small."""
+        need = self.min_side()
+        if min(width, height) < need:
+            preset = f" (preset {self.dis.preset})" if self.algorithm == "dis" else ""
+            where = f"{source}: " if source else ""
+            raise ValueError(f"{where}{width}x{height} frames are too small for {self.algorithm} optical flow{preset}, "
+                             f"which needs at least {need}x{need} px; decode at a larger size "
+                             "(--size / --short-side, data.resize) or use farneback, which takes any size")
+
     def params(self) -> dict[str, Any]:
         """The parameters of the selected algorithm, as stored in the frame-store metadata."""
         return dataclasses.asdict(getattr(self, _PARAMS.get(self.algorithm, self.algorithm)))
@@ -212,11 +232,11 @@ def _iter_pairs(prev: np.ndarray, nxt: np.ndarray, cfg: FlowConfig, device: str,
     with ``quantize``)."""
     if prev.dtype != np.uint8 or nxt.dtype != np.uint8:
         raise ValueError(f"frames must be uint8, got {prev.dtype} and {nxt.dtype}")
+    cfg.check_frame_size(prev.shape[2], prev.shape[1])  # before OpenCV, which can crash on small frames
     if cfg.algorithm == "tvl1_torch":
         from tstam import tvl1_torch
-        from tstam.device import resolve_device
 
-        dev = resolve_device(device)
+        dev = tvl1_torch.resolve_device(device, option="device")
         _, h, w = prev.shape
         bs = batch_size or tvl1_torch.batch_size_for(tvl1_torch.default_budget(dev), h, w, cfg.tvl1)
         return _torch_batches(prev, nxt, cfg, dev, bs, quantize)

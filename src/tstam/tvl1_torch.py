@@ -35,6 +35,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from tstam.device import resolve_device  # the one device check (re-exported: benchmarks/gpu_flow.py)
 from tstam.flow import TVL1Params
 from tstam.median import median_filter
 
