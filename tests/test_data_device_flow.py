@@ -88,7 +88,7 @@ def test_device_flow_clips_equal_frame_store_clips(tmp_path: Path) -> None:
     assert float(diff.float().mean()) < 0.5 and int(diff.max()) <= 4  # JPEG at quality 100 only
 
 
-def test_flow_on_device_config_errors() -> None:
+def test_flow_on_device_config_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(ConfigError, match="data.flow_on=device .* needs data.input=video and "
                                           "data.flow.algorithm=tvl1_torch .*data.flow.algorithm=tvl1\\)"):
         DataConfig(input="video", flow=FlowConfig(), flow_on="device")
@@ -96,21 +96,26 @@ def test_flow_on_device_config_errors() -> None:
         DataConfig(flow=TORCH_FLOW, flow_on="device")
     with pytest.raises(ConfigError, match=r"data.flow_on='gpu' is not valid; expected one of \['loader', 'device'\]"):
         DataConfig(flow_on="gpu")
+    out = tmp_path / "run"
+    assert cli_main(["train", "--config", "synthetic_flow", "data.flow_on=device", f"run.out_dir={out}"]) == 2
+    err = capsys.readouterr().err
+    assert "data.flow_on=device" in err and "needs data.input=video" in err and "Traceback" not in err
+    assert not out.exists()
 
 
 def test_train_and_test_from_video_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``tstam train`` on video files (flow on the training device) a few steps, then ``tstam test``."""
     lists = {}
-    for part, clips in (("train", CLIPS), ("test", CLIPS[:2])):
+    for part, clips in (("train", CLIPS[:2]), ("test", CLIPS[2:])):
         lists[part] = tmp_path / f"{part}.csv"
-        lists[part].write_text("path,label\n" + "".join(f"{c},{CLIPS.index(c)}\n" for c in clips))
+        lists[part].write_text("path,label\n" + "".join(f"{c},{CLIPS.index(c) % 2}\n" for c in clips))
     cfg = {
-        "model": {"modality": "flow", "num_classes": 3, "num_segments": 2, "new_length": 2, "input_size": 32,
+        "model": {"modality": "flow", "num_classes": 2, "num_segments": 2, "new_length": 2, "input_size": 32,
                   "width_mult": 0.125, "num_heads": 2, "attention_hidden": 16},
         "annotations": {"format": "csv", "path": str(lists["train"]), "test_path": str(lists["test"]),
                         "val_fraction": 0.0},
         "data": {"root": str(VIDEOS), "input": "video", "flow_on": "device", "flow": {"algorithm": "tvl1_torch"},
-                 "resize": RESIZE, "batch_size": 3, "workers": 0, "test_frames": 2, "test_crops": 1},
+                 "resize": RESIZE, "batch_size": 2, "workers": 0, "test_frames": 2, "test_crops": 1},
         "optim": {"lr": 0.01, "epochs": 2, "lr_steps": [1], "bn": "full"},
         "run": {"out_dir": str(tmp_path / "run"), "seed": 0, "eval_every": 0, "device": "cpu",
                 "tensorboard": False},
@@ -127,7 +132,7 @@ def test_train_and_test_from_video_files(tmp_path: Path, capsys: pytest.CaptureF
     from tstam.engine.scores import load_scores
 
     scores = load_scores(tmp_path / "run" / "scores_flow_split1_test.npz")
-    assert scores.video_ids == [Path(c).stem for c in CLIPS[:2]] and scores.probs.shape == (2, 3)
+    assert scores.video_ids == [Path(CLIPS[2]).stem] and scores.probs.shape == (1, 2)
 
 
 @pytest.mark.parametrize("device", DEVICES)

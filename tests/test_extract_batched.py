@@ -111,7 +111,8 @@ def test_device_errors_named_before_any_work(tmp_path: Path, capsys: pytest.Capt
     cases = [(["--flow", "tvl1_torch", "--device", "gpu"], "device 'gpu' is not valid; expected auto, cpu, cuda"),
              (["--flow", "tvl1", "--device", "cpu"], "device 'cpu' is for --flow tvl1_torch"),
              (["--flow", "none", "--device", "cpu"], "RGB-only extraction runs in the worker processes"),
-             (["--flow", "tvl1_torch", "--device", "cpu", "--flow-batch", "0"], "flow_batch=0 (--flow-batch)")]
+             (["--flow", "tvl1_torch", "--device", "cpu", "--flow-batch", "0"],
+              "argument --flow-batch: '0' is not valid; expected an integer >= 1")]
     n = torch.cuda.device_count()
     cases.append((["--flow", "tvl1_torch", "--device", f"cuda:{n}"],
                   f"only {n} CUDA device" if n else "device 'cuda:0': "))
@@ -119,6 +120,8 @@ def test_device_errors_named_before_any_work(tmp_path: Path, capsys: pytest.Capt
         assert cli_main(["extract", str(clip), "--out", str(out), "--no-progress", *args]) == 2, args
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, (args, err)
+    with pytest.raises(ValueError, match=r"flow_batch=0 \(--flow-batch\) is not valid"):
+        extract_many([clip], out, flow=TORCH_FLOW, device="cpu", flow_batch=0)
     assert not out.exists()  # refused before the output folder was made
 
 
