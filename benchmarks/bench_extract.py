@@ -73,7 +73,8 @@ def extraction_rows(sources: list[Path], out: Path, *, frames: int, workers: int
         assert report.ok, report.failed
         pairs = report.frames - len(report.done)
         rows.append({"way": name, "videos": len(report.done), "pairs": pairs, "seconds": wall, "cpu_s": cpu,
-                     "videos_per_s": len(report.done) / wall, "pairs_per_s": pairs / wall, "pairs_per_cpu_s": pairs / cpu})
+                     "videos_per_s": len(report.done) / wall, "pairs_per_s": pairs / wall,
+                     "pairs_per_cpu_s": pairs / cpu})
     return rows
 
 

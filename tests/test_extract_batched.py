@@ -65,21 +65,24 @@ def test_corrupt_videos_reported_others_finish(tmp_path: Path, capsys: pytest.Ca
     _clip(videos / "good0.avi", 4, 0)
     _clip(videos / "good1.avi", 4, 1, h=40, w=56)  # another frame size: batched apart
     _clip(videos / "single.avi", 1, 2)  # one frame: no flow field
+    _clip(videos / "thin.avi", 3, 3, h=2, w=32)  # decodes, but too small for the flow (in its own batch)
     (videos / "broken.avi").write_bytes(b"RIFF\x00\x00\x00\x00AVI garbage" * 20)
     (videos / "empty.mp4").write_bytes(b"")
     code = cli_main(["extract", str(videos), "--out", str(tmp_path / "s"), "--flow", "tvl1_torch", "--device", "cpu",
                      "--workers", "2", "--flow-batch", "2", "--no-progress"])
     captured = capsys.readouterr()
-    assert code == 1 and "2 extracted" in captured.out and "3 failed" in captured.out
+    assert code == 1 and "2 extracted" in captured.out and "4 failed" in captured.out
     err = captured.err
     assert "FAILED" in err and "broken.avi" in err and "empty.mp4: empty file" in err
     assert "single.avi: only 1 frame" in err
+    assert "thin.avi: 32x2 frames are too small for tvl1_torch optical flow, which needs at least 3x3 px" in err
     for name, size in (("good0", (64, 48)), ("good1", (56, 40))):
         meta = store.read_meta(tmp_path / "s" / name)
         assert (meta["frames"], meta["flow_frames"], meta["flow"]["algorithm"]) == (4, 3, "tvl1_torch")
         assert (meta["width"], meta["height"]) == size
         assert read_flow_frames(tmp_path / "s" / name, [2]).shape == (1, 2, size[1], size[0])
     assert not any((tmp_path / "s" / name).exists() for name in ("broken", "empty", "single"))
+    assert not store.is_complete(tmp_path / "s" / "thin")  # its RGB JPEGs are there, redone by a rerun
 
 
 def test_device_errors_named_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -106,7 +109,8 @@ def test_benchmark_balance_runs_on_cpu() -> None:
     """The GPU check's extraction part (benchmarks/bench_extract.py, via gpu_flow.extraction_balance)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("bench_extract", VIDEOS.parents[3] / "benchmarks" / "bench_extract.py")
+    path = VIDEOS.parents[3] / "benchmarks" / "bench_extract.py"
+    spec = importlib.util.spec_from_file_location("bench_extract", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     b = bench.balance("cpu", frames=3, seconds=0)

@@ -231,21 +231,25 @@ class _Batcher:
         try:
             q = self._solve(prev, nxt, key)                                 # (n, H, W, 2) uint8
         except ValueError as e:  # frames the flow cannot take (e.g. under 3x3): every video of the batch
-            q, error = None, str(e)
+            for v, _, _ in chunks:
+                self.record(v.src, v.vdir, 0, 0, f"{v.src}: {e}")
+                self._drop(key, v)
+            return
         i = 0
         for v, a, b in chunks:
-            if q is None:
-                self.record(v.src, v.vdir, 0, 0, f"{v.src}: {error}")
-                v.done = v.pairs
-            else:
-                v.fields[a:b], v.done, i = q[i:i + b - a], b, i + b - a
-            if v.done == v.pairs:
-                self.pending[key].remove(v)
-                if q is not None:
-                    self.writing[self.pool.submit(_write_job, v.vdir, v.fields, v.meta, self.kwargs["jpeg_quality"])] = v
-                v.gray = v.fields = None  # type: ignore[assignment]  # the worker has its copy
+            v.fields[a:b] = q[i:i + b - a]
+            v.done, i = b, i + b - a
+            if v.done == v.pairs:  # the whole video: its flow JPEGs and meta.json to a worker
+                jpeg = self.kwargs["jpeg_quality"]
+                self.writing[self.pool.submit(_write_job, v.vdir, v.fields, v.meta, jpeg)] = v
+                self._drop(key, v)
+
+    def _drop(self, key: tuple[int, int], v: _Video) -> None:
+        """``v`` leaves the pending videos (its frames and flow are freed here)."""
+        self.pending[key].remove(v)
         if not self.pending[key]:
             del self.pending[key]
+        v.gray = v.fields = None  # type: ignore[assignment]
 
     def _solve(self, prev: np.ndarray, nxt: np.ndarray, key: tuple[int, int]) -> np.ndarray:
         import torch

@@ -90,4 +90,4 @@ class FlowPairs(NamedTuple):
     crop: torch.Tensor    # int64 (5,): y, x, h, w, flip of the training crop (zeros otherwise); (B, 5) batched
 
     def to(self, device: str | torch.device, non_blocking: bool = False) -> "FlowPairs":
-        return FlowPairs(self.frames.to(device, non_blocking=non_blocking), self.crop.to(device, non_blocking=non_blocking))
+        return FlowPairs(*(t.to(device, non_blocking=non_blocking) for t in self))
