@@ -39,7 +39,7 @@ from tstam.device import resolve_device  # the one device check (re-exported: be
 from tstam.flow import TVL1Params
 from tstam.median import median_filter
 
-__all__ = ["tvl1_flow", "bytes_per_pair", "batch_size_for", "default_budget", "pyramid_sizes"]
+__all__ = ["tvl1_flow", "resolve_device", "bytes_per_pair", "batch_size_for", "default_budget", "pyramid_sizes"]
 
 _EPS = float(torch.finfo(torch.float32).eps)  # below this |grad I1|^2 the TH step leaves v = u (OpenCV)
 _MIN_LEVEL = 16  # OpenCV drops pyramid levels narrower or shorter than this
