@@ -12,7 +12,7 @@ worker, and ``tvl1_torch`` batched (decode workers, flow in this process on ``--
 from its memory budget). Columns: videos/s and flow pairs/s (wall clock), CPU seconds of all
 processes, pairs per CPU second (per core), and the ratios to the baseline.
 
-Part 2, the balance of the batched path (``tstam.extract_workers``): one worker's rate on its jobs
+Part 2, the balance of the batched path (``tstam.extract.workers``): one worker's rate on its jobs
 in frames per CPU second (decode + RGB JPEGs + grey conversion; the flow JPEGs of a frame pair),
 the device's flow rate in pairs/s (``flow_pairs(..., quantize=True)``, transfers included), and
 the decode workers that rate needs: ``ceil(flow pairs/s x worker CPU seconds per frame)``. The
@@ -101,7 +101,7 @@ def worker_rates(out: Path, *, frames: int, device: str) -> dict:
 def device_rate(device: str, *, seconds: float) -> dict:
     """Part 2, the device's side: quantised tvl1_torch pairs/s at 320x240 in batches from its budget."""
     from tstam.device import resolve_device
-    from tstam.tvl1_torch import batch_size_for, default_budget
+    from tstam.flow.tvl1_torch import batch_size_for, default_budget
 
     from tstam.video import read_video
 

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from tstam.flow import TVL1Params
-from tstam.tvl1_torch import batch_size_for, bytes_per_pair, default_budget, resolve_device, tvl1_flow
+from tstam.flow.tvl1_torch import batch_size_for, bytes_per_pair, default_budget, resolve_device, tvl1_flow
 
 REFERENCE = Path(__file__).resolve().parent / "data" / "tvl1_reference.npz"
 PAIRS = {0: (40, 42), 1: (50, 53), 2: (70, 71)}  # per clip of bench_flow.CLIPS: first frames of moving pairs

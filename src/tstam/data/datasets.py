@@ -211,7 +211,7 @@ class VideoDataset(_ClipDataset):
         with the loader's functions (the same bytes as ``data.flow_on = "loader"``)."""
         if not isinstance(x, FlowPairs):
             return x
-        from ..tvl1_torch import tvl1_flow
+        from ..flow.tvl1_torch import tvl1_flow
 
         frames, crops = x
         b, n, _, h, w = frames.shape

@@ -34,10 +34,11 @@ import cv2
 import numpy as np
 
 from tstam.data import store
-from tstam.extract import decode_and_write_rgb, extract_video
 from tstam.flow import FlowConfig, flow_pairs, to_gray
 from tstam.video import VideoError
 from tstam.watchdog import exit_with
+
+from .video import decode_and_write_rgb, extract_video
 
 __all__ = ["run_jobs", "run_batched", "flow_device"]
 
@@ -196,7 +197,7 @@ class _Batcher:
 
     def _batch(self, key: tuple[int, int]) -> int:
         if key not in self.sizes:
-            from tstam.tvl1_torch import batch_size_for, default_budget
+            from tstam.flow.tvl1_torch import batch_size_for, default_budget
 
             self.sizes[key] = self.batch_size or batch_size_for(default_budget(self.device), *key, self.flow.tvl1)
             log.info("flow of %dx%d frames on %s in batches of %d pairs", key[1], key[0], self.device, self.sizes[key])
@@ -276,7 +277,7 @@ def run_batched(todo: Todo, kwargs: dict[str, Any], *, workers: int, device, bat
                 record: Record) -> None:
     """Extract the (source, folder) pairs with ``workers`` decoding processes and ``tvl1_torch``
     flow computed here on ``device`` in batches of ``batch_size`` pairs (default: from the free
-    memory, ``tstam.tvl1_torch.batch_size_for``). Writes the same files as ``extract_video``."""
+    memory, ``tstam.flow.tvl1_torch.batch_size_for``). Writes the same files as ``extract_video``."""
     with _pool(max(1, workers)) as pool:
         batcher, rest = _Batcher(pool, kwargs, device, batch_size, 2 * max(1, workers), record), iter(todo)
         try:
