@@ -4,6 +4,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from tstam.config import ConfigError, from_dict, to_dict
 from tstam.flow import (FlowConfig, TVL1Params, compute_flow, dequantize_flow, iter_flow,
@@ -94,6 +95,21 @@ def test_quantize_formula() -> None:
     assert q.dtype == np.uint8
     assert q.tolist() == expected
     assert q[0] == 0 and q[-1] == 255 and q[4] == 128  # 127.5 rounds up
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU")])])
+def test_quantize_tensors_where_they_lie(device: str) -> None:
+    """A torch tensor is quantised on its device to the bytes numpy gives, also at the rounding
+    edges (values whose scaled value is k + 0.5, and their float32 neighbours)."""
+    rng = np.random.default_rng(0)
+    for b in (20.0, 7.5):
+        edges = ((np.arange(256) + 0.5) * (2 * b) / 255 - b).astype(np.float32)
+        v = np.concatenate([edges, np.nextafter(edges, np.float32(-np.inf)), np.nextafter(edges, np.float32(np.inf)),
+                            rng.normal(0, b, 20000).astype(np.float32), [np.inf, -np.inf]]).astype(np.float32)
+        q = quantize_flow(torch.from_numpy(v).to(device), b)
+        assert q.dtype == torch.uint8 and q.device.type == device
+        np.testing.assert_array_equal(q.cpu().numpy(), quantize_flow(v, b))
 
 
 def test_dequantize_inverts_within_half_a_step() -> None:

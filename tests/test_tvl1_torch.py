@@ -17,9 +17,9 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from fixtures import DATA
-from tstam import tvl1_torch as tt
+from tstam.flow import tvl1_torch as tt
 from tstam.flow import FlowConfig, TVL1Params, compute_flow, flow_pairs, quantize_flow
-from tstam.median import median_filter
+from tstam.flow.median import median_filter
 
 DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs a CUDA GPU")])]

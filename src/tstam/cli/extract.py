@@ -23,11 +23,18 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                  "<class>_test_split1.txt) or list file")
     p.add_argument("--out", required=True, help="frame-store root")
     p.add_argument("--root", default=None, help="folder that paths in a list are relative to (default: the list's folder)")
-    p.add_argument("--workers", type=positive_int, default=1, help="parallel worker processes, one video each (default 1)")
+    p.add_argument("--workers", type=positive_int, default=1,
+                   help="parallel worker processes, one video each (default 1); with --device they decode")
     p.add_argument("--shard", type=argument_type(parse_shard), default=(0, 1), metavar="I/N",
                    help="extract only shard I of N (0-based), e.g. 0/4 on the first of 4 machines")
     p.add_argument("--flow", choices=(*FLOW_ALGORITHMS, "none"), default="tvl1",
                    help="optical flow algorithm (default tvl1, with our tuned parameters); none: RGB only")
+    p.add_argument("--device", default=None,
+                   help="with --flow tvl1_torch: compute the flow in this process on this device (cuda, cuda:N, "
+                        "cpu, auto) in batches of frame pairs across videos, while --workers processes decode; "
+                        "default: each worker computes its video's flow on one CPU core")
+    p.add_argument("--flow-batch", type=positive_int, default=None, metavar="PAIRS",
+                   help="frame pairs per flow batch on --device (default: from half its free memory)")
     p.add_argument("--bound", type=positive_float, default=FlowConfig.bound,
                    help="clip flow to [-bound, bound] px before quantising (default 20)")
     size = p.add_mutually_exclusive_group()
@@ -52,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     report = extract_many(
         sources, args.out, workers=args.workers, shard=args.shard, flow=flow, size=args.size,
         short_side=args.short_side, max_frames=args.max_frames, jpeg_quality=args.jpeg_quality,
-        strict=args.strict, force=args.force, progress=False if args.no_progress else None,
+        strict=args.strict, force=args.force, device=args.device, flow_batch=args.flow_batch,
+        progress=False if args.no_progress else None,
     )
     secs = max(report.seconds, 1e-9)
     print(f"shard {args.shard[0]}/{args.shard[1]}: {len(report.done)} extracted, {len(report.skipped)} already done, "

@@ -82,7 +82,8 @@ def load_split(ann: Any, data: Any) -> tuple[list[VideoRecord], list[VideoRecord
 
 
 def store_flow(records: list[VideoRecord], data: Any) -> FlowConfig:
-    """The flow a frame store's flow JPEGs hold, for a flow run (recorded in its checkpoints).
+    """The flow a frame store's flow JPEGs hold, for a flow run (recorded in its checkpoints); for
+    video files (``data.input = "video"``) the flow ``VideoDataset`` computes: ``data.flow`` or TV-L1.
 
     From the ``meta.json`` of the first videos (all must agree), which ``data.flow``, when set,
     must equal; from ``data.flow`` alone for a store without metadata (e.g. made by other tools).
@@ -91,6 +92,8 @@ def store_flow(records: list[VideoRecord], data: Any) -> FlowConfig:
         ConfigError: naming the store, when neither says, or when they disagree: a model's flow
             must be reproducible at prediction time.
     """
+    if data.input == "video":
+        return data.flow or FlowConfig()
     found: dict[str, Any] | None = None
     where = ""
     for r in records[:16]:

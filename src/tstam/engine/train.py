@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tstam.config import ConfigError, to_dict
+from tstam.data.loader import finish_batch
 from tstam.files import write_text_atomic
 from tstam.checkpoint import load_checkpoint, save_checkpoint
 from tstam.engine.checkpoint import capture_rng, check_compatible, restore_rng
@@ -112,8 +113,9 @@ def train_step(run: TrainRun, x: torch.Tensor, y: torch.Tensor) -> None:
     """One optimisation step on a batch of uint8 clips ``x`` (B, N, C, H, W) and labels ``y`` (B,),
     without a host sync: normalised on the device, mixed precision, gradient scaling and
     clipping; loss and accuracy go into ``run.meter``."""
-    x = run.bare.cfg.preprocess.normalize_clip(x.to(run.device, non_blocking=True))  # uint8 -> float, on the device
-    y = y.to(run.device, non_blocking=True)
+    x, y = x.to(run.device, non_blocking=True), y.to(run.device, non_blocking=True)
+    x = finish_batch(run.train_loader, x)                          # flow of frame pairs on the device, if any
+    x = run.bare.cfg.preprocess.normalize_clip(x)                  # uint8 -> normalised float, on the device
     with autocast(run.device, run.amp):
         logits = run.model(x).logits                               # (B, K)
         loss = F.cross_entropy(logits.float(), y)

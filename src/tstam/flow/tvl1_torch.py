@@ -36,8 +36,8 @@ import torch
 import torch.nn.functional as F
 
 from tstam.device import resolve_device  # the one device check (re-exported: benchmarks/gpu_flow.py)
-from tstam.flow import TVL1Params
-from tstam.median import median_filter
+from .config import TVL1Params
+from .median import median_filter
 
 __all__ = ["tvl1_flow", "resolve_device", "bytes_per_pair", "batch_size_for", "default_budget", "pyramid_sizes"]
 
