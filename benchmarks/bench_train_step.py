@@ -75,6 +75,8 @@ def after_step(run: TrainRun, x: torch.Tensor, y: torch.Tensor, sums: dict[str, 
 
 
 class ScalarReads(TorchDispatchMode):
+    """Counts the ops that copy a tensor's value into Python (``aten._local_scalar_dense``)."""
+
     def __init__(self):
         super().__init__()
         self.count = 0

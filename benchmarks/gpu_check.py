@@ -141,20 +141,12 @@ def check_syncs(dev: torch.device, s: Sizes) -> list[Row]:
             return sum("synchroniz" in str(w.message) for w in caught)
         what = "host syncs (set_sync_debug_mode)"
     else:
-        from torch.utils._python_dispatch import TorchDispatchMode
-
-        class Reads(TorchDispatchMode):
-            n = 0
-
-            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-                Reads.n += func is torch.ops.aten._local_scalar_dense.default
-                return func(*args, **(kwargs or {}))
+        from bench_train_step import ScalarReads
 
         def count(fn) -> int:
-            Reads.n = 0
-            with Reads():
+            with ScalarReads() as reads:
                 fn()
-            return Reads.n
+            return reads.count
         what = "value reads (CPU: no syncs exist)"
     steps = count(lambda: [train_step(run, x, y) for _ in range(10)])
     reads = count(lambda: run.meter.read()["loss"] if dev.type == "cuda" else float(run.meter.sums[0]))
