@@ -224,15 +224,17 @@ def _write_gif(path: Path, frames: list[np.ndarray], fps: float) -> None:
 
 
 def visualize_video(recognizer: Recognizer, video: str | Path, out_dir: str | Path, *, num_crops: int = 1,
-                    animation: Optional[str] = ".gif", prediction: Optional[Prediction] = None) -> Pictures:
+                    animation: Optional[str] = ".gif", prediction: Optional[Prediction] = None,
+                    stem: Optional[str] = None) -> Pictures:
     """Predict a video (or use ``prediction``, made with ``keep_video=True``) and write its pictures.
 
-    Files: ``<out_dir>/<video stem>_attention.png`` and ``..._attention<animation>`` (None: no
-    animation).
+    Files: ``<out_dir>/<stem>_attention.png`` and ``..._attention<animation>`` (None: no
+    animation); ``stem`` defaults to the video's file stem.
     """
     out_dir = check_writable_dir(out_dir)
     pred = prediction or recognizer.predict(video, num_crops=num_crops, keep_video=animation is not None)
-    stem = Path(pred.source).stem if pred.source != "<frames>" else "frames"
+    if stem is None:
+        stem = Path(pred.source).stem if pred.source != "<frames>" else "frames"
     png = attention_figure(pred, out_dir / f"{stem}_attention.png")
     anim = None
     has_attention = any(r.temporal is not None or r.spatial is not None for r in pred.streams.values())

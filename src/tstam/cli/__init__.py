@@ -25,6 +25,7 @@ COMMANDS: tuple[str, ...] = (
     "predict",
     "visualize",
     "export",
+    "serve",
     "ablate",
 )
 
