@@ -14,10 +14,12 @@ For each number of workers W:
 
 Latency is from submission to answer (it includes waiting for a worker), requests/s is N over
 the wall time of the burst, peak memory is the process's peak RSS (VmHWM: models, decoded
-frames, uploads). Torch threads per prediction: cores // W, as the server sets them. Ratios are
+frames, uploads). Torch threads per prediction: cores // W, as the server sets them. The client
+threads run on the same cores. Direct and server bursts alternate for ``--rounds`` rounds (the
+2 cores may be shared with other work) and the medians over rounds are printed; ratios are
 server / direct from the same run.
 
-    python benchmarks/bench_serve.py                    # N=16, W=1,2 (~1 min on 2 cores)
+    python benchmarks/bench_serve.py                    # N=16, W=1,2, 3 rounds (~2 min on 2 cores)
     python benchmarks/bench_serve.py -n 32 --workers 2 --rgb demo/runs/rgb/last.pt --flow demo/runs/flow/last.pt
 """
 from __future__ import annotations
@@ -29,6 +31,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -91,41 +94,53 @@ def run_direct(args: argparse.Namespace) -> None:
     print(json.dumps({**summary(latencies, wall), "peak_mb": peak_mb()}))
 
 
-def run_server(args: argparse.Namespace, workers: int, tmp: Path) -> dict[str, float]:
-    from tstam.serve.client import encode_multipart, post
-
+def start_server(args: argparse.Namespace, workers: int, tmp: Path) -> tuple[subprocess.Popen, str]:
     threads = max(1, len(os.sched_getaffinity(0)) // workers)
     cmd = [sys.executable, "-m", "tstam", "serve", "--rgb", str(args.rgb), "--flow", str(args.flow), "--port", "0",
            "--workers", str(workers), "--queue", str(args.n), "--threads", str(threads)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "TMPDIR": str(tmp)})
-    url = None
-    try:
-        for line in proc.stdout:
-            m = re.search(r"listening on (http://\S+)/", line)
-            url = url or (m.group(1) if m else None)
-            if "Application startup complete" in line:
-                break
-        if url is None:
-            raise SystemExit(f"tstam serve did not start: {line}")
-        body, ctype = encode_multipart({}, (Path(args.video).name, Path(args.video).read_bytes()))
-        assert post(url, "/api/predict", body, ctype)[0] == 200  # warm-up
-        t0 = time.perf_counter()
+    url, lines = None, []
+    for line in proc.stdout:
+        lines.append(line)
+        m = re.search(r"listening on (http://\S+)/", line)
+        url = url or (m.group(1) if m else None)
+        if "Application startup complete" in line:
+            break
+    if url is None:
+        proc.kill()
+        raise SystemExit("tstam serve did not start:\n" + "".join(lines))
+    threading.Thread(target=lambda: proc.stdout.read(), daemon=True).start()  # keep its log pipe drained
+    return proc, url
 
-        def one(_: int) -> tuple[int, float]:
-            status, _, data = post(url, "/api/predict", body, ctype)
-            return status, time.perf_counter() - t0
 
-        with ThreadPoolExecutor(args.n) as pool:
-            replies = list(pool.map(one, range(args.n)))
-        wall = time.perf_counter() - t0
-        bad = [s for s, _ in replies if s != 200]
-        if bad:
-            raise SystemExit(f"{len(bad)} of {args.n} requests failed: HTTP {sorted(set(bad))}")
-        return {**summary([t for _, t in replies], wall), "peak_mb": peak_mb(proc.pid)}
-    finally:
-        proc.send_signal(2)  # Ctrl-C: the server shuts down and removes its work folder
-        proc.wait(timeout=60)
+def server_burst(args: argparse.Namespace, url: str, body: bytes, ctype: str) -> dict[str, float]:
+    from tstam.serve.client import post
+
+    t0 = time.perf_counter()
+
+    def one(_: int) -> tuple[int, float]:
+        status, _, data = post(url, "/api/predict", body, ctype)
+        return status, time.perf_counter() - t0
+
+    with ThreadPoolExecutor(args.n) as pool:
+        replies = list(pool.map(one, range(args.n)))
+    wall = time.perf_counter() - t0
+    bad = [s for s, _ in replies if s != 200]
+    if bad:
+        raise SystemExit(f"{len(bad)} of {args.n} requests failed: HTTP {sorted(set(bad))}")
+    return summary([t for _, t in replies], wall)
+
+
+def direct_burst(args: argparse.Namespace, workers: int) -> dict[str, float]:
+    child = subprocess.run([sys.executable, __file__, "--direct", "-n", str(args.n), "--workers", str(workers),
+                            "--video", args.video, "--rgb", args.rgb, "--flow", args.flow],
+                           capture_output=True, text=True, check=True)
+    return json.loads(child.stdout.strip().splitlines()[-1])
+
+
+def median(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {k: float(np.median([r[k] for r in runs])) for k in runs[0]}
 
 
 def main() -> None:
@@ -136,6 +151,7 @@ def main() -> None:
     ap.add_argument("--rgb", default=None, help="RGB checkpoint (default: untrained demo-size)")
     ap.add_argument("--flow", default=None, help="flow checkpoint (default: untrained demo-size)")
     ap.add_argument("--cores", type=int, default=2, help="CPU cores to run on (this process and its children)")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating direct and server bursts per setting")
     ap.add_argument("--direct", action="store_true", help=argparse.SUPPRESS)  # child: the baseline
     args = ap.parse_args()
     if args.direct:
@@ -149,19 +165,32 @@ def main() -> None:
             args.rgb, args.flow = (str(p) for p in demo_checkpoints(tmp).values())
         size = Path(args.video).stat().st_size / 1024
         print(f"{args.n} concurrent uploads of {Path(args.video).name} ({size:.0f} kB) on {len(cores)} cores; "
-              f"models {Path(args.rgb).name} + {Path(args.flow).name}; latency from submission to answer")
+              f"models {Path(args.rgb).name} + {Path(args.flow).name}; latency from submission to answer; "
+              f"medians of {args.rounds} alternating rounds")
         print(f"{'workers':>7}  {'mode':6}  {'req/s':>6}  {'p50 s':>6}  {'p95 s':>6}  {'peak MB':>7}")
+        from tstam.serve.client import encode_multipart, post
+
+        body, ctype = encode_multipart({}, (Path(args.video).name, Path(args.video).read_bytes()))
         for w in (int(v) for v in args.workers.split(",")):
-            child = subprocess.run([sys.executable, __file__, "--direct", "-n", str(args.n), "--workers", str(w),
-                                    "--video", args.video, "--rgb", args.rgb, "--flow", args.flow],
-                                   capture_output=True, text=True, check=True)
-            direct = json.loads(child.stdout.strip().splitlines()[-1])
-            served = run_server(args, w, tmp)
+            proc, url = start_server(args, w, tmp)
+            try:
+                assert post(url, "/api/predict", body, ctype)[0] == 200  # warm-up, as the direct run's first call
+                runs: dict[str, list] = {"direct": [], "server": []}
+                for _ in range(args.rounds):
+                    runs["direct"].append(direct_burst(args, w))
+                    runs["server"].append(server_burst(args, url, body, ctype))
+                server_peak = peak_mb(proc.pid)  # over its whole life: warm-up and every round
+            finally:
+                proc.send_signal(2)  # Ctrl-C: the server shuts down and removes its work folder
+                proc.wait(timeout=60)
+            direct, served = median(runs["direct"]), {**median(runs["server"]), "peak_mb": server_peak}
+            rounds = {m: ", ".join(f"{r['rps']:.1f}" for r in rs) for m, rs in runs.items()}
             for mode, r in (("direct", direct), ("server", served)):
                 print(f"{w:>7}  {mode:6}  {r['rps']:6.2f}  {r['p50']:6.2f}  {r['p95']:6.2f}  {r['peak_mb']:7.0f}")
             print(f"{'':>7}  ratio server/direct: req/s {served['rps'] / direct['rps']:.2f}x, "
                   f"p50 {served['p50'] / direct['p50']:.2f}x, p95 {served['p95'] / direct['p95']:.2f}x, "
-                  f"peak memory {served['peak_mb'] / direct['peak_mb']:.2f}x")
+                  f"peak memory {served['peak_mb'] / direct['peak_mb']:.2f}x  "
+                  f"(req/s per round: direct {rounds['direct']}; server {rounds['server']})")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ def main() -> None:
         driver = new_driver(Path(tmp) / "profile")
         try:
             open_page(driver, server.url)
-            click_sample(driver, args.sample)
+            click_sample(driver, args.sample, server.output)
             png = shot(driver, Path(args.out), args.width)
         finally:
             driver.quit()

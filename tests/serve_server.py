@@ -20,7 +20,7 @@ from typing import Any, Optional
 
 import pytest
 
-from predict_models import make_checkpoint
+from predict_models import make_checkpoints
 from tstam.serve.client import encode_multipart as multipart
 
 LIMIT_MB = 1            # --max-upload-mb: mmaction2_test.mp4 (1.35 MB) is over it, the .avi clips are not
@@ -123,9 +123,7 @@ def stop_server(server: Server) -> int:
 
 @pytest.fixture(scope="session")
 def serve_ckpts(tmp_path_factory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("serve_ckpt")
-    return {"rgb": make_checkpoint(d / "rgb.pt", "rgb", seed=1, sharpen=20.0),
-            "flow": make_checkpoint(d / "flow.pt", "flow", seed=2, sharpen=20.0)}
+    return make_checkpoints(tmp_path_factory.mktemp("serve_ckpt"))
 
 
 @pytest.fixture(scope="session")

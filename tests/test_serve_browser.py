@@ -47,8 +47,9 @@ def browser(tmp_path):
     driver.quit()
 
 
-def _wait(driver, condition, what: str):
-    """Until ``condition(driver)``; on time-out the page's state and the browser's log say why."""
+def _wait(driver, condition, what: str, server_log: tuple[str, ...] | list[str] = ()):
+    """Until ``condition(driver)``; on time-out the page's state, the browser's log and the end of
+    the server's log say why."""
     from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -59,7 +60,8 @@ def _wait(driver, condition, what: str):
             "return {running, job: document.getElementById('job-name').textContent, "
             "stages: [...document.querySelectorAll('#stages li')].map(l => l.dataset.stage + ':' + l.className), "
             "result_hidden: document.getElementById('result').hidden, error: document.getElementById('error').textContent}")
-        raise AssertionError(f"timed out waiting for {what}; page: {state}; browser log: {driver.get_log('browser')}")
+        raise AssertionError(f"timed out waiting for {what}; page: {state}; browser log: {driver.get_log('browser')}; "
+                             "server log:\n" + "".join(server_log[-30:]))
 
 
 def shot(driver, path: Path, width: int) -> Path:
@@ -78,14 +80,14 @@ def _table(driver, stream: str) -> list[tuple[str, str]]:
     return [(r.find_element(By.CSS_SELECTOR, "td.cls").text, r.find_element(By.CSS_SELECTOR, "td.p").text) for r in rows]
 
 
-def result_for(driver, name: str) -> None:
+def result_for(driver, name: str, server_log: list[str]) -> None:
     from selenium.webdriver.common.by import By
 
     _wait(driver, lambda d: d.find_element(By.ID, "result").is_displayed()
-          and d.find_element(By.ID, "job-name").text == name, f"the result of {name}")
+          and d.find_element(By.ID, "job-name").text == name, f"the result of {name}", server_log)
     _wait(driver, lambda d: d.execute_script(
         "return ['attention', 'animation'].every(id => { const i = document.getElementById(id); "
-        "return i.complete && i.naturalWidth > 0; })"), "the attention pictures to load")
+        "return i.complete && i.naturalWidth > 0; })"), "the attention pictures to load", server_log)
 
 
 def open_page(driver, url: str) -> None:
@@ -93,11 +95,11 @@ def open_page(driver, url: str) -> None:
     _wait(driver, lambda d: d.execute_script("return document.body.dataset.ready === '1'"), "the page to start")
 
 
-def click_sample(driver, name: str) -> None:
+def click_sample(driver, name: str, server_log: list[str]) -> None:
     from selenium.webdriver.common.by import By
 
     driver.find_element(By.CSS_SELECTOR, f'#sample-list button[data-sample="{name}"]').click()
-    result_for(driver, name)
+    result_for(driver, name, server_log)
 
 
 def test_page_upload_sample_and_bad_file(server, browser, tmp_path):
@@ -111,7 +113,7 @@ def test_page_upload_sample_and_bad_file(server, browser, tmp_path):
 
     # a real clip through the file picker
     d.find_element(By.ID, "file").send_keys(str(CLIP))
-    result_for(d, CLIP.name)
+    result_for(d, CLIP.name, server.output)
     truth = Recognizer.from_paths(rgb=server.ckpts["rgb"], flow=server.ckpts["flow"]).predict(CLIP)
     assert _table(d, "fused") == [(c, f"{p:.3f}") for c, p in truth.top(5)]
     for stream in ("rgb", "flow"):
@@ -140,9 +142,9 @@ def test_page_upload_sample_and_bad_file(server, browser, tmp_path):
     # a sample clip, then a file that is not a video: the decoder's message is shown
     d.set_window_size(1280, 1000)
     name = samples[0].get_attribute("data-sample")
-    click_sample(d, name)
+    click_sample(d, name, server.output)
     bad = tmp_path / "notes.txt"
     bad.write_text("not a video\n")
     d.find_element(By.ID, "file").send_keys(str(bad))
-    _wait(d, lambda d: d.find_element(By.ID, "error").is_displayed(), "the error message")
+    _wait(d, lambda d: d.find_element(By.ID, "error").is_displayed(), "the error message", server.output)
     assert "422: notes.txt: unsupported extension '.txt'" in d.find_element(By.ID, "error").text

@@ -3,13 +3,14 @@ bad limits, no serve extra) gives a clear message and exit status 2 without a tr
 the core and the other subcommands never import the web stack."""
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
 
 import pytest
 
-from predict_models import REAL_VIDEOS
+from predict_models import CLASSES, REAL_VIDEOS
 from tstam.cli import main
 from tstam.serve.config import SERVE_EXTRA_MODULES
 from tstam.serve.server import bind
@@ -73,29 +74,24 @@ def test_bind_default_is_loopback_and_port_zero_picks_one():
     assert args.host == "127.0.0.1"
 
 
-def _python(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+WEB = ("fastapi", "starlette", "uvicorn", "multipart", "python_multipart", "fastapi_offline")
 
 
-BLOCK = "import sys\nfor m in {mods!r}: sys.modules[m] = None  # as if the serve extra were not installed\n"
-
-
-def test_without_the_serve_extra(serve_ckpts, tmp_path):
-    block = BLOCK.format(mods=list(SERVE_EXTRA_MODULES) + ["starlette"])
-    r = _python(block + f"from tstam.cli import main\nsys.exit(main(['serve', '--rgb', {str(serve_ckpts['rgb'])!r}]))")
-    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
-    assert "needs the 'serve' extra (missing: fastapi, uvicorn, python-multipart, fastapi-offline)" in r.stderr
+def test_core_and_other_subcommands_without_the_web_stack(serve_ckpts):
+    """One fresh interpreter: the core imports none of the web stack; then, with the serve extra's
+    modules blocked as if not installed, `tstam serve` says what to install and `tstam predict` works."""
+    clip, ckpt = str(REAL_VIDEOS / "v_BaseballPitch_g01_c01.avi"), str(serve_ckpts["rgb"])
+    code = (f"import json, sys\nimport tstam, tstam.api, tstam.inference, tstam.visualize, tstam.serve\n"
+            f"from tstam.cli import build_parser, main\nbuild_parser()\n"
+            f"loaded = sorted(m for m in {WEB!r} if m in sys.modules)\n"
+            f"for m in {WEB!r}: sys.modules[m] = None\n"
+            f"serve = main(['serve', '--rgb', {ckpt!r}])\npredict = main(['predict', {clip!r}, '--rgb', {ckpt!r}])\n"
+            f"print(json.dumps({{'loaded': loaded, 'serve': serve, 'predict': predict}}))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out == {"loaded": [], "serve": 2, "predict": 0}, (out, r.stderr)
+    assert "needs the 'serve' extra (missing: " + ", ".join(SERVE_EXTRA_MODULES.values()) + ")" in r.stderr
     assert 'pip install -e ".[serve]"' in r.stderr
-    # the core and another subcommand work without it
-    clip = REAL_VIDEOS / "v_BaseballPitch_g01_c01.avi"
-    r = _python(block + "import tstam, tstam.api\nfrom tstam.cli import main\n"
-                f"sys.exit(main(['predict', {str(clip)!r}, '--rgb', {str(serve_ckpts['rgb'])!r}]))")
-    assert r.returncode == 0 and "BaseballPitch" in r.stdout, r.stderr
-
-
-def test_core_does_not_import_the_web_stack():
-    r = _python("import sys, tstam, tstam.api, tstam.inference, tstam.visualize, tstam.serve\n"
-                "from tstam.cli import build_parser\nbuild_parser()\n"
-                "print(sorted(m for m in ('fastapi', 'starlette', 'uvicorn', 'multipart', 'python_multipart', "
-                "'fastapi_offline') if m in sys.modules))")
-    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
+    rows = [line.split() for line in r.stdout.splitlines()]
+    assert any(row[:1] == ["1"] and row[1] in CLASSES for row in rows if len(row) > 1), r.stdout  # the top-k table

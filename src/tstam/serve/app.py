@@ -33,6 +33,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 import tstam
 from tstam.inference import Recognizer, stream_metadata
@@ -87,11 +88,11 @@ async def _send_json(send: Callable, status: int, body: dict[str, Any]) -> None:
 class BodyLimit:
     """ASGI middleware: a POST body over ``max_bytes`` gets 413, without being stored.
 
-    A declared Content-Length over the limit is answered before the body is read when the client
-    waits for it (``Expect: 100-continue``, as curl does for large files); a body without one
-    (chunked) is counted as it arrives. Otherwise the rest of the body, up to twice the limit, is
-    read and dropped first, so that a client that sends without waiting (a browser) can read the
-    answer instead of seeing the connection reset; beyond that the connection is closed.
+    A declared Content-Length over the limit is answered before the body is read; a body without
+    one (chunked) is counted as it arrives. A body of up to twice the limit is read to its end
+    and dropped before the answer, so that a client that sends without waiting for it (a
+    browser; curl waits with ``Expect: 100-continue``) reads the 413 instead of seeing the
+    connection reset; a larger one is cut off.
     """
 
     def __init__(self, app: Any, max_bytes: int):
@@ -109,7 +110,7 @@ class BodyLimit:
         headers = dict(scope["headers"])
         length = headers.get(b"content-length", b"")
         if length.isdigit() and int(length) > self.max_bytes:
-            if b"100-continue" not in headers.get(b"expect", b"").lower():
+            if int(length) <= 2 * self.max_bytes and b"100-continue" not in headers.get(b"expect", b"").lower():
                 await self._drain(receive, 0, True)
             return await _send_json(send, 413, {"detail": _too_large(f"{int(length) / 2**20:.2f} MB", self.max_bytes)})
         seen = 0
@@ -130,6 +131,18 @@ class _Refused(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status, self.message = status, message
+
+
+async def _discard_body(request: Request) -> None:
+    """Read and drop a request's body (bounded by ``BodyLimit``) so that a client that is still
+    sending it reads the answer; a client that waits (``Expect: 100-continue``) sends nothing."""
+    if "100-continue" in request.headers.get("expect", "").lower():
+        return
+    try:
+        async for _ in request.stream():
+            pass
+    except (UploadTooLarge, ClientDisconnect):
+        pass
 
 
 def _save(src: Any, dest: Path) -> None:
@@ -190,6 +203,7 @@ def create_app(recognizer: Recognizer, cfg: ServeConfig) -> FastAPI:
         try:
             job = pool.open()
         except Busy as e:
+            await _discard_body(request)
             return JSONResponse({"detail": str(e)}, 503, headers={"Retry-After": str(e.retry_after)})
         try:
             try:
@@ -262,7 +276,7 @@ def create_app(recognizer: Recognizer, cfg: ServeConfig) -> FastAPI:
         if isinstance(job, JSONResponse):
             return job
         assert job.future is not None
-        await asyncio.wrap_future(job.future)
+        await asyncio.shield(asyncio.wrap_future(job.future))  # a client that leaves does not cancel a queued job
         return answer(job)
 
     @app.post("/api/jobs", status_code=202, summary="start classifying one uploaded video; poll the job",
