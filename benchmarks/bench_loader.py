@@ -1,13 +1,12 @@
-"""Loader throughput vs. what one training step of the full model consumes (issue 4, DESIGN 3-4).
+"""Loader throughput per worker process (DESIGN 3-4): how many workers keep a GPU fed.
 
 Writes a frame store of real JPEGs (240x320, textured, like UCF101 after extraction) to a temp
-folder, then measures, in one run on this machine:
-  * loader clips/s (FrameDataset, train mode, N = 6, 224x224, batch 8) with 1 worker (the
-    per-worker rate) and with 2 workers; the first batch (worker start-up) is not timed;
-  * the clips/s one SGD training step of the full T-STAM model consumes (forward + backward +
-    step, batch 1 after one warm-up step, same input shape), the baseline the loader must outrun;
-and prints absolute numbers and the ratio loader / model (goal >= 3). Run:
-    python benchmarks/bench_loader.py [--videos 16] [--clips 48] [--steps 1] [--model-batch 1]
+folder, then measures loader clips/s (FrameDataset, train mode, N = 6, 224x224 uint8 clips,
+batch 8) with 1 worker (the per-worker rate) and with 2 workers, in one run on this machine; the
+first batch (worker start-up) is not timed. The baseline a loader must outrun is what one GPU
+training step consumes: ``benchmarks/gpu_check.py`` measures that on the GPU and divides; a CPU
+training step here (far slower than any GPU) would make every loader look fast enough. Run:
+    python benchmarks/bench_loader.py [--videos 16] [--clips 48]
 """
 from __future__ import annotations
 
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 
 from tstam.data import DataConfig, FrameDataset, VideoRecord, build_loader
+from tstam.models import ModelConfig
 
 
 def make_store(root: Path, videos: int, frames: int, seed: int = 0) -> list[VideoRecord]:
@@ -60,34 +60,11 @@ def loader_rate(ds: FrameDataset, workers: int, clips: int, batch: int = 8) -> f
     return rate
 
 
-def model_rate(modality: str, steps: int, batch: int) -> float:
-    from tstam.models import ModelConfig, build_model
-
-    model = build_model(ModelConfig(modality=modality, num_classes=101)).train()
-    opt = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9, weight_decay=5e-4)
-    c = 3 if modality == "rgb" else 10
-    x = torch.randn(batch, 6, c, 224, 224)
-    y = torch.randint(0, 101, (batch,))
-
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        torch.nn.functional.cross_entropy(model(x).logits, y).backward()
-        opt.step()
-
-    step()  # warm-up
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return batch * steps / (time.perf_counter() - t0)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--videos", type=int, default=16)
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--clips", type=int, default=48, help="clips timed per loader setting")
-    ap.add_argument("--steps", type=int, default=1, help="timed training steps per modality")
-    ap.add_argument("--model-batch", type=int, default=1, help="clips per training step")
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -96,17 +73,14 @@ def main() -> None:
         print(f"frame store: {args.videos} videos x {args.frames} frames (240x320 JPEG) in {time.perf_counter() - t0:.1f} s")
         rows = []
         for modality in ("rgb", "flow"):
-            ds = FrameDataset(recs, root=tmp, mode="train", cfg=DataConfig(modality=modality), seed=0)
-            r1 = loader_rate(ds, 1, args.clips // 2)
-            r2 = loader_rate(ds, 2, args.clips)
-            m = model_rate(modality, args.steps, args.model_batch)
-            rows.append((modality, r1, r2, m))
+            ds = FrameDataset(recs, root=tmp, mode="train", data=DataConfig(),
+                              model=ModelConfig(modality=modality, num_classes=101), seed=0)
+            rows.append((modality, loader_rate(ds, 1, args.clips // 2), loader_rate(ds, 2, args.clips)))
     print()
-    print("| modality | loader 1 worker clips/s (per worker) | loader 2 workers clips/s | 2w / 1w "
-          "| model train step clips/s (baseline) | ratio loader(2w) / model |")
-    print("|---|---|---|---|---|---|")
-    for modality, r1, r2, m in rows:
-        print(f"| {modality} | {r1:.1f} | {r2:.1f} | {r2 / r1:.2f} | {m:.3f} | {r2 / m:.0f}x (goal >= 3) |")
+    print("| modality | loader 1 worker clips/s (per worker) | loader 2 workers clips/s | 2w / 1w |")
+    print("|---|---|---|---|")
+    for modality, r1, r2 in rows:
+        print(f"| {modality} | {r1:.1f} | {r2:.1f} | {r2 / r1:.2f} |")
     print("\nclips = N 6 snippets at 224x224 (RGB 3 channels; flow 5 fields = 10 channels), train augmentation.")
     print("A GPU consuming G clips/s needs about G / (per-worker clips/s) workers.")
 

@@ -27,7 +27,7 @@ import cv2
 import torch
 
 from tstam.config import to_dict
-from tstam.engine.checkpoint import save_checkpoint
+from tstam.checkpoint import save_checkpoint
 from tstam.flow import FlowConfig
 from tstam.inference import Recognizer
 from tstam.models import ModelConfig, build_model

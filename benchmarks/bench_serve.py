@@ -46,7 +46,7 @@ def demo_checkpoints(out: Path) -> dict[str, Path]:
     from tstam.config import to_dict
     from tstam.demo.config import DemoConfig
     from tstam.demo.pipeline import stream_config
-    from tstam.engine.checkpoint import save_checkpoint
+    from tstam.checkpoint import save_checkpoint
     from tstam.flow import FlowConfig
     from tstam.models import build_model
     from tstam.synthetic import DEMO_CLASSES

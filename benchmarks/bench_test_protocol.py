@@ -1,6 +1,6 @@
 """Benchmark: the test protocol (25 frames x 10 crops, both streams) against its FLOP floor.
 
-ratio = wall time of ``tstam.engine.testing.score_checkpoint`` on a fixed set of videos (frame
+ratio = wall time of ``tstam.engine.testing.score_stream`` on a fixed set of videos (frame
 store on disk: JPEG decoding, resizing, 10 crops, normalisation, model) for the RGB and the flow
 stream, divided by (model FLOPs of 25 frames x 10 crops x 2 streams x videos) / (float32 matmul
 FLOP/s measured in this run). Goal: <= 1.5. Also printed: the same ratio for the model forwards
@@ -27,8 +27,9 @@ from tstam.config import to_dict
 from tstam.data.config import DataConfig
 from tstam.data.records import VideoRecord
 from tstam.data.store import FLOW_X_TMPL, FLOW_Y_TMPL, RGB_TMPL, write_meta
-from tstam.engine.checkpoint import save_checkpoint
-from tstam.engine.testing import predict_views, score_checkpoint
+from tstam.checkpoint import save_checkpoint
+from tstam.checkpoint import load_stream
+from tstam.engine.testing import predict_views, score_stream
 from tstam.models import ModelConfig, build_model
 from tstam.models.inference import prepare_for_inference
 
@@ -93,16 +94,17 @@ def main() -> None:
             ck = save_checkpoint(tmp / f"{modality}.pt", {"model": model.state_dict(), "model_config": to_dict(mcfg),
                                                          "classes": [str(i) for i in range(101)], "flow": None,
                                                          "epoch": 0, "step": 0})
-            views = torch.randn(args.crops, args.frames, mcfg.in_chans, args.size, args.size)
+            views = torch.randint(0, 256, (args.crops, args.frames, mcfg.in_chans, args.size, args.size),
+                                  dtype=torch.uint8)
             with FlopCounterMode(display=False) as fc, torch.no_grad():
-                model(views[:1])
+                model(mcfg.preprocess.normalize_clip(views[:1]))
             flops = fc.get_total_flops() * args.crops * args.videos
-            data = DataConfig(root=str(tmp / "store"), modality=modality, input_size=args.size, resize=resize,
+            data = DataConfig(root=str(tmp / "store"), resize=resize,
                               test_frames=args.frames, test_crops=args.crops, workers=0)
-            wall, cpu, s = timed(lambda: score_checkpoint(ck, recs, root=tmp / "store", data=data,
-                                                          chunk_frames=args.chunk_frames))
+            wall, cpu, s = timed(lambda: score_stream(load_stream(ck), recs, root=tmp / "store", data=data,
+                                                      chunk_frames=args.chunk_frames))
             assert s.probs.shape == (args.videos, 101)
-            fast = prepare_for_inference(model, channels_last=True)  # what score_checkpoint runs
+            fast = prepare_for_inference(model, channels_last=True)  # what score_stream runs
             mwall, mcpu, _ = timed(lambda: [predict_views(fast, views, chunk_frames=args.chunk_frames)
                                             for _ in range(args.videos)])
             rates.append(matmul_flops_per_s())

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from tstam.data.store import FLOW_X_TMPL, FLOW_Y_TMPL, RGB_TMPL, write_meta
+from tstam.flow import FlowConfig
 
 from fixtures import MMA_FRAMES as REAL
 CLASSES = ["ApplyEyeMakeup", "BaseballPitch", "Clap", "Dive"]
-FLOW_META = {"algorithm": "tvl1", "bound": 20.0, "params": {"note": "test fixture"}}
+FLOW_META = FlowConfig().describe()  # what meta.json records (the fixture's flow JPEGs are grey images)
 
 
 def make_store(root: Path, *, n_train: int = 8, n_test: int = 4, frames: int = 8) -> dict[str, Path]:
@@ -54,7 +55,7 @@ def tiny_config(store: dict[str, Path], out_dir: Path, *, modality: str = "rgb",
         "annotations": {"format": "csv", "path": str(store["train"]), "test_path": str(store["test"])},
         "data": {"root": str(store["root"]), "resize": [72, 96], "batch_size": 2, "workers": 0,
                  "test_frames": 3, "test_crops": 1},
-        "optim": {"lr": 0.01, "epochs": 2, "lr_steps": [1], "clip_grad": 40.0, "bn": "partial"},
+        "optim": {"lr": 0.01, "epochs": 2, "lr_steps": [1], "clip_grad": 40.0, "bn": "full"},
         "run": {"out_dir": str(out_dir), "seed": 0, "eval_every": 1, "device": "cpu", "tensorboard": True},
     }
     for name, values in sections.items():

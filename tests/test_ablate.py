@@ -58,9 +58,9 @@ def test_segment_settings_reach_model_and_data(tmp_path):
 
     cfg = AblateConfig(out=str(tmp_path), quick=True)
     t = _train_config(cfg, GROUPS["segments"][0], seed=1)
-    assert t.model.num_segments == t.data.num_segments == 3 and t.run.seed == 1
+    assert t.model.num_segments == 3 and t.run.seed == 1
     assert _train_config(cfg, GROUPS["heads"][3], seed=0).run.out_dir.endswith("flow_ref_s0")  # heads=4: the reference
-    assert _train_config(cfg, GROUPS["segments"][3], seed=0).data.num_segments == 6
+    assert _train_config(cfg, GROUPS["segments"][3], seed=0).model.num_segments == 6
 
 
 def test_bad_groups_are_named():

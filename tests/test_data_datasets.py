@@ -10,10 +10,16 @@ from tstam.data.config import DataConfig
 from tstam.data.datasets import FrameDataset
 from tstam.data.loader import ShardSampler, build_loader
 from tstam.data.records import VideoRecord
-from tstam.preprocess import flow_preprocess
+from tstam.models import ModelConfig
 
 from fixtures import MMA_FRAMES as MMA
-SMALL = dict(input_size=32, resize=[40, 56], num_segments=3)
+
+SMALL = DataConfig(resize=[40, 56])
+
+
+def clip_of(modality="rgb", **kw):
+    """The model config that says what a clip is: 3 segments of 32x32 crops."""
+    return ModelConfig(modality=modality, num_classes=5, num_segments=3, input_size=32, **kw)
 
 
 def make_store(root: Path, videos: dict[str, int], size=(40, 56)) -> list[VideoRecord]:
@@ -40,60 +46,56 @@ def store(tmp_path_factory):
 
 def test_rgb_items_and_sampled_frames(store):
     root, recs = store
-    ds = FrameDataset(recs, root=root, modality="rgb", mode="val", cfg=DataConfig(**SMALL))
+    ds = FrameDataset(recs, root=root, mode="val", data=SMALL, model=clip_of("rgb"))
     assert [r.num_frames for r in ds.records] == [30, 4, 12, 20, 9]
     clip, label = ds[0]
-    assert clip.shape == (3, 3, 32, 32) and clip.dtype == torch.float32 and label == 0
-    # segment centres of 30 frames, 3 segments: 0-based 5, 15, 25 -> pixel values 6, 16, 26 (BGR mean removed)
-    means = torch.tensor([104.0, 117.0, 128.0])[:, None, None]
-    assert torch.allclose((clip + means).mean(dim=(1, 2, 3)), torch.tensor([6.0, 16.0, 26.0]), atol=0.6)
+    assert clip.shape == (3, 3, 32, 32) and clip.dtype == torch.uint8 and label == 0
+    # segment centres of 30 frames, 3 segments: 0-based 5, 15, 25 -> pixel values 6, 16, 26
+    assert torch.allclose(clip.float().mean(dim=(1, 2, 3)), torch.tensor([6.0, 16.0, 26.0]), atol=0.6)
     short, _ = ds[1]  # 4 frames, 3 segments
     assert short.shape == (3, 3, 32, 32)
 
 
 def test_flow_items_stack_five_fields(store):
     root, recs = store
-    cfg = DataConfig(modality="flow", **SMALL)
-    ds = FrameDataset(recs, root=root, mode="val", cfg=cfg, preprocess=flow_preprocess())
+    ds = FrameDataset(recs, root=root, mode="val", data=SMALL, model=clip_of("flow"))
     clip, _ = ds[0]
-    assert clip.shape == (3, 10, 32, 32)
+    assert clip.shape == (3, 10, 32, 32) and clip.dtype == torch.uint8
     # 29 fields, snippets of 5: 25 starts, centres 4, 12, 20 -> x channels 100 + start + 1 + k; y 50
-    xs = (clip[:, 0::2] + 128).mean(dim=(2, 3))
+    xs = clip[:, 0::2].float().mean(dim=(2, 3))
     expected = torch.tensor([[101.0 + s + k for k in range(5)] for s in (4, 12, 20)])
     assert torch.allclose(xs, expected, atol=0.6)
-    assert torch.allclose(clip[:, 1::2] + 128, torch.full_like(clip[:, 1::2], 50.0), atol=0.6)
+    assert torch.allclose(clip[:, 1::2].float(), torch.full_like(clip[:, 1::2], 50.0, dtype=torch.float32), atol=0.6)
     tiny, _ = ds[1]  # 3 flow fields, snippets past the end are clamped
     assert tiny.shape == (3, 10, 32, 32)
 
 
 def test_train_flip_inverts_flow_x(store):
     root, recs = store
-    cfg = DataConfig(modality="flow", **SMALL)
-    ds = FrameDataset(recs[:1], root=root, mode="train", cfg=cfg)
+    ds = FrameDataset(recs[:1], root=root, mode="train", data=SMALL, model=clip_of("flow"))
     xs = set()
     for epoch in range(12):
         clip, _ = ds[(0, epoch)]
-        xs.add(round(float((clip[0, 0] + 128).mean())))
+        xs.add(round(float(clip[0, 0].float().mean())))
     assert any(v > 128 for v in xs) and any(v < 128 for v in xs)  # 100+i unflipped, 155-i flipped
 
 
 def test_test_mode_crops(store):
     root, recs = store
-    cfg = DataConfig(test_frames=5, test_crops=10, **SMALL)
-    clip, label = FrameDataset(recs, root=root, mode="test", cfg=cfg)[2]
+    cfg = DataConfig(test_frames=5, test_crops=10, resize=[40, 56])
+    clip, label = FrameDataset(recs, root=root, mode="test", data=cfg, model=clip_of())[2]
     assert clip.shape == (10, 5, 3, 32, 32) and label == 2
-    cfg3 = DataConfig(test_frames=4, test_crops=3, modality="flow", **SMALL)
-    assert FrameDataset(recs, root=root, mode="test", cfg=cfg3)[0][0].shape == (3, 4, 10, 32, 32)
+    cfg3 = DataConfig(test_frames=4, test_crops=3, resize=[40, 56])
+    assert FrameDataset(recs, root=root, mode="test", data=cfg3, model=clip_of("flow"))[0][0].shape == (3, 4, 10, 32, 32)
 
 
 def test_deterministic_by_seed_epoch_index(store):
     root, recs = store
-    cfg = DataConfig(**SMALL)
-    a = FrameDataset(recs, root=root, mode="train", cfg=cfg, seed=3)
-    b = FrameDataset(recs, root=root, mode="train", cfg=cfg, seed=3)
+    a = FrameDataset(recs, root=root, mode="train", data=SMALL, model=clip_of(), seed=3)
+    b = FrameDataset(recs, root=root, mode="train", data=SMALL, model=clip_of(), seed=3)
     assert torch.equal(a[(0, 1)][0], b[(0, 1)][0])
     assert any(not torch.equal(a[(0, 1)][0], a[(0, e)][0]) for e in range(2, 6))
-    c = FrameDataset(recs, root=root, mode="train", cfg=cfg, seed=4)
+    c = FrameDataset(recs, root=root, mode="train", data=SMALL, model=clip_of(), seed=4)
     assert any(not torch.equal(a[(0, e)][0], c[(0, e)][0]) for e in range(4))
 
 
@@ -102,18 +104,19 @@ def test_store_problems_raise_before_training(tmp_path):
     (tmp_path / "v_gap" / "img_00003.jpg").unlink()
     missing = VideoRecord("v_none", "Cls/v_none.avi", 0)
     with pytest.raises(ValueError, match=r"(?s)2 problem\(s\).*v_gap: missing frame\(s\) img_00003\.jpg.*v_none: frame folder does not exist"):
-        FrameDataset(recs + [missing], root=tmp_path, mode="train", cfg=DataConfig(**SMALL))
+        FrameDataset(recs + [missing], root=tmp_path, mode="train", data=SMALL, model=clip_of())
 
 
 def test_mmaction_fixture_rgb_and_flow():
     rec = VideoRecord(MMA.name, MMA.name, 0)
     cfg = DataConfig(flow_x_tmpl="x_{:05d}.jpg", flow_y_tmpl="y_{:05d}.jpg")
-    rgb, _ = FrameDataset([rec], root=MMA.parent, modality="rgb", mode="train", cfg=cfg)[0]
+    rgb, _ = FrameDataset([rec], root=MMA.parent, mode="train", data=cfg, model=ModelConfig())[0]
     assert rgb.shape == (6, 3, 224, 224)
-    flow_ds = FrameDataset([rec], root=MMA.parent, modality="flow", mode="val", cfg=cfg)
+    flow_ds = FrameDataset([rec], root=MMA.parent, mode="val", data=cfg, model=ModelConfig(modality="flow"))
     assert flow_ds.records[0].num_frames == 6  # 5 flow fields
     flow, _ = flow_ds[0]
-    assert flow.shape == (6, 10, 224, 224) and flow.abs().max() <= 128
+    # the fixture's grey flow JPEGs, as stored: frame 2-6 means of x and y lie near the neutral 128
+    assert flow.shape == (6, 10, 224, 224) and flow.dtype == torch.uint8 and 100 < flow.float().mean() < 156
 
 
 def test_ddp_shards_disjoint_and_cover():
@@ -137,12 +140,12 @@ def test_ddp_shards_disjoint_and_cover():
 
 
 def _labels_and_sums(loader):
-    return [(b[1].tolist(), [round(float(x), 3) for x in b[0].sum(dim=(1, 2, 3, 4))]) for b in loader]
+    return [(b[1].tolist(), [int(x) for x in b[0].long().sum(dim=(1, 2, 3, 4))]) for b in loader]
 
 
 def test_loader_same_batches_for_any_worker_count_and_resume(store):
     root, recs = store
-    ds = FrameDataset(recs, root=root, mode="train", cfg=DataConfig(**SMALL), seed=1)
+    ds = FrameDataset(recs, root=root, mode="train", data=SMALL, model=clip_of(), seed=1)
     l0 = build_loader(ds, batch_size=2, shuffle=True, workers=0, seed=9)
     l2 = build_loader(ds, batch_size=2, shuffle=True, workers=2, seed=9)
     l0.set_epoch(1)

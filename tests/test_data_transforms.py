@@ -5,6 +5,7 @@ import torch
 
 from tstam.config import ConfigError, from_dict
 from tstam.data.config import DataConfig
+from tstam.models import ModelConfig
 from tstam.data.transforms import (
     EvalTransform, TrainTransform, fixed_offsets, hflip, multiscale_crop_params, resize, ten_crop, eval_crops,
 )
@@ -68,7 +69,7 @@ def test_multiscale_crop_sizes_and_positions(scales):
 def test_train_transform_one_draw_per_clip():
     frame = torch.randint(0, 256, (1, 3, 240, 320), dtype=torch.uint8)
     clip = frame.expand(6, 3, 240, 320).contiguous()
-    t = TrainTransform(DataConfig())
+    t = TrainTransform(DataConfig(), ModelConfig())
     for seed in range(5):
         out = t(clip, np.random.default_rng(seed))
         assert out.shape == (6, 3, 224, 224) and out.dtype == torch.uint8
@@ -79,19 +80,19 @@ def test_train_transform_one_draw_per_clip():
 
 def test_eval_transform_shape_and_resize():
     clip = torch.randint(0, 256, (4, 10, 256, 340), dtype=torch.uint8)
-    out = EvalTransform(DataConfig(modality="flow"), 10)(clip)
+    out = EvalTransform(DataConfig(), ModelConfig(modality="flow"), 10)(clip)
     assert out.shape == (10, 4, 10, 224, 224)
     small = resize(torch.full((1, 3, 120, 160), 77, dtype=torch.uint8), (240, 320))
     assert small.shape == (1, 3, 240, 320) and int(small.min()) == int(small.max()) == 77
 
 
 def test_data_config_defaults_and_errors():
-    cfg = from_dict(DataConfig, {"modality": "flow"})
-    assert (cfg.snippet_length, cfg.crop_scales, cfg.channels) == (5, [1.0, 0.875, 0.75], 10)
-    assert DataConfig().snippet_length == 1 and DataConfig().crop_scales[-1] == 0.66
+    flow = ModelConfig(modality="flow")
+    assert (flow.new_length, DataConfig().crop_scales("flow"), flow.in_chans) == (5, [1.0, 0.875, 0.75], 10)
+    assert ModelConfig().new_length == 1 and DataConfig().crop_scales("rgb")[-1] == 0.66
     with pytest.raises(ConfigError, match=r"test_crops=5"):
         DataConfig(test_crops=5)
-    with pytest.raises(ConfigError, match=r"resize=\[200, 300\]"):
-        DataConfig(resize=[200, 300])
-    with pytest.raises(ConfigError, match=r"modality='depth'"):
+    with pytest.raises(ConfigError, match=r"resize=\[200, 300\] is smaller than the crop model.input_size=224"):
+        DataConfig(resize=[200, 300]).check_crop(224)
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) modality"):
         from_dict(DataConfig, {"modality": "depth"})

@@ -52,7 +52,7 @@ def test_second_run_reuses_finished_stages(quick_run, capsys):
 def test_stream_config_fills_sizes_and_paths(tmp_path):
     cfg = DemoConfig.make(out=str(tmp_path))
     t = stream_config(cfg, "flow")
-    assert t.model.modality == "flow" and t.model.input_size == cfg.input_size == t.data.input_size
+    assert t.model.modality == "flow" and t.model.input_size == cfg.input_size
     assert t.model.num_classes == 12 and t.optim.bn == "full" and t.data.resize == [cfg.frame_size] * 2
     assert t.run.out_dir == str(tmp_path / "runs" / "flow")
 

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from engine_store import make_store, tiny_config
-from tstam.engine.checkpoint import load_checkpoint
+from tstam.checkpoint import load_checkpoint
 
 DRIVER = r"""
 import json, sys
@@ -46,7 +46,7 @@ def _torchrun(tmp_path: Path, nproc: int, cfg: dict) -> None:
 def test_two_gloo_processes_match_one_process_same_global_batch(tmp_path):
     if not Path(TORCHRUN).exists():
         pytest.fail(f"torchrun not found beside {sys.executable}")
-    store = make_store(tmp_path / "store")  # 8 videos: 2 steps per epoch with a global batch of 4
+    store = make_store(tmp_path / "store", n_train=12)  # 8 train + 4 held out: 2 steps of a global batch of 4
     common = {"optim": {"epochs": 2, "lr_steps": [1], "bn": "frozen"}, "model": {"dropout": 0.0}}
     one = tiny_config(store, tmp_path / "one", data={"batch_size": 4}, **common)
     two = tiny_config(store, tmp_path / "two", data={"batch_size": 2}, **common)

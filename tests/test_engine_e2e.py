@@ -14,7 +14,8 @@ from tstam.cli import main
 from tstam.data.config import DataConfig
 from tstam.data.records import VideoRecord
 from tstam.engine.scores import load_scores
-from tstam.engine.testing import chunk_frames_for, model_from_checkpoint, predict_views, score_checkpoint
+from tstam.checkpoint import load_stream
+from tstam.engine.testing import chunk_frames_for, predict_views, score_stream
 
 
 def _write_yaml(path: Path, cfg: dict) -> Path:
@@ -59,7 +60,7 @@ def test_train_test_fuse_report_cli(tmp_path, capsys):
     assert json.loads(last)["weights"] == [1.0, 3.0]
     f = load_scores(fused)
     r, fl = load_scores(scores["rgb"]), load_scores(scores["flow"])
-    np.testing.assert_allclose(f.probs, r.probs + 3 * fl.probs, rtol=1e-6)
+    np.testing.assert_allclose(f.probs, (r.probs + 3 * fl.probs) / 4, rtol=1e-6)
 
     assert main(["fuse", str(scores["rgb"]), str(scores["flow"]), "--search",
                  "--val", str(scores["rgb_val"]), str(scores["flow_val"])]) == 0
@@ -81,21 +82,23 @@ def test_protocol_chunks_and_crop_average(tmp_path):
     main(["train", "--config", str(_write_yaml(tmp_path / "c.yaml", tiny_config(
         store, tmp_path / "run", optim={"epochs": 1}, run={"eval_every": 0}, model={"dropout": 0.0})))])
     ckpt = tmp_path / "run" / "last.pt"
-    model, _ = model_from_checkpoint(ckpt)
-    views = torch.randn(10, 5, 3, 64, 64)                          # 10 crops x 5 frames
+    stream = load_stream(ckpt)
+    model = stream.model
+    views = torch.randint(0, 256, (10, 5, 3, 64, 64), dtype=torch.uint8)  # 10 crops x 5 frames
     p_all, l_all = predict_views(model, views, chunk_frames=50)    # all crops in one forward
     p_one, l_one = predict_views(model, views, chunk_frames=5)     # one crop per forward
     torch.testing.assert_close(p_all, p_one, rtol=1e-5, atol=1e-6)
-    by_hand = torch.stack([model(views[i:i + 1]).logits[0].softmax(-1) for i in range(10)]).mean(0)
+    x = model.cfg.preprocess.normalize_clip(views)
+    by_hand = torch.stack([model(x[i:i + 1]).logits[0].softmax(-1) for i in range(10)]).mean(0)
     torch.testing.assert_close(p_one, by_hand.detach(), rtol=1e-5, atol=1e-6)
     assert chunk_frames_for(model, frames=25, max_memory_mb=0.001) == 25  # never less than one crop
     assert chunk_frames_for(model, frames=25, max_memory_mb=1e6) % 25 == 0
 
     recs = [VideoRecord(f"v_{CLASSES[v % 4]}_g{v:02d}_c01", f"v_{CLASSES[v % 4]}_g{v:02d}_c01", v % 4) for v in (4, 5)]
-    data = DataConfig(root=str(store["root"]), resize=[72, 96], input_size=64, test_frames=5, test_crops=10, workers=0)
-    a = score_checkpoint(ckpt, recs, root=store["root"], data=data, chunk_frames=250)
-    b = score_checkpoint(ckpt, recs, root=store["root"], data=data, max_memory_mb=0.5)
+    data = DataConfig(root=str(store["root"]), resize=[72, 96], test_frames=5, test_crops=10, workers=0)
+    a = score_stream(stream, recs, root=store["root"], data=data, chunk_frames=250)
+    b = score_stream(stream, recs, root=store["root"], data=data, max_memory_mb=0.5)
     assert a.video_ids == [r.video_id for r in recs] and a.labels.tolist() == [0, 1]
     np.testing.assert_allclose(a.probs, b.probs, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="same class list"):
-        score_checkpoint(ckpt, recs, root=store["root"], data=data, classes=["x", "y", "z", "w"])
+        score_stream(stream, recs, root=store["root"], data=data, classes=["x", "y", "z", "w"])

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from engine_store import make_store, tiny_config
-from tstam.engine.checkpoint import load_checkpoint
+from tstam.checkpoint import load_checkpoint
 from tstam.engine.config import load_train_config
 from tstam.engine.train import fit
 

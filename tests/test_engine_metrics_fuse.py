@@ -46,8 +46,9 @@ def test_score_file_round_trip(tmp_path):
 def test_fuse_default_weights_one_to_three():
     fused = fuse([_set(RGB, LABELS, "rgb"), _set(FLOW, LABELS, "flow")])
     assert fused.meta["weights"] == [1.0, 3.0]
-    # v0: .6+1.05=1.65, .3+1.2=1.5, .1+.75=.85 -> class 0: right (flow alone is wrong)
-    np.testing.assert_allclose(fused.probs[0], [1.65, 1.5, 0.85], rtol=1e-6)
+    # v0: (.6+1.05)/4=.4125, (.3+1.2)/4=.375, (.1+.75)/4=.2125 -> class 0: right (flow alone is wrong);
+    # a weighted mean, so the fused row is still a probability vector
+    np.testing.assert_allclose(fused.probs[0], [0.4125, 0.375, 0.2125], rtol=1e-6)
     # v3: .25+1.5=1.75, .6+.9=1.5 -> class 0: right. v1, v2 right as in flow. -> 1.0
     assert fused.summary()["top1"] == 1.0
 
@@ -56,7 +57,7 @@ def test_fuse_aligns_by_id_and_refuses_disagreement():
     rgb = _set(RGB, LABELS, "rgb")
     flow_rev = _set(FLOW[::-1], LABELS[::-1], "flow", ids=["v3", "v2", "v1", "v0"])
     fused = fuse([rgb, flow_rev], [1, 1])
-    np.testing.assert_allclose(fused.probs[2], np.add(RGB[2], FLOW[2]), rtol=1e-6)
+    np.testing.assert_allclose(fused.probs[2], np.add(RGB[2], FLOW[2]) / 2, rtol=1e-6)
     with pytest.raises(ValueError, match="disagree on the labels of 1 video"):
         fuse([rgb, _set(FLOW, [0, 1, 2, 1], "flow")], names=["rgb.npz", "flow.npz"])
     with pytest.raises(ValueError, match="different videos"):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from predict_models import CLASSES, CLIPS, FLOW, REAL_VIDEOS, RESIZE, make_checkpoints, moving_frames
+from predict_models import CLASSES, CLIPS, REAL_VIDEOS, RESIZE, make_checkpoints, moving_frames
 from tstam.inference import Recognizer, format_table, load_stream
 from tstam.models import fuse_scores
 
@@ -29,8 +29,8 @@ def test_real_clips_both_streams(both, name):
     assert pred.classes == CLASSES and pred.num_frames > 25
     rgb, flow = pred.streams["rgb"], pred.streams["flow"]
     np.testing.assert_allclose(pred.probabilities, (rgb.probabilities + 3 * flow.probabilities) / 4, atol=1e-6)
-    expect = fuse_scores([torch.from_numpy(rgb.logits)[None], torch.from_numpy(flow.logits)[None]], (1, 3))[0]
-    np.testing.assert_allclose(pred.probabilities, expect.numpy(), atol=1e-6)  # one crop: softmax of the mean
+    softmax = [torch.from_numpy(s.logits).softmax(-1).numpy() for s in (rgb, flow)]
+    np.testing.assert_allclose(pred.probabilities, fuse_scores(softmax, (1, 3)), atol=1e-6)  # one crop: softmax of the mean
     assert pred.probabilities.sum() == pytest.approx(1.0, abs=1e-5)
     assert not np.allclose(rgb.probabilities, flow.probabilities)
     for s in (rgb, flow):
@@ -75,23 +75,18 @@ def test_same_input_as_training_pipeline(tmp_path, ckpts, modality):
     from tstam.data.config import DataConfig
     from tstam.data.datasets import VideoDataset
     from tstam.data.records import VideoRecord
-    from tstam.inference.clips import crop_clip, flow_clip, rgb_clip
-    from tstam.inference.loading import flow_config_from_dict
+    from tstam.data.transforms import eval_crops
     from tstam.video import read_video
 
     path = REAL_VIDEOS / CLIPS[0]
     stream = load_stream(ckpts[modality])
-    cfg = DataConfig(modality=modality, input_size=64, resize=list(RESIZE), test_crops=10, flow_bound=20.0)
-    flow_cfg = flow_config_from_dict(FLOW)
-    ds = VideoDataset([VideoRecord("v", str(path), 0)], root="/", mode="test", cfg=cfg,
-                      preprocess=stream.config.preprocess, flow_cfg=flow_cfg)
-    expect, _ = ds[0]                                                     # (10, 25, C, 64, 64)
+    rec = Recognizer([stream])
+    data = DataConfig(resize=list(RESIZE), test_crops=10, flow=stream.flow)
+    ds = VideoDataset([VideoRecord("v", str(path), 0)], root="/", mode="test", data=data, model=stream.config)
+    expect, _ = ds[0]                                                     # (10, 25, C, 64, 64) uint8
     frames = read_video(path, size=(RESIZE[1], RESIZE[0])).frames
-    clip, _ = (rgb_clip(frames, num_snippets=25) if modality == "rgb"
-               else flow_clip(frames, num_snippets=25, new_length=5, flow_cfg=flow_cfg))
-    x = crop_clip(clip, size=64, num_crops=10, flow=modality == "flow")
-    pre = stream.config.preprocess
-    got = pre.normalize(x.reshape(10, 25, 1, 3, 64, 64)).reshape(x.shape) if modality == "rgb" else pre.normalize(x)
+    clip, _ = rec.sample(modality, frames)
+    got = eval_crops(clip, size=64, num_crops=10, flow=modality == "flow")
     torch.testing.assert_close(got, expect)
 
 
@@ -125,7 +120,7 @@ def test_weights_per_call_and_stages(both):
     np.testing.assert_allclose(default.probabilities, (default.streams["rgb"].probabilities
                                                        + 3 * default.streams["flow"].probabilities) / 4, atol=1e-6)
     for bad in ((float("nan"), 1), (1, float("inf")), (-1, 2), (0, 0), (1, 2, 3)):
-        with pytest.raises(ValueError, match="fusion weights .* are not valid; expected RGB,FLOW: two finite"):
+        with pytest.raises(ValueError, match="fusion weight"):
             both.predict(frames, weights=bad)
 
 

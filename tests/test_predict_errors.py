@@ -100,7 +100,7 @@ def test_pickle_that_runs_code_is_refused(tmp_path):
     evil_torch = tmp_path / "evil_torch.pt"
     torch.save({"format": "tstam-checkpoint", "version": 1, "x": _RunsCode(str(marker))}, evil_torch)
     for path in (evil, evil_torch):
-        with pytest.raises(ValueError, match="safe \\(weights_only\\)"):
+        with pytest.raises(ValueError, match="weights-only .* could run code"):
             load_stream(path)
         assert main(["predict", str(REAL_VIDEOS / CLIPS[0]), "--rgb", str(path)]) == 2
     assert not marker.exists()
@@ -116,11 +116,11 @@ def test_output_folder_not_writable(tmp_path, ckpts, capsys):
     assert main(["predict", video, "--rgb", str(ckpts["rgb"]), "--visualize", str(blocker / "pics")]) == 2
     assert "output folder is not writable" in capsys.readouterr().err
     assert main(["predict", video, "--rgb", str(ckpts["rgb"]), "--json", str(blocker / "out.json")]) == 2
-    assert f"{blocker}: output folder is not writable" in capsys.readouterr().err
+    assert f"{blocker}: output folder is an existing file" in capsys.readouterr().err
     assert main(["visualize", video, "--rgb", str(ckpts["rgb"]), "-o", "/proc/tstam-pics"]) == 2
     assert "/proc/tstam-pics: output folder is not writable" in capsys.readouterr().err
     assert main(["export", str(ckpts["rgb"]), "--safetensors", str(blocker / "m.safetensors")]) == 2
-    assert f"{blocker}: output folder is not writable" in capsys.readouterr().err
+    assert f"{blocker}: output folder is an existing file" in capsys.readouterr().err
 
 
 def test_folder_skips_bad_files_and_exits_nonzero(tmp_path, ckpts, capsys):

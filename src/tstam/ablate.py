@@ -98,13 +98,10 @@ def _demo_config(cfg: AblateConfig) -> Any:
 
 def _train_config(cfg: AblateConfig, setting: Setting, seed: int) -> Any:
     from tstam.demo import stream_config
-    from tstam.engine.config import SHARED_KEYS, load_train_config
+    from tstam.engine.config import load_train_config
 
     base = stream_config(_demo_config(cfg), setting.stream)
-    raw = base.to_dict()
-    for key in SHARED_KEYS:  # set once, under model (e.g. model.num_segments); data follows
-        raw["data"].pop(key, None)
-    tcfg = load_train_config(raw, list(setting.overrides))
+    tcfg = load_train_config(base.to_dict(), list(setting.overrides))
     name = "ref" if tcfg.model == base.model else _key(setting)  # e.g. heads=4 is the reference itself
     out = Path(cfg.out) / "runs" / f"{setting.stream}_{name}_s{seed}"
     return load_train_config(tcfg.to_dict(), [f"run.seed={seed}", f"run.out_dir={out}",
@@ -130,9 +127,9 @@ def _run_one(cfg: AblateConfig, setting: Setting, seed: int, with_alpha: bool = 
     else:
         scores = test_stream(tcfg, ckpt, score_path)
     done = json.loads((out / "done.json").read_text())
-    from tstam.engine.testing import model_from_checkpoint
+    from tstam.checkpoint import load_stream
 
-    model, _ = model_from_checkpoint(ckpt)
+    model = load_stream(ckpt).model
     row = {"setting": setting.name, "stream": setting.stream, "seed": seed, "top1": float(scores.summary()["top1"]),
            "params": int(sum(p.numel() for p in model.parameters())), "train_s": float(done.get("seconds", 0.0)),
            "scores": str(score_path)}
@@ -262,9 +259,9 @@ def write_table(table: Sequence[dict[str, Any]], out: Path) -> Path:
 
 def plot_table(table: Sequence[dict[str, Any]], path: Path) -> Path:
     """One bar panel per group: mean top-1 with the std as error bar."""
-    from tstam.engine.reports import _matplotlib
+    from tstam.plotting import pyplot
 
-    plt = _matplotlib()
+    plt = pyplot()
     groups = list(dict.fromkeys(r["group"] for r in table))
     fig, axes = plt.subplots(1, max(1, len(groups)), figsize=(3.2 * max(1, len(groups)), 3.6), squeeze=False)
     for ax, g in zip(axes[0], groups):
@@ -318,7 +315,7 @@ def compare(table: Sequence[dict[str, Any]]) -> list[str]:
     if all(v is not None for v in fus.values()):
         best = max(fus, key=lambda w: (fus[w], w == (1, 3)))
         rgb, flow = _mean(table, "fusion", "rgb alone"), _mean(table, "fusion", "flow alone")
-        out.append(f"Fusion weights (4.3.3; paper: 1:3 best): " + ", ".join(f"{a}:{b} {_pts(v)}" for (a, b), v in fus.items())
+        out.append("Fusion weights (4.3.3; paper: 1:3 best): " + ", ".join(f"{a}:{b} {_pts(v)}" for (a, b), v in fus.items())
                    + f": best {best[0]}:{best[1]}, {'agrees' if fus[(1, 3)] >= fus[best] - 1e-9 else 'does not agree'}.")
         if rgb is not None and flow is not None:
             out.append(f"Flow alone beats RGB alone (paper): flow {_pts(flow)} vs RGB {_pts(rgb)}: "

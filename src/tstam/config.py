@@ -8,6 +8,7 @@ allowed keys or values.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 import yaml
 
-__all__ = ["ConfigError", "from_dict", "to_dict", "load_yaml", "apply_overrides", "check_choice"]
+__all__ = ["ConfigError", "from_dict", "to_dict", "load_yaml", "apply_overrides", "check_choice", "check_literals"]
 
 T = TypeVar("T")
 
@@ -34,6 +35,29 @@ def check_choice(name: str, value: Any, choices: typing.Iterable[Any]) -> None:
     choices = tuple(choices)
     if value not in choices:
         raise ConfigError(f"{name}={value!r} is not valid; expected one of {list(choices)}")
+
+
+@functools.lru_cache(maxsize=None)
+def _literal_fields(cls: type) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+    """(field name, allowed values) of every ``Literal`` (or ``Optional[Literal]``) field of ``cls``."""
+    out = []
+    for name, tp in get_type_hints(cls).items():
+        args = get_args(tp) if get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+        allowed = tuple(a for arg in args if get_origin(arg) is Literal for a in get_args(arg))
+        if allowed:
+            out.append((name, allowed + ((None,) if type(None) in args else ())))
+    return tuple(out)
+
+
+def check_literals(obj: Any, prefix: str) -> None:
+    """Raise ConfigError for any ``Literal`` field of dataclass ``obj`` (and of the dataclasses it
+    holds) whose value is not one of the type's values: the allowed values come from the types."""
+    for name, allowed in _literal_fields(type(obj)):
+        check_choice(f"{prefix}.{name}", getattr(obj, name), allowed)
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            check_literals(value, f"{prefix}.{f.name}")
 
 
 def _convert(name: str, tp: Any, value: Any) -> Any:

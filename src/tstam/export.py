@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import logging
@@ -25,8 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from tstam.inference.batch import check_writable_dir
-from tstam.inference.loading import LoadedStream, load_stream, stream_metadata
+from tstam.files import check_output_file
+from tstam.checkpoint import LoadedStream, load_stream, stream_metadata
 
 __all__ = ["export_onnx", "export_safetensors", "check_onnx", "onnx_output_names"]
 
@@ -60,14 +61,6 @@ def _stream(stream: LoadedStream | str | Path) -> LoadedStream:
     return stream if isinstance(stream, LoadedStream) else load_stream(stream)
 
 
-def _out_path(path: str | Path, suffix: str) -> Path:
-    path = Path(path)
-    if path.suffix.lower() != suffix:
-        raise ValueError(f"{path}: expected a {suffix} file name")
-    check_writable_dir(path.parent if str(path.parent) else Path("."))
-    return path
-
-
 def export_onnx(stream: LoadedStream | str | Path, path: str | Path, *, segments: int = 6,
                 opset: Optional[int] = None, optimize: bool = False) -> Path:
     """Export one stream to ONNX with dynamic batch and segment count.
@@ -86,9 +79,9 @@ def export_onnx(stream: LoadedStream | str | Path, path: str | Path, *, segments
     import onnx
 
     s = _stream(stream)
-    path = _out_path(path, ".onnx")
+    path = check_output_file(path, suffix=".onnx")
     cfg = s.config
-    model = _Outputs(s.model.float().cpu().eval()).eval()
+    model = _Outputs(copy.deepcopy(s.model).float().cpu().eval()).eval()  # a copy: the stream stays where it is
     x = torch.zeros(2, segments, cfg.in_chans, cfg.input_size, cfg.input_size)
     batch, segs = torch.export.Dim("batch", min=1, max=4096), torch.export.Dim("segments", min=1, max=1024)
     kwargs = {} if opset is None else {"opset_version": opset}
@@ -129,7 +122,7 @@ def check_onnx(path: str | Path, stream: LoadedStream | str | Path, *, shapes: t
 
     s = _stream(stream)
     cfg = s.config
-    model = _Outputs(s.model.float().cpu().eval()).eval()
+    model = _Outputs(copy.deepcopy(s.model).float().cpu().eval()).eval()  # a copy: the stream stays where it is
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     gen = torch.Generator().manual_seed(seed)
     diffs = {n: 0.0 for n in model.names}
@@ -157,7 +150,7 @@ def export_safetensors(stream: LoadedStream | str | Path, path: str | Path) -> t
     from safetensors.torch import save_file
 
     s = _stream(stream)
-    path = _out_path(path, ".safetensors")
+    path = check_output_file(path, suffix=".safetensors")
     meta = stream_metadata(s)
     text = json.dumps(meta, indent=1)
     weights = {k: v.detach().cpu().contiguous() for k, v in s.model.state_dict().items()}

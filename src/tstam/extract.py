@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import multiprocessing
+import os
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -33,7 +34,9 @@ import numpy as np
 from tstam.data import store
 from tstam.data.records import safe_relpath
 from tstam.flow import FlowConfig, iter_flow, quantize_flow
+from tstam.files import check_writable_dir
 from tstam.video import VIDEO_EXTENSIONS, VideoError, read_video
+from tstam.watchdog import exit_with
 
 __all__ = [
     "ExtractReport", "video_id", "shard_of", "select_shard", "collect_sources", "extract_video", "extract_many",
@@ -53,6 +56,7 @@ class ExtractReport:
     done: list[str] = field(default_factory=list)  # video ids extracted by this run
     skipped: list[str] = field(default_factory=list)  # video ids already complete
     failed: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    short: list[tuple[str, int, int]] = field(default_factory=list)  # (video id, declared, decoded) within tolerance
     frames: int = 0  # RGB frames written by this run
     seconds: float = 0.0  # wall-clock time
 
@@ -99,7 +103,11 @@ def _read_list(path: Path, root: Path) -> list[Path]:
     """A split file (UCF101 ``Class/v.avi [label]``, HMDB51 ``v.avi 0|1|2``) or a list of paths."""
     hmdb = _HMDB_SPLIT_NAME.match(path.name)
     out = []
-    text = path.read_text(encoding="utf-8", errors="replace")
+    data = path.read_bytes()
+    if b"\0" in data[:65536]:
+        raise ValueError(f"{path}: not a text list of videos (binary data); expected a folder, a video file "
+                         f"({', '.join(VIDEO_EXTENSIONS)}), a split file or a text list")
+    text = data.decode("utf-8", errors="replace")
     for lineno, line in enumerate(text.splitlines(), 1):
         fields = line.strip().split()
         if not fields:
@@ -118,8 +126,8 @@ def collect_sources(inp: str | Path, *, root: str | Path | None = None) -> list[
     """The video files named by a folder (searched recursively), a split file or a list file.
 
     Args:
-        inp: a folder, a UCF101/HMDB51 split file, or a text file with one video path per line
-            (an optional trailing integer label is ignored).
+        inp: a folder, a single video file, a UCF101/HMDB51 split file, or a text file with one
+            video path per line (an optional trailing integer label is ignored).
         root: the folder that paths in a list are relative to (default: the list's folder).
 
     Returns:
@@ -132,6 +140,8 @@ def collect_sources(inp: str | Path, *, root: str | Path | None = None) -> list[
     inp = Path(inp)
     if inp.is_dir():
         paths = [p for p in inp.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS]
+    elif inp.is_file() and inp.suffix.lower() in VIDEO_EXTENSIONS:
+        paths = [inp]  # one video file, as predict takes it
     elif inp.is_file():
         paths = _read_list(inp, Path(root) if root is not None else inp.parent)
     else:
@@ -159,6 +169,13 @@ def _imwrite(path: Path, image: np.ndarray, quality: int) -> None:
         raise OSError(f"{path}: could not write JPEG")
 
 
+def _settings(size: tuple[int, int] | None, short_side: int | None, max_frames: int | None,
+              jpeg_quality: int) -> dict[str, Any]:
+    """What besides the flow decides a store's bytes; recorded in meta.json as ``settings``."""
+    return {"size": list(size) if size else None, "short_side": short_side, "max_frames": max_frames,
+            "jpeg_quality": int(jpeg_quality)}
+
+
 def extract_video(
     src: str | Path,
     video_dir: str | Path,
@@ -168,6 +185,7 @@ def extract_video(
     short_side: int | None = None,
     max_frames: int | None = None,
     jpeg_quality: int = 95,
+    strict: bool = False,
 ) -> dict[str, Any]:
     """Extract one video into ``video_dir`` (made or cleared first); ``meta.json`` is written last.
 
@@ -179,6 +197,8 @@ def extract_video(
         short_side: resize so that the shorter side has this length (instead of ``size``).
         max_frames: extract only the first frames (tests, previews).
         jpeg_quality: JPEG quality of RGB and flow images (OpenCV's default, 95).
+        strict: refuse a video that decodes fewer frames than its header declares (by default a
+            shortfall of ``tstam.video.allowed_shortfall`` frames is accepted; meta.json records both).
 
     Returns:
         The metadata written to ``meta.json``.
@@ -189,7 +209,7 @@ def extract_video(
     """
     src, video_dir = Path(src), Path(video_dir)
     clip = read_video(src, size=size, short_side=short_side, max_frames=max_frames,
-                      min_frames=2 if flow is not None else 1)
+                      min_frames=2 if flow is not None else 1, strict=strict)
     frames = clip.frames  # (T, H, W, 3) RGB
     video_dir.mkdir(parents=True, exist_ok=True)
     _clear_partial(video_dir)
@@ -206,37 +226,70 @@ def extract_video(
         "video_id": video_dir.name,
         "source": str(src),
         "frames": int(frames.shape[0]),
+        "declared_frames": int(clip.declared_frames),  # the header's count (0: none declared)
         "flow_frames": n_flow,
         "fps": float(clip.fps),
         "width": int(frames.shape[2]),
         "height": int(frames.shape[1]),
         "flow": flow.describe() if flow is not None else None,
+        "settings": _settings(size, short_side, max_frames, jpeg_quality),
     }
     store.write_meta(video_dir, meta)
     return meta
 
 
-def _init_worker() -> None:
+def _init_worker(parent: int) -> None:
     cv2.setNumThreads(1)  # one video per core; see the module docstring
+    exit_with(parent)     # a killed extraction leaves no worker behind
 
 
-def _extract_job(src: str, video_dir: str, kwargs: dict[str, Any]) -> tuple[str, int, str | None]:
-    """Run in a worker: (video_dir, frames, error or None). Never raises for a bad video."""
+def _extract_job(src: str, video_dir: str, kwargs: dict[str, Any]) -> tuple[str, int, int, str | None]:
+    """Run in a worker: (video_dir, frames, declared frames, error or None). Never raises for a bad video."""
     try:
         meta = extract_video(src, video_dir, **kwargs)
-        return video_dir, int(meta["frames"]), None
+        return video_dir, int(meta["frames"]), int(meta["declared_frames"]), None
     except (VideoError, ValueError, OSError, cv2.error) as e:
-        return video_dir, 0, str(e)
+        return video_dir, 0, 0, str(e)
     except MemoryError:
-        return video_dir, 0, f"{src}: out of memory while extracting"
+        return video_dir, 0, 0, f"{src}: out of memory while extracting"
 
 
-def _settings_differ(video_dir: Path, flow: FlowConfig | None) -> bool:
-    try:
-        meta = store.read_meta(video_dir)
-    except ValueError:
-        return True
-    return meta.get("flow") != (flow.describe() if flow is not None else None)
+def _differences(meta: dict[str, Any], flow: FlowConfig | None, settings: dict[str, Any]) -> list[str]:
+    """How a finished video's recorded settings differ from the requested ones (empty: the same)."""
+    want = {"flow": flow.describe() if flow is not None else None}
+    if "settings" in meta:  # stores written before tstam recorded them: only the flow can be compared
+        want.update(settings)
+    have = {"flow": meta.get("flow"), **(meta.get("settings") or {})}
+    return [f"{k} {have.get(k)!r} (requested {v!r})" for k, v in want.items() if have.get(k) != v]
+
+
+def _plan(sources: Sequence[str | Path], out_root: Path, shard: tuple[int, int], flow: FlowConfig | None,
+          settings: dict[str, Any], force: bool, report: ExtractReport) -> list[tuple[Path, Path]]:
+    """The (source, folder) pairs to extract; finished videos are skipped, unless their recorded
+    settings differ: then they are redone with ``force`` and refused without it."""
+    todo: list[tuple[Path, Path]] = []
+    differ: list[tuple[Path, list[str]]] = []
+    for src in select_shard(sources, shard):
+        vdir = out_root / video_id(src)
+        if not store.is_complete(vdir):
+            todo.append((src, vdir))
+            continue
+        try:
+            diff = _differences(store.read_meta(vdir), flow, settings)
+        except ValueError as e:
+            diff = [str(e)]
+        if not diff:
+            report.skipped.append(vdir.name)
+        elif force:
+            todo.append((src, vdir))
+        else:
+            differ.append((vdir, diff))
+    if differ:
+        vdir, diff = differ[0]
+        raise ValueError(f"{out_root}: {len(differ)} finished video(s) were extracted with other settings, e.g. "
+                         f"{vdir.name}: {'; '.join(diff)}; rerun with --force to re-extract them with the "
+                         "settings given, or extract into another --out")
+    return todo
 
 
 def extract_many(
@@ -250,6 +303,8 @@ def extract_many(
     short_side: int | None = None,
     max_frames: int | None = None,
     jpeg_quality: int = 95,
+    strict: bool = False,
+    force: bool = False,
     progress: bool | None = None,
     on_result: Callable[[str, str | None], None] | None = None,
 ) -> ExtractReport:
@@ -257,43 +312,42 @@ def extract_many(
 
     Args:
         sources: video files (see ``collect_sources``).
-        out_root: the frame-store root.
-        workers: worker processes (1: run in this process).
+        out_root: the frame-store root (checked to be writable before any work).
+        workers: worker processes (1: run in this process); each ends if this process is killed.
         shard: ``(i, n)``: extract only the videos of shard i of n (``shard_of``).
         flow: flow settings; None extracts RGB only. Pass ``FlowConfig()`` for TV-L1.
-        size, short_side, max_frames, jpeg_quality: as ``extract_video``.
+        size, short_side, max_frames, jpeg_quality, strict: as ``extract_video``.
+        force: re-extract finished videos whose recorded settings differ (else that is refused).
         progress: show a progress bar (None: only when stderr is a terminal).
         on_result: called with (video id, error or None) after each video (e.g. for logging).
 
     Returns:
-        ExtractReport: done, skipped (already complete) and failed ``(file, reason)`` videos.
+        ExtractReport: done, skipped (already complete), failed ``(file, reason)`` and short
+        (fewer frames than declared, within the tolerance) videos.
+
+    Raises:
+        ValueError: ``out_root`` is not writable, or finished videos differ in settings without ``force``.
     """
     start = time.perf_counter()
-    out_root = Path(out_root)
-    out_root.mkdir(parents=True, exist_ok=True)
+    out_root = check_writable_dir(out_root)
     report = ExtractReport()
-    todo: list[tuple[Path, Path]] = []
-    for src in select_shard(sources, shard):
-        vdir = out_root / video_id(src)
-        if store.is_complete(vdir):
-            if _settings_differ(vdir, flow):
-                log.warning("%s: already extracted with other flow settings; kept (delete it to redo)", vdir)
-            report.skipped.append(vdir.name)
-        else:
-            todo.append((src, vdir))
-    kwargs = dict(flow=flow, size=size, short_side=short_side, max_frames=max_frames, jpeg_quality=jpeg_quality)
+    settings = _settings(size, short_side, max_frames, jpeg_quality)
+    todo = _plan(sources, out_root, shard, flow, settings, force, report)
     log.info("%d video(s) in shard %d/%d: %d to extract, %d already complete",
              len(todo) + len(report.skipped), shard[0], shard[1], len(todo), len(report.skipped))
-
+    kwargs = dict(flow=flow, size=size, short_side=short_side, max_frames=max_frames, jpeg_quality=jpeg_quality,
+                  strict=strict)
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(todo), unit="video", disable=None if progress is None else not progress,
                dynamic_ncols=True, smoothing=0.1)
 
-    def record(src: Path, vdir: str, frames: int, error: str | None) -> None:
+    def record(src: Path, vdir: str, frames: int, declared: int, error: str | None) -> None:
         if error is None:
             report.done.append(Path(vdir).name)
             report.frames += frames
+            if declared > frames:
+                report.short.append((Path(vdir).name, declared, frames))
         else:
             report.failed.append((str(src), error))
             log.warning("failed: %s", error)
@@ -303,25 +357,34 @@ def extract_many(
         bar.set_postfix(frames_per_s=f"{report.frames / elapsed:.0f}", failed=len(report.failed), refresh=False)
         bar.update(1)
 
+    try:
+        _run_jobs(todo, kwargs, workers, record)
+    finally:
+        bar.close()
+    report.done.sort()
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _run_jobs(todo: list[tuple[Path, Path]], kwargs: dict[str, Any], workers: int,
+              record: Callable[..., None]) -> None:
+    """Extract every (source, folder) pair in this process or in ``workers`` processes."""
     threads = cv2.getNumThreads()
     try:
         if workers <= 1:
             cv2.setNumThreads(1)  # as in the workers: the same bytes whatever the worker count
             for src, vdir in todo:
                 record(src, *_extract_job(str(src), str(vdir), kwargs))
-        else:
-            ctx = multiprocessing.get_context("spawn")  # no fork after OpenCV/torch threads started
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
-                futures = {pool.submit(_extract_job, str(src), str(vdir), kwargs): (src, vdir) for src, vdir in todo}
-                for fut in as_completed(futures):
-                    src, vdir = futures[fut]
-                    try:
-                        record(src, *fut.result())
-                    except BrokenProcessPool:
-                        record(src, str(vdir), 0, f"{src}: the worker process died (crash or killed)")
+            return
+        ctx = multiprocessing.get_context("spawn")  # no fork after OpenCV/torch threads started
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(os.getpid(),)) as pool:
+            futures = {pool.submit(_extract_job, str(src), str(vdir), kwargs): (src, vdir) for src, vdir in todo}
+            for fut in as_completed(futures):
+                src, vdir = futures[fut]
+                try:
+                    record(src, *fut.result())
+                except BrokenProcessPool:
+                    record(src, str(vdir), 0, 0, f"{src}: the worker process died (crash or killed)")
     finally:
         cv2.setNumThreads(threads)
-        bar.close()
-    report.done.sort()
-    report.seconds = time.perf_counter() - start
-    return report

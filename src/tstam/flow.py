@@ -11,28 +11,32 @@ against default-parameter TV-L1): a coarser pyramid (scale step 0.5, 4 levels in
 5) reaches large motions that the default pyramid misses, and a looser stopping threshold
 (epsilon 0.03 instead of 0.01) stops the outer iterations once the flow has settled. DIS and
 Farneback are faster, less accurate options; the algorithm and its parameters go into each
-video's metadata.
+video's metadata. ``tvl1_torch`` is the same TV-L1 written in PyTorch (``tstam.tvl1_torch``) with
+the same ``TVL1Params``: it solves many pairs at once, on the CPU or a GPU (``flow_pairs``).
 
 Flow convention (OpenCV's): ``prev[y, x] ~ next[y + flow[y, x, 1], x + flow[y, x, 0]]``.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import cv2
 import numpy as np
 
-from tstam.config import check_choice
+from tstam.config import ConfigError, check_literals, from_dict
 
 __all__ = [
     "FLOW_ALGORITHMS", "TVL1Params", "DISParams", "FarnebackParams", "FlowConfig",
-    "compute_flow", "iter_flow", "quantize_flow", "dequantize_flow", "to_gray",
+    "compute_flow", "iter_flow", "flow_pairs", "quantize_flow", "dequantize_flow", "to_gray",
 ]
 
-FLOW_ALGORITHMS = ("tvl1", "dis", "farneback")
+FlowAlgorithm = Literal["tvl1", "dis", "farneback", "tvl1_torch"]
+FLOW_ALGORITHMS: tuple[str, ...] = get_args(FlowAlgorithm)
+_PARAMS = {"tvl1_torch": "tvl1"}  # algorithm -> FlowConfig field of its parameters, where they differ
 
 
 @dataclass
@@ -80,25 +84,42 @@ class FarnebackParams:
 class FlowConfig:
     """Which flow to compute and how it is quantised."""
 
-    algorithm: Literal["tvl1", "dis", "farneback"] = "tvl1"  # TV-L1 as the paper and TSN
+    algorithm: FlowAlgorithm = "tvl1"  # TV-L1 as the paper and TSN
     bound: float = 20.0  # flow is clipped to [-bound, bound] px before quantisation (TSN: 20)
-    tvl1: TVL1Params = field(default_factory=TVL1Params)  # used when algorithm == "tvl1"
+    tvl1: TVL1Params = field(default_factory=TVL1Params)  # used when algorithm is "tvl1" or "tvl1_torch"
     dis: DISParams = field(default_factory=DISParams)  # used when algorithm == "dis"
     farneback: FarnebackParams = field(default_factory=FarnebackParams)  # used when "farneback"
 
     def __post_init__(self) -> None:
-        check_choice("flow.algorithm", self.algorithm, FLOW_ALGORITHMS)
-        if not self.bound > 0:
-            raise ValueError(f"flow.bound={self.bound!r} must be positive")
-        check_choice("flow.dis.preset", self.dis.preset, ("ultrafast", "fast", "medium"))
+        check_literals(self, "flow")
+        if not (math.isfinite(self.bound) and self.bound > 0):
+            raise ConfigError(f"flow.bound={self.bound!r} is not valid; expected a finite number > 0 (TSN: 20)")
 
     def params(self) -> dict[str, Any]:
         """The parameters of the selected algorithm, as stored in the frame-store metadata."""
-        return dataclasses.asdict(getattr(self, self.algorithm))
+        return dataclasses.asdict(getattr(self, _PARAMS.get(self.algorithm, self.algorithm)))
 
     def describe(self) -> dict[str, Any]:
         """``{"algorithm", "bound", "params"}``: the ``flow`` entry of a video's meta.json."""
         return {"algorithm": self.algorithm, "bound": float(self.bound), "params": self.params()}
+
+    @classmethod
+    def from_describe(cls, flow: dict[str, Any], *, source: str = "flow settings") -> "FlowConfig":
+        """Inverse of :meth:`describe` (a meta.json or checkpoint ``flow`` entry).
+
+        Raises:
+            ConfigError: naming ``source``, when the settings cannot be reproduced exactly
+                (unknown algorithm or parameters): flow computed otherwise would differ from training.
+        """
+        try:
+            algorithm = flow["algorithm"]
+            data = {"algorithm": algorithm, "bound": flow["bound"]}
+            if flow.get("params") is not None:
+                data[_PARAMS.get(algorithm, algorithm)] = dict(flow["params"])
+            return from_dict(cls, data)
+        except (ConfigError, KeyError, TypeError, ValueError) as e:
+            raise ConfigError(f"{source}: flow settings {flow!r} cannot be reproduced by this tstam ({e}); "
+                              f"expected an algorithm of {list(FLOW_ALGORITHMS)} with its parameters") from None
 
 
 def to_gray(frames: np.ndarray) -> np.ndarray:
@@ -133,21 +154,17 @@ def _make_estimator(cfg: FlowConfig):
 
 
 def iter_flow(frames: np.ndarray, cfg: FlowConfig | None = None) -> Iterator[np.ndarray]:
-    """Yield the flow of each consecutive pair, (H, W, 2) float32, one at a time (low memory).
+    """Yield the flow of each consecutive pair, (H, W, 2) float32, one at a time (low memory;
+    ``tvl1_torch`` solves the pairs in batches of bounded memory on the CPU).
 
     Args:
         frames: (T, H, W, 3) uint8 RGB or (T, H, W) uint8 gray, T >= 2.
         cfg: algorithm and parameters (default: ``FlowConfig()``, our tuned TV-L1).
     """
-    cfg = cfg or FlowConfig()
     gray = to_gray(frames)
     if gray.shape[0] < 2:
         raise ValueError(f"optical flow needs at least 2 frames, got {gray.shape[0]}")
-    if gray.dtype != np.uint8:
-        raise ValueError(f"frames must be uint8, got {gray.dtype}")
-    estimate = _make_estimator(cfg)
-    for t in range(gray.shape[0] - 1):
-        yield np.asarray(estimate(gray[t], gray[t + 1]), dtype=np.float32)
+    return _iter_pairs(gray[:-1], gray[1:], cfg or FlowConfig(), "cpu", None)
 
 
 def compute_flow(frames: np.ndarray, cfg: FlowConfig | None = None) -> np.ndarray:
@@ -161,6 +178,67 @@ def compute_flow(frames: np.ndarray, cfg: FlowConfig | None = None) -> np.ndarra
         (T-1, H, W, 2) float32, channel 0 = x (horizontal), 1 = y, in pixels.
     """
     return np.stack(list(iter_flow(frames, cfg)))
+
+
+def flow_pairs(prev: np.ndarray, nxt: np.ndarray, cfg: FlowConfig | None = None, *, device: str = "cpu",
+               batch_size: int | None = None) -> np.ndarray:
+    """Flow of many frame pairs at once (from one video or many), e.g. on a GPU.
+
+    Args:
+        prev, nxt: (N, H, W) uint8 gray frames; the flow goes from ``prev[i]`` to ``nxt[i]``.
+        cfg: algorithm and parameters (default: ``FlowConfig()``); only ``tvl1_torch`` runs on
+            a GPU, the OpenCV algorithms run pair by pair on the CPU.
+        device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        batch_size: pairs solved at once by ``tvl1_torch`` (default: from the free memory, see
+            ``tstam.tvl1_torch.batch_size_for``).
+
+    Returns:
+        (N, H, W, 2) float32, channel 0 = x, 1 = y, in pixels.
+    """
+    prev, nxt = np.asarray(prev), np.asarray(nxt)
+    if prev.shape != nxt.shape or prev.ndim != 3 or prev.shape[0] < 1:
+        raise ValueError(f"prev and nxt must both be (N, H, W) with N >= 1, got {prev.shape} and {nxt.shape}")
+    return np.stack(list(_iter_pairs(prev, nxt, cfg or FlowConfig(), device, batch_size)))
+
+
+def _iter_pairs(prev: np.ndarray, nxt: np.ndarray, cfg: FlowConfig, device: str,
+                batch_size: int | None) -> Iterator[np.ndarray]:
+    """(N, H, W) uint8 pairs -> their (H, W, 2) float32 flows, in order."""
+    if prev.dtype != np.uint8 or nxt.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8, got {prev.dtype} and {nxt.dtype}")
+    if cfg.algorithm == "tvl1_torch":
+        from tstam import tvl1_torch
+
+        dev = tvl1_torch.resolve_device(device)
+        _, h, w = prev.shape
+        bs = batch_size or tvl1_torch.batch_size_for(tvl1_torch.default_budget(dev), h, w, cfg.tvl1)
+        return _torch_batches(prev, nxt, cfg.tvl1, dev, bs)
+    if str(device) != "cpu":
+        raise ValueError(f"device {str(device)!r} needs flow algorithm 'tvl1_torch'; {cfg.algorithm!r} "
+                         "(OpenCV) runs on 'cpu' only")
+    estimate = _make_estimator(cfg)
+    return (np.asarray(estimate(a, b), dtype=np.float32) for a, b in zip(prev, nxt))
+
+
+def _torch_batches(prev: np.ndarray, nxt: np.ndarray, params: TVL1Params, device, batch_size: int):
+    """tvl1_torch over batches of pairs. On the CPU with one torch thread during each batch, as
+    OpenCV's TV-L1 runs (parallel work is one process per core, as ``tstam extract`` does): its
+    many small operations ran ~10x slower on 2 threads of a busy 2-core machine than on 1."""
+    import torch
+
+    from tstam.tvl1_torch import tvl1_flow
+
+    for i in range(0, prev.shape[0], batch_size):
+        a = torch.from_numpy(np.ascontiguousarray(prev[i:i + batch_size])).to(device)
+        b = torch.from_numpy(np.ascontiguousarray(nxt[i:i + batch_size])).to(device)
+        threads = torch.get_num_threads()
+        if device.type == "cpu":
+            torch.set_num_threads(1)
+        try:
+            flows = tvl1_flow(a, b, params, batch_size=batch_size).cpu().numpy()
+        finally:
+            torch.set_num_threads(threads)
+        yield from flows
 
 
 def quantize_flow(flow: np.ndarray, bound: float = 20.0) -> np.ndarray:

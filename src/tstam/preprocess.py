@@ -7,10 +7,13 @@ inference cannot silently normalise wrongly.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
+
+from tstam.config import ConfigError, check_literals
 
 __all__ = ["Preprocess", "rgb_preprocess", "flow_preprocess"]
 
@@ -23,6 +26,23 @@ class Preprocess:
     scale: float = 1.0                 # multiply 0-255 values by this first (1/255 for 0-1 weights)
     mean: list[float] = field(default_factory=lambda: [104.0, 117.0, 128.0])  # per channel
     std: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])         # per channel
+
+    def __post_init__(self) -> None:
+        check_literals(self, "preprocess")
+        values = [self.scale, *self.mean, *self.std]
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values) or min(map(abs, self.std)) == 0:
+            raise ConfigError(f"preprocess: scale {self.scale}, mean {self.mean}, std {self.std} must be finite "
+                              "numbers with std != 0")
+
+    def normalize_clip(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 clips (..., C, H, W) with C = 3 x snippet length (stacked RGB frames) or 2 x
+        snippet length (flow x/y pairs) -> normalised float, on ``x``'s device (do it after the
+        transfer: uint8 crosses to a GPU in a quarter of the bytes)."""
+        if self.channel_order == "flow":
+            return self.normalize(x)
+        shape = x.shape                                            # (..., 3L, H, W)
+        frames = x.reshape(*shape[:-3], -1, 3, *shape[-2:])        # (..., L, 3, H, W)
+        return self.normalize(frames).reshape(shape)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 or float frames (..., C, H, W) with C = 3 (RGB order) or 2k (flow x/y pairs)."""

@@ -19,16 +19,32 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from tstam.inference.batch import check_writable_dir
+from tstam.files import check_writable_dir
+from tstam.plotting import pyplot
 from tstam.inference.recognizer import Prediction, Recognizer
 
-__all__ = ["attention_figure", "attention_animation", "visualize_video", "Pictures"]
+__all__ = ["attention_figure", "attention_animation", "visualize_video", "Pictures", "FigureLayout"]
 
 log = logging.getLogger(__name__)
 
 TILE = 96           # pixels per frame tile in the PNG
 GAP = 4             # pixels between tiles
 OVERLAY = 0.5       # heat-map opacity
+
+
+@dataclass(frozen=True)
+class FigureLayout:
+    """Pixel layout of the PNG: exact, so that tiles stay square and bars sit under their frames."""
+
+    left: int = 110     # room for the row labels
+    right: int = 16
+    top: int = 44       # room for the title line
+    bottom: int = 44    # room for the frame indices
+    vgap: int = 6       # between rows
+    bar_h: int = 56     # height of an alpha bar row
+
+
+Row = tuple[str, str, object]  # (kind "image" or "bars", label, strip image or alpha values)
 
 
 @dataclass
@@ -76,28 +92,9 @@ def _tiles(frames: np.ndarray, size: int) -> np.ndarray:
                      for f in frames])
 
 
-def attention_figure(pred: Prediction, path: str | Path, *, k: int = 3, dpi: int = 100) -> Path:
-    """Draw the sampled frames, alpha bars and per-head spatial maps of every stream to a PNG.
-
-    Args:
-        pred: a prediction (``Recognizer.predict``).
-        path: the PNG to write (its folder is created).
-        k: classes listed in the title.
-        dpi: resolution; a tile is 96 pixels.
-
-    Returns:
-        The path written.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    check_writable_dir(path.parent)
-    frames = _tiles(pred.frames, TILE)                                  # (S, T, T, 3)
-    s = len(frames)
-    rows: list[tuple[str, str, object]] = [("image", "frames", _row(frames))]
+def _rows(pred: Prediction, frames: np.ndarray) -> list[Row]:
+    """The figure's rows: the frame strip, then per stream its alpha bars and one heat-map strip per head."""
+    rows: list[Row] = [("image", "frames", _row(frames))]
     for name, res in pred.streams.items():
         if res.temporal is not None:
             rows.append(("bars", f"{name} alpha", res.temporal))
@@ -105,34 +102,60 @@ def attention_figure(pred: Prediction, path: str | Path, *, k: int = 3, dpi: int
             for j, maps in enumerate(res.spatial):                       # maps (S, h, w)
                 values, lo, hi = _scale(maps)
                 rows.append(("image", f"{name} head {j + 1}\n{lo:.2f}-{hi:.2f}x", _row(_heat(values, frames))))
-    # exact pixel layout, so that tiles stay square and bars sit under their frames
-    left, right, top, bottom, vgap, bar_h = 110, 16, 44, 44, 6, 56
+    return rows
+
+
+def _draw_bars(ax, alpha: np.ndarray, s: int) -> None:
+    """Alpha as one bar under each frame tile; the largest orange, the uniform weight dashed."""
+    x = np.arange(s) * (TILE + GAP) + TILE / 2
+    colours = ["tab:orange" if i == int(alpha.argmax()) else "tab:blue" for i in range(s)]
+    ax.bar(x, alpha, width=TILE * 0.7, color=colours)
+    ax.axhline(1.0 / s, color="grey", lw=0.8, ls="--")            # uniform weight
+    ax.set_ylim(0, max(float(alpha.max()) * 1.2, 1.5 / s))
+    ax.set_yticks([0, round(float(alpha.max()), 3)])
+    ax.tick_params(labelsize=7)
+    for sp in ("top", "right"):
+        ax.spines[sp].set_visible(False)
+
+
+def attention_figure(pred: Prediction, path: str | Path, *, k: int = 3, dpi: int = 100,
+                     layout: FigureLayout = FigureLayout()) -> Path:
+    """Draw the sampled frames, alpha bars and per-head spatial maps of every stream to a PNG.
+
+    Args:
+        pred: a prediction (``Recognizer.predict``).
+        path: the PNG to write (its folder is created).
+        k: classes listed in the title.
+        dpi: resolution; a tile is 96 pixels.
+        layout: margins and row heights in pixels.
+
+    Returns:
+        The path written.
+    """
+    plt = pyplot()
+    path = Path(path)
+    check_writable_dir(path.parent)
+    frames = _tiles(pred.frames, TILE)                                  # (S, T, T, 3)
+    s = len(frames)
+    rows = _rows(pred, frames)
+    L = layout
     width = s * (TILE + GAP) - GAP
-    heights = [TILE if kind == "image" else bar_h for kind, _, _ in rows]
-    fig_w, fig_h = left + width + right, top + sum(heights) + vgap * (len(rows) - 1) + bottom
+    heights = [TILE if kind == "image" else L.bar_h for kind, _, _ in rows]
+    fig_w, fig_h = L.left + width + L.right, L.top + sum(heights) + L.vgap * (len(rows) - 1) + L.bottom
     fig = plt.figure(figsize=(fig_w / dpi, fig_h / dpi), dpi=dpi)
-    y = fig_h - top
+    y = fig_h - L.top
     ax = None
     for (kind, label, data), h in zip(rows, heights):
         y -= h
-        ax = fig.add_axes((left / fig_w, y / fig_h, width / fig_w, h / fig_h))
-        y -= vgap
+        ax = fig.add_axes((L.left / fig_w, y / fig_h, width / fig_w, h / fig_h))
+        y -= L.vgap
         ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8, labelpad=6)
         ax.set_xticks([])
         ax.set_yticks([])
         if kind == "image":
             ax.imshow(data, extent=(0, width, TILE, 0), interpolation="nearest", aspect="auto")
         else:
-            alpha = np.asarray(data)
-            x = np.arange(s) * (TILE + GAP) + TILE / 2
-            colours = ["tab:orange" if i == int(alpha.argmax()) else "tab:blue" for i in range(s)]
-            ax.bar(x, alpha, width=TILE * 0.7, color=colours)
-            ax.axhline(1.0 / s, color="grey", lw=0.8, ls="--")            # uniform weight
-            ax.set_ylim(0, max(float(alpha.max()) * 1.2, 1.5 / s))
-            ax.set_yticks([0, round(float(alpha.max()), 3)])
-            ax.tick_params(labelsize=7)
-            for sp in ("top", "right"):
-                ax.spines[sp].set_visible(False)
+            _draw_bars(ax, np.asarray(data), s)
         ax.set_xlim(0, width)
     assert ax is not None
     ax.set_xticks(np.arange(s) * (TILE + GAP) + TILE / 2)
@@ -141,7 +164,7 @@ def attention_figure(pred: Prediction, path: str | Path, *, k: int = 3, dpi: int
     top_k = ", ".join(f"{c} {p:.2f}" for c, p in pred.top(k))
     fuse = "fused " + ":".join(f"{m} {w:g}" for m, w in pred.weights.items()) + ": " if len(pred.streams) > 1 else ""
     fig.text(8 / fig_w, 1 - 22 / fig_h, f"{Path(pred.source).name}  -  {fuse}{top_k}", fontsize=10, va="center")
-    fig.text(1 - right / fig_w, 1 - 22 / fig_h, "alpha: orange = largest, dashed = uniform 1/N;  "
+    fig.text(1 - L.right / fig_w, 1 - 22 / fig_h, "alpha: orange = largest, dashed = uniform 1/N;  "
              "heads: jet from the head's min to max weight over all frames (x uniform 1/hw)",
              fontsize=7, ha="right", va="center", color="dimgrey")
     try:

@@ -22,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tstam.export import check_onnx, export_onnx, export_safetensors
-    from tstam.inference import load_stream
+    from tstam.checkpoint import load_stream
 
     if not args.onnx and not args.safetensors:
         raise ValueError("nothing to do: give --onnx OUT and/or --safetensors OUT")

@@ -18,7 +18,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "half-written ones redone), shardable over machines with --shard i/n. Exits with status 1 "
         "when any video failed; the failures are listed at the end.",
     )
-    p.add_argument("input", help="folder of videos, split file (trainlist01.txt, <class>_test_split1.txt) or list file")
+    p.add_argument("input", help="folder of videos, one video file, split file (trainlist01.txt, "
+                                 "<class>_test_split1.txt) or list file")
     p.add_argument("--out", required=True, help="frame-store root")
     p.add_argument("--root", default=None, help="folder that paths in a list are relative to (default: the list's folder)")
     p.add_argument("--workers", type=int, default=1, help="parallel worker processes, one video each (default 1)")
@@ -33,6 +34,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     size.add_argument("--short-side", type=int, default=None, metavar="S", help="resize so the shorter side is S")
     p.add_argument("--max-frames", type=int, default=None, help="only the first frames of each video (previews)")
     p.add_argument("--jpeg-quality", type=int, default=95, help="JPEG quality (default 95)")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse videos that decode fewer frames than their header declares (default: a shortfall "
+                        "of max(2 frames, 2%%) is accepted and recorded in meta.json)")
+    p.add_argument("--force", action="store_true",
+                   help="re-extract finished videos whose recorded settings (size, frames, quality, flow) differ "
+                        "from these (default: refuse)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
     return p
@@ -44,12 +51,16 @@ def run(args: argparse.Namespace) -> int:
     report = extract_many(
         sources, args.out, workers=args.workers, shard=args.shard, flow=flow, size=args.size,
         short_side=args.short_side, max_frames=args.max_frames, jpeg_quality=args.jpeg_quality,
-        progress=False if args.no_progress else None,
+        strict=args.strict, force=args.force, progress=False if args.no_progress else None,
     )
     secs = max(report.seconds, 1e-9)
     print(f"shard {args.shard[0]}/{args.shard[1]}: {len(report.done)} extracted, {len(report.skipped)} already done, "
           f"{len(report.failed)} failed; {report.frames} frames in {report.seconds:.1f} s "
           f"({len(report.done) / secs:.2f} videos/s, {report.frames / secs:.1f} frames/s)")
+    if report.short:
+        vid, declared, decoded = report.short[0]
+        print(f"{len(report.short)} video(s) decoded fewer frames than their header declares, within the tolerance "
+              f"(e.g. {vid}: {decoded} of {declared}); meta.json records both counts (--strict refuses them)")
     for file, reason in report.failed:
         print(f"FAILED {file}: {reason}", file=sys.stderr)
     return 0 if report.ok else 1

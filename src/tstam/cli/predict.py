@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 
 def add_checkpoint_args(p: argparse.ArgumentParser) -> None:
@@ -13,6 +12,9 @@ def add_checkpoint_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", type=float, nargs=2, default=None, metavar=("RGB", "FLOW"),
                    help="fusion weights (default 1 3, paper 4.3.3)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse videos that decode fewer frames than their header declares (default: a "
+                        "shortfall of max(2 frames, 2%%) is accepted)")
 
 
 def add_stream_args(p: argparse.ArgumentParser) -> None:
@@ -40,12 +42,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from tstam.inference import Recognizer, check_writable_dir, collect_videos, format_table, predict_many, write_json
+    from tstam.files import check_output_file, check_writable_dir
+    from tstam.inference import Recognizer, collect_videos, format_table, predict_many, write_json
 
     recognizer = Recognizer.from_paths(rgb=args.rgb, flow=args.flow, weights=args.weights, device=args.device)
     videos = collect_videos(args.videos)
     if args.json:
-        check_writable_dir(Path(args.json).parent)
+        check_output_file(args.json)
     anim = None if args.animation == "none" else f".{args.animation}"
     if args.visualize:
         check_writable_dir(args.visualize)
@@ -60,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
             pred.video = None  # free the frames
 
     result = predict_many(recognizer, videos, num_crops=args.crops, keep_video=bool(args.visualize and anim),
-                          on_result=on_result)
+                          strict=args.strict, on_result=on_result)
     if args.json:
         print(f"wrote {write_json(args.json, result, k=args.top_k, attention=not args.no_attention)}")
     for path, msg in result.failures:

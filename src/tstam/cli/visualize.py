@@ -19,7 +19,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tstam.inference import Recognizer, check_writable_dir, collect_videos, predict_many
+    from tstam.files import check_writable_dir
+    from tstam.inference import Recognizer, collect_videos, predict_many
     from tstam.visualize import visualize_video
 
     recognizer = Recognizer.from_paths(rgb=args.rgb, flow=args.flow, weights=args.weights, device=args.device)
@@ -32,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{pred.source}: {pred.label}  ->  {pics.png}" + (f", {pics.animation}" if pics.animation else ""))
         pred.video = None
 
-    result = predict_many(recognizer, videos, num_crops=args.crops, keep_video=anim is not None, on_result=on_result)
+    result = predict_many(recognizer, videos, num_crops=args.crops, keep_video=anim is not None, strict=args.strict,
+                          on_result=on_result)
     for path, msg in result.failures:
         print(f"tstam visualize: skipped: {msg}", file=sys.stderr)
     return 1 if result.failures else 0

@@ -1,14 +1,20 @@
-"""``DataConfig``: sampling, augmentation and loading settings (paper 4.2; DESIGN section 3)."""
+"""``DataConfig``: sampling, augmentation and loading settings (paper 4.2; DESIGN section 3).
+
+What a clip *is* (modality, segments, snippet length, crop size) belongs to the model it feeds:
+the datasets read those from the ``ModelConfig`` and everything else from here, so the two can
+never disagree.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Optional
 
 from ..config import ConfigError, check_choice
+from ..flow import FlowConfig
 from .frames import FrameLayout
 from .store import FLOW_X_TMPL, FLOW_Y_TMPL, RGB_TMPL
 
-__all__ = ["DataConfig"]
+__all__ = ["DataConfig", "RGB_SCALES", "FLOW_SCALES"]
 
 RGB_SCALES = [1.0, 0.875, 0.75, 0.66]   # TSN multi-scale crop, RGB
 FLOW_SCALES = [1.0, 0.875, 0.75]        # TSN multi-scale crop, flow
@@ -19,12 +25,8 @@ class DataConfig:
     """Where the frames are and how clips are sampled, augmented and batched."""
 
     root: str = ""                        # frame-store root (FrameDataset) or video root (VideoDataset)
-    modality: Literal["rgb", "flow"] = "rgb"  # which stream's input to build
-    num_segments: int = 6                 # N segments per video (paper 4.3.1: best at 6)
-    new_length: int | None = None         # items per snippet; None: 1 for RGB, 5 flow fields (TSN)
-    input_size: int = 224                 # square network input (BN-Inception)
     resize: list[int] = field(default_factory=lambda: [240, 320])  # H, W before cropping (paper); [256, 340] as TSN
-    scales: list[float] | None = None     # crop scales; None: [1, .875, .75, .66] RGB, [1, .875, .75] flow (TSN)
+    scales: Optional[list[float]] = None  # crop scales; None: [1, .875, .75, .66] RGB, [1, .875, .75] flow (TSN)
     max_distort: int = 1                  # most index distance between the height and width scales (TSN)
     more_fix_crop: bool = True            # 13 fixed crop positions (TSN); False: 4 corners + centre
     flip: bool = True                     # random horizontal flip in training (inverts flow x)
@@ -35,42 +37,35 @@ class DataConfig:
     flow_y_tmpl: str = FLOW_Y_TMPL        # flow y names; "y_{:05d}.jpg" for MMAction2's test layout
     batch_size: int = 32                  # clips per batch (paper 4.2), per process under DDP
     workers: int = 4                      # loader processes (see benchmarks/bench_loader.py)
-    flow_bound: float = 20.0              # VideoDataset: flow clipped to +-bound before quantising (TSN)
+    flow: Optional[FlowConfig] = None     # the flow of the frames: None -> the frame store's meta.json says
+                                          # (training checks it); VideoDataset computes it (default TV-L1, bound 20)
+    strict_decode: bool = False           # VideoDataset: refuse videos decoding fewer frames than declared
+                                          # (default: a shortfall of max(2, 2 %) is accepted, tstam.video)
 
     def __post_init__(self) -> None:
-        check_choice("data.modality", self.modality, ("rgb", "flow"))
         check_choice("data.test_crops", self.test_crops, (1, 3, 10))
-        for name in ("num_segments", "input_size", "test_frames", "batch_size"):
+        for name in ("test_frames", "batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"data.{name}={getattr(self, name)} is not valid; expected >= 1")
-        if self.new_length is not None and self.new_length < 1:
-            raise ConfigError(f"data.new_length={self.new_length} is not valid; expected >= 1 or null")
         if self.workers < 0:
             raise ConfigError(f"data.workers={self.workers} is not valid; expected >= 0")
-        if len(self.resize) != 2 or min(self.resize) < self.input_size:
-            raise ConfigError(f"data.resize={self.resize} is not valid; expected [H, W] with both >= "
-                              f"input_size={self.input_size}, e.g. [240, 320] or [256, 340]")
+        if len(self.resize) != 2 or min(self.resize) < 1:
+            raise ConfigError(f"data.resize={self.resize} is not valid; expected [H, W], e.g. [240, 320] or [256, 340]")
         if self.scales is not None and (not self.scales or not all(0 < s <= 1 for s in self.scales)):
             raise ConfigError(f"data.scales={self.scales} is not valid; expected scales in (0, 1], e.g. {RGB_SCALES}")
 
-    @property
-    def snippet_length(self) -> int:
-        """Items per snippet: ``new_length``, or 1 (RGB) / 5 (flow)."""
-        if self.new_length is not None:
-            return self.new_length
-        return 1 if self.modality == "rgb" else 5
+    def check_crop(self, input_size: int) -> None:
+        """Raise ConfigError unless the frames (``resize``) hold a crop of ``input_size``."""
+        if min(self.resize) < input_size:
+            raise ConfigError(f"data.resize={self.resize} is smaller than the crop model.input_size={input_size}; "
+                              f"expected [H, W] with both >= {input_size}, e.g. [240, 320] for 224 crops")
 
-    @property
-    def crop_scales(self) -> list[float]:
+    def crop_scales(self, modality: str) -> list[float]:
+        """``scales``, or TSN's for the modality."""
         if self.scales is not None:
             return list(self.scales)
-        return list(RGB_SCALES if self.modality == "rgb" else FLOW_SCALES)
+        return list(RGB_SCALES if modality == "rgb" else FLOW_SCALES)
 
     @property
     def layout(self) -> FrameLayout:
         return FrameLayout(rgb_tmpl=self.rgb_tmpl, flow_x_tmpl=self.flow_x_tmpl, flow_y_tmpl=self.flow_y_tmpl)
-
-    @property
-    def channels(self) -> int:
-        """Input channels per segment: 3 x snippet length (RGB) or 2 x snippet length (flow)."""
-        return (3 if self.modality == "rgb" else 2) * self.snippet_length

@@ -14,13 +14,13 @@ import multiprocessing
 import multiprocessing.context
 import os
 import random
-import threading
-import time
 from typing import Any, Iterator
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
+
+from ..watchdog import exit_with
 
 __all__ = ["ShardSampler", "ClipLoader", "build_loader", "worker_init"]
 
@@ -109,7 +109,7 @@ def worker_init(worker_id: int, main_pid: int | None = None) -> None:
     would leave it running for ever after the training process is killed (e.g. SIGKILL).
     """
     if main_pid is not None:
-        threading.Thread(target=_exit_without, args=(main_pid,), name="tstam-orphan-watch", daemon=True).start()
+        exit_with(main_pid)
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)
@@ -119,15 +119,6 @@ def worker_init(worker_id: int, main_pid: int | None = None) -> None:
         cv2.setNumThreads(1)
     except ImportError:  # pragma: no cover - cv2 is a dependency
         pass
-
-
-def _exit_without(pid: int, interval: float = 1.0) -> None:
-    while True:
-        time.sleep(interval)
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            os._exit(0)
 
 
 def _batch_len(batch: Any) -> int:

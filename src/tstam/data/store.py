@@ -7,10 +7,10 @@ a video folder without ``meta.json`` is unfinished and is redone by a resumed ex
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from ..files import write_json_atomic
 
 __all__ = [
     "RGB_TMPL", "FLOW_X_TMPL", "FLOW_Y_TMPL", "META_NAME", "META_VERSION",
@@ -27,19 +27,8 @@ META_VERSION = 1
 
 
 def write_meta(video_dir: str | Path, meta: dict[str, Any]) -> None:
-    """Write ``meta.json`` atomically (temp file in the same folder, fsync, rename)."""
-    video_dir = Path(video_dir)
-    meta = {"version": META_VERSION, **meta}
-    fd, tmp = tempfile.mkstemp(prefix=".meta.", suffix=".tmp", dir=video_dir)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(meta, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, video_dir / META_NAME)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``meta.json`` atomically (``tstam.files.write_json_atomic``)."""
+    write_json_atomic(Path(video_dir) / META_NAME, {"version": META_VERSION, **meta})
 
 
 def read_meta(video_dir: str | Path) -> dict[str, Any]:

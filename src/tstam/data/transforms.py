@@ -10,11 +10,16 @@ once per clip and applied to all its frames. A flip of a flow clip also inverts 
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .config import DataConfig
+
+if TYPE_CHECKING:
+    from ..models import ModelConfig
 
 __all__ = [
     "resize", "crop", "hflip", "fixed_offsets", "multiscale_crop_params", "multiscale_crop",
@@ -138,16 +143,21 @@ def eval_crops(clip: torch.Tensor, *, size: int, num_crops: int, flow: bool) -> 
 
 
 class TrainTransform:
-    """Resize, multi-scale crop, random flip: uint8 (T, C, H, W) -> uint8 (T, C, S, S)."""
+    """Resize, multi-scale crop, random flip: uint8 (T, C, H, W) -> uint8 (T, C, S, S).
 
-    def __init__(self, cfg: DataConfig):
-        self.cfg = cfg
-        self.flow = cfg.modality == "flow"
+    ``data`` gives the frame size and the augmentation; ``model`` the modality and crop size S.
+    """
+
+    def __init__(self, data: DataConfig, model: "ModelConfig"):
+        self.data = data
+        self.flow = model.modality == "flow"
+        self.input_size = model.input_size
+        self.scales = data.crop_scales(model.modality)
 
     def __call__(self, clip: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-        c = self.cfg
+        c = self.data
         clip = resize(clip, c.resize)
-        clip = multiscale_crop(clip, input_size=c.input_size, scales=c.crop_scales, max_distort=c.max_distort,
+        clip = multiscale_crop(clip, input_size=self.input_size, scales=self.scales, max_distort=c.max_distort,
                                more_fix_crop=c.more_fix_crop, rng=rng)
         if c.flip and rng.random() < 0.5:
             clip = hflip(clip, flow=self.flow)
@@ -157,11 +167,12 @@ class TrainTransform:
 class EvalTransform:
     """Resize then ``num_crops`` fixed crops: uint8 (T, C, H, W) -> uint8 (num_crops, T, C, S, S)."""
 
-    def __init__(self, cfg: DataConfig, num_crops: int):
-        self.cfg = cfg
+    def __init__(self, data: DataConfig, model: "ModelConfig", num_crops: int):
+        self.resize = data.resize
         self.num_crops = num_crops
-        self.flow = cfg.modality == "flow"
+        self.flow = model.modality == "flow"
+        self.input_size = model.input_size
 
     def __call__(self, clip: torch.Tensor) -> torch.Tensor:
-        clip = resize(clip, self.cfg.resize)
-        return eval_crops(clip, size=self.cfg.input_size, num_crops=self.num_crops, flow=self.flow).contiguous()
+        clip = resize(clip, self.resize)
+        return eval_crops(clip, size=self.input_size, num_crops=self.num_crops, flow=self.flow).contiguous()

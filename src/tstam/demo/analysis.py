@@ -65,21 +65,20 @@ def temporal_attention(checkpoint: str | Path, video_ids: Sequence[str], annotat
     """
     from tstam.data.datasets import FrameDataset
     from tstam.data.records import VideoRecord
-    from tstam.engine.testing import model_from_checkpoint
+    from tstam.checkpoint import load_stream
 
-    model, _ckpt = model_from_checkpoint(checkpoint)
+    model = load_stream(checkpoint).model
     mcfg = model.cfg
     if mcfg.head not in ("tstam", "temporal"):
         return {}
-    data = dataclasses.replace(data, modality=mcfg.modality, num_segments=mcfg.num_segments,
-                               new_length=mcfg.new_length, input_size=mcfg.input_size, test_crops=1)
+    data = dataclasses.replace(data, test_crops=1)
     records = [VideoRecord(v, annotations[v].path, annotations[v].label) for v in video_ids]
-    ds = FrameDataset(records, root=data.root, mode="test", cfg=data, preprocess=mcfg.preprocess, seed=0)
+    ds = FrameDataset(records, mode="test", data=data, model=mcfg, seed=0)
     per_clip, shares, uniform, groups = [], [], [], []
     alphas: list[np.ndarray] = []
     for first in range(0, len(ds), batch):                       # a few clips per call: far fewer small calls
-        views = torch.cat([ds[i][0] for i in range(first, min(first + batch, len(ds)))])  # (b, S, C, H, W)
-        alphas.extend(model(views).temporal.numpy())             # b x (S,)
+        views = torch.cat([ds[i][0] for i in range(first, min(first + batch, len(ds)))])  # (b, S, C, H, W) uint8
+        alphas.extend(model(mcfg.preprocess.normalize_clip(views)).temporal.numpy())  # b x (S,)
     for i, rec in enumerate(ds.records):
         alpha = alphas[i]
         ann = annotations[video_ids[i]]

@@ -10,9 +10,11 @@ import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from tstam.config import ConfigError, check_choice
+from tstam.config import ConfigError, check_choice, check_literals
+from tstam.flow import FlowAlgorithm
+from tstam.models.fusion import DEFAULT_FUSION_WEIGHTS
 
 __all__ = ["DemoConfig", "recipe_path", "demo_threads"]
 
@@ -27,7 +29,7 @@ class DemoConfig:
     synth_preset: str = "demo"              # tstam.synthetic preset (quick: "tiny")
     synth_overrides: dict[str, Any] = field(default_factory=dict)  # SynthConfig fields changed from the preset
     frame_size: int = 80                    # frames and flow are extracted at this square size (flow is cheaper)
-    flow: Literal["dis", "farneback", "tvl1"] = "dis"  # DIS: ~17x faster than TV-L1 here (README)
+    flow: FlowAlgorithm = "dis"             # DIS: ~17x faster than TV-L1 here (README)
     flow_bound: float = 4.0                 # px; flow clipped to +-this, then 0-255 (TSN's 20 is for 340x256 frames)
     input_size: int = 64                    # network crop (multiple of 32)
     width_mult: float = 0.25                # backbone width (1.0 = BN-Inception)
@@ -37,14 +39,14 @@ class DemoConfig:
     lr: float = 0.0                         # SGD learning rate; 0 -> the recipe's (RGB 0.005, flow 0.01)
     test_frames: int = 25                   # snippets per test video (paper 4.2)
     test_crops: int = 1                     # 1 (centre) for time; the paper uses 10
-    weights: tuple[float, float] = (1.0, 3.0)  # fusion RGB:flow (paper 4.3.3)
+    weights: tuple[float, float] = (DEFAULT_FUSION_WEIGHTS["rgb"], DEFAULT_FUSION_WEIGHTS["flow"])  # fusion RGB:flow
     attention_clips: int = 4                # test clips drawn with their attention in the report
     workers: int = 0                        # loader worker processes (0: in the training process; decoding is cheap here)
     extract_workers: int = 0                # extraction processes; 0 -> one per core
     threads: int = 0                        # torch threads; 0 -> one per core, less one per loader worker
 
     def __post_init__(self) -> None:
-        check_choice("flow", self.flow, ("dis", "farneback", "tvl1"))
+        check_literals(self, "demo")
         if self.input_size < 32 or self.input_size % 32:
             raise ConfigError(f"input_size={self.input_size} is not valid; expected a multiple of 32")
         if self.frame_size < self.input_size:

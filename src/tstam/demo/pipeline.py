@@ -70,7 +70,7 @@ def stream_config(cfg: DemoConfig, stream: str) -> Any:
         f"data.test_frames={cfg.test_frames}", f"data.test_crops={cfg.test_crops}",
         *([f"optim.lr={cfg.lr}"] if cfg.lr else []), f"optim.epochs={e}", f"optim.lr_steps={steps}",
         f"run.out_dir={cfg.root / 'runs' / stream}", f"run.seed={cfg.seed}",
-        f"run.eval_every={max(1, e // 4)}", "run.device=cpu",
+        "annotations.val_fraction=0", "run.eval_every=0", "run.device=cpu",  # no hold-out: every clip trains
     ]
     return load_train_config(recipe_path(stream), overrides)
 
@@ -157,13 +157,14 @@ def test_stream(tcfg: Any, ckpt: Path, out: Path, workers: int = 0) -> Any:
     """The test protocol (``tcfg.data.test_frames`` x ``test_crops``) on the test list; saves ``out``."""
     from tstam.engine.annotations import load_split
     from tstam.engine.scores import save_scores
-    from tstam.engine.testing import score_checkpoint
+    from tstam.checkpoint import load_stream
+    from tstam.engine.testing import score_stream
 
     _train, _val, test, classes = load_split(tcfg.annotations, tcfg.data)
     log.info("test %s: %d videos x %d frames x %d crop(s)", tcfg.model.modality, len(test), tcfg.data.test_frames,
              tcfg.data.test_crops)
-    scores = score_checkpoint(ckpt, test, root=tcfg.data.root, data=tcfg.data, classes=classes,
-                              workers=workers, meta={"split": 1, "subset": "test"})
+    scores = score_stream(load_stream(ckpt), test, root=tcfg.data.root, data=tcfg.data, classes=classes,
+                          workers=workers, meta={"split": 1, "subset": "test"})
     save_scores(out, scores)
     log.info("test %s: top-1 %.4f", tcfg.model.modality, scores.summary()["top1"])
     return scores

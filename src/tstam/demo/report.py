@@ -43,9 +43,9 @@ def pick_clips(per_clip: list[dict[str, Any]], k: int) -> list[str]:
 
 def plot_alpha_windows(attention: Mapping[str, Mapping[str, Any]], video_ids: list[str], path: Path) -> Path:
     """One panel per clip: alpha of each stream at its snippets' centre frames, the window shaded."""
-    from tstam.engine.reports import _matplotlib
+    from tstam.plotting import pyplot
 
-    plt = _matplotlib()
+    plt = pyplot()
     fig, axes = plt.subplots(len(video_ids), 1, figsize=(8, 1.9 * len(video_ids)), squeeze=False)
     for ax, vid in zip(axes[:, 0], video_ids):
         for stream, colour in (("rgb", "tab:red"), ("flow", "tab:blue")):

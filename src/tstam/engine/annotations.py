@@ -4,24 +4,27 @@
 The hold-out (``annotations.val_fraction``) takes whole *groups* of each class: UCF101 names
 videos ``v_<Class>_g<group>_c<clip>`` and clips of one group come from the same long video, so
 holding out single clips would leak near-duplicates into validation. Ids without a ``_gNN_`` part
-are their own group. Validation scores from the hold-out are what ``tstam fuse --search`` should
-search on; the test list stays untouched.
+(HMDB51's) are their own group, so those are held out per class. The hold-out is a function of
+``(val_seed, label)`` only, so ``tstam test --subset val`` finds the same videos again. Model
+selection (``best.pt``) and fusion-weight searches use it; the test list is read only by
+``tstam test``.
 """
 from __future__ import annotations
 
 import logging
 import re
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
 from tstam.data.records import Annotations, SplitSet, VideoRecord, frame_dir
 from tstam.data.splits import load_annotations
+from tstam.config import ConfigError
 from tstam.data.store import read_meta
+from tstam.flow import FlowConfig
 
 import numpy as np
 
-__all__ = ["load_split", "hold_out", "flow_settings"]
+__all__ = ["load_split", "hold_out", "store_flow"]
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +53,8 @@ def hold_out(records: list[VideoRecord], fraction: float, seed: int = 0) -> tupl
 def load_split(ann: Any, data: Any) -> tuple[list[VideoRecord], list[VideoRecord], list[VideoRecord], list[str]]:
     """(train, validation, test records, class names); the datasets fill in ``num_frames``.
 
-    Validation is the held-out part of the training list (``ann.val_fraction`` > 0) or the test
-    list itself.
+    Validation is the held-out part of the training list (``ann.val_fraction``; empty when 0: the
+    test list is never used in its place).
 
     Args:
         ann: ``AnnotationConfig`` (format, path, test_path, split).
@@ -73,17 +76,39 @@ def load_split(ann: Any, data: Any) -> tuple[list[VideoRecord], list[VideoRecord
     train, val = hold_out(list(train), ann.val_fraction, ann.val_seed)
     log.info("%s split %s: %d train / %d held-out validation / %d test videos, %d classes", ann.format, ann.split,
              len(train), len(val), len(test), len(classes))
-    return train, (val or list(test)), list(test), list(classes)
+    return train, val, list(test), list(classes)
 
 
-def flow_settings(records: list[VideoRecord], root: str | Path) -> dict[str, Any] | None:
-    """The flow extraction settings (``meta.json`` ``flow`` entry) of the first record that has them."""
+def store_flow(records: list[VideoRecord], data: Any) -> FlowConfig:
+    """The flow a frame store's flow JPEGs hold, for a flow run (recorded in its checkpoints).
+
+    From the ``meta.json`` of the first videos (all must agree), which ``data.flow``, when set,
+    must equal; from ``data.flow`` alone for a store without metadata (e.g. made by other tools).
+
+    Raises:
+        ConfigError: naming the store, when neither says, or when they disagree: a model's flow
+            must be reproducible at prediction time.
+    """
+    found: dict[str, Any] | None = None
+    where = ""
     for r in records[:16]:
         try:
-            flow = read_meta(frame_dir(r, root)).get("flow")
+            flow = read_meta(frame_dir(r, data.root)).get("flow")
         except ValueError:
             continue
-        if flow:
-            return dict(flow)
-    log.warning("no flow settings found in the frame store's meta.json; the checkpoint will not record them")
-    return None
+        if flow and found is not None and flow != found:
+            raise ConfigError(f"{frame_dir(r, data.root)}/meta.json: flow settings {flow} differ from {where}'s "
+                              f"{found}; one frame store holds one kind of flow")
+        if flow and found is None:
+            found, where = flow, str(frame_dir(r, data.root) / "meta.json")
+    if found is None:
+        if data.flow is None:
+            raise ConfigError(f"{data.root}: the frame store's meta.json files record no flow settings; set "
+                              "data.flow.algorithm, data.flow.bound (and its parameters) to what made the flow JPEGs, "
+                              "so that predictions compute the same flow")
+        return data.flow
+    recorded = FlowConfig.from_describe(found, source=where)
+    if data.flow is not None and data.flow.describe() != recorded.describe():
+        raise ConfigError(f"data.flow {data.flow.describe()} differs from the frame store's {recorded.describe()} "
+                          f"({where}); remove data.flow or re-extract the store")
+    return recorded

@@ -2,9 +2,8 @@
 
 Presets ship in ``tstam/configs/`` (``ucf101_rgb``, ``ucf101_flow``, ``hmdb51_rgb``,
 ``hmdb51_flow``, ``synthetic_rgb``, ``synthetic_flow``) with the paper's numbers (section 4.2,
-DESIGN section 4); the split is an override (``annotations.split=2``). Keys the model and the data share
-(modality, segments, snippet length, crop size) are written once, under ``model``, and copied to
-``data``; setting them differently under ``data`` is an error.
+DESIGN section 4); the split is an override (``annotations.split=2``). What a clip is (modality,
+segments, snippet length, crop size) is set once, under ``model``; the datasets read it from there.
 """
 from __future__ import annotations
 
@@ -13,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Optional, Sequence
 
-from tstam.config import ConfigError, apply_overrides, check_choice, from_dict, load_yaml, to_dict
+from tstam.config import ConfigError, apply_overrides, check_choice, check_literals, from_dict, load_yaml, to_dict
 from tstam.data.config import DataConfig
 from tstam.models import ModelConfig
 
@@ -21,8 +20,8 @@ __all__ = ["AnnotationConfig", "OptimConfig", "RunConfig", "TrainConfig", "PRESE
            "shipped_presets"]
 
 PRESETS = ("ucf101_rgb", "ucf101_flow", "hmdb51_rgb", "hmdb51_flow", "synthetic_rgb", "synthetic_flow")
-# Keys given once under ``model`` and copied into ``data``.
-SHARED_KEYS = ("modality", "num_segments", "new_length", "input_size")
+# Set under ``model`` only; configs stored by tstam 0.1 also carried copies of them under ``data``.
+_MODEL_KEYS_IN_OLD_DATA = ("modality", "num_segments", "new_length", "input_size")
 
 
 @dataclass
@@ -33,12 +32,13 @@ class AnnotationConfig:
     path: str = ""                          # split folder (ucf101, hmdb51) or the training list file
     test_path: str = ""                     # the test list file (rawframes, csv); unused for official splits
     split: int = 1                          # official split 1-3 (ucf101, hmdb51)
-    val_fraction: float = 0.0               # hold out this share of each class's training groups for
-                                            # validation; 0 -> validate on the test list (TSN practice)
-    val_seed: int = 0                       # which groups are held out
+    val_fraction: float = 0.1               # hold out this share of each class's training groups (UCF101) or
+                                            # clips (HMDB51) for validation and best.pt; 0 -> no validation, no
+                                            # best.pt (the test list is never used for model selection)
+    val_seed: int = 0                       # which groups are held out (deterministic)
 
     def __post_init__(self) -> None:
-        check_choice("annotations.format", self.format, ("ucf101", "hmdb51", "rawframes", "csv"))
+        check_literals(self, "annotations")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"annotations.val_fraction={self.val_fraction} is not valid; expected 0 <= x < 1")
         if self.format in ("ucf101", "hmdb51"):
@@ -62,9 +62,7 @@ class OptimConfig:
     tsn_multipliers: bool = True            # per-group lr/decay multipliers (flow first conv lr x5, bias x10)
 
     def __post_init__(self) -> None:
-        check_choice("optim.bn", self.bn, ("partial", "frozen", "full"))
-        check_choice("optim.optimizer", self.optimizer, ("sgd", "adamw"))
-        check_choice("optim.schedule", self.schedule, ("step", "cosine"))
+        check_literals(self, "optim")
         if self.lr <= 0 or self.epochs < 1:
             raise ConfigError(f"optim.lr ({self.lr}) must be > 0 and optim.epochs ({self.epochs}) >= 1")
 
@@ -86,7 +84,7 @@ class RunConfig:
     tensorboard: bool = True                # write TensorBoard events under out_dir/tb
 
     def __post_init__(self) -> None:
-        check_choice("run.amp", self.amp, ("none", "bf16", "fp16"))
+        check_literals(self, "run")
         if self.eval_every < 0 or self.ckpt_every_steps < 0 or self.max_steps < 0:
             raise ConfigError("run.eval_every, run.ckpt_every_steps and run.max_steps must be >= 0")
 
@@ -119,20 +117,17 @@ def preset_path(name: str) -> Path:
     return Path(str(resources.files("tstam") / "configs" / f"{name}.yaml"))
 
 
-def _sync_shared(raw: dict[str, Any]) -> None:
-    """Copy the keys the model and the data share from ``model`` into ``data`` (raw dicts)."""
-    model = raw.get("model") or {}
-    data = raw.setdefault("data", {})
+def _drop_old_data_keys(raw: dict[str, Any]) -> None:
+    """Accept configs stored by tstam 0.1, whose ``data`` repeated the model's clip keys."""
+    model, data = raw.get("model"), raw.get("data")
     if not isinstance(model, dict) or not isinstance(data, dict):
         return  # from_dict reports the wrong type
-    defaults = ModelConfig.__dataclass_fields__
-    for key in SHARED_KEYS:
-        value = model.get(key, defaults[key].default)
-        if key in data and data[key] is not None and data[key] != value:
-            raise ConfigError(
-                f"data.{key}={data[key]!r} disagrees with model.{key}={value!r}; set it once, as model.{key}"
-            )
-        data[key] = value
+    for key in _MODEL_KEYS_IN_OLD_DATA:
+        if key in data:
+            value = data.pop(key)
+            if value is not None and model.get(key, value) != value or key not in model and value is not None:
+                raise ConfigError(f"data.{key}={value!r}: what a clip is is set once, under model "
+                                  f"(model.{key}={model.get(key)!r}); remove data.{key}")
 
 
 def load_train_config(source: str | Path | dict[str, Any], overrides: Sequence[str] = ()) -> TrainConfig:
@@ -152,5 +147,7 @@ def load_train_config(source: str | Path | dict[str, Any], overrides: Sequence[s
     else:
         raw = load_yaml(source)
     raw = apply_overrides(raw, overrides)
-    _sync_shared(raw)
-    return from_dict(TrainConfig, raw)
+    _drop_old_data_keys(raw)
+    cfg = from_dict(TrainConfig, raw)
+    cfg.data.check_crop(cfg.model.input_size)
+    return cfg

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tstam.engine.distributed import all_reduce_sum
+from tstam.preprocess import Preprocess
 
 __all__ = ["autocast", "evaluate"]
 
@@ -24,8 +25,10 @@ def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManage
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: Iterable[Any], *, device: torch.device, amp: str = "none") -> dict[str, float]:
-    """Mean loss, top-1 and top-5 over the validation clips (batches of (clip, label)).
+def evaluate(model: nn.Module, loader: Iterable[Any], *, device: torch.device, preprocess: Preprocess,
+             amp: str = "none") -> dict[str, float]:
+    """Mean loss, top-1 and top-5 over the validation clips (batches of (uint8 clip, label),
+    normalised on ``device`` with the model's ``preprocess``).
 
     Returns:
         ``val_loss``, ``val_top1``, ``val_top5`` (fractions) and ``val_clips``.
@@ -35,6 +38,7 @@ def evaluate(model: nn.Module, loader: Iterable[Any], *, device: torch.device, a
     sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, top1, top5, clips
     for x, y in loader:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        x = preprocess.normalize_clip(x)
         with autocast(device, amp):
             logits = model(x).logits.float()                     # (B, K)
         k = min(5, logits.shape[1])

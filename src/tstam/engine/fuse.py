@@ -1,8 +1,9 @@
 """Weighted late fusion of per-stream score files, and a weight search (paper 4.3.3).
 
-The fused score of a video is ``sum_s w_s * scores_s`` over streams, on the per-stream softmax
-probabilities averaged over views (mode "softmax", default) or on the raw averaged scores (mode
-"raw"). Default weights RGB:flow = 1:3. Files must hold the same videos with the same labels and
+The fused score of a video is the weighted mean ``sum_s w_s scores_s / sum_s w_s`` over streams
+(``tstam.models.fuse_scores``), on the per-stream softmax probabilities averaged over views (mode
+"softmax", default) or on the raw averaged scores (mode "raw"). Default weights RGB:flow = 1:3
+(``tstam.models.DEFAULT_FUSION_WEIGHTS``). Files must hold the same videos with the same labels and
 classes; videos in a different order are aligned by id.
 
 The weight search tries a grid on a *validation* score set and applies the best weights to the
@@ -20,12 +21,12 @@ import numpy as np
 
 from tstam.engine import metrics
 from tstam.engine.scores import ScoreSet
+from tstam.models.fusion import DEFAULT_FUSION_WEIGHTS, check_weights, fuse_scores
 
-__all__ = ["DEFAULT_WEIGHTS", "DEFAULT_GRID", "SearchResult", "align", "fuse", "default_weights", "search_weights"]
+__all__ = ["DEFAULT_GRID", "SearchResult", "align", "fuse", "default_weights", "search_weights"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_WEIGHTS = {"rgb": 1.0, "flow": 3.0}  # paper 4.3.3: RGB:flow = 1:3
 DEFAULT_GRID = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0)  # weights tried for each stream but the first
 
 
@@ -64,22 +65,18 @@ def align(sets: Sequence[ScoreSet], names: Sequence[str] | None = None) -> list[
 
 def default_weights(sets: Sequence[ScoreSet]) -> list[float]:
     """1 for RGB, 3 for flow (by each file's ``stream``); 1 for anything else."""
-    return [DEFAULT_WEIGHTS.get(s.meta.get("stream", ""), 1.0) for s in sets]
+    return [DEFAULT_FUSION_WEIGHTS.get(s.meta.get("stream", ""), 1.0) for s in sets]
 
 
 def fuse(sets: Sequence[ScoreSet], weights: Sequence[float] | None = None, *, mode: str = "softmax",
          names: Sequence[str] | None = None) -> ScoreSet:
-    """Weighted sum of aligned score sets; the result's ``meta`` records inputs, weights and mode."""
+    """Weighted mean of aligned score sets; the result's ``meta`` records inputs, weights and mode."""
     sets = align(sets, names)
-    weights = list(default_weights(sets) if weights is None else weights)
-    if len(weights) != len(sets):
-        raise ValueError(f"{len(weights)} weights given for {len(sets)} score files")
-    if any(w < 0 for w in weights) or sum(weights) <= 0:
-        raise ValueError(f"fusion weights must be >= 0 and not all 0, got {weights}")
+    weights = check_weights(default_weights(sets) if weights is None else weights, len(sets))
     for s in sets:
         s.scores(mode)  # validates mode
-    fused_probs = sum(w * s.probs for w, s in zip(weights, sets))
-    fused_logits = sum(w * s.logits for w, s in zip(weights, sets))
+    fused_probs = fuse_scores([s.probs for s in sets], weights)
+    fused_logits = fuse_scores([s.logits for s in sets], weights)
     meta = {
         "stream": "fused", "weights": weights, "mode": mode,
         "inputs": [s.meta.get("stream", n) for s, n in zip(sets, names or [""] * len(sets))],
@@ -112,6 +109,13 @@ def search_weights(sets: Sequence[ScoreSet], *, grid: Sequence[float] = DEFAULT_
         mode: "softmax" or "raw".
         on_test: the caller searches on the test set; the result is marked optimistic.
     """
+    if not on_test:
+        tested = [n for s, n in zip(sets, names or [f"scores #{i}" for i in range(len(sets))])
+                  if s.meta.get("subset") == "test"]
+        if tested:
+            raise ValueError(f"{tested[0]} holds scores of the test list (subset 'test'): weights searched on it "
+                             "have seen the test labels; search on validation scores (`tstam test --subset val`), "
+                             "or pass --search-on-test for an optimistic result")
     sets = align(sets, names)
     default = np.array(default_weights(sets)) / default_weights(sets)[0]
     tried: list[tuple[list[float], float]] = []
@@ -119,7 +123,7 @@ def search_weights(sets: Sequence[ScoreSet], *, grid: Sequence[float] = DEFAULT_
     best_w: list[float] = []
     for i, rest in enumerate(itertools.product(grid, repeat=len(sets) - 1)):
         w = [1.0, *map(float, rest)]
-        top1 = metrics.topk_accuracy(sum(wi * s.scores(mode) for wi, s in zip(w, sets)), sets[0].labels, 1)
+        top1 = metrics.topk_accuracy(fuse_scores([s.scores(mode) for s in sets], w), sets[0].labels, 1)
         tried.append((w, top1))
         key = (-top1, float(np.abs(np.array(w) - default).sum()), i)
         if best is None or key < best:

@@ -11,18 +11,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from tstam.plotting import pyplot
+
 __all__ = ["MetricsLogger", "plot_curves", "save_confusion"]
 
 log = logging.getLogger(__name__)
-
-
-def _matplotlib():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, never a window
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 class MetricsLogger:
@@ -88,7 +81,7 @@ class MetricsLogger:
 
 def plot_curves(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
     """Loss (left) and accuracy (right) against epoch, as a PNG."""
-    plt = _matplotlib()
+    plt = pyplot()
     fig, (ax_l, ax_a) = plt.subplots(1, 2, figsize=(9, 3.5))
     epochs = [r["epoch"] for r in rows]
     for key in ("train_loss", "val_loss"):
@@ -119,7 +112,7 @@ def save_confusion(cm: np.ndarray, classes: Sequence[str], out_prefix: str | Pat
         w.writerow(["true \\ predicted", *classes])
         for name, row in zip(classes, cm):
             w.writerow([name, *row.tolist()])
-    plt = _matplotlib()
+    plt = pyplot()
     k = len(classes)
     size = min(4 + 0.25 * k, 30)
     fig, ax = plt.subplots(figsize=(size, size))

@@ -9,8 +9,6 @@ scores averaged over views; ``--mode raw``), ``classes`` (K,) str, and ``meta``:
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from tstam.engine import metrics
+from tstam.files import atomic_write
 
 __all__ = ["ScoreSet", "save_scores", "load_scores"]
 
@@ -63,26 +62,13 @@ class ScoreSet:
 
 
 def save_scores(path: str | Path, s: ScoreSet) -> Path:
-    """Write a score file atomically (temp file in the same folder, then rename)."""
+    """Write a score file atomically (``tstam.files.atomic_write``)."""
     path = Path(path)
     if path.suffix != ".npz":
         raise ValueError(f"{path}: score files end in .npz")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(
-                f, video_ids=np.array(s.video_ids, dtype=str), labels=s.labels, probs=s.probs,
-                logits=s.logits, classes=np.array(s.classes, dtype=str),
-                meta=np.array(json.dumps(s.meta, sort_keys=True, default=str)),
-            )
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda f: np.savez(
+        f, video_ids=np.array(s.video_ids, dtype=str), labels=s.labels, probs=s.probs, logits=s.logits,
+        classes=np.array(s.classes, dtype=str), meta=np.array(json.dumps(s.meta, sort_keys=True, default=str))))
 
 
 def load_scores(path: str | Path) -> ScoreSet:

@@ -21,25 +21,17 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from tstam.config import from_dict, to_dict
+from tstam.config import to_dict
+from tstam.device import resolve_device
+from tstam.files import check_output_file
 from tstam.data.records import VideoRecord
-from tstam.engine.checkpoint import load_checkpoint
+from tstam.checkpoint import LoadedStream, load_stream
 from tstam.engine.evaluate import autocast
 from tstam.engine.scores import ScoreSet
 
-__all__ = ["model_from_checkpoint", "frame_activation_bytes", "chunk_frames_for", "predict_views", "score_checkpoint"]
+__all__ = ["frame_activation_bytes", "chunk_frames_for", "predict_views", "score_stream", "run_test"]
 
 log = logging.getLogger(__name__)
-
-
-def model_from_checkpoint(path: str | Path, *, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Build the model of a tstam checkpoint (weights_only read) in eval mode; returns (model, checkpoint)."""
-    from tstam.models import ModelConfig, build_model
-
-    ckpt = load_checkpoint(path)
-    model = build_model(from_dict(ModelConfig, ckpt["model_config"]))
-    model.load_state_dict(ckpt["model"])
-    return model.to(device).eval(), ckpt
 
 
 @torch.no_grad()
@@ -72,12 +64,14 @@ def chunk_frames_for(model: nn.Module, *, frames: int, max_memory_mb: float) -> 
 
 @torch.no_grad()
 def predict_views(model: nn.Module, views: torch.Tensor, *, chunk_frames: int, amp: str = "none") -> tuple[torch.Tensor, torch.Tensor]:
-    """Views (V, T, C, H, W) of one video -> (mean softmax (K,), mean raw scores (K,)), in chunks."""
+    """uint8 views (V, T, C, H, W) of one video -> (mean softmax (K,), mean raw scores (K,)), in
+    chunks; each chunk is normalised on the model's device with ``model.cfg.preprocess``."""
     device = next(model.parameters()).device
     per = max(1, chunk_frames // views.shape[1])                  # crops per forward
     probs, logits = [], []
     for i in range(0, views.shape[0], per):
-        x = views[i:i + per].to(device, non_blocking=True)        # (v, T, C, H, W)
+        x = views[i:i + per].to(device, non_blocking=True)        # (v, T, C, H, W) uint8
+        x = model.cfg.preprocess.normalize_clip(x)
         with autocast(device, amp):
             out = model(x).logits.float()                          # (v, K)
         probs.append(out.softmax(-1).cpu())
@@ -85,50 +79,46 @@ def predict_views(model: nn.Module, views: torch.Tensor, *, chunk_frames: int, a
     return torch.cat(probs).mean(0), torch.cat(logits).mean(0)
 
 
-def score_checkpoint(checkpoint: str | Path, records: Sequence[VideoRecord], *, root: str | Path, data: Any,
-                    classes: Optional[Sequence[str]] = None, chunk_frames: int = 250, max_memory_mb: float = 0,
-                    device: str | torch.device = "cpu", amp: str = "none", workers: int = 0,
-                    fast: bool = True, channels_last: bool = True, meta: Optional[dict[str, Any]] = None) -> ScoreSet:
+def score_stream(stream: LoadedStream, records: Sequence[VideoRecord], *, root: str | Path, data: Any,
+                 classes: Optional[Sequence[str]] = None, chunk_frames: int = 250, max_memory_mb: float = 0,
+                 amp: str = "none", workers: int = 0, fast: bool = True, channels_last: bool = True,
+                 meta: Optional[dict[str, Any]] = None) -> ScoreSet:
     """Run the test protocol on ``records`` and return per-video scores.
 
     Args:
-        checkpoint: a tstam checkpoint (its model config, preprocessing and classes are used).
+        stream: the loaded stream (``tstam.checkpoint.load_stream``; runs on its model's device).
         records: the test videos (labels index the checkpoint's classes).
         root: the frame store.
-        data: a ``DataConfig`` giving resize, ``test_frames``, ``test_crops`` and file names; its
-            modality, segments, snippet length and crop size are taken from the checkpoint.
+        data: a ``DataConfig`` giving resize, ``test_frames``, ``test_crops`` and file names (what a
+            clip is comes from the stream's model).
         classes: the annotation's class names; must equal the checkpoint's when given.
         chunk_frames: most frames per forward; ``max_memory_mb`` > 0 overrides it.
-        device, amp: where and in which precision to run.
+        amp: autocast precision on CUDA.
         workers: loader processes.
         fast: run ``tstam.models.inference.prepare_for_inference``'s copy (BN folded into the convs,
             parallel 1x1 convs merged; equal to the model to 1e-4).
         channels_last: run the convolutions in channels_last layout (faster here on CPU and on CUDA).
         meta: extra entries for the score file's ``meta`` (split, ...).
     """
-    import dataclasses
-
     from tstam.data.datasets import FrameDataset
     from tstam.data.loader import build_loader
 
-    model, ckpt = model_from_checkpoint(checkpoint, device=device)
+    model = stream.model
     if fast:
         from tstam.models.inference import prepare_for_inference
 
         model = prepare_for_inference(model, channels_last=channels_last)
     elif channels_last:
         model = model.to(memory_format=torch.channels_last)
-    ck_classes = list(ckpt["classes"])
+    ck_classes = list(stream.classes)
     if classes is not None and list(classes) != ck_classes:
-        raise ValueError(f"{checkpoint}: trained on classes {ck_classes[:5]}... ({len(ck_classes)}), but the test "
+        raise ValueError(f"{stream.source}: trained on classes {ck_classes[:5]}... ({len(ck_classes)}), but the test "
                          f"annotations list {list(classes)[:5]}... ({len(classes)}); use the same class list")
     mcfg = model.cfg
-    data = dataclasses.replace(data, modality=mcfg.modality, num_segments=mcfg.num_segments,
-                               new_length=mcfg.new_length, input_size=mcfg.input_size)
     if max_memory_mb:
         chunk_frames = chunk_frames_for(model, frames=data.test_frames, max_memory_mb=max_memory_mb)
         log.info("chunks of %d frames for %.0f MB", chunk_frames, max_memory_mb)
-    ds = FrameDataset(records, root=root, mode="test", cfg=data, preprocess=mcfg.preprocess, seed=0)
+    ds = FrameDataset(records, root=root, mode="test", data=data, model=mcfg, seed=0)
     loader = build_loader(ds, batch_size=1, shuffle=False, workers=workers, distributed=False)
     probs, logits = [], []
     bar = tqdm(loader, desc=f"test {mcfg.modality}", unit="video", disable=not sys.stderr.isatty())
@@ -136,9 +126,10 @@ def score_checkpoint(checkpoint: str | Path, records: Sequence[VideoRecord], *, 
         p, l = predict_views(model, views[0], chunk_frames=chunk_frames, amp=amp)
         probs.append(p.numpy())
         logits.append(l.numpy())
-    info = {"stream": mcfg.modality, "checkpoint": str(checkpoint), "test_frames": data.test_frames,
+    info = {"stream": mcfg.modality, "checkpoint": stream.source, "test_frames": data.test_frames,
             "test_crops": data.test_crops, "score_average": "mean of per-crop softmax (probs) and raw scores (logits)",
-            "model_config": to_dict(mcfg), "flow": ckpt.get("flow"), **(meta or {})}
+            "model_config": to_dict(mcfg),
+            "flow": stream.flow.describe() if stream.flow is not None else None, **(meta or {})}
     k = len(ck_classes)
     return ScoreSet([r.video_id for r in ds.records], np.array([r.label for r in ds.records]),
                     np.stack(probs) if probs else np.zeros((0, k)), np.stack(logits) if logits else np.zeros((0, k)),
@@ -159,22 +150,25 @@ def run_test(checkpoint: str | Path, *, overrides: Sequence[str] = (), frames: O
     from tstam.engine.reports import save_confusion
     from tstam.engine.scores import save_scores
 
-    ckpt = load_checkpoint(checkpoint)
-    if not ckpt.get("config"):
+    stream = load_stream(checkpoint, device=resolve_device(device))
+    if not stream.train_config:
         raise ValueError(f"{checkpoint}: holds no training config; test needs the annotations and data settings")
     extra = [f"data.test_frames={frames}"] if frames else []
     extra += [f"data.test_crops={crops}"] if crops else []
-    cfg = load_train_config(ckpt["config"], [*overrides, *extra])
+    cfg = load_train_config(stream.train_config, [*overrides, *extra])
     train, val, test, classes = load_split(cfg.annotations, cfg.data)
     records = {"train": train, "val": val, "test": test}.get(subset)
     if records is None:
         raise ValueError(f"subset={subset!r} is not valid; expected 'test', 'val' or 'train'")
-    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else torch.device(device)
-    scores = score_checkpoint(checkpoint, records, root=cfg.data.root, data=cfg.data, classes=classes,
-                             chunk_frames=chunk_frames, max_memory_mb=max_memory_mb, device=dev, amp=amp,
-                             workers=cfg.data.workers, meta={"split": cfg.annotations.split, "subset": subset})
-    stream = scores.meta["stream"]
-    out = Path(out) if out else Path(checkpoint).parent / f"scores_{stream}_split{cfg.annotations.split}_{subset}.npz"
+    if subset == "val" and not val:
+        raise ValueError(f"{checkpoint}: the run held out no validation videos (annotations.val_fraction="
+                         f"{cfg.annotations.val_fraction}); --subset val needs a run trained with a hold-out, "
+                         "e.g. annotations.val_fraction=0.1 (the test list is never scored as validation)")
+    name = f"scores_{stream.modality}_split{cfg.annotations.split}_{subset}.npz"
+    out = check_output_file(out or Path(checkpoint).parent / name, suffix=".npz")  # before hours of scoring
+    scores = score_stream(stream, records, root=cfg.data.root, data=cfg.data, classes=classes,
+                          chunk_frames=chunk_frames, max_memory_mb=max_memory_mb, amp=amp,
+                          workers=cfg.data.workers, meta={"split": cfg.annotations.split, "subset": subset})
     save_scores(out, scores)
     save_confusion(confusion_matrix(scores.probs, scores.labels), scores.classes, out.with_name(out.stem + "_confusion"))
     summary = scores.summary()

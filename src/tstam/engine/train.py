@@ -12,7 +12,6 @@ uninterrupted one (CPU; see tests/test_engine_resume.py). Under DDP every proces
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import sys
@@ -26,8 +25,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from tstam.config import to_dict
-from tstam.engine.checkpoint import CheckpointError, capture_rng, check_compatible, load_checkpoint, restore_rng, save_checkpoint
+from tstam.config import ConfigError, to_dict
+from tstam.files import write_text_atomic
+from tstam.checkpoint import load_checkpoint, save_checkpoint
+from tstam.engine.checkpoint import capture_rng, check_compatible, restore_rng
 from tstam.engine.config import TrainConfig
 from tstam.engine.distributed import DistInfo, all_reduce_sum, barrier, cleanup_distributed, init_distributed
 from tstam.engine.evaluate import autocast, evaluate
@@ -127,6 +128,7 @@ def train_one_epoch(run: _Run) -> dict[str, float]:
     t0, clips_seen = time.perf_counter(), 0
     for x, y in run.train_loader:
         x, y = x.to(run.device, non_blocking=True), y.to(run.device, non_blocking=True)
+        x = run.bare.cfg.preprocess.normalize_clip(x)                # uint8 -> normalised float, on the device
         with autocast(run.device, cfg.run.amp):
             logits = model(x).logits                                  # (B, K)
             loss = F.cross_entropy(logits.float(), y)
@@ -178,7 +180,7 @@ def train_one_epoch(run: _Run) -> dict[str, float]:
 
 def _build(cfg: TrainConfig, resume: str | Path | bool | None,
            callbacks: Sequence[Callable[[TrainState], None]]) -> _Run:
-    from tstam.engine.annotations import flow_settings, load_split
+    from tstam.engine.annotations import load_split, store_flow
     from tstam.engine.inputs import build_train_loaders
     from tstam.models import build_model, load_pretrained
 
@@ -188,15 +190,21 @@ def _build(cfg: TrainConfig, resume: str | Path | bool | None,
     if cfg.model.num_classes != len(classes):
         raise ValueError(f"model.num_classes={cfg.model.num_classes} but the annotations list {len(classes)} "
                          f"classes; set model.num_classes={len(classes)}")
-    flow = flow_settings(train_recs, cfg.data.root) if cfg.model.modality == "flow" else None
+    flow = store_flow(train_recs, cfg.data).describe() if cfg.model.modality == "flow" else None
     out_dir = Path(cfg.run.out_dir)
     ckpt = None
     if resume:
         path = out_dir / "last.pt" if resume is True else Path(resume)
         ckpt = load_checkpoint(path)
-        check_compatible(ckpt, modality=cfg.model.modality, num_classes=cfg.model.num_classes, path=path)
+        check_compatible(ckpt, to_dict(cfg.model), path=path)
         log.info("resuming from %s (epoch %d, step %d)", path, ckpt["epoch"] + 1, ckpt["step"])
 
+    if cfg.optim.bn == "partial" and not cfg.run.init_weights and ckpt is None:
+        raise ConfigError(
+            "optim.bn=partial (TSN partial BN) keeps every backbone BN but the first at the ImageNet statistics of "
+            "run.init_weights; without them those layers would run with mean 0 / variance 1 and never learn "
+            "(no normalisation at all). Set run.init_weights=<bn_inception-52deb4733.pth or a TSN file>, or "
+            "optim.bn=full to train from scratch")
     model = build_model(cfg.model)
     if cfg.run.init_weights and ckpt is None:
         load_pretrained(model, cfg.run.init_weights)
@@ -214,7 +222,9 @@ def _build(cfg: TrainConfig, resume: str | Path | bool | None,
         if cfg.run.sync_bn and device.type == "cuda":
             net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
         net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
-    train_loader, val_loader = build_train_loaders(cfg, train_recs, val_recs, preprocess=model.cfg.preprocess, dist=dist)
+    train_loader, val_loader = build_train_loaders(cfg, train_recs, val_recs, dist=dist)
+    if dist.is_main:  # the hold-out, for the record (engine/annotations.py): never the test list
+        write_text_atomic(out_dir / "validation.txt", "".join(f"{r.video_id}\n" for r in val_recs))
     state = TrainState()
     if ckpt is not None:
         optimizer.load_state_dict(ckpt["optimizer"])
@@ -264,7 +274,8 @@ def fit(cfg: TrainConfig, *, resume: str | Path | bool | None = None,
                 break
             last = st.epoch + 1 == cfg.optim.epochs or (cfg.run.max_steps and st.step >= cfg.run.max_steps)
             if run.val_loader is not None and ((st.epoch + 1) % cfg.run.eval_every == 0 or last):
-                row.update(evaluate(run.model, run.val_loader, device=run.device, amp=cfg.run.amp))
+                row.update(evaluate(run.model, run.val_loader, device=run.device, amp=cfg.run.amp,
+                                    preprocess=run.bare.cfg.preprocess))
             run.scheduler.step()
             row["step"] = st.step
             st.epoch, st.epoch_step = st.epoch + 1, 0

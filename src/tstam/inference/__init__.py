@@ -3,12 +3,12 @@
 ``tstam.load`` (``tstam.api``) is the short way in; ``tstam.visualize`` draws the attention and
 ``tstam.export`` writes ONNX and safetensors files.
 """
-from tstam.inference.batch import BatchResult, check_writable_dir, collect_videos, format_table, predict_many, write_json
-from tstam.inference.loading import LoadedStream, flow_config_from_dict, load_stream, stream_metadata
+from tstam.inference.batch import BatchResult, collect_videos, format_table, predict_many, write_json
+from tstam.checkpoint import LoadedStream, load_stream, stream_metadata
 from tstam.inference.recognizer import Prediction, Recognizer, StreamResult
 
 __all__ = [
-    "LoadedStream", "load_stream", "stream_metadata", "flow_config_from_dict",
+    "LoadedStream", "load_stream", "stream_metadata",
     "Prediction", "StreamResult", "Recognizer",
-    "BatchResult", "collect_videos", "predict_many", "format_table", "write_json", "check_writable_dir",
+    "BatchResult", "collect_videos", "predict_many", "format_table", "write_json",
 ]

@@ -11,9 +11,10 @@ from typing import Callable, Iterable, Optional
 
 from tqdm import tqdm
 
+from tstam.files import check_output_file, write_text_atomic
 from tstam.inference.recognizer import Prediction, Recognizer
 
-__all__ = ["BatchResult", "collect_videos", "predict_many", "format_table", "write_json", "check_writable_dir"]
+__all__ = ["BatchResult", "collect_videos", "predict_many", "format_table", "write_json"]
 
 log = logging.getLogger(__name__)
 
@@ -49,25 +50,8 @@ def collect_videos(inputs: Iterable[str | Path]) -> list[Path]:
     return out
 
 
-def check_writable_dir(path: str | Path) -> Path:
-    """Create ``path`` (and parents) and check a file can be written there.
-
-    Raises:
-        ValueError: naming the folder and the reason (e.g. a parent is a regular file).
-    """
-    path = Path(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".tstam-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise ValueError(f"{path}: output folder is not writable ({e.strerror or e}); give a folder you can write to") from None
-    return path
-
-
 def predict_many(recognizer: Recognizer, videos: list[Path], *, num_crops: int = 1, keep_video: bool = False,
-                 progress: Optional[bool] = None,
+                 strict: bool = False, progress: Optional[bool] = None,
                  on_result: Optional[Callable[[Prediction], None]] = None) -> BatchResult:
     """Predict every video; a file that cannot be read is logged and skipped, the rest go on.
 
@@ -76,6 +60,7 @@ def predict_many(recognizer: Recognizer, videos: list[Path], *, num_crops: int =
         videos: video files (see :func:`collect_videos`).
         num_crops: 1, 3 or 10 crops per snippet.
         keep_video: keep the decoded frames (for animations) in each prediction.
+        strict: refuse videos that decode fewer frames than their header declares.
         progress: show a tqdm bar (default: when stderr is a terminal and there are several videos).
         on_result: called with each prediction as it comes (e.g. to draw pictures and drop frames).
     """
@@ -83,7 +68,7 @@ def predict_many(recognizer: Recognizer, videos: list[Path], *, num_crops: int =
     show = (sys.stderr.isatty() and len(videos) > 1) if progress is None else progress
     for path in tqdm(videos, desc="predict", unit="video", disable=not show):
         try:
-            pred = recognizer.predict(path, num_crops=num_crops, keep_video=keep_video)
+            pred = recognizer.predict(path, num_crops=num_crops, keep_video=keep_video, strict=strict)
         except ValueError as e:  # VideoError and too-short videos: report, skip, go on
             log.error("skipped %s", e)
             result.failures.append((str(path), str(e)))
@@ -115,12 +100,10 @@ def format_table(pred: Prediction, *, k: int = 5) -> str:
 
 def write_json(path: str | Path, result: BatchResult, *, k: int = 5, attention: bool = True) -> Path:
     """Write every prediction (and the failures) as JSON; the folder must be writable."""
-    path = Path(path)
-    check_writable_dir(path.parent if str(path.parent) else Path("."))
+    path = check_output_file(path)
     data = {"predictions": [p.to_dict(k=k, attention=attention) for p in result.predictions],
             "failures": [{"video": v, "error": m} for v, m in result.failures]}
     try:
-        path.write_text(json.dumps(data, indent=1))
+        return write_text_atomic(path, json.dumps(data, indent=1))
     except OSError as e:
         raise ValueError(f"{path}: cannot write JSON ({e.strerror or e})") from None
-    return path

@@ -1,16 +1,16 @@
 """Running trained streams on a video: ``Recognizer.predict`` -> a typed ``Prediction``.
 
 One video is decoded once at the training frame size; each stream samples its 25 snippets
-(``clips``), takes 1, 3 or 10 crops, normalises them with the ``Preprocess`` stored with its
-weights and runs the model; softmax probabilities are averaged over crops (as ``tstam test``).
-With both streams the class probabilities are fused with weights RGB:flow = 1:3 (paper 4.3.3, ``tstam.models.fuse_scores``).
+(``tstam.data.clips``, as ``VideoDataset``), takes 1, 3 or 10 crops, normalises them with the
+``Preprocess`` stored with its weights and runs the model; softmax probabilities are averaged over
+crops (as ``tstam test``). With both streams the class probabilities are fused with weights
+RGB:flow = 1:3 (paper 4.3.3, ``tstam.models.fuse_scores``).
 The attention that the forward returns (alpha over frames, the l spatial maps) is kept for the
 centre crop, for the pictures of ``tstam.visualize``.
 """
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,11 +19,13 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from tstam.inference.clips import MIN_FLOW_FRAMES, crop_clip, flow_clip, rgb_clip
-from tstam.inference.loading import LoadedStream, flow_config_from_dict, load_stream
-from tstam.models import DEFAULT_FUSION_WEIGHTS, fuse_scores, prepare_for_inference
+from tstam.checkpoint import LoadedStream, load_stream
+from tstam.data.clips import MIN_FLOW_FRAMES, flow_snippets, rgb_snippets
+from tstam.data.sampling import test_indices
+from tstam.data.transforms import eval_crops
+from tstam.models import DEFAULT_FUSION_WEIGHTS, check_weights, fuse_scores, prepare_for_inference
 
-__all__ = ["StreamResult", "Prediction", "Recognizer", "CENTRE_CROP", "SCHEMA_VERSION", "fusion_weights"]
+__all__ = ["StreamResult", "Prediction", "Recognizer", "CENTRE_CROP", "SCHEMA_VERSION"]
 
 log = logging.getLogger(__name__)
 
@@ -32,19 +34,6 @@ STREAM_ORDER = ("rgb", "flow")      # fusion weights are given in this order
 # Version of the JSON of one prediction (``Prediction.to_dict``: ``tstam predict --json`` and
 # ``tstam serve``'s API). Bump when a key is renamed, removed or changes meaning.
 SCHEMA_VERSION = 1
-
-
-def fusion_weights(weights: Optional[Sequence[float]]) -> list[float]:
-    """Checked fusion weights (RGB, flow); None gives the default 1:3 (paper 4.3.3).
-
-    Raises:
-        ValueError: not two finite numbers >= 0, or both 0.
-    """
-    w = [float(v) for v in (DEFAULT_FUSION_WEIGHTS if weights is None else weights)]
-    if len(w) != 2 or not all(math.isfinite(v) and v >= 0 for v in w) or sum(w) <= 0:
-        raise ValueError(f"fusion weights {w} are not valid; expected RGB,FLOW: two finite numbers >= 0, "
-                         "not both 0, e.g. 1,3")
-    return w
 
 
 @dataclass
@@ -112,13 +101,15 @@ class Prediction:
         return out
 
 
-def _as_frames(video: str | Path | np.ndarray, resize: Sequence[int], min_frames: int) -> tuple[np.ndarray, float, str]:
-    """Decode a file at (H, W) = ``resize``, or resize an array of RGB frames."""
+def _as_frames(video: str | Path | np.ndarray, resize: Sequence[int], min_frames: int,
+               strict: bool) -> tuple[np.ndarray, float, str]:
+    """Decode a file at (H, W) = ``resize`` (``tstam.video``'s decoding policy), or resize an
+    array of RGB frames."""
     h, w = int(resize[0]), int(resize[1])
     if isinstance(video, (str, Path)):
         from tstam.video import read_video
 
-        clip = read_video(video, size=(w, h), min_frames=min_frames)
+        clip = read_video(video, size=(w, h), min_frames=min_frames, strict=strict)
         return clip.frames, clip.fps, str(video)
     frames = np.asarray(video)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
@@ -170,10 +161,11 @@ class Recognizer:
         # fast: run a copy with BN folded into the convs and the parallel 1x1 convs merged
         # (tstam.models.prepare_for_inference; same outputs to 1e-4); ``streams`` keep the originals
         self._runners = {m: prepare_for_inference(s.model) if fast else s.model for m, s in self.streams.items()}
-        self._flow_cfg = None
-        if "flow" in self.streams:
-            fs = self.streams["flow"]
-            self._flow_cfg = flow_config_from_dict(fs.flow, source=fs.source)
+        flow = self.streams.get("flow")
+        if flow is not None and flow.flow is None:
+            raise ValueError(f"{flow.source}: this flow stream records no flow settings (algorithm, parameters, "
+                             "bound), so the flow it was trained on cannot be reproduced; re-save it from a "
+                             "training run of this tstam")
 
     @classmethod
     def from_paths(cls, *, rgb: Optional[str | Path] = None, flow: Optional[str | Path] = None,
@@ -190,8 +182,8 @@ class Recognizer:
         return f"Recognizer({parts}, classes={len(self.classes)}, weights={self.weights})"
 
     def _weights(self, weights: Optional[Sequence[float]]) -> dict[str, float]:
-        """Fusion weight per loaded stream from (RGB, flow)."""
-        w = fusion_weights(weights)
+        """Fusion weight per loaded stream from (RGB, flow); None: the default 1:3."""
+        w = check_weights([DEFAULT_FUSION_WEIGHTS[m] for m in STREAM_ORDER] if weights is None else weights, 2)
         return {m: w[STREAM_ORDER.index(m)] for m in self.streams}
 
     @property
@@ -201,10 +193,12 @@ class Recognizer:
     def sample(self, name: str, frames: np.ndarray, *, num_snippets: Optional[int] = None) -> tuple[torch.Tensor, np.ndarray]:
         """One stream's uint8 clip (S, C, H, W) from decoded frames (flow computed here), and its starts."""
         stream = self.streams[name]
-        n = num_snippets or stream.test_frames
+        n, length = num_snippets or stream.test_frames, int(stream.config.new_length)
         if name == "rgb":
-            return rgb_clip(frames, num_snippets=n, new_length=stream.config.new_length or 1)
-        return flow_clip(frames, num_snippets=n, new_length=stream.config.new_length or 5, flow_cfg=self._flow_cfg)
+            starts = test_indices(len(frames), n, length)
+            return rgb_snippets(frames, starts, length), starts
+        starts = test_indices(len(frames) - 1, n, length)
+        return flow_snippets(frames, starts, length, stream.flow), starts
 
     @torch.inference_mode()
     def run_stream(self, name: str, clip: torch.Tensor, starts: np.ndarray, *, num_crops: int = 1,
@@ -223,16 +217,12 @@ class Recognizer:
         if num_crops not in CENTRE_CROP:
             raise ValueError(f"num_crops={num_crops} is not valid; expected one of {sorted(CENTRE_CROP)}")
         batch_crops = max(1, batch_crops)
-        crops = crop_clip(clip, size=cfg.input_size, num_crops=num_crops, flow=cfg.modality == "flow")  # (n, S, C, s, s)
-        x = crops
-        if cfg.modality == "rgb":  # Preprocess works on 3-channel frames: unstack the snippet
-            x = cfg.preprocess.normalize(x.reshape(*x.shape[:-3], -1, 3, *x.shape[-2:])).reshape(x.shape)
-        else:
-            x = cfg.preprocess.normalize(x)
+        crops = eval_crops(clip, size=cfg.input_size, num_crops=num_crops, flow=cfg.modality == "flow")  # (n, S, C, s, s)
         device = next(stream.model.parameters()).device
         logits, probs, alphas, betas = [], [], [], []
         for i in range(0, num_crops, batch_crops):
-            out = self._runners[name](x[i:i + batch_crops].to(device))  # batch = crops
+            x = cfg.preprocess.normalize_clip(crops[i:i + batch_crops].to(device))  # uint8 -> float on the device
+            out = self._runners[name](x)                                         # batch = crops
             logits.append(out.logits.float().cpu())
             probs.append(out.logits.float().softmax(-1).cpu())
             alphas.append(None if out.temporal is None else out.temporal.float().cpu())
@@ -245,7 +235,8 @@ class Recognizer:
         return StreamResult(cfg.modality, scores.numpy(), p.numpy(), starts, alpha, beta)
 
     def predict(self, video: str | Path | np.ndarray, *, num_crops: int = 1, num_snippets: Optional[int] = None,
-                keep_video: bool = False, batch_crops: int = 10, weights: Optional[Sequence[float]] = None,
+                keep_video: bool = False, batch_crops: int = 10, strict: bool = False,
+                weights: Optional[Sequence[float]] = None,
                 on_stage: Optional[Callable[[str, Optional[str]], None]] = None) -> Prediction:
         """Classify one video.
 
@@ -255,6 +246,8 @@ class Recognizer:
             num_snippets: snippets sampled per stream (default: the checkpoint's, 25).
             keep_video: keep all decoded frames in ``Prediction.video`` (for animations).
             batch_crops: crops run through the model at once (lower it to save memory).
+            strict: refuse a file that decodes fewer frames than its header declares (by default
+                a shortfall of ``tstam.video.allowed_shortfall`` frames is accepted).
             weights: fusion weights (RGB, flow) for this call (default: the recognizer's).
             on_stage: called as each stage starts with (stage, stream): ("decode", None),
                 ("flow", "flow"), ("model", "rgb" or "flow"); e.g. to show progress.
@@ -272,7 +265,7 @@ class Recognizer:
         timings = {"decode": 0.0, "flow": 0.0, "model": 0.0}
         stage("decode", None)
         t0 = time.perf_counter()
-        frames, fps, source = _as_frames(video, self.resize, MIN_FLOW_FRAMES if "flow" in self.streams else 1)
+        frames, fps, source = _as_frames(video, self.resize, MIN_FLOW_FRAMES if "flow" in self.streams else 1, strict)
         timings["decode"] = time.perf_counter() - t0
         if len(frames) < 6:
             log.warning("%s: only %d frame(s); snippets repeat frames", source, len(frames))
@@ -288,8 +281,7 @@ class Recognizer:
             t0 = time.perf_counter()
             results[name] = self.run_stream(name, clip, starts, num_crops=num_crops, batch_crops=batch_crops)
             timings["model"] += time.perf_counter() - t0
-        probs = fuse_scores([torch.from_numpy(r.probabilities)[None] for r in results.values()],
-                            [fuse_w[m] for m in results], mode="raw")[0].numpy()  # weighted mean of probabilities
+        probs = fuse_scores([r.probabilities for r in results.values()], [fuse_w[m] for m in results])
         size = next(iter(self.streams.values())).config.input_size
         h, w = frames.shape[1:3]
         y, x = (h - size) // 2, (w - size) // 2

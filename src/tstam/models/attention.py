@@ -15,7 +15,6 @@ h x w = feature map, l = spatial heads.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["CNNTemporalAttention", "LSTMTemporalAttention", "MultiSpatialAttention"]

@@ -1,42 +1,52 @@
-"""Two-stream weighted late fusion (paper 4.3.3: RGB:flow = 1:3 is best)."""
+"""Two-stream weighted late fusion (paper 4.3.3: RGB:flow = 1:3 is best), the one fusion function.
+
+Score-file fusion (``tstam fuse``, ``tstam report``), prediction (``Recognizer``), the demo and
+the ablations all call :func:`fuse_scores`; the default weights live in
+``DEFAULT_FUSION_WEIGHTS`` only. Fusion is a weighted *mean*, so fused probabilities stay
+probabilities (the weights' scale does not change any ranking).
+"""
 from __future__ import annotations
 
-from typing import Literal, Sequence
+import math
+from typing import Sequence
 
-import torch
+import numpy as np
 
-__all__ = ["fuse_scores", "DEFAULT_FUSION_WEIGHTS"]
+__all__ = ["DEFAULT_FUSION_WEIGHTS", "check_weights", "fuse_scores"]
 
-DEFAULT_FUSION_WEIGHTS = (1.0, 3.0)  # (RGB, flow)
+DEFAULT_FUSION_WEIGHTS = {"rgb": 1.0, "flow": 3.0}  # paper 4.3.3
 
 
-def fuse_scores(
-    scores: Sequence[torch.Tensor],
-    weights: Sequence[float] = DEFAULT_FUSION_WEIGHTS,
-    *,
-    mode: Literal["softmax", "raw"] = "softmax",
-) -> torch.Tensor:
-    """Weighted sum of per-stream scores (V, K), normalised by the weight total.
+def check_weights(weights: Sequence[float], count: int | None = None) -> list[float]:
+    """The weights as floats; each finite and >= 0, not all 0 (and ``count`` of them when given).
+
+    Raises:
+        ValueError: naming the weights and what would be valid.
+    """
+    w = [float(x) for x in weights]
+    if count is not None and len(w) != count:
+        raise ValueError(f"{len(w)} fusion weight(s) {w} for {count} stream(s); give one weight per stream")
+    if not w or not all(math.isfinite(x) and x >= 0 for x in w) or sum(w) <= 0:
+        raise ValueError(f"fusion weights {w} are not valid; expected finite numbers >= 0, not all 0 (e.g. 1 3)")
+    return w
+
+
+def fuse_scores(scores: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+    """Weighted mean ``sum_s w_s x_s / sum_s w_s`` of per-stream scores of equal shape, e.g. (V, K).
 
     Args:
-        scores: one (V, K) tensor per stream, in the order of ``weights``.
-        weights: one non-negative weight per stream, not all zero (default RGB:flow = 1:3).
-        mode: "softmax" fuses class probabilities (default), "raw" fuses the scores as given.
+        scores: one array per stream (class probabilities, or raw scores), in the order of ``weights``.
+        weights: one weight per stream (``check_weights``).
+
+    Returns:
+        float32 array of the same shape.
     """
-    if len(scores) != len(weights):
-        raise ValueError(f"{len(scores)} score sets but {len(weights)} fusion weights")
     if not scores:
         raise ValueError("nothing to fuse: no score sets")
-    if any(w < 0 for w in weights) or sum(weights) <= 0:
-        raise ValueError(f"fusion weights must be >= 0 and not all 0, got {list(weights)}")
-    if mode not in ("softmax", "raw"):
-        raise ValueError(f"fusion mode {mode!r} is not valid; expected 'softmax' or 'raw'")
-    shapes = {tuple(s.shape) for s in scores}
+    w = check_weights(weights, len(scores))
+    shapes = {np.shape(s) for s in scores}
     if len(shapes) != 1:
         raise ValueError(f"score sets differ in shape: {sorted(shapes)}")
-    total = sum(weights)
-    out = torch.zeros_like(scores[0], dtype=torch.float32)
-    for s, w in zip(scores, weights):
-        s = s.float()
-        out += (w / total) * (s.softmax(-1) if mode == "softmax" else s)
-    return out
+    total = sum(w)
+    out = sum((wi / total) * np.asarray(s, dtype=np.float64) for wi, s in zip(w, scores))
+    return np.asarray(out, dtype=np.float32)

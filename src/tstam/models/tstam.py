@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tstam.config import ConfigError, check_choice
+from tstam.config import ConfigError, check_literals
 from tstam.models.attention import CNNTemporalAttention, LSTMTemporalAttention, MultiSpatialAttention
 from tstam.models.bninception import BLOCK_NAMES, GOOGLENET_BLOCKS, BNInception
 from tstam.preprocess import Preprocess, flow_preprocess, rgb_preprocess
@@ -55,11 +55,7 @@ class ModelConfig:
     preprocess: Optional[Preprocess] = None  # None -> the BN-Inception ImageNet normalisation
 
     def __post_init__(self) -> None:
-        check_choice("model.modality", self.modality, ("rgb", "flow"))
-        check_choice("model.head", self.head, ("tstam", "tsn", "temporal", "spatial"))
-        check_choice("model.temporal_attention", self.temporal_attention, ("cnn", "lstm"))
-        check_choice("model.frame_pool", self.frame_pool, ("mean", "sum"))
-        check_choice("model.se_gate", self.se_gate, ("2sigmoid", "sigmoid"))
+        check_literals(self, "model")
         bad = sorted(set(self.se_blocks) - set(BLOCK_NAMES))
         if bad:
             raise ConfigError(f"model.se_blocks: {bad} are not blocks; expected names from {list(BLOCK_NAMES)}")
@@ -87,7 +83,8 @@ class ModelConfig:
 
     @property
     def in_chans(self) -> int:
-        return 3 * self.new_length if self.modality == "rgb" else 2 * self.new_length
+        """Input channels per segment: 3 per RGB frame or 2 per flow field, times the snippet length."""
+        return (3 if self.modality == "rgb" else 2) * self.new_length
 
 
 class ModelOutput(NamedTuple):
@@ -132,7 +129,8 @@ class TSTAM(nn.Module):
 
     # -- input checks ---------------------------------------------------------------------------
     def check_input(self, x: torch.Tensor) -> None:
-        """Raise ValueError naming the expected and the received shape or values."""
+        """Raise ValueError naming the expected and the received shape (no host sync: values are
+        checked where data enters, e.g. uint8 frames cannot be non-finite)."""
         cfg = self.cfg
         expect = f"(B, N, {cfg.in_chans}, {cfg.input_size}, {cfg.input_size})"
         if x.dim() != 5:
@@ -151,8 +149,6 @@ class TSTAM(nn.Module):
                 f"T-STAM was built for {cfg.input_size}x{cfg.input_size} crops (model.input_size), "
                 f"got {x.shape[-2]}x{x.shape[-1]}"
             )
-        if not bool(torch.isfinite(x).all()):
-            raise ValueError("T-STAM input has non-finite values (NaN or inf)")
 
     # -- forward --------------------------------------------------------------------------------
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

@@ -19,14 +19,17 @@ name in one error that names the file. ``.pth`` files are read with ``weights_on
 """
 from __future__ import annotations
 
+import json
 import logging
+import pickle
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import torch
 from torch import nn
 
-__all__ = ["WeightsError", "read_state_dict", "checkpoint_filter_fn", "adapt_input_conv", "load_pretrained"]
+__all__ = ["WeightsError", "read_torch_file", "read_state_dict", "checkpoint_filter_fn", "adapt_input_conv",
+           "load_pretrained"]
 
 _log = logging.getLogger(__name__)
 
@@ -39,34 +42,61 @@ class WeightsError(ValueError):
     """A weight file cannot be loaded into the model; the message lists every problem."""
 
 
+def read_torch_file(path: str | Path, *, error: type[ValueError] = WeightsError,
+                    map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)``, the one place tstam reads a PyTorch file.
+
+    Nothing is ever unpickled: a file holding Python objects other than tensors, lists, dicts,
+    strings and numbers is refused, and so is a truncated or foreign file, with ``error`` naming
+    the file and the reason (never torch's advice to retry with ``weights_only=False``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: file not found")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except OSError as e:
+        reason = f"cannot be read ({e.strerror or e})"
+    except Exception as e:  # torch raises many types for foreign, truncated or malicious files
+        if isinstance(e, pickle.UnpicklingError) and "weights only" in str(e).lower():
+            reason = ("it holds Python objects that only a full unpickling would build, which could run "
+                      "code; tstam reads files of plain tensors, lists, dicts, strings and numbers only")
+        else:
+            detail = str(e).splitlines()[0][:120] if str(e) else "no detail"
+            reason = f"truncated, damaged or not a PyTorch file ({type(e).__name__}: {detail})"
+    raise error(f"{path}: not a readable weights-only PyTorch file: {reason}")
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a ``.pth``/``.pt`` (``weights_only=True``) or ``.safetensors`` file as a flat dict.
 
     Wrappers ``{"state_dict": ...}`` (TSN) and ``{"model": ...}`` (tstam) are unwrapped.
     """
+    return _read_weights(path)[0]
+
+
+def _read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
+    """(flat state dict, the tstam ``model_config`` the file records, or None for foreign files)."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: weight file not found")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+        from safetensors import safe_open
 
         try:
-            return load_file(str(path))
+            with safe_open(str(path), framework="pt") as f:
+                meta = json.loads((f.metadata() or {}).get("tstam") or "{}")
+                return {k: f.get_tensor(k) for k in f.keys()}, meta.get("model_config")
         except Exception as e:  # safetensors raises its own error types
             raise WeightsError(f"{path}: not a readable safetensors file: {e}") from None
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise WeightsError(
-            f"{path}: cannot be read as a weights-only PyTorch file ({type(e).__name__}: "
-            f"{str(e).splitlines()[0] if str(e) else ''}); tstam never unpickles arbitrary objects"
-        ) from None
+    obj = read_torch_file(path)
+    config = obj.get("model_config") if isinstance(obj, dict) else None
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise WeightsError(f"{path}: expected a state dict of tensors, got {type(obj).__name__}")
-    return obj
+    return obj, config if isinstance(config, dict) else None
 
 
 def adapt_input_conv(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
@@ -122,7 +152,12 @@ def load_pretrained(model: nn.Module, path: str | Path, *, strict_se: bool = Fal
         WeightsError: naming the file and listing missing / unexpected / mismatched keys.
     """
     backbone = getattr(model, "backbone", model)
-    raw = read_state_dict(path)
+    raw, config = _read_weights(path)
+    gate = (config or {}).get("se_gate")
+    if gate and (config or {}).get("se_blocks") and backbone.se_blocks and gate != backbone.se_gate:
+        raise WeightsError(f"{path}: its SE blocks were trained with the {gate!r} gate but this model uses "
+                           f"{backbone.se_gate!r}; the same SE weights mean other channel scales under another gate: "
+                           f"set model.se_gate={gate} (or model.se_blocks=[] to use the backbone without SE)")
     sd = checkpoint_filter_fn(raw, backbone)
     target = backbone.state_dict()
     unexpected = sorted(k for k in sd if k not in target)

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from tstam.inference import Recognizer
-from tstam.inference.recognizer import CENTRE_CROP, fusion_weights
+from tstam.inference.recognizer import CENTRE_CROP
+from tstam.models import check_weights
 
 __all__ = ["Busy", "Options", "Job", "PredictionPool", "parse_options", "display_name", "upload_suffix",
            "PICTURES"]
@@ -101,7 +102,7 @@ def parse_options(form: Mapping[str, Any], *, crops: int, top_k: int, pictures: 
     if w is not None:
         parts = [p for p in re.split(r"[,\s]+", w) if p]
         try:
-            opts.weights = fusion_weights([float(p) for p in parts])
+            opts.weights = check_weights([float(p) for p in parts], 2)
         except ValueError:
             raise ValueError(f"weights={w!r} is not valid; expected RGB,FLOW: two finite numbers >= 0, "
                              "not both 0, e.g. 1,3") from None

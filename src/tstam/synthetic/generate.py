@@ -29,13 +29,14 @@ from tqdm import tqdm
 
 import tstam
 from tstam.config import to_dict
+from tstam.files import write_json_atomic
 from tstam.video import write_video
 
 from .classes import ClassDef, get_class
 from .config import SynthConfig
 from .layout import (
     ANNOTATIONS_NAME, BENCHMARK_NAME, COMPLETE_NAME, SPLITS_DIR, VIDEOS_DIR, ClipAnnotation,
-    video_id, write_annotations, write_json_atomic, write_splits,
+    video_id, write_annotations, write_splits,
 )
 from .render import render_scene
 from .scene import Scene, sample_scene

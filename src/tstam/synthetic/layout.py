@@ -14,15 +14,14 @@ UCF101's 1-based labels.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+
+from tstam.files import write_json_atomic, write_text_atomic
 
 __all__ = [
     "ClipAnnotation", "VIDEOS_DIR", "SPLITS_DIR", "ANNOTATIONS_NAME", "BENCHMARK_NAME",
-    "COMPLETE_NAME", "video_id", "write_text_atomic", "write_json_atomic", "write_splits", "write_annotations",
+    "COMPLETE_NAME", "video_id", "write_splits", "write_annotations",
     "load_annotations",
 ]
 
@@ -55,36 +54,16 @@ def video_id(class_name: str, group_no: int, clip_no: int) -> str:
     return f"v_{class_name}_g{group_no:02d}_c{clip_no:02d}"
 
 
-def write_text_atomic(path: Path, text: str, *, newline: str = "\n") -> None:
-    """Write a text file via a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline=newline) as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
-
-
 def write_splits(splits_dir: Path, classes: list[str], clips: list[ClipAnnotation]) -> None:
     """``classInd.txt``, ``trainlist01.txt``, ``testlist01.txt`` in UCF101's format (CRLF)."""
     crlf = "\r\n"
     write_text_atomic(splits_dir / "classInd.txt",
-                      "".join(f"{i} {name}{crlf}" for i, name in enumerate(classes, start=1)), newline="")
+                      "".join(f"{i} {name}{crlf}" for i, name in enumerate(classes, start=1)))
     ordered = sorted(clips, key=lambda c: (c.label, c.video_id))
     train = [f"{c.path} {c.label + 1}{crlf}" for c in ordered if c.split == "train"]
     test = [f"{c.path}{crlf}" for c in ordered if c.split == "test"]
-    write_text_atomic(splits_dir / "trainlist01.txt", "".join(train), newline="")
-    write_text_atomic(splits_dir / "testlist01.txt", "".join(test), newline="")
+    write_text_atomic(splits_dir / "trainlist01.txt", "".join(train))
+    write_text_atomic(splits_dir / "testlist01.txt", "".join(test))
 
 
 def write_annotations(path: Path, clips: list[ClipAnnotation]) -> None:
@@ -97,7 +76,7 @@ def write_annotations(path: Path, clips: list[ClipAnnotation]) -> None:
     write_json_atomic(path, data)
 
 
-def load_annotations(out_dir: str | os.PathLike) -> dict[str, ClipAnnotation]:
+def load_annotations(out_dir: str | Path) -> dict[str, ClipAnnotation]:
     """Read ``<out_dir>/annotations.json`` of a generated benchmark.
 
     Args:
