@@ -166,7 +166,7 @@ def main() -> None:
         size = Path(args.video).stat().st_size / 1024
         print(f"{args.n} concurrent uploads of {Path(args.video).name} ({size:.0f} kB) on {len(cores)} cores; "
               f"models {Path(args.rgb).name} + {Path(args.flow).name}; latency from submission to answer; "
-              f"medians of {args.rounds} alternating rounds")
+              f"medians of {args.rounds} alternating rounds; load average before: {os.getloadavg()[0]:.1f}")
         print(f"{'workers':>7}  {'mode':6}  {'req/s':>6}  {'p50 s':>6}  {'p95 s':>6}  {'peak MB':>7}")
         from tstam.serve.client import encode_multipart, post
 
@@ -191,6 +191,7 @@ def main() -> None:
                   f"p50 {served['p50'] / direct['p50']:.2f}x, p95 {served['p95'] / direct['p95']:.2f}x, "
                   f"peak memory {served['peak_mb'] / direct['peak_mb']:.2f}x  "
                   f"(req/s per round: direct {rounds['direct']}; server {rounds['server']})")
+        print(f"load average after: {os.getloadavg()[0]:.1f} (other work on these cores slows both sides)")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """``tstam serve`` on the command line: bad input (missing checkpoint, port in use, bad host,
 bad limits, no serve extra) gives a clear message and exit status 2 without a traceback, and
-the core and the other subcommands never import the web stack."""
+the core and the other subcommands never import the web stack; the samples of --samples DIR."""
 from __future__ import annotations
 
 import json
@@ -95,3 +95,15 @@ def test_core_and_other_subcommands_without_the_web_stack(serve_ckpts):
     assert 'pip install -e ".[serve]"' in r.stderr
     rows = [line.split() for line in r.stdout.splitlines()]
     assert any(row[:1] == ["1"] and row[1] in CLASSES for row in rows if len(row) > 1), r.stdout  # the top-k table
+
+
+def test_samples_from_a_folder(tmp_path):
+    """`--samples DIR`: the folder's videos, with the class of UCF101-style names."""
+    from tstam.serve.samples import folder_samples
+
+    got = {s.name: s.label for s in folder_samples(REAL_VIDEOS)}
+    assert got == {"mmaction2_test.mp4": None, "v_ApplyEyeMakeup_g01_c01.avi": "ApplyEyeMakeup",
+                   "v_BaseballPitch_g01_c01.avi": "BaseballPitch"}
+    (tmp_path / "notes.txt").write_text("no video here")
+    with pytest.raises(ValueError, match="folder holds no video file"):
+        folder_samples(tmp_path)

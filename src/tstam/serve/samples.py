@@ -33,13 +33,16 @@ class Sample:
     about: str                # where it comes from, for the page
 
 
-def synthetic_samples(out_dir: Path, *, seed: int = 0, classes: Sequence[str] = SAMPLE_CLASSES) -> list[Sample]:
-    """Write the first test clip of each class of the demo benchmark (``make_config("demo")``, ``seed``)."""
+def synthetic_samples(out_dir: Path, *, classes: Sequence[str] = SAMPLE_CLASSES) -> list[Sample]:
+    """Write the first test clip of each of ``classes`` of the benchmark ``tstam demo`` makes
+    with its defaults (``DemoConfig``: preset, overrides, seed)."""
+    from tstam.demo.config import DemoConfig
     from tstam.synthetic import clip_rng, get_class, make_clip, make_config
     from tstam.synthetic.layout import video_id
     from tstam.video import write_video
 
-    cfg = make_config("demo")
+    demo = DemoConfig()
+    cfg, seed = make_config(demo.synth_preset, dict(demo.synth_overrides)), demo.seed
     out_dir.mkdir(parents=True, exist_ok=True)
     out = []
     for name in classes:

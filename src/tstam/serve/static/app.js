@@ -203,7 +203,7 @@ function renderResult(r) {
   $("#animation").src = gif || "";
   $("#animation").parentElement.hidden = !gif;
   const rows = [];
-  for (const s of r.job.stages) rows.push([s.name === "model" || s.name === "flow" ? `${s.name} (${s.stream})` : s.name, secs(s.seconds)]);
+  for (const s of r.job.stages) rows.push([s.name === "model" ? `model (${s.stream})` : s.name, secs(s.seconds)]);
   rows.push(["total (server)", secs(r.job.seconds)]);
   $("#timings").replaceChildren(...kvTable(rows).children);
   $("#result").hidden = false;
