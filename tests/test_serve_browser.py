@@ -1,9 +1,9 @@
 """The page of ``tstam serve`` in a real browser: Debian's headless Chromium driven by Selenium
 through Debian's chromedriver (installed by ``make test``; nothing is downloaded). It opens the
 page, uploads a real clip through the file picker, waits for the result, checks the rendered
-tables against an in-process prediction and the pictures, tries a sample clip and a bad file,
-checks that nothing was loaded from elsewhere and that a phone-width window does not scroll
-sideways, and saves screenshots."""
+tables against an in-process prediction and the pictures, checks that nothing was loaded from
+elsewhere and that a phone-width window does not scroll sideways, saves screenshots, runs a
+sample clip, and drops a file that is not a video on the drop zone."""
 from __future__ import annotations
 
 import os
@@ -81,13 +81,13 @@ def _table(driver, stream: str) -> list[tuple[str, str]]:
 
 
 def result_for(driver, name: str, server_log: list[str]) -> None:
-    from selenium.webdriver.common.by import By
-
-    _wait(driver, lambda d: d.find_element(By.ID, "result").is_displayed()
-          and d.find_element(By.ID, "job-name").text == name, f"the result of {name}", server_log)
+    """Until the result of ``name`` and its pictures are shown (one check in the page, so that it
+    cannot see the previous result together with the new name)."""
     _wait(driver, lambda d: d.execute_script(
-        "return ['attention', 'animation'].every(id => { const i = document.getElementById(id); "
-        "return i.complete && i.naturalWidth > 0; })"), "the attention pictures to load", server_log)
+        "const shown = !document.getElementById('result').hidden "
+        "  && document.getElementById('job-name').textContent === arguments[0];"
+        "return shown && ['attention', 'animation'].every(id => { const i = document.getElementById(id); "
+        "  return i.complete && i.naturalWidth > 0; });", name), f"the result of {name} and its pictures", server_log)
 
 
 def open_page(driver, url: str) -> None:
@@ -139,12 +139,17 @@ def test_page_upload_sample_and_bad_file(server, browser, tmp_path):
     assert d.execute_script("return document.documentElement.scrollWidth") <= d.execute_script(
         "return window.innerWidth")
 
-    # a sample clip, then a file that is not a video: the decoder's message is shown
+    # a sample clip
     d.set_window_size(1280, 1000)
     name = samples[0].get_attribute("data-sample")
     click_sample(d, name, server.output)
-    bad = tmp_path / "notes.txt"
-    bad.write_text("not a video\n")
-    d.find_element(By.ID, "file").send_keys(str(bad))
+    # a file that is not a video, dropped on the drop zone (as the page sees a drag from the desktop):
+    # the decoder's message is shown
+    d.execute_script("""
+        const dt = new DataTransfer();
+        dt.items.add(new File(["not a video\\n"], "notes.txt", {type: "text/plain"}));
+        const zone = document.getElementById("drop");
+        for (const type of ["dragenter", "dragover", "drop"])
+            zone.dispatchEvent(new DragEvent(type, {dataTransfer: dt, bubbles: true, cancelable: true}));""")
     _wait(d, lambda d: d.find_element(By.ID, "error").is_displayed(), "the error message", server.output)
     assert "422: notes.txt: unsupported extension '.txt'" in d.find_element(By.ID, "error").text

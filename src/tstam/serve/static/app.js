@@ -213,7 +213,8 @@ function renderResult(r) {
 
 function wireInput() {
   const drop = $("#drop"), input = $("#file");
-  input.addEventListener("change", () => { if (input.files.length) submit(input.files[0]); input.value = ""; });
+  input.addEventListener("click", () => { input.value = ""; });  // so that choosing the same file again is a change
+  input.addEventListener("change", () => { if (input.files.length) submit(input.files[0]); });
   for (const ev of ["dragenter", "dragover"]) drop.addEventListener(ev, (e) => { e.preventDefault(); drop.classList.add("over"); });
   for (const ev of ["dragleave", "drop"]) drop.addEventListener(ev, (e) => { e.preventDefault(); drop.classList.remove("over"); });
   drop.addEventListener("drop", (e) => { if (e.dataTransfer.files.length) submit(e.dataTransfer.files[0]); });
