@@ -14,7 +14,8 @@ For each number of workers W:
 
 Latency is from submission to answer (it includes waiting for a worker), requests/s is N over
 the wall time of the burst, peak memory is the process's peak RSS (VmHWM: models, decoded
-frames, uploads). Torch threads per prediction: cores // W, as the server sets them. The client
+frames, uploads). Torch threads per prediction: the server's default ((cores - 1) // W, at
+least 1) on both sides, or ``--threads``. The client
 threads run on the same cores. Direct and server bursts alternate for ``--rounds`` rounds (the
 2 cores may be shared with other work) and the medians over rounds are printed; ratios are
 server / direct from the same run.
@@ -79,7 +80,7 @@ def run_direct(args: argparse.Namespace) -> None:
 
     from tstam.inference import Recognizer
 
-    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // args.workers))
+    torch.set_num_threads(args.threads)
     rec = Recognizer.from_paths(rgb=args.rgb, flow=args.flow)
     rec.predict(args.video)  # warm-up, as the server's first request
     with ThreadPoolExecutor(args.workers) as pool:
@@ -94,8 +95,7 @@ def run_direct(args: argparse.Namespace) -> None:
     print(json.dumps({**summary(latencies, wall), "peak_mb": peak_mb()}))
 
 
-def start_server(args: argparse.Namespace, workers: int, tmp: Path) -> tuple[subprocess.Popen, str]:
-    threads = max(1, len(os.sched_getaffinity(0)) // workers)
+def start_server(args: argparse.Namespace, workers: int, threads: int, tmp: Path) -> tuple[subprocess.Popen, str]:
     cmd = [sys.executable, "-m", "tstam", "serve", "--rgb", str(args.rgb), "--flow", str(args.flow), "--port", "0",
            "--workers", str(workers), "--queue", str(args.n), "--threads", str(threads)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -132,8 +132,9 @@ def server_burst(args: argparse.Namespace, url: str, body: bytes, ctype: str) ->
     return summary([t for _, t in replies], wall)
 
 
-def direct_burst(args: argparse.Namespace, workers: int) -> dict[str, float]:
+def direct_burst(args: argparse.Namespace, workers: int, threads: int) -> dict[str, float]:
     child = subprocess.run([sys.executable, __file__, "--direct", "-n", str(args.n), "--workers", str(workers),
+                            "--threads", str(threads),
                             "--video", args.video, "--rgb", args.rgb, "--flow", args.flow],
                            capture_output=True, text=True, check=True)
     return json.loads(child.stdout.strip().splitlines()[-1])
@@ -152,6 +153,7 @@ def main() -> None:
     ap.add_argument("--flow", default=None, help="flow checkpoint (default: untrained demo-size)")
     ap.add_argument("--cores", type=int, default=2, help="CPU cores to run on (this process and its children)")
     ap.add_argument("--rounds", type=int, default=3, help="alternating direct and server bursts per setting")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads per prediction (0: the server's default)")
     ap.add_argument("--direct", action="store_true", help=argparse.SUPPRESS)  # child: the baseline
     args = ap.parse_args()
     if args.direct:
@@ -167,17 +169,19 @@ def main() -> None:
         print(f"{args.n} concurrent uploads of {Path(args.video).name} ({size:.0f} kB) on {len(cores)} cores; "
               f"models {Path(args.rgb).name} + {Path(args.flow).name}; latency from submission to answer; "
               f"medians of {args.rounds} alternating rounds; load average before: {os.getloadavg()[0]:.1f}")
-        print(f"{'workers':>7}  {'mode':6}  {'req/s':>6}  {'p50 s':>6}  {'p95 s':>6}  {'peak MB':>7}")
+        print(f"{'workers':>7}  {'threads':>7}  {'mode':6}  {'req/s':>6}  {'p50 s':>6}  {'p95 s':>6}  {'peak MB':>7}")
         from tstam.serve.client import encode_multipart, post
+        from tstam.serve.config import ServeConfig
 
         body, ctype = encode_multipart({}, (Path(args.video).name, Path(args.video).read_bytes()))
         for w in (int(v) for v in args.workers.split(",")):
-            proc, url = start_server(args, w, tmp)
+            threads = args.threads or ServeConfig(workers=w).torch_threads
+            proc, url = start_server(args, w, threads, tmp)
             try:
                 assert post(url, "/api/predict", body, ctype)[0] == 200  # warm-up, as the direct run's first call
                 runs: dict[str, list] = {"direct": [], "server": []}
                 for _ in range(args.rounds):
-                    runs["direct"].append(direct_burst(args, w))
+                    runs["direct"].append(direct_burst(args, w, threads))
                     runs["server"].append(server_burst(args, url, body, ctype))
                 server_peak = peak_mb(proc.pid)  # over its whole life: warm-up and every round
             finally:
@@ -186,8 +190,8 @@ def main() -> None:
             direct, served = median(runs["direct"]), {**median(runs["server"]), "peak_mb": server_peak}
             rounds = {m: ", ".join(f"{r['rps']:.1f}" for r in rs) for m, rs in runs.items()}
             for mode, r in (("direct", direct), ("server", served)):
-                print(f"{w:>7}  {mode:6}  {r['rps']:6.2f}  {r['p50']:6.2f}  {r['p95']:6.2f}  {r['peak_mb']:7.0f}")
-            print(f"{'':>7}  ratio server/direct: req/s {served['rps'] / direct['rps']:.2f}x, "
+                print(f"{w:>7}  {threads:>7}  {mode:6}  {r['rps']:6.2f}  {r['p50']:6.2f}  {r['p95']:6.2f}  {r['peak_mb']:7.0f}")
+            print(f"{'':>16}  ratio server/direct: req/s {served['rps'] / direct['rps']:.2f}x, "
                   f"p50 {served['p50'] / direct['p50']:.2f}x, p95 {served['p95'] / direct['p95']:.2f}x, "
                   f"peak memory {served['peak_mb'] / direct['peak_mb']:.2f}x  "
                   f"(req/s per round: direct {rounds['direct']}; server {rounds['server']})")

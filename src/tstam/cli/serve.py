@@ -21,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=d.workers, help=f"predictions run at once (default {d.workers})")
     p.add_argument("--queue", type=int, default=d.queue,
                    help=f"requests accepted beyond the running ones; more get 503 + Retry-After (default {d.queue})")
-    p.add_argument("--threads", type=int, default=d.threads, help="torch threads per prediction (default: cores // workers)")
+    p.add_argument("--threads", type=int, default=d.threads, help="torch threads per prediction (default: (cores - 1) // workers, at least 1)")
     p.add_argument("--max-upload-mb", type=float, default=d.max_upload_mb,
                    help=f"upload size limit, larger gets 413 (default {d.max_upload_mb:g})")
     p.add_argument("--crops", type=int, choices=(1, 3, 10), default=d.crops, help="default crops per snippet")

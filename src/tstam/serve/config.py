@@ -41,9 +41,9 @@ class ServeConfig:
     host: str = "127.0.0.1"          # this machine only; 0.0.0.0 listens on every interface
     port: int = 8000                 # 0: any free port (printed at start)
     max_upload_mb: float = 64.0      # request body limit -> 413; UCF101's clips average ~0.5 MB (6.5 GB / 13,320)
-    workers: int = 1                 # predictions run at once (threads sharing the loaded models)
+    workers: int = 2                 # predictions run at once (threads sharing the loaded models); 2: fastest measured on 2 cores
     queue: int = 4                   # requests accepted beyond the running ones; more -> 503 + Retry-After
-    threads: int = 0                 # torch threads per prediction; 0 -> cores // workers (at least 1)
+    threads: int = 0                 # torch threads per prediction; 0 -> (cores - 1) // workers, at least 1 (README)
     crops: int = 1                   # default crops per snippet (a request may ask for 3 or 10)
     top_k: int = 5                   # default classes in "top"
     keep_results: int = 16           # finished jobs (JSON and pictures) kept for the page, oldest dropped first
@@ -58,7 +58,7 @@ class ServeConfig:
             raise ConfigError(f"workers={self.workers}, queue={self.queue} are not valid; expected workers >= 1 "
                               "and queue >= 0")
         if self.threads < 0:
-            raise ConfigError(f"threads={self.threads} is not valid; expected >= 0 (0: cores // workers)")
+            raise ConfigError(f"threads={self.threads} is not valid; expected >= 0 (0: (cores - 1) // workers)")
         check_choice("crops", self.crops, (1, 3, 10))
         if self.top_k < 1 or self.keep_results < 1:
             raise ConfigError(f"top_k={self.top_k}, keep_results={self.keep_results} are not valid; expected >= 1")
@@ -69,4 +69,6 @@ class ServeConfig:
 
     @property
     def torch_threads(self) -> int:
-        return self.threads or max(1, (os.cpu_count() or 1) // self.workers)
+        """Torch threads per prediction: one core is left to the event loop and the uploads (on 2
+        cores this was measured faster than 2 threads; README, benchmarks/bench_serve.py)."""
+        return self.threads or max(1, (len(os.sched_getaffinity(0)) - 1) // self.workers)
