@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 import torch
 
-from tstam import tvl1_torch
+from tstam.flow import tvl1_torch
 from tstam.flow import (DISParams, FlowConfig, TVL1Params, dequantize_flow, iter_flow,
                         quantize_flow)
 from tstam.video import read_video
@@ -245,7 +245,7 @@ def torch_rows(real, synth, opencv, one_by_one) -> None:
           + " px): " + "; ".join(f"{k} " + " ".join(f"{epe(f, s[2]):.3f}" for f, s in zip(v, synth))
                                  for k, v in per_pair.items()))
     mib = tvl1_torch.bytes_per_pair(h, w, cfg.tvl1) / 2**20
-    print(f"memory per pair at {w}x{h}: {mib:.1f} MiB (tstam.tvl1_torch.bytes_per_pair); default CPU batch "
+    print(f"memory per pair at {w}x{h}: {mib:.1f} MiB (tstam.flow.tvl1_torch.bytes_per_pair); default CPU batch "
           f"{default_bs}")
     print(f"where the CPU time of 'batches of {default_bs}' goes: " + ", ".join(
         f"{k} {100 * v / total:.0f} %" for k, v in profile.items()) + f", other {100 * (1 - sum(profile.values()) / total):.0f} %")

@@ -6,7 +6,7 @@ measured against OpenCV's TV-L1 flows computed on a CPU and stored in
 ``bench_flow.CLIPS``, with OpenCV's flow for ``TVL1Params()`` rounded to 1/256 px, in float16).
 
 Run:
-    python benchmarks/gpu_flow.py [--device cuda:0] [--compile]   # on a GPU box
+    python benchmarks/gpu_flow.py [--device cuda:0] [--compile]   # on a GPU box (+ extraction balance)
     python benchmarks/gpu_flow.py --device cpu --tiny               # tiny CPU mode (the test suite)
     python benchmarks/gpu_flow.py --make-reference                  # rewrite the reference file
                                                                     # (needs PyAV and OpenCV contrib)
@@ -14,6 +14,8 @@ Each row: pairs/s with the batch chosen by ``batch_size_for`` from the default m
 the free GPU memory), peak memory (``torch.cuda.max_memory_allocated``) against the stated
 ``bytes_per_pair`` x batch, and the mean / max end-point error against the reference flows.
 Goal (issue 15): >= 1000 pairs/s at 320x240 on one H100, at a mean EPE <= 0.1 px to OpenCV.
+Then (``extraction_balance``, needs PyAV) the decode workers that keep the device busy in
+``tstam extract --flow tvl1_torch --device cuda``: ``benchmarks/bench_extract.py``'s part 2.
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from tstam.flow import TVL1Params
-from tstam.tvl1_torch import batch_size_for, bytes_per_pair, default_budget, resolve_device, tvl1_flow
+from tstam.flow.tvl1_torch import batch_size_for, bytes_per_pair, default_budget, resolve_device, tvl1_flow
 
 REFERENCE = Path(__file__).resolve().parent / "data" / "tvl1_reference.npz"
 PAIRS = {0: (40, 42), 1: (50, 53), 2: (70, 71)}  # per clip of bench_flow.CLIPS: first frames of moving pairs
@@ -138,6 +140,18 @@ def format_rows(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def extraction_balance(device: str = "cuda", seconds: float = 10.0) -> str:
+    """Decode frames/s per worker against the device's flow pairs/s, and the workers needed
+    (``bench_extract.balance``); a line saying why not where PyAV is missing."""
+    spec = importlib.util.spec_from_file_location("bench_extract", Path(__file__).with_name("bench_extract.py"))
+    bench = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(bench)
+    except ImportError as e:
+        return f"extraction balance: not measured ({e}); it decodes the real clips with PyAV"
+    return bench.format_balance(bench.balance(device, seconds=seconds))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda", help="cpu, cuda or cuda:N")
@@ -154,6 +168,8 @@ def main() -> None:
     if args.compile:
         rows += run(args.device, tiny=args.tiny, compile=True, seconds=args.seconds)
     print(format_rows(rows))
+    if not args.tiny:
+        print(extraction_balance(args.device, args.seconds))
 
 
 if __name__ == "__main__":

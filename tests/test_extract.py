@@ -193,14 +193,19 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path: Path) -> None:
         _clip(videos / f"clip{k}.avi", 16, k, h=96, w=128)
     ref, out = tmp_path / "ref", tmp_path / "out"
     assert extract_many(collect_sources(videos), ref, flow=FlowConfig(), progress=False).ok  # uninterrupted
-
     cmd = [sys.executable, "-m", "tstam", "extract", str(videos), "--out", str(out), "--flow", "tvl1", "--no-progress"]
+    kill_mid_video_and_rerun(cmd, out, ref, "flow_x_*.jpg")
+
+
+def kill_mid_video_and_rerun(cmd: list[str], out: Path, ref: Path, started: str) -> None:
+    """Run ``cmd``, SIGKILL it once one video is complete and another has ``started`` files but no
+    meta.json, rerun it, and check that ``out`` then equals ``ref`` byte for byte."""
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 120
     killed_mid_video = False
     while time.monotonic() < deadline and proc.poll() is None:
         dirs = [d for d in out.glob("clip*") if d.is_dir()] if out.exists() else []
-        partial = [d for d in dirs if not store.is_complete(d) and any(d.glob("flow_x_*.jpg"))]
+        partial = [d for d in dirs if not store.is_complete(d) and any(d.glob(started))]
         if partial and any(store.is_complete(d) for d in dirs):
             os.killpg(proc.pid, signal.SIGKILL)  # one video done, another half-written
             killed_mid_video = True
@@ -208,7 +213,7 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path: Path) -> None:
         time.sleep(0.005)
     proc.wait()
     assert killed_mid_video, "the run finished before it could be killed mid-video"
-    assert not all(store.is_complete(out / f"clip{k}") for k in range(3))
+    assert not all(store.is_complete(d) for d in out.glob("clip*"))
 
     rerun = subprocess.run(cmd, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
@@ -279,14 +284,15 @@ def test_output_checked_before_work_and_binary_list_refused(tmp_path: Path, caps
     assert "list.bin: not a text list of videos (binary data)" in err and "\x00" not in err
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
-def test_killed_extraction_leaves_no_process(tmp_path: Path, sig) -> None:
+@pytest.mark.parametrize("sig,flow", [(signal.SIGKILL, ["tvl1"]), (signal.SIGTERM, ["tvl1"]),
+                                      (signal.SIGKILL, ["tvl1_torch", "--device", "cpu"])])  # batched: decode workers
+def test_killed_extraction_leaves_no_process(tmp_path: Path, sig, flow) -> None:
     from test_data_loader_orphans import alive, process_tree
 
     for k in range(4):
         _clip(tmp_path / "v" / f"clip{k}.avi", 24, k, h=96, w=128)
     cmd = [sys.executable, "-m", "tstam", "extract", str(tmp_path / "v"), "--out", str(tmp_path / "s"),
-           "--flow", "tvl1", "--workers", "2", "--no-progress"]
+           "--flow", *flow, "--workers", "2", "--no-progress"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     spawned: set[int] = set()

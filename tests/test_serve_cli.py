@@ -50,15 +50,26 @@ def test_bad_host(capsys, serve_ckpts, host, message):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--port", "70000"], "port=70000 is not valid; expected 0 .. 65535"),
-    (["--max-upload-mb", "nan"], "max_upload_mb=nan is not valid"),
-    (["--max-upload-mb", "0"], "max_upload_mb=0.0 is not valid"),
-    (["--workers", "0"], "workers=0, queue=4 are not valid"),
+    (["--port", "70000"], "argument --port: '70000' is not valid; expected an integer from 0 to 65535"),
+    (["--max-upload-mb", "nan"], "argument --max-upload-mb: 'nan' is not valid; expected a finite number"),
+    (["--max-upload-mb", "0"], "argument --max-upload-mb: '0' is not valid; expected a finite number > 0"),
+    (["--workers", "0"], "argument --workers: '0' is not valid; expected an integer >= 1"),
     (["--samples", "/no/such/folder"], "--samples /no/such/folder: not a folder"),
 ])
 def test_bad_settings(capsys, serve_ckpts, args, message):
     code, err = _serve(capsys, "--rgb", str(serve_ckpts["rgb"]), "--port", "0", *args)
     assert code == 2 and message in err
+
+
+def test_bad_settings_from_python():
+    """The same limits hold for ``ServeConfig`` built in Python (no argparse in between)."""
+    from tstam.config import ConfigError
+    from tstam.serve.config import ServeConfig
+
+    for kw, message in [({"port": 70000}, "port=70000 is not valid"), ({"max_upload_mb": float("nan")}, "nan"),
+                        ({"workers": 0}, "workers=0"), ({"crops": 2}, "crops=2")]:
+        with pytest.raises(ConfigError, match=message):
+            ServeConfig(**kw)
 
 
 def test_bind_default_is_loopback_and_port_zero_picks_one():

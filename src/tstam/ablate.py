@@ -21,6 +21,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from tstam.config import ConfigError
+from tstam.files import check_writable_dir
 
 __all__ = ["AblateConfig", "GROUPS", "Setting", "grid", "run_ablation", "summarize", "write_table", "plot_table"]
 
@@ -177,8 +178,7 @@ def run_ablation(cfg: AblateConfig, *, on_row: Callable[[dict[str, Any]], None] 
     from tstam.demo.pipeline import prepare_data, torch_threads
     from tstam.demo import demo_threads
 
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_writable_dir(cfg.out)  # before any work
     dcfg = _demo_config(cfg)
     prepare_data(dcfg, [])
     rows: list[dict[str, Any]] = []

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import cv2
 import numpy as np
@@ -23,7 +23,7 @@ from tstam.files import check_writable_dir
 from tstam.plotting import pyplot
 from tstam.inference.recognizer import Prediction, Recognizer
 
-__all__ = ["attention_figure", "attention_animation", "visualize_video", "Pictures", "FigureLayout"]
+__all__ = ["attention_figure", "attention_animation", "visualize_video", "picture_names", "Pictures", "FigureLayout"]
 
 log = logging.getLogger(__name__)
 
@@ -246,18 +246,52 @@ def _write_gif(path: Path, frames: list[np.ndarray], fps: float) -> None:
         raise ValueError(f"{path}: cannot write the animation ({e.strerror or e})") from None
 
 
+def picture_names(videos: Sequence[str | Path]) -> dict[str, str]:
+    """A distinct name per video for its pictures: the file stem, prefixed with as many parent
+    folders as it takes to tell apart videos of the same stem (``a/clip.avi``, ``b/clip.avi`` ->
+    ``a_clip``, ``b_clip``), with the extension added for ``clip.avi`` beside ``clip.mp4``.
+
+    Returns:
+        {str(video): name}; the same file given twice gets one name.
+    """
+    files = {str(v): Path(v).resolve() for v in videos}
+    by_stem: dict[str, list[Path]] = {}
+    for f in dict.fromkeys(files.values()):
+        by_stem.setdefault(f.stem, []).append(f)
+
+    def label(f: Path, depth: int, ext: bool) -> str:
+        folders = f.parent.parts[1:] if f.parent.is_absolute() else f.parent.parts  # no "/" anchor
+        return "_".join([*folders[len(folders) - depth:][:depth], f.stem + (f"_{f.suffix[1:]}" if ext else "")])
+
+    chosen: dict[Path, str] = {}
+    for group in by_stem.values():
+        options = ((depth, ext) for ext in (False, True) for depth in range(max(len(f.parts) for f in group)))
+        for depth, ext in options:
+            labels = [label(f, depth, ext) for f in group]
+            if len(set(labels)) == len(labels):
+                break
+        chosen.update(zip(group, labels))
+    taken: set[str] = set()
+    for f, name in chosen.items():  # "a_clip.avi" next to "a/clip.avi": number the later one
+        unique, i = name, 2
+        while unique in taken:
+            unique, i = f"{name}_{i}", i + 1
+        taken.add(unique)
+        chosen[f] = unique
+    return {v: chosen[f] for v, f in files.items()}
+
+
 def visualize_video(recognizer: Recognizer, video: str | Path, out_dir: str | Path, *, num_crops: int = 1,
                     animation: Optional[str] = ".gif", prediction: Optional[Prediction] = None,
-                    stem: Optional[str] = None) -> Pictures:
+                    name: Optional[str] = None) -> Pictures:
     """Predict a video (or use ``prediction``, made with ``keep_video=True``) and write its pictures.
 
-    Files: ``<out_dir>/<stem>_attention.png`` and ``..._attention<animation>`` (None: no
-    animation); ``stem`` defaults to the video's file stem.
+    Files: ``<out_dir>/<name>_attention.png`` and ``..._attention<animation>`` (None: no
+    animation); ``name`` defaults to the video's file stem (several videos: :func:`picture_names`).
     """
     out_dir = check_writable_dir(out_dir)
     pred = prediction or recognizer.predict(video, num_crops=num_crops, keep_video=animation is not None)
-    if stem is None:
-        stem = Path(pred.source).stem if pred.source != "<frames>" else "frames"
+    stem = name or (Path(pred.source).stem if pred.source != "<frames>" else "frames")
     png = attention_figure(pred, out_dir / f"{stem}_attention.png")
     anim = None
     has_attention = any(r.temporal is not None or r.spatial is not None for r in pred.streams.values())

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from tstam.cli.args import int_list, positive_int
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from tstam.ablate import GROUPS
@@ -17,8 +19,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--only", default=",".join(GROUPS),
                    help=f"comma-separated groups (default: all: {','.join(GROUPS)}) or single settings as "
                         "group/setting, e.g. \"baselines/TSN average consensus\"")
-    p.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds (default: 0,1,2)")
-    p.add_argument("--epochs", type=int, default=None, help="epochs per run (default: 8)")
+    p.add_argument("--seeds", type=int_list, default=[0, 1, 2], help="comma-separated training seeds (default: 0,1,2)")
+    p.add_argument("--epochs", type=positive_int, default=None, help="epochs per run (default: 8)")
     p.add_argument("--quick", action="store_true", help="tiny benchmark, one epoch per run (tests)")
     p.set_defaults(run=run)
 
@@ -26,12 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tstam.ablate import AblateConfig, run_ablation
 
-    try:
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    except ValueError:
-        raise ValueError(f"--seeds {args.seeds!r} is not valid; expected integers like 0,1,2") from None
     kw = {"epochs": args.epochs} if args.epochs else {}
-    cfg = AblateConfig(out=args.out, seeds=seeds, only=[g.strip() for g in args.only.split(",") if g.strip()],
+    cfg = AblateConfig(out=args.out, seeds=args.seeds, only=[g.strip() for g in args.only.split(",") if g.strip()],
                        quick=args.quick, **kw)
     table = run_ablation(cfg, on_row=lambda r: print(f"{r['group']}: {r['setting']} seed {r['seed']}: "
                                                       f"top-1 {100 * r['top1']:.1f} %", flush=True))

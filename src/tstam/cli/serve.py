@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tstam.cli.args import int_range, nonnegative_int, positive_float, positive_int
 from tstam.cli.predict import add_checkpoint_args
 from tstam.serve.config import INSTALL_HINT, ServeConfig, missing_serve_packages
 
@@ -17,12 +18,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_checkpoint_args(p)  # --rgb, --flow, --weights (the default; a request may give its own), --device
     d = ServeConfig()  # the defaults
     p.add_argument("--host", default=d.host, help=f"address to listen on (default {d.host}: this machine only)")
-    p.add_argument("--port", type=int, default=d.port, help=f"port (default {d.port}; 0 picks a free one)")
-    p.add_argument("--workers", type=int, default=d.workers, help=f"predictions run at once (default {d.workers})")
-    p.add_argument("--queue", type=int, default=d.queue,
+    p.add_argument("--port", type=int_range(0, 65535), default=d.port, help=f"port (default {d.port}; 0 picks a free one)")
+    p.add_argument("--workers", type=positive_int, default=d.workers, help=f"predictions run at once (default {d.workers})")
+    p.add_argument("--queue", type=nonnegative_int, default=d.queue,
                    help=f"requests accepted beyond the running ones; more get 503 + Retry-After (default {d.queue})")
-    p.add_argument("--threads", type=int, default=d.threads, help="torch threads per prediction (default: (cores - 1) // workers, at least 1)")
-    p.add_argument("--max-upload-mb", type=float, default=d.max_upload_mb,
+    p.add_argument("--threads", type=nonnegative_int, default=d.threads, help="torch threads per prediction (default: (cores - 1) // workers, at least 1)")
+    p.add_argument("--max-upload-mb", type=positive_float, default=d.max_upload_mb,
                    help=f"upload size limit, larger gets 413 (default {d.max_upload_mb:g})")
     p.add_argument("--crops", type=int, choices=(1, 3, 10), default=d.crops, help="default crops per snippet")
     p.add_argument("--samples", default=d.samples, metavar="DIR",

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..watchdog import exit_with
 
-__all__ = ["ShardSampler", "ClipLoader", "build_loader", "worker_init"]
+__all__ = ["ShardSampler", "ClipLoader", "build_loader", "worker_init", "finish_batch"]
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +122,16 @@ def worker_init(worker_id: int, main_pid: int | None = None) -> None:
 
 
 def _batch_len(batch: Any) -> int:
-    first = batch[0] if isinstance(batch, (tuple, list)) else batch
-    return len(first)
+    """Clips in a batch: the length of its labels ((clip, label) items), or of the batch itself."""
+    return len(batch[-1]) if isinstance(batch, (tuple, list)) else len(batch)
+
+
+def finish_batch(loader: Any, x: Any) -> Any:
+    """A batch moved to the training device, finished there by its dataset's ``batch_transform``:
+    clips stay as they are; ``FlowPairs`` (``VideoDataset``, ``data.flow_on = "device"``) become
+    flow clips computed on that device. The one call the training and evaluation loops make."""
+    finish = getattr(getattr(loader, "dataset", None), "batch_transform", None)
+    return x if finish is None else finish(x)
 
 
 class ClipLoader(DataLoader):

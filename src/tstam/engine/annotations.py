@@ -17,7 +17,7 @@ from collections import defaultdict
 from typing import Any
 
 from tstam.data.records import Annotations, SplitSet, VideoRecord, frame_dir
-from tstam.data.splits import load_annotations
+from tstam.data.splits import check_disjoint, load_annotations
 from tstam.config import ConfigError
 from tstam.data.store import read_meta
 from tstam.flow import FlowConfig
@@ -66,6 +66,7 @@ def load_split(ann: Any, data: Any) -> tuple[list[VideoRecord], list[VideoRecord
     got = load_annotations(ann.format, ann.path, split=ann.split, root=data.root or None)
     if isinstance(got, SplitSet):
         train, test, classes = got.train, got.test, got.classes
+        check_disjoint(train, test, train_name=f"{ann.path} (split {ann.split})", test_name="of the same split")
     else:
         assert isinstance(got, Annotations)
         if not ann.test_path:
@@ -73,6 +74,7 @@ def load_split(ann: Any, data: Any) -> tuple[list[VideoRecord], list[VideoRecord
         test_ann = load_annotations(ann.format, ann.test_path, root=data.root or None, classes=got.classes)
         assert isinstance(test_ann, Annotations)
         train, test, classes = got.records, test_ann.records, got.classes
+        check_disjoint(train, test, train_name=ann.path, test_name=ann.test_path)
     train, val = hold_out(list(train), ann.val_fraction, ann.val_seed)
     log.info("%s split %s: %d train / %d held-out validation / %d test videos, %d classes", ann.format, ann.split,
              len(train), len(val), len(test), len(classes))
@@ -80,7 +82,8 @@ def load_split(ann: Any, data: Any) -> tuple[list[VideoRecord], list[VideoRecord
 
 
 def store_flow(records: list[VideoRecord], data: Any) -> FlowConfig:
-    """The flow a frame store's flow JPEGs hold, for a flow run (recorded in its checkpoints).
+    """The flow a frame store's flow JPEGs hold, for a flow run (recorded in its checkpoints); for
+    video files (``data.input = "video"``) the flow ``VideoDataset`` computes: ``data.flow`` or TV-L1.
 
     From the ``meta.json`` of the first videos (all must agree), which ``data.flow``, when set,
     must equal; from ``data.flow`` alone for a store without metadata (e.g. made by other tools).
@@ -89,6 +92,8 @@ def store_flow(records: list[VideoRecord], data: Any) -> FlowConfig:
         ConfigError: naming the store, when neither says, or when they disagree: a model's flow
             must be reproducible at prediction time.
     """
+    if data.input == "video":
+        return data.flow or FlowConfig()
     found: dict[str, Any] | None = None
     where = ""
     for r in records[:16]:

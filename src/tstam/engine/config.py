@@ -14,6 +14,7 @@ from typing import Any, Literal, Optional, Sequence
 
 from tstam.config import ConfigError, apply_overrides, check_choice, check_literals, from_dict, load_yaml, to_dict
 from tstam.data.config import DataConfig
+from tstam.device import check_device_name
 from tstam.models import ModelConfig
 
 __all__ = ["AnnotationConfig", "OptimConfig", "RunConfig", "TrainConfig", "PRESETS", "load_train_config", "preset_path",
@@ -85,6 +86,7 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         check_literals(self, "run")
+        check_device_name(self.device, option="run.device")
         if self.eval_every < 0 or self.ckpt_every_steps < 0 or self.max_steps < 0:
             raise ConfigError("run.eval_every, run.ckpt_every_steps and run.max_steps must be >= 0")
 

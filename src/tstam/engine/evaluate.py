@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tstam.data.loader import finish_batch
 from tstam.engine.distributed import all_reduce_sum
 from tstam.preprocess import Preprocess
 
@@ -38,6 +39,7 @@ def evaluate(model: nn.Module, loader: Iterable[Any], *, device: torch.device, p
     sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, top1, top5, clips
     for x, y in loader:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        x = finish_batch(loader, x)                              # flow of frame pairs on the device, if any
         x = preprocess.normalize_clip(x)
         with autocast(device, amp):
             logits = model(x).logits.float()                     # (B, K)

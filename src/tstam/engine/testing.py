@@ -88,7 +88,7 @@ def score_stream(stream: LoadedStream, records: Sequence[VideoRecord], *, root: 
     Args:
         stream: the loaded stream (``tstam.checkpoint.load_stream``; runs on its model's device).
         records: the test videos (labels index the checkpoint's classes).
-        root: the frame store.
+        root: the frame store (or the video root, with ``data.input = "video"``).
         data: a ``DataConfig`` giving resize, ``test_frames``, ``test_crops`` and file names (what a
             clip is comes from the stream's model).
         classes: the annotation's class names; must equal the checkpoint's when given.
@@ -100,8 +100,8 @@ def score_stream(stream: LoadedStream, records: Sequence[VideoRecord], *, root: 
         channels_last: run the convolutions in channels_last layout (faster here on CPU and on CUDA).
         meta: extra entries for the score file's ``meta`` (split, ...).
     """
-    from tstam.data.datasets import FrameDataset
-    from tstam.data.loader import build_loader
+    from tstam.data.datasets import build_dataset
+    from tstam.data.loader import build_loader, finish_batch
 
     model = stream.model
     if fast:
@@ -118,11 +118,13 @@ def score_stream(stream: LoadedStream, records: Sequence[VideoRecord], *, root: 
     if max_memory_mb:
         chunk_frames = chunk_frames_for(model, frames=data.test_frames, max_memory_mb=max_memory_mb)
         log.info("chunks of %d frames for %.0f MB", chunk_frames, max_memory_mb)
-    ds = FrameDataset(records, root=root, mode="test", data=data, model=mcfg, seed=0)
+    ds = build_dataset(records, root=root, mode="test", data=data, model=mcfg, seed=0)
     loader = build_loader(ds, batch_size=1, shuffle=False, workers=workers, distributed=False)
     probs, logits = [], []
     bar = tqdm(loader, desc=f"test {mcfg.modality}", unit="video", disable=not sys.stderr.isatty())
+    device = next(model.parameters()).device
     for views, _label in bar:                                      # views (1, crops, T, C, H, W)
+        views = finish_batch(loader, views.to(device))             # flow of frame pairs on the device, if any
         p, l = predict_views(model, views[0], chunk_frames=chunk_frames, amp=amp)
         probs.append(p.numpy())
         logits.append(l.numpy())

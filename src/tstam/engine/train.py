@@ -26,6 +26,7 @@ from torch import nn
 from tqdm import tqdm
 
 from tstam.config import ConfigError, to_dict
+from tstam.data.loader import finish_batch
 from tstam.files import write_text_atomic
 from tstam.checkpoint import load_checkpoint, save_checkpoint
 from tstam.engine.checkpoint import capture_rng, check_compatible, restore_rng
@@ -128,6 +129,7 @@ def train_one_epoch(run: _Run) -> dict[str, float]:
     t0, clips_seen = time.perf_counter(), 0
     for x, y in run.train_loader:
         x, y = x.to(run.device, non_blocking=True), y.to(run.device, non_blocking=True)
+        x = finish_batch(run.train_loader, x)                         # flow of frame pairs on the device, if any
         x = run.bare.cfg.preprocess.normalize_clip(x)                # uint8 -> normalised float, on the device
         with autocast(run.device, cfg.run.amp):
             logits = model(x).logits                                  # (B, K)

@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from tstam.files import check_output_file, write_text_atomic
 from tstam.inference.recognizer import Prediction, Recognizer
+from tstam.video import VideoError
 
 __all__ = ["BatchResult", "collect_videos", "predict_many", "format_table", "write_json"]
 
@@ -55,6 +56,10 @@ def predict_many(recognizer: Recognizer, videos: list[Path], *, num_crops: int =
                  on_result: Optional[Callable[[Prediction], None]] = None) -> BatchResult:
     """Predict every video; a file that cannot be read is logged and skipped, the rest go on.
 
+    Only unreadable videos (``tstam.video.VideoError``: missing, corrupt, cut, too short) are
+    skipped; any other error (a model, config or flow problem) would fail every video alike and
+    stops the run with its message.
+
     Args:
         recognizer: the loaded streams.
         videos: video files (see :func:`collect_videos`).
@@ -69,7 +74,7 @@ def predict_many(recognizer: Recognizer, videos: list[Path], *, num_crops: int =
     for path in tqdm(videos, desc="predict", unit="video", disable=not show):
         try:
             pred = recognizer.predict(path, num_crops=num_crops, keep_video=keep_video, strict=strict)
-        except ValueError as e:  # VideoError and too-short videos: report, skip, go on
+        except VideoError as e:  # this file cannot be read: report, skip, go on
             log.error("skipped %s", e)
             result.failures.append((str(path), str(e)))
             continue

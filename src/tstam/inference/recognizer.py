@@ -191,14 +191,16 @@ class Recognizer:
         return list(self.streams)
 
     def sample(self, name: str, frames: np.ndarray, *, num_snippets: Optional[int] = None) -> tuple[torch.Tensor, np.ndarray]:
-        """One stream's uint8 clip (S, C, H, W) from decoded frames (flow computed here), and its starts."""
+        """One stream's uint8 clip (S, C, H, W) from decoded frames, and its starts. Flow is computed
+        here: ``tvl1_torch`` on the stream's device (e.g. its GPU), OpenCV's algorithms on the CPU."""
         stream = self.streams[name]
         n, length = num_snippets or stream.test_frames, int(stream.config.new_length)
         if name == "rgb":
             starts = test_indices(len(frames), n, length)
             return rgb_snippets(frames, starts, length), starts
         starts = test_indices(len(frames) - 1, n, length)
-        return flow_snippets(frames, starts, length, stream.flow), starts
+        device = next(stream.model.parameters()).device
+        return flow_snippets(frames, starts, length, stream.flow, device=device), starts
 
     @torch.inference_mode()
     def run_stream(self, name: str, clip: torch.Tensor, starts: np.ndarray, *, num_crops: int = 1,

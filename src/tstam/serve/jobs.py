@@ -272,7 +272,7 @@ class PredictionPool:
 
         with _draw_lock:
             pics = visualize_video(self.recognizer, pred.source, folder, prediction=pred, animation=".gif",
-                                   stem="result")
+                                   name="result")
         out = {"attention.png": pics.png.read_bytes()}
         if pics.animation is not None:
             out["animation.gif"] = pics.animation.read_bytes()

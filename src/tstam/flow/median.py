@@ -1,7 +1,7 @@
 """k x k median filter of float tensors by min/max networks, batched, on CPU or CUDA (issue 15).
 
 The median filter of OpenCV's ``medianBlur`` (edge replication) for the TV-L1 flow of
-``tstam.tvl1_torch``, which filters its flow between warps. ``torch.median`` over unfolded windows
+``tstam.flow.tvl1_torch``, which filters its flow between warps. ``torch.median`` over unfolded windows
 is ~10x slower on a CPU and holds k*k copies of the image; here every step is one element-wise
 ``minimum`` / ``maximum`` over the whole batch:
 

@@ -35,32 +35,14 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from tstam.flow import TVL1Params
-from tstam.median import median_filter
+from tstam.device import resolve_device  # the one device check (re-exported: benchmarks/gpu_flow.py)
+from .config import TVL1Params
+from .median import median_filter
 
 __all__ = ["tvl1_flow", "resolve_device", "bytes_per_pair", "batch_size_for", "default_budget", "pyramid_sizes"]
 
 _EPS = float(torch.finfo(torch.float32).eps)  # below this |grad I1|^2 the TH step leaves v = u (OpenCV)
 _MIN_LEVEL = 16  # OpenCV drops pyramid levels narrower or shorter than this
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"cpu"``, ``"cuda"`` or ``"cuda:N"`` as a usable ``torch.device``, else a ValueError."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device {device!r} is not valid; expected 'cpu', 'cuda' or 'cuda:N'") from None
-    if dev.type == "cpu":
-        return dev
-    if dev.type != "cuda":
-        raise ValueError(f"device {device!r} is not supported; expected 'cpu', 'cuda' or 'cuda:N'")
-    if not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} is not available: this PyTorch ({torch.__version__}) sees no "
-                         "CUDA GPU; use 'cpu'")
-    n = torch.cuda.device_count()
-    if dev.index is not None and dev.index >= n:
-        raise ValueError(f"device {device!r} is not available: {n} CUDA device(s), 'cuda:0'..'cuda:{n - 1}'")
-    return dev
 
 
 def pyramid_sizes(h: int, w: int, params: TVL1Params) -> list[tuple[int, int]]:
