@@ -52,6 +52,7 @@ COMMANDS: tuple[str, ...] = (
     "predict",
     "visualize",
     "export",
+    "serve",
     "ablate",
 )
 

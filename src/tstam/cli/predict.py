@@ -7,15 +7,20 @@ import sys
 from tstam.cli.args import nonnegative_float, positive_int
 
 
-def add_stream_args(p: argparse.ArgumentParser) -> None:
-    """The checkpoint and sampling options shared by ``predict`` and ``visualize``."""
-    p.add_argument("videos", nargs="+", metavar="VIDEO_OR_FOLDER", help="video files and/or folders of videos")
+def add_checkpoint_args(p: argparse.ArgumentParser) -> None:
+    """The streams to load, shared by ``predict``, ``visualize`` and ``serve``."""
     p.add_argument("--rgb", default=None, metavar="CKPT", help="RGB stream checkpoint (.pt) or export (.safetensors)")
     p.add_argument("--flow", default=None, metavar="CKPT", help="flow stream checkpoint (.pt) or export (.safetensors)")
-    p.add_argument("--crops", type=int, choices=(1, 3, 10), default=1, help="crops per snippet (10: paper's test protocol)")
     p.add_argument("--weights", type=nonnegative_float, nargs=2, default=None, metavar=("RGB", "FLOW"),
                    help="fusion weights (default 1 3, paper 4.3.3)")
     p.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N (default cpu)")
+
+
+def add_stream_args(p: argparse.ArgumentParser) -> None:
+    """The videos, checkpoints, crops and decoding policy shared by ``predict`` and ``visualize``."""
+    p.add_argument("videos", nargs="+", metavar="VIDEO_OR_FOLDER", help="video files and/or folders of videos")
+    add_checkpoint_args(p)
+    p.add_argument("--crops", type=int, choices=(1, 3, 10), default=1, help="crops per snippet (10: paper's test protocol)")
     p.add_argument("--strict", action="store_true",
                    help="refuse videos that decode fewer frames than their header declares (default: a "
                         "shortfall of max(2 frames, 2%%) is accepted)")
