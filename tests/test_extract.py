@@ -287,7 +287,7 @@ def test_output_checked_before_work_and_binary_list_refused(tmp_path: Path, caps
 @pytest.mark.parametrize("sig,flow", [(signal.SIGKILL, ["tvl1"]), (signal.SIGTERM, ["tvl1"]),
                                       (signal.SIGKILL, ["tvl1_torch", "--device", "cpu"])])  # batched: decode workers
 def test_killed_extraction_leaves_no_process(tmp_path: Path, sig, flow) -> None:
-    from test_data_loader_orphans import alive, process_tree
+    from processes import assert_all_exit, process_tree
 
     for k in range(4):
         _clip(tmp_path / "v" / f"clip{k}.avi", 24, k, h=96, w=128)
@@ -304,10 +304,4 @@ def test_killed_extraction_leaves_no_process(tmp_path: Path, sig, flow) -> None:
     assert proc.poll() is None and len(spawned) >= 3, "extraction ended before it could be killed"
     proc.send_signal(sig)
     proc.wait()
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and alive(spawned):
-        time.sleep(0.2)
-    left = alive(spawned)
-    for pid in left:  # do not leave them behind even when the test fails
-        os.kill(pid, signal.SIGKILL)
-    assert not left, f"extraction processes {sorted(left)} outlived the killed run"
+    assert_all_exit(spawned, "extraction processes")
