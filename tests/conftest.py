@@ -3,3 +3,5 @@ workers for the 2 CI cores) on one intra-op thread."""
 import torch
 
 torch.set_num_threads(1)
+
+from serve_server import serve_ckpts, server  # noqa: E402,F401  (session fixtures: one real `tstam serve`)

@@ -3,9 +3,10 @@
 training configs. Not a test module: imported by tests/test_engine_*.py."""
 from __future__ import annotations
 
+import contextlib
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator, Optional
 
 from tstam.data.store import FLOW_X_TMPL, FLOW_Y_TMPL, RGB_TMPL, write_meta
 from tstam.flow import FlowConfig
@@ -15,8 +16,12 @@ CLASSES = ["ApplyEyeMakeup", "BaseballPitch", "Clap", "Dive"]
 FLOW_META = FlowConfig().describe()  # what meta.json records (the fixture's flow JPEGs are grey images)
 
 
-def make_store(root: Path, *, n_train: int = 8, n_test: int = 4, frames: int = 8) -> dict[str, Path]:
+def make_store(root: Path, *, n_train: int = 8, n_test: int = 4, frames: int = 8,
+               group: Optional[Callable[[int], int]] = None) -> dict[str, Path]:
     """Write ``n_train + n_test`` videos (real frames, rotated per video) and two CSV lists.
+
+    Video v is ``v_<class v mod 4>_g<v>_c01``, or ``_g<group(v)>_c<v>`` with ``group`` (videos of
+    one group are held out for validation together, ``tstam.engine.annotations.hold_out``).
 
     Returns:
         {"root", "train", "test"} paths.
@@ -28,7 +33,8 @@ def make_store(root: Path, *, n_train: int = 8, n_test: int = 4, frames: int = 8
     rows = {"train": [], "test": []}
     for v in range(n_train + n_test):
         part = "train" if v < n_train else "test"
-        vid = f"v_{CLASSES[v % len(CLASSES)]}_g{v:02d}_c01"
+        vid = f"v_{CLASSES[v % len(CLASSES)]}_g{v:02d}_c01" if group is None else \
+            f"v_{CLASSES[v % len(CLASSES)]}_g{group(v):02d}_c{v:02d}"
         d = root / vid
         d.mkdir(exist_ok=True)
         for i in range(frames):
@@ -55,9 +61,33 @@ def tiny_config(store: dict[str, Path], out_dir: Path, *, modality: str = "rgb",
         "annotations": {"format": "csv", "path": str(store["train"]), "test_path": str(store["test"])},
         "data": {"root": str(store["root"]), "resize": [72, 96], "batch_size": 2, "workers": 0,
                  "test_frames": 3, "test_crops": 1},
-        "optim": {"lr": 0.01, "epochs": 2, "lr_steps": [1], "clip_grad": 40.0, "bn": "partial"},
+        "optim": {"lr": 0.01, "epochs": 2, "lr_steps": [1], "clip_grad": 40.0, "bn": "full"},
         "run": {"out_dir": str(out_dir), "seed": 0, "eval_every": 1, "device": "cpu", "tensorboard": True},
     }
     for name, values in sections.items():
         cfg.setdefault(name, {}).update(values)
     return cfg
+
+
+@contextlib.contextmanager
+def record_clips(seen: list, rank: int = 0) -> Iterator[list]:
+    """Record ``(rank, mode, epoch, video_id)`` of every clip a ``FrameDataset`` loads in this
+    process while the block runs (the real loading runs unchanged; use ``data.workers=0``)."""
+    from tstam.data.datasets import FrameDataset
+
+    real, own = FrameDataset.__getitem__, "__getitem__" in FrameDataset.__dict__
+
+    def getitem(self, key):
+        item = real(self, key)
+        epoch = int(key[1]) if isinstance(key, tuple) else self.epoch
+        seen.append((rank, self.mode, epoch, self.records[int(key[0]) if isinstance(key, tuple) else int(key)].video_id))
+        return item
+
+    FrameDataset.__getitem__ = getitem
+    try:
+        yield seen
+    finally:
+        if own:
+            FrameDataset.__getitem__ = real
+        else:
+            del FrameDataset.__getitem__

@@ -44,6 +44,11 @@ def make_checkpoint(path: Path, modality: str, *, seed: int = 0, sharpen: float 
     })
 
 
+def make_checkpoints(folder: Path, *, seeds: tuple[int, int] = (1, 2), sharpen: float = 20.0) -> dict[str, Path]:
+    """An RGB and a flow stream (``make_checkpoint``) in ``folder``: {"rgb": path, "flow": path}."""
+    return {m: make_checkpoint(folder / f"{m}.pt", m, seed=seed, sharpen=sharpen) for m, seed in zip(("rgb", "flow"), seeds)}
+
+
 def moving_frames(n: int, size: tuple[int, int] = (64, 80), seed: int = 0) -> np.ndarray:
     """(n, H, W, 3) uint8: a textured square moving right over noise (flow has something to see)."""
     rng = np.random.default_rng(seed)

@@ -157,12 +157,37 @@ def test_loader_same_batches_for_any_worker_count_and_resume(store):
     it = iter(l0)
     first = next(it)
     state = l0.state_dict()
-    assert state["consumed"] == 2 and state["epoch"] == 1
+    assert state["position"] == 2 and state["epoch"] == 1
     resumed = build_loader(ds, batch_size=2, shuffle=True, workers=0, seed=9)
     resumed.load_state_dict(state)
     resumed.set_epoch(1)  # the training loop's call keeps the resume point
     rest = _labels_and_sums(resumed)
     assert [first[1].tolist()] + [r[0] for r in rest] == [f[0] for f in full]
     assert rest == full[1:]
-    with pytest.raises(ValueError, match="world_size=2 but this run has 1"):
-        resumed.load_state_dict({**state, "world_size": 2})
+    with pytest.raises(ValueError, match="seed=9 but this run has 8"):
+        build_loader(ds, batch_size=2, shuffle=True, workers=0, seed=8).load_state_dict(state)
+
+
+@pytest.mark.parametrize("before,after", [(2, 1), (1, 2), (3, 2), (2, 3), (4, 4)])
+def test_resume_on_another_number_of_processes_takes_exactly_the_rest(before, after):
+    """Stopped mid-epoch on ``before`` ranks, resumed on ``after``: the new shards are disjoint and
+    together are the positions not yet done, in the epoch's order, trimmed to split evenly."""
+    n, seed, epoch, taken = 23, 3, 2, 3
+    old = [ShardSampler(n, shuffle=True, seed=seed, rank=r, world_size=before, drop_last=True) for r in range(before)]
+    for s in old:
+        s.set_epoch(epoch)
+        s.consumed = taken                                   # what ClipLoader records after 3 items per rank
+    seen = np.concatenate([s.shard()[:taken] for s in old])
+    state = old[0].state_dict()
+    new = [ShardSampler(n, shuffle=True, seed=seed, rank=r, world_size=after, drop_last=True) for r in range(after)]
+    for s in new:
+        s.load_state_dict(state)
+        s.set_epoch(epoch)
+    rest = np.concatenate([s.shard() for s in new])
+    order = np.random.default_rng([seed, epoch]).permutation(n)  # the epoch's order, independently
+    done = taken * before
+    assert sorted(seen.tolist()) == sorted(order[:done].tolist())
+    assert len(set(rest.tolist())) == len(rest) and not set(rest.tolist()) & set(seen.tolist())
+    expect = order[done:][: (n - done) // after * after]  # what splits evenly over the new ranks
+    assert sorted(rest.tolist()) == sorted(expect.tolist())
+    assert {len(s.shard()) for s in new} == {(n - done) // after}

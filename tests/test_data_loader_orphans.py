@@ -4,30 +4,8 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
-from pathlib import Path
 
-
-def process_tree(root: int) -> set[int]:
-    """Pids of every living descendant of ``root`` (from /proc)."""
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    tree, frontier = set(), {root}
-    while frontier:
-        frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - tree
-        tree |= frontier
-    return tree
-
-
-def alive(pids: set[int]) -> set[int]:
-    return {pid for pid in pids if Path(f"/proc/{pid}").exists()
-            and (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z")}
+from processes import assert_all_exit, process_tree
 
 
 def test_workers_do_not_outlive_a_killed_main_process(tmp_path):
@@ -59,10 +37,4 @@ def test_workers_do_not_outlive_a_killed_main_process(tmp_path):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and alive(spawned):
-        time.sleep(0.2)
-    left = alive(spawned)
-    for pid in left:  # do not leave them behind even when the test fails
-        os.kill(pid, signal.SIGKILL)
-    assert not left, f"loader processes {sorted(left)} outlived the killed training process"
+    assert_all_exit(spawned, "loader processes")

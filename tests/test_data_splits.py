@@ -139,3 +139,30 @@ def test_safe_relpath_normalises():
     assert safe_relpath("a\\b/./c.avi ", where="f:1") == "a/b/c.avi"
     assert safe_relpath("a/../b.avi", where="f:1") == "b.avi"
     assert frame_dir(VideoRecord("v_x", "C/v_x.avi", 0), "/store") == Path("/store/v_x")
+
+
+def test_repeated_lines_warn_and_one_id_twice_is_refused(tmp_path, caplog):
+    line = "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1"
+    d = _ucf_dir(tmp_path, [line, "HandstandPushups/v_HandStandPushups_g01_c01.avi 2", line])
+    s = parse_ucf101(d, 1)
+    assert [r.video_id for r in s.train] == ["v_ApplyEyeMakeup_g08_c01", "v_HandStandPushups_g01_c01"]
+    assert f"{d / 'trainlist01.txt'}:3 repeats {d / 'trainlist01.txt'}:1 (v_ApplyEyeMakeup_g08_c01)" in caplog.text
+    # the same id in two class folders: one frame folder and one score row cannot hold both
+    _ucf_dir(tmp_path, [line, "HandstandPushups/v_ApplyEyeMakeup_g08_c01.avi 2"])
+    with pytest.raises(AnnotationError, match=r"trainlist01\.txt:2: video 'v_ApplyEyeMakeup_g08_c01' "
+                                              r"\(HandstandPushups/.*\) was already listed at .*trainlist01\.txt:1"):
+        parse_ucf101(d, 1)
+    (tmp_path / "jump_test_split1.txt").write_text("a.avi 1\nb.avi 2\na.avi 1\n")
+    assert [r.video_id for r in parse_hmdb51(tmp_path, 1).train] == ["a"]
+    assert "jump_test_split1.txt:3 repeats" in caplog.text
+
+
+def test_train_and_test_lists_sharing_videos_are_refused(tmp_path):
+    from tstam.engine.annotations import load_split
+    from tstam.engine.config import AnnotationConfig
+    from tstam.data.config import DataConfig
+
+    (tmp_path / "jump_test_split1.txt").write_text("a.avi 1\nb.avi 2\nc.avi 1\na.avi 2\n")
+    with pytest.raises(AnnotationError, match=r"1 video\(s\) are in both the training list .* \(split 1\) and the "
+                                              r"test list of the same split, e.g. a; a model must not train on its test"):
+        load_split(AnnotationConfig(format="hmdb51", path=str(tmp_path)), DataConfig())

@@ -45,7 +45,7 @@ def _run(tmp_path: Path, cfg: dict, kill_at: int = 0, resume: bool = False) -> s
 
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path):
-    store = make_store(tmp_path / "store")  # 8 training videos, batch 2 -> 4 steps per epoch
+    store = make_store(tmp_path / "store", n_train=12)  # 8 training videos (4 held out), batch 2 -> 4 steps per epoch
     common = {"optim": {"epochs": 2, "lr_steps": [1]}, "run": {"ckpt_every_steps": 2}}
     ref_cfg = tiny_config(store, tmp_path / "ref", **common)
     cut_cfg = tiny_config(store, tmp_path / "cut", **common)
@@ -73,7 +73,7 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path):
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
-    store = make_store(tmp_path / "store")
+    store = make_store(tmp_path / "store", n_train=12)  # 8 training videos, 4 held out
     # epoch 1 trains at lr 0.01 and writes last.pt; then lr x 1e32 blows the weights up
     cfg = load_train_config(tiny_config(store, tmp_path / "run", optim={"epochs": 3, "lr_steps": [1], "lr_gamma": 1e32,
                                                                          "clip_grad": None}))

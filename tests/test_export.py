@@ -13,7 +13,7 @@ import torch
 
 from predict_models import CLASSES, CLIPS, REAL_VIDEOS, make_checkpoint
 from tstam.cli import main
-from tstam.export import check_onnx, export_safetensors
+from tstam.export import check_onnx, export_onnx, export_safetensors
 from tstam.inference import Recognizer, load_stream
 
 
@@ -44,6 +44,25 @@ def test_onnx_cli_matches_pytorch(tmp_path, flow_ckpt, capsys):
         assert np.abs(alpha - ref.temporal.numpy()).max() <= 1e-4
         assert np.abs(beta - ref.spatial.numpy()).max() <= 1e-4
     assert max(check_onnx(out, stream, shapes=((3, 7),)).values()) <= 1e-4
+
+
+@pytest.mark.slow
+def test_onnx_export_leaves_the_stream_as_it_was(tmp_path, flow_ckpt):
+    """Export works on a copy: a stream still training, in bf16 (or on a GPU), stays as it was, so
+    a recognizer built from the same stream still runs (the export converts to float32, eval, CPU)."""
+    stream = load_stream(flow_ckpt)
+    stream.model.to(torch.bfloat16).train()
+    before = {k: (p, p.detach().clone()) for k, p in stream.model.named_parameters()}
+    export_onnx(stream, tmp_path / "flow.onnx", segments=3)
+    assert stream.model.training
+    for k, p in stream.model.named_parameters():
+        assert p is before[k][0] and p.dtype == torch.bfloat16 and torch.equal(p, before[k][1]), k
+    session = ort.InferenceSession(str(tmp_path / "flow.onnx"), providers=["CPUExecutionProvider"])
+    x = torch.randn(1, 3, 10, 64, 64) * 60
+    rounded = load_stream(flow_ckpt).model.to(torch.bfloat16).float().eval()  # what was exported: the bf16 weights
+    with torch.no_grad():
+        ref = rounded(x).logits
+    assert np.abs(session.run(["logits"], {"input": x.numpy()})[0] - ref.numpy()).max() <= 1e-4
 
 
 def test_safetensors_roundtrip(tmp_path, flow_ckpt):

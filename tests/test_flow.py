@@ -4,6 +4,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from tstam.config import ConfigError, from_dict, to_dict
 from tstam.flow import (FlowConfig, TVL1Params, compute_flow, dequantize_flow, iter_flow,
@@ -69,6 +70,23 @@ def test_needs_two_frames() -> None:
         compute_flow(np.zeros((2, 8, 8, 4), np.uint8))
 
 
+def test_frames_smaller_than_the_algorithm_supports() -> None:
+    """TV-L1 fails an OpenCV assertion on 1-px frames; farneback works on any size; DIS (whose
+    crash on small wide frames is tested in a subprocess, test_bad_inputs.py) at its minimum."""
+    tiny = np.random.default_rng(0).integers(0, 255, (2, 1, 100), dtype=np.uint8)
+    with pytest.raises(ValueError, match="100x1 frames are too small for tvl1 optical flow, which needs at least 2x2 px"):
+        compute_flow(tiny)
+    assert compute_flow(tiny, FlowConfig(algorithm="farneback")).shape == (1, 1, 100, 2)
+    for preset, side in (("medium", 16), ("fast", 32), ("ultrafast", 32)):
+        cfg = FlowConfig(algorithm="dis")
+        cfg.dis.preset = preset
+        frames = np.random.default_rng(1).integers(0, 255, (2, side, 100), dtype=np.uint8)
+        assert compute_flow(frames, cfg).shape == (1, side, 100, 2)
+        with pytest.raises(ValueError, match=f"8x8 frames are too small for dis optical flow \\(preset {preset}\\), "
+                                             f"which needs at least {side}x{side} px"):
+            compute_flow(frames[:, :8, :8], cfg)  # OpenCV raises (no crash) at 8x8
+
+
 def test_quantize_formula() -> None:
     b = 20.0
     v = np.array([-100.0, -20.0, -10.0, -0.05, 0.0, 0.07, 7.3, 19.99, 20.0, 55.0], np.float32)
@@ -77,6 +95,21 @@ def test_quantize_formula() -> None:
     assert q.dtype == np.uint8
     assert q.tolist() == expected
     assert q[0] == 0 and q[-1] == 255 and q[4] == 128  # 127.5 rounds up
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU")])])
+def test_quantize_tensors_where_they_lie(device: str) -> None:
+    """A torch tensor is quantised on its device to the bytes numpy gives, also at the rounding
+    edges (values whose scaled value is k + 0.5, and their float32 neighbours)."""
+    rng = np.random.default_rng(0)
+    for b in (20.0, 7.5):
+        edges = ((np.arange(256) + 0.5) * (2 * b) / 255 - b).astype(np.float32)
+        v = np.concatenate([edges, np.nextafter(edges, np.float32(-np.inf)), np.nextafter(edges, np.float32(np.inf)),
+                            rng.normal(0, b, 20000).astype(np.float32), [np.inf, -np.inf]]).astype(np.float32)
+        q = quantize_flow(torch.from_numpy(v).to(device), b)
+        assert q.dtype == torch.uint8 and q.device.type == device
+        np.testing.assert_array_equal(q.cpu().numpy(), quantize_flow(v, b))
 
 
 def test_dequantize_inverts_within_half_a_step() -> None:

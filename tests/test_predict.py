@@ -8,16 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from predict_models import CLASSES, CLIPS, FLOW, REAL_VIDEOS, RESIZE, make_checkpoint, moving_frames
+from predict_models import CLASSES, CLIPS, REAL_VIDEOS, RESIZE, make_checkpoints, moving_frames
 from tstam.inference import Recognizer, format_table, load_stream
 from tstam.models import fuse_scores
 
 
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("ckpt")
-    return {"rgb": make_checkpoint(d / "rgb.pt", "rgb", seed=1, sharpen=20.0),
-            "flow": make_checkpoint(d / "flow.pt", "flow", seed=2, sharpen=20.0)}
+    return make_checkpoints(tmp_path_factory.mktemp("ckpt"))
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +106,22 @@ def test_weights_and_single_stream(ckpts):
     np.testing.assert_allclose(rgb_heavy.probabilities, rgb_heavy.streams["rgb"].probabilities, atol=1e-6)
     np.testing.assert_allclose(only_flow.probabilities, only_flow.streams["flow"].probabilities, atol=1e-6)
     assert list(only_flow.streams) == ["flow"] and only_flow.weights == {"flow": 3.0}
+
+
+def test_weights_per_call_and_stages(both):
+    """``predict(weights=...)`` fuses this call only; ``on_stage`` sees the stages in order."""
+    frames = moving_frames(12, tuple(RESIZE))
+    seen = []
+    rgb_only = both.predict(frames, weights=(1, 0), on_stage=lambda stage, stream: seen.append((stage, stream)))
+    np.testing.assert_allclose(rgb_only.probabilities, rgb_only.streams["rgb"].probabilities, atol=1e-6)
+    assert rgb_only.weights == {"rgb": 1.0, "flow": 0.0} and both.weights == {"rgb": 1.0, "flow": 3.0}
+    assert seen == [("decode", None), ("model", "rgb"), ("flow", "flow"), ("model", "flow")]
+    default = both.predict(frames)
+    np.testing.assert_allclose(default.probabilities, (default.streams["rgb"].probabilities
+                                                       + 3 * default.streams["flow"].probabilities) / 4, atol=1e-6)
+    for bad in ((float("nan"), 1), (1, float("inf")), (-1, 2), (0, 0), (1, 2, 3)):
+        with pytest.raises(ValueError, match="fusion weight"):
+            both.predict(frames, weights=bad)
 
 
 def test_fast_path_matches_plain_model(ckpts):

@@ -145,3 +145,16 @@ def test_folder_skips_bad_files_and_exits_nonzero(tmp_path, ckpts, capsys):
 def test_predict_cli_needs_a_checkpoint(capsys):
     assert main(["predict", str(REAL_VIDEOS / CLIPS[0])]) == 2
     assert "give an RGB checkpoint, a flow checkpoint, or both" in capsys.readouterr().err
+
+
+def test_batch_skips_unreadable_videos_only(tmp_path, both):
+    """An error that is not about one video file (here a setting every video would fail on) stops
+    the batch with its message instead of being reported as N unreadable videos."""
+    from tstam.inference import predict_many
+
+    bad = _bad_videos(tmp_path)
+    good = REAL_VIDEOS / CLIPS[1]
+    res = predict_many(both, [bad["zero-byte"], good], num_crops=1)
+    assert [Path(p).name for p, _ in res.failures] == ["empty.avi"] and len(res.predictions) == 1
+    with pytest.raises(ValueError, match=r"num_crops=5 is not valid; expected one of \[1, 3, 10\]"):
+        predict_many(both, [good, good], num_crops=5)

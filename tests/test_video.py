@@ -1,6 +1,7 @@
 """Decoding real and generated files, and every bad input of issue 4 for decoding."""
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import av
@@ -8,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tstam.video import VIDEO_EXTENSIONS, VideoError, probe_video, read_video, write_video
+from tstam.video import VIDEO_EXTENSIONS, VideoError, allowed_shortfall, probe_video, read_video, write_video
 
 from fixtures import VIDEOS as REAL
 REAL_CLIPS = sorted(p for p in REAL.glob("*.*") if p.suffix in VIDEO_EXTENSIONS)
@@ -62,7 +63,12 @@ def test_write_read_roundtrip(tmp_path: Path, ext: str) -> None:
     clip = read_video(path)
     assert clip.frames.shape == frames.shape
     assert clip.fps == pytest.approx(25.0)
-    assert np.abs(clip.frames.astype(int) - frames).mean() < 12  # lossy, but the same picture
+    # lossy, but each decoded frame is its own source frame: closer to it than to either neighbour
+    # (the pattern moves 1 px per frame, so a one-frame shift would swap the two)
+    err = np.abs(clip.frames.astype(int)[:, None] - frames.astype(int)[None]).mean(axis=(2, 3, 4))  # (T, T)
+    for i in range(len(frames)):
+        neighbours = [err[i, j] for j in (i - 1, i + 1) if 0 <= j < len(frames)]
+        assert err[i, i] + 1.0 < min(neighbours), (i, err[i])
 
 
 def test_avi_is_xvid_like_ucf101(tmp_path: Path) -> None:
@@ -130,9 +136,6 @@ def test_truncated_file(tmp_path: Path, ext: str) -> None:
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(VideoError, match=rf"cut\{ext}: (truncated|corrupt)"):
         read_video(path)
-    if ext == ".avi":  # the decodable part is still available on request
-        clip = read_video(path, strict=False)
-        assert 0 < clip.num_frames < 10
 
 
 def test_audio_only_file(tmp_path: Path) -> None:
@@ -158,3 +161,49 @@ def test_bad_write_arguments(tmp_path: Path) -> None:
         write_video(tmp_path / "x.mp4", np.zeros((2, 8, 8), np.uint8), fps=25)
     with pytest.raises(VideoError, match=r"cannot write '\.flv'"):
         write_video(tmp_path / "x.flv", np.zeros((2, 8, 8, 3), np.uint8), fps=25)
+
+
+# --- real clips whose header and content disagree (issue 11.1) --------------------------------
+
+def avi_declaring(src: Path, dst: Path, frames: int) -> Path:
+    """A copy of a real AVI whose headers (``avih`` dwTotalFrames, the video ``strh`` dwLength)
+    declare ``frames``: what a header that over-counts looks like, the frame data untouched."""
+    data = bytearray(src.read_bytes())
+    avih, strh = data.find(b"avih"), data.find(b"strh")
+    assert data[strh + 8:strh + 12] == b"vids"
+    struct.pack_into("<I", data, avih + 8 + 16, frames)
+    struct.pack_into("<I", data, strh + 8 + 32, frames)
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+UCF = REAL / "v_ApplyEyeMakeup_g01_c01.avi"  # 164 frames, header says 164
+
+
+def test_header_over_counting_within_tolerance_is_accepted(tmp_path: Path) -> None:
+    assert allowed_shortfall(85) == 2 and allowed_shortfall(164) == 3 and allowed_shortfall(1000) == 20
+    for extra in (1, 3):  # the HMDB51 cartwheel case (85 declared, 84 decode) is extra = 1
+        path = avi_declaring(UCF, tmp_path / f"plus{extra}.avi", 164 + extra)
+        assert probe_video(path)["frames"] == 164 + extra
+        clip = read_video(path)
+        assert (clip.num_frames, clip.declared_frames, clip.shortfall) == (164, 164 + extra, extra)
+        np.testing.assert_array_equal(clip.frames[[0, -1]], read_video(UCF).frames[[0, -1]])
+        with pytest.raises(VideoError, match=rf"plus{extra}\.avi: truncated or damaged: decoded 164 of the "
+                                             rf"{164 + extra} frames .*--strict"):
+            read_video(path, strict=True)
+
+
+def test_header_over_counting_beyond_tolerance_is_an_error(tmp_path: Path) -> None:
+    path = avi_declaring(UCF, tmp_path / "plus4.avi", 168)  # 4 > max(2, 2 % of 168 = 3)
+    with pytest.raises(VideoError, match=r"plus4\.avi: truncated or damaged: decoded 164 of the 168 frames .*"
+                                         r"more than the 3 frame\(s\)"):
+        read_video(path)
+
+
+def test_real_avi_cut_after_a_third_is_an_error(tmp_path: Path) -> None:
+    data = UCF.read_bytes()
+    path = tmp_path / "third.avi"
+    path.write_bytes(data[: len(data) // 3])
+    assert probe_video(path)["frames"] == 164  # the header still promises the whole clip
+    with pytest.raises(VideoError, match=r"third\.avi: truncated or damaged: decoded \d+ of the 164 frames"):
+        read_video(path)

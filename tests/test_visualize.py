@@ -10,7 +10,7 @@ from PIL import Image
 from predict_models import CLIPS, REAL_VIDEOS, RESIZE, make_checkpoint, moving_frames
 from tstam.cli import main
 from tstam.inference import Recognizer
-from tstam.visualize import GAP, TILE, attention_animation, attention_figure, visualize_video
+from tstam.visualize import attention_animation, attention_figure, visualize_video
 
 
 @pytest.fixture(scope="module")
@@ -21,20 +21,45 @@ def ckpts(tmp_path_factory) -> dict[str, Path]:
             "tsn": make_checkpoint(d / "tsn.pt", "rgb", head="tsn")}
 
 
+def runs(band: np.ndarray, axis: int) -> list[tuple[int, int]]:
+    """(start, length) of each run of lines along ``axis`` of an RGB band with any non-white pixel:
+    the white gaps between tiles end the runs, white areas inside a tile do not."""
+    ink = (band < 250).any(-1).any(1 - axis)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], ink.astype(int), [0]])))
+    return [(int(a), int(b - a)) for a, b in zip(edges[::2], edges[1::2])]
+
+
+def square_tiles(img: np.ndarray) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """The tile grid found in the picture itself: (columns, rows) of image tiles (with their axes frame)."""
+    x = next(x for x in range(img.shape[1]) if any(r[1] >= 40 for r in runs(img[:, x:x + 1], 0)))  # left edge
+    rows = [r for r in runs(img[:, x + 4:x + 12], 0) if r[1] >= 40]
+    y0, h = rows[0]
+    cols = [c for c in runs(img[y0 + 4:y0 + h - 4], 1) if c[1] >= 40]
+    return cols, rows
+
+
 def test_png_layout_and_content(tmp_path, ckpts):
     rec = Recognizer.from_paths(rgb=ckpts["rgb"], flow=ckpts["flow"])
     pred = rec.predict(REAL_VIDEOS / CLIPS[1], keep_video=True)
     pics = visualize_video(rec, pred.source, tmp_path / "pics", prediction=pred)
     assert pics.png.name == "v_BaseballPitch_g01_c01_attention.png"
     img = np.asarray(Image.open(pics.png).convert("RGB"))
-    # rows: frames + per stream (alpha bars + 4 heads); 25 tiles wide
-    assert img.shape[1] == 110 + 25 * (TILE + GAP) - GAP + 16
-    assert img.shape[0] == 44 + 9 * TILE + 2 * 56 + 10 * 6 + 44
-    # the first tile is the first sampled frame's centre crop (resized), not blank
-    tile = img[44:44 + TILE, 110:110 + TILE].astype(float)
-    assert tile.std() > 10
-    # head rows are coloured (heat map), the frame row is the plain frame
-    head = img[44 + TILE + 6 + 56 + 6: 44 + 2 * TILE + 6 + 56 + 6, 110:110 + TILE].astype(float)
+    cols, rows = square_tiles(img)
+    # one column per sampled snippet (25); rows: the frames, then 4 heads per stream (2 streams);
+    # every tile square and of one size (to the axes frame's antialiased pixel or two)
+    size = int(np.median([c[1] for c in cols]))
+    assert len(cols) == 25 and len(rows) == 1 + 2 * 4
+    assert all(abs(w - size) <= 3 for _, w in cols) and all(abs(h - size) <= 4 for _, h in rows)
+    # between the frame row and each stream's heads lies that stream's row of alpha bars
+    assert rows[1][0] - (rows[0][0] + size) > 0.3 * size and rows[5][0] - (rows[4][0] + size) > 0.3 * size
+    # the first tile is the first sampled frame's centre crop (what the model saw), resized
+    (x0, _), (y0, _) = cols[1], rows[0]  # the second tile: the first carries the axes' left spine
+    tile = img[y0 + 2:y0 + size - 2, x0 + 2:x0 + size - 2].astype(float)
+    crop = np.asarray(Image.fromarray(pred.frames[1]).resize((size, size), Image.BICUBIC))[2:-2, 2:-2].astype(float)
+    other = np.asarray(Image.fromarray(pred.frames[-1]).resize((size, size), Image.BICUBIC))[2:-2, 2:-2].astype(float)
+    assert np.abs(tile - crop).mean() < 0.5 * np.abs(tile - other).mean() and tile.std() > 10
+    # head rows are the same frame under a heat map: coloured, not the plain frame
+    head = img[rows[1][0] + 2:rows[1][0] + size - 2, x0 + 2:x0 + size - 2].astype(float)
     assert np.abs(head - tile).mean() > 5
     gif = Image.open(pics.animation)
     assert pics.animation.suffix == ".gif" and gif.n_frames > 50 and gif.size == (192, 192)
@@ -44,7 +69,8 @@ def test_no_attention_head_and_errors(tmp_path, ckpts):
     rec = Recognizer.from_paths(rgb=ckpts["tsn"])
     pred = rec.predict(moving_frames(10, tuple(RESIZE)), keep_video=True)
     png = attention_figure(pred, tmp_path / "tsn.png")  # frames only, no attention rows
-    assert np.asarray(Image.open(png)).shape[0] == 44 + TILE + 44
+    cols, rows = square_tiles(np.asarray(Image.open(png).convert("RGB")))
+    assert len(cols) == 25 and len(rows) == 1
     with pytest.raises(ValueError, match="returns no attention"):
         attention_animation(pred, tmp_path / "tsn.gif")
     rec2 = Recognizer.from_paths(rgb=ckpts["rgb"])

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
+import re
 import types
 import typing
 from pathlib import Path
@@ -19,6 +21,10 @@ import yaml
 __all__ = ["ConfigError", "from_dict", "to_dict", "load_yaml", "apply_overrides", "check_choice", "check_literals"]
 
 T = TypeVar("T")
+
+# Numbers that YAML 1.1 (PyYAML) leaves as strings: scientific notation without a dot (1e-3, 5E4,
+# -2e+2) and the spellings of non-finite numbers (nan, inf), which are read to be refused by name
+_FLOAT_TEXT = re.compile(r"[-+]?((\d+\.?\d*|\.\d+)[eE][-+]?\d+|nan|inf|infinity)", re.IGNORECASE)
 
 
 class ConfigError(ValueError):
@@ -106,9 +112,13 @@ def _convert(name: str, tp: Any, value: Any) -> Any:
             return value
         raise ConfigError(f"{name}: expected an integer, got {value!r}")
     if tp is float:
+        if isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string; nan, inf are refused below
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"{name}={value!r} is not valid; expected a finite number")
             return float(value)
-        raise ConfigError(f"{name}: expected a number, got {value!r}")
+        raise ConfigError(f"{name}: expected a number (e.g. 0.001 or 1e-3), got {value!r}")
     if tp is str:
         if isinstance(value, str):
             return value
@@ -160,7 +170,7 @@ def apply_overrides(data: dict[str, Any], overrides: typing.Iterable[str]) -> di
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            raise ConfigError(f"override {item!r} is not of the form key=value (e.g. train.lr=0.01)")
+            raise ConfigError(f"override {item!r} is not of the form key=value (e.g. optim.lr=0.01)")
         node = data
         parts = key.split(".")
         for part in parts[:-1]:
@@ -168,5 +178,19 @@ def apply_overrides(data: dict[str, Any], overrides: typing.Iterable[str]) -> di
             if not isinstance(child, dict):
                 raise ConfigError(f"override {item!r}: {part} is not a section")
             node = child
-        node[parts[-1]] = yaml.safe_load(raw) if raw != "" else ""
+        node[parts[-1]] = _parse_value(item, raw)
     return data
+
+
+def _parse_value(item: str, raw: str) -> Any:
+    """The value of override ``item`` (``key=raw``) parsed as YAML; a syntax error is a ConfigError
+    naming the override and showing how lists are written (the shell splits ``[a, b]`` at spaces)."""
+    if raw == "":
+        return ""
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        key = item.partition("=")[0]
+        raise ConfigError(f"override {item!r}: the value {raw!r} is not valid YAML ({problem}); write a list "
+                          f"without spaces, {key}=[a,b], or quote the whole override, '{key}=[a, b]'") from None

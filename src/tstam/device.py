@@ -5,13 +5,28 @@ import re
 
 import torch
 
-__all__ = ["resolve_device"]
+__all__ = ["check_device_name", "resolve_device"]
 
 _VALID = "auto, cpu, cuda or cuda:N"
 
 
-def resolve_device(name: str | torch.device = "auto") -> torch.device:
+def check_device_name(name: str, *, option: str = "--device") -> str:
+    """The name, lower-cased, if it is ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (whether that device
+    exists here is :func:`resolve_device`'s business).
+
+    Raises:
+        ValueError: naming ``option``, the value and the valid names.
+    """
+    text = str(name).strip().lower()
+    if text not in ("auto", "cpu") and not re.fullmatch(r"cuda(:\d+)?", text):
+        raise ValueError(f"{option} {name!r} is not valid; expected {_VALID}")
+    return text
+
+
+def resolve_device(name: str | torch.device = "auto", *, option: str = "--device") -> torch.device:
     """``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` -> a device.
+
+    ``option`` is how the user gave the name (``--device``, ``run.device``), for the messages.
 
     Raises:
         ValueError: naming the value and what is valid, when it is not a device name, when CUDA is
@@ -19,19 +34,19 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     """
     if isinstance(name, torch.device):
         name = str(name)
-    text = str(name).strip().lower()
+    text = check_device_name(str(name), option=option)
     if text == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if text == "cpu":
         return torch.device("cpu")
     m = re.fullmatch(r"cuda(?::(\d+))?", text)
-    if not m:
-        raise ValueError(f"device {name!r} is not valid; expected {_VALID}")
+    assert m is not None  # check_device_name
     if not torch.cuda.is_available():
         build = "this torch build has no CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
-        raise ValueError(f"device {name!r}: {build}; use --device cpu (or auto)")
+        use = f"{option} cpu" if option.startswith("-") else f"{option}=cpu"
+        raise ValueError(f"{option} {name!r}: {build}; use {use} (or auto)")
     index = int(m.group(1)) if m.group(1) is not None else torch.cuda.current_device()
     if index >= torch.cuda.device_count():
-        raise ValueError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) visible (cuda:0.."
+        raise ValueError(f"{option} {name!r}: only {torch.cuda.device_count()} CUDA device(s) visible (cuda:0.."
                          f"cuda:{torch.cuda.device_count() - 1})")
     return torch.device("cuda", index)

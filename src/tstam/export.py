@@ -29,9 +29,11 @@ from torch import nn
 from tstam.files import check_output_file
 from tstam.checkpoint import LoadedStream, load_stream, stream_metadata
 
-__all__ = ["export_onnx", "export_safetensors", "check_onnx", "onnx_output_names"]
+__all__ = ["MAX_SEGMENTS", "export_onnx", "export_safetensors", "check_onnx", "onnx_output_names"]
 
 log = logging.getLogger(__name__)
+
+MAX_SEGMENTS = 1024  # largest segment count the exported graph accepts (its dynamic dimension's range)
 
 
 class _Outputs(nn.Module):
@@ -78,12 +80,14 @@ def export_onnx(stream: LoadedStream | str | Path, path: str | Path, *, segments
     """
     import onnx
 
-    s = _stream(stream)
+    if not 1 <= segments <= MAX_SEGMENTS:
+        raise ValueError(f"segments={segments} is not valid; expected 1 to {MAX_SEGMENTS}")
     path = check_output_file(path, suffix=".onnx")
+    s = _stream(stream)
     cfg = s.config
     model = _Outputs(copy.deepcopy(s.model).float().cpu().eval()).eval()  # a copy: the stream stays where it is
     x = torch.zeros(2, segments, cfg.in_chans, cfg.input_size, cfg.input_size)
-    batch, segs = torch.export.Dim("batch", min=1, max=4096), torch.export.Dim("segments", min=1, max=1024)
+    batch, segs = torch.export.Dim("batch", min=1, max=4096), torch.export.Dim("segments", min=1, max=MAX_SEGMENTS)
     kwargs = {} if opset is None else {"opset_version": opset}
     chatter = io.StringIO()  # the exporter prints its progress; keep it for the debug log
     # quiet: "torchvision is not installed. Skipping torchvision::nms", onnx_ir pass reports, FutureWarnings

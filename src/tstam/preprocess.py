@@ -51,8 +51,10 @@ class Preprocess:
             if x.shape[-3] != 3:
                 raise ValueError(f"BGR preprocessing expects 3 channels, got {x.shape[-3]}")
             x = x.flip(-3)
-        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device)
-        std = torch.tensor(self.std, dtype=x.dtype, device=x.device)
+        # made on the CPU and sent without waiting: torch.tensor(..., device="cuda") would be a
+        # synchronous copy, i.e. a host sync in every training step
+        mean = torch.tensor(self.mean, dtype=x.dtype).to(x.device, non_blocking=True)
+        std = torch.tensor(self.std, dtype=x.dtype).to(x.device, non_blocking=True)
         if mean.numel() != x.shape[-3]:  # flow: one mean for all stacked x/y channels
             mean = mean.mean().expand(x.shape[-3])
             std = std.mean().expand(x.shape[-3])

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import cv2
 import numpy as np
@@ -23,13 +23,28 @@ from tstam.files import check_writable_dir
 from tstam.plotting import pyplot
 from tstam.inference.recognizer import Prediction, Recognizer
 
-__all__ = ["attention_figure", "attention_animation", "visualize_video", "Pictures"]
+__all__ = ["attention_figure", "attention_animation", "visualize_video", "picture_names", "Pictures", "FigureLayout"]
 
 log = logging.getLogger(__name__)
 
 TILE = 96           # pixels per frame tile in the PNG
 GAP = 4             # pixels between tiles
 OVERLAY = 0.5       # heat-map opacity
+
+
+@dataclass(frozen=True)
+class FigureLayout:
+    """Pixel layout of the PNG: exact, so that tiles stay square and bars sit under their frames."""
+
+    left: int = 110     # room for the row labels
+    right: int = 16
+    top: int = 44       # room for the title line
+    bottom: int = 44    # room for the frame indices
+    vgap: int = 6       # between rows
+    bar_h: int = 56     # height of an alpha bar row
+
+
+Row = tuple[str, str, object]  # (kind "image" or "bars", label, strip image or alpha values)
 
 
 @dataclass
@@ -77,7 +92,34 @@ def _tiles(frames: np.ndarray, size: int) -> np.ndarray:
                      for f in frames])
 
 
-def attention_figure(pred: Prediction, path: str | Path, *, k: int = 3, dpi: int = 100) -> Path:
+def _rows(pred: Prediction, frames: np.ndarray) -> list[Row]:
+    """The figure's rows: the frame strip, then per stream its alpha bars and one heat-map strip per head."""
+    rows: list[Row] = [("image", "frames", _row(frames))]
+    for name, res in pred.streams.items():
+        if res.temporal is not None:
+            rows.append(("bars", f"{name} alpha", res.temporal))
+        if res.spatial is not None:
+            for j, maps in enumerate(res.spatial):                       # maps (S, h, w)
+                values, lo, hi = _scale(maps)
+                rows.append(("image", f"{name} head {j + 1}\n{lo:.2f}-{hi:.2f}x", _row(_heat(values, frames))))
+    return rows
+
+
+def _draw_bars(ax, alpha: np.ndarray, s: int) -> None:
+    """Alpha as one bar under each frame tile; the largest orange, the uniform weight dashed."""
+    x = np.arange(s) * (TILE + GAP) + TILE / 2
+    colours = ["tab:orange" if i == int(alpha.argmax()) else "tab:blue" for i in range(s)]
+    ax.bar(x, alpha, width=TILE * 0.7, color=colours)
+    ax.axhline(1.0 / s, color="grey", lw=0.8, ls="--")            # uniform weight
+    ax.set_ylim(0, max(float(alpha.max()) * 1.2, 1.5 / s))
+    ax.set_yticks([0, round(float(alpha.max()), 3)])
+    ax.tick_params(labelsize=7)
+    for sp in ("top", "right"):
+        ax.spines[sp].set_visible(False)
+
+
+def attention_figure(pred: Prediction, path: str | Path, *, k: int = 3, dpi: int = 100,
+                     layout: FigureLayout = FigureLayout()) -> Path:
     """Draw the sampled frames, alpha bars and per-head spatial maps of every stream to a PNG.
 
     Args:
@@ -85,6 +127,7 @@ def attention_figure(pred: Prediction, path: str | Path, *, k: int = 3, dpi: int
         path: the PNG to write (its folder is created).
         k: classes listed in the title.
         dpi: resolution; a tile is 96 pixels.
+        layout: margins and row heights in pixels.
 
     Returns:
         The path written.
@@ -94,42 +137,25 @@ def attention_figure(pred: Prediction, path: str | Path, *, k: int = 3, dpi: int
     check_writable_dir(path.parent)
     frames = _tiles(pred.frames, TILE)                                  # (S, T, T, 3)
     s = len(frames)
-    rows: list[tuple[str, str, object]] = [("image", "frames", _row(frames))]
-    for name, res in pred.streams.items():
-        if res.temporal is not None:
-            rows.append(("bars", f"{name} alpha", res.temporal))
-        if res.spatial is not None:
-            for j, maps in enumerate(res.spatial):                       # maps (S, h, w)
-                values, lo, hi = _scale(maps)
-                rows.append(("image", f"{name} head {j + 1}\n{lo:.2f}-{hi:.2f}x", _row(_heat(values, frames))))
-    # exact pixel layout, so that tiles stay square and bars sit under their frames
-    left, right, top, bottom, vgap, bar_h = 110, 16, 44, 44, 6, 56
+    rows = _rows(pred, frames)
+    L = layout
     width = s * (TILE + GAP) - GAP
-    heights = [TILE if kind == "image" else bar_h for kind, _, _ in rows]
-    fig_w, fig_h = left + width + right, top + sum(heights) + vgap * (len(rows) - 1) + bottom
+    heights = [TILE if kind == "image" else L.bar_h for kind, _, _ in rows]
+    fig_w, fig_h = L.left + width + L.right, L.top + sum(heights) + L.vgap * (len(rows) - 1) + L.bottom
     fig = plt.figure(figsize=(fig_w / dpi, fig_h / dpi), dpi=dpi)
-    y = fig_h - top
+    y = fig_h - L.top
     ax = None
     for (kind, label, data), h in zip(rows, heights):
         y -= h
-        ax = fig.add_axes((left / fig_w, y / fig_h, width / fig_w, h / fig_h))
-        y -= vgap
+        ax = fig.add_axes((L.left / fig_w, y / fig_h, width / fig_w, h / fig_h))
+        y -= L.vgap
         ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8, labelpad=6)
         ax.set_xticks([])
         ax.set_yticks([])
         if kind == "image":
             ax.imshow(data, extent=(0, width, TILE, 0), interpolation="nearest", aspect="auto")
         else:
-            alpha = np.asarray(data)
-            x = np.arange(s) * (TILE + GAP) + TILE / 2
-            colours = ["tab:orange" if i == int(alpha.argmax()) else "tab:blue" for i in range(s)]
-            ax.bar(x, alpha, width=TILE * 0.7, color=colours)
-            ax.axhline(1.0 / s, color="grey", lw=0.8, ls="--")            # uniform weight
-            ax.set_ylim(0, max(float(alpha.max()) * 1.2, 1.5 / s))
-            ax.set_yticks([0, round(float(alpha.max()), 3)])
-            ax.tick_params(labelsize=7)
-            for sp in ("top", "right"):
-                ax.spines[sp].set_visible(False)
+            _draw_bars(ax, np.asarray(data), s)
         ax.set_xlim(0, width)
     assert ax is not None
     ax.set_xticks(np.arange(s) * (TILE + GAP) + TILE / 2)
@@ -138,7 +164,7 @@ def attention_figure(pred: Prediction, path: str | Path, *, k: int = 3, dpi: int
     top_k = ", ".join(f"{c} {p:.2f}" for c, p in pred.top(k))
     fuse = "fused " + ":".join(f"{m} {w:g}" for m, w in pred.weights.items()) + ": " if len(pred.streams) > 1 else ""
     fig.text(8 / fig_w, 1 - 22 / fig_h, f"{Path(pred.source).name}  -  {fuse}{top_k}", fontsize=10, va="center")
-    fig.text(1 - right / fig_w, 1 - 22 / fig_h, "alpha: orange = largest, dashed = uniform 1/N;  "
+    fig.text(1 - L.right / fig_w, 1 - 22 / fig_h, "alpha: orange = largest, dashed = uniform 1/N;  "
              "heads: jet from the head's min to max weight over all frames (x uniform 1/hw)",
              fontsize=7, ha="right", va="center", color="dimgrey")
     try:
@@ -220,16 +246,52 @@ def _write_gif(path: Path, frames: list[np.ndarray], fps: float) -> None:
         raise ValueError(f"{path}: cannot write the animation ({e.strerror or e})") from None
 
 
+def picture_names(videos: Sequence[str | Path]) -> dict[str, str]:
+    """A distinct name per video for its pictures: the file stem, prefixed with as many parent
+    folders as it takes to tell apart videos of the same stem (``a/clip.avi``, ``b/clip.avi`` ->
+    ``a_clip``, ``b_clip``), with the extension added for ``clip.avi`` beside ``clip.mp4``.
+
+    Returns:
+        {str(video): name}; the same file given twice gets one name.
+    """
+    files = {str(v): Path(v).resolve() for v in videos}
+    by_stem: dict[str, list[Path]] = {}
+    for f in dict.fromkeys(files.values()):
+        by_stem.setdefault(f.stem, []).append(f)
+
+    def label(f: Path, depth: int, ext: bool) -> str:
+        folders = f.parent.parts[1:] if f.parent.is_absolute() else f.parent.parts  # no "/" anchor
+        return "_".join([*folders[len(folders) - depth:][:depth], f.stem + (f"_{f.suffix[1:]}" if ext else "")])
+
+    chosen: dict[Path, str] = {}
+    for group in by_stem.values():
+        options = ((depth, ext) for ext in (False, True) for depth in range(max(len(f.parts) for f in group)))
+        for depth, ext in options:
+            labels = [label(f, depth, ext) for f in group]
+            if len(set(labels)) == len(labels):
+                break
+        chosen.update(zip(group, labels))
+    taken: set[str] = set()
+    for f, name in chosen.items():  # "a_clip.avi" next to "a/clip.avi": number the later one
+        unique, i = name, 2
+        while unique in taken:
+            unique, i = f"{name}_{i}", i + 1
+        taken.add(unique)
+        chosen[f] = unique
+    return {v: chosen[f] for v, f in files.items()}
+
+
 def visualize_video(recognizer: Recognizer, video: str | Path, out_dir: str | Path, *, num_crops: int = 1,
-                    animation: Optional[str] = ".gif", prediction: Optional[Prediction] = None) -> Pictures:
+                    animation: Optional[str] = ".gif", prediction: Optional[Prediction] = None,
+                    name: Optional[str] = None) -> Pictures:
     """Predict a video (or use ``prediction``, made with ``keep_video=True``) and write its pictures.
 
-    Files: ``<out_dir>/<video stem>_attention.png`` and ``..._attention<animation>`` (None: no
-    animation).
+    Files: ``<out_dir>/<name>_attention.png`` and ``..._attention<animation>`` (None: no
+    animation); ``name`` defaults to the video's file stem (several videos: :func:`picture_names`).
     """
     out_dir = check_writable_dir(out_dir)
     pred = prediction or recognizer.predict(video, num_crops=num_crops, keep_video=animation is not None)
-    stem = Path(pred.source).stem if pred.source != "<frames>" else "frames"
+    stem = name or (Path(pred.source).stem if pred.source != "<frames>" else "frames")
     png = attention_figure(pred, out_dir / f"{stem}_attention.png")
     anim = None
     has_attention = any(r.temporal is not None or r.spatial is not None for r in pred.streams.values())

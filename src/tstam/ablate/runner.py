@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from tstam.files import check_writable_dir
+
 from .settings import FUSION_WEIGHTS, GROUPS, REFERENCE, AblateConfig, Setting, demo_config, grid, train_config
 
 __all__ = ["ANALYSIS_VERSION", "run_one", "fusion_rows", "collect_rows", "run_ablation"]
@@ -110,8 +112,7 @@ def run_ablation(cfg: AblateConfig, *, on_row: Callable[[dict[str, Any]], None] 
 
     from .table import write_tables
 
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_writable_dir(cfg.out)  # before any work
     if not cfg.train:
         return write_tables(collect_rows(cfg), out)
     dcfg = demo_config(cfg)

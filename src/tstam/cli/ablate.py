@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from tstam.cli.args import int_list, positive_int
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from tstam.ablate import GROUPS
@@ -22,12 +24,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--only", default=",".join(GROUPS),
                    help=f"comma-separated groups (default: all: {','.join(GROUPS)}) or single settings as "
                         "group/setting, e.g. \"baselines/TSN average consensus\"")
-    p.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated training seeds (default: 0,1,2,3,4)")
-    p.add_argument("--epochs", type=int, default=None,
+    p.add_argument("--seeds", type=int_list, default=[0, 1, 2, 3, 4],
+                   help="comma-separated training seeds (default: 0,1,2,3,4)")
+    p.add_argument("--epochs", type=positive_int, default=None,
                    help="epochs of the baselines, options and fusion runs (default: the demo recipe's, flow 36, RGB 8)")
-    p.add_argument("--short-epochs", type=int, default=None,
+    p.add_argument("--short-epochs", type=positive_int, default=None,
                    help="epochs of the segments, heads, SE and design runs (default: 12)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: one per core)")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: one per core)")
     p.add_argument("--quick", action="store_true", help="tiny benchmark, one epoch per run (tests)")
     p.add_argument("--tables-only", action="store_true",
                    help="train nothing: rebuild the tables and pictures from the finished runs in --out")
@@ -37,13 +40,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tstam.ablate import AblateConfig, run_ablation
 
-    try:
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    except ValueError:
-        raise ValueError(f"--seeds {args.seeds!r} is not valid; expected integers like 0,1,2") from None
     kw = {k: v for k, v in (("epochs", args.epochs), ("short_epochs", args.short_epochs),
                             ("threads", args.threads)) if v is not None}
-    cfg = AblateConfig(out=args.out, preset=args.preset, seeds=seeds,
+    cfg = AblateConfig(out=args.out, preset=args.preset, seeds=args.seeds,
                        only=[g.strip() for g in args.only.split(",") if g.strip()], quick=args.quick,
                        train=not args.tables_only, **kw)
     table = run_ablation(cfg, on_row=lambda r: print(f"{r['group']}: {r['setting']} seed {r['seed']}: "

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from tstam.cli.args import nonnegative_int, positive_int
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the whole pipeline on the synthetic benchmark, with a report",
@@ -13,10 +15,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "attention). About 6 minutes on 2 CPU cores. A second run with the same "
                                    "--out reuses the finished stages.")
     p.add_argument("--out", default="demo", help="output folder (default: demo)")
-    p.add_argument("--seed", type=int, default=0, help="benchmark and training seed (default: 0)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="benchmark and training seed (default: 0)")
     p.add_argument("--quick", action="store_true",
                    help="tiny benchmark and one short epoch: the same path in well under a minute")
-    p.add_argument("--epochs", type=int, default=None, help="epochs per stream (default: the recipe's, RGB 8, flow 36; quick: 6)")
+    p.add_argument("--epochs", type=positive_int, default=None, help="epochs per stream (default: the recipe's, RGB 8, flow 36; quick: 6)")
     p.add_argument("--crops", type=int, choices=(1, 3, 10), default=None, help="test crops (default: 1)")
     p.add_argument("--flow", choices=("dis", "farneback", "tvl1"), default=None,
                    help="optical flow algorithm (default: dis; tvl1 is the paper's and ~17x slower)")
@@ -24,9 +26,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="the paper's model: its equations for both streams (no options beyond the paper) and fusion "
                         "RGB:flow = 1:3; its runs, scores and report go beside the default's in --out, and each "
                         "report names the other's numbers")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=positive_int, default=None,
                    help="torch threads (default: one per core); the trained weights depend on it (README)")
-    p.add_argument("--workers", type=int, default=None, help="loader worker processes (default: 0, frames are decoded in the training process)")
+    p.add_argument("--workers", type=nonnegative_int, default=None, help="loader worker processes (default: 0, frames are decoded in the training process)")
     p.set_defaults(run=run)
 
 

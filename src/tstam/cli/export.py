@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import argparse
 
+from tstam.cli.args import int_range, positive_int
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from tstam.export import MAX_SEGMENTS
+
     p = sub.add_parser("export", help="export a trained stream to ONNX and/or safetensors",
                        description="ONNX: input (batch, segments, C, S, S) float, cropped and normalised as the "
                                    "JSON metadata says; outputs logits and the attention. safetensors: the weights plus "
@@ -13,19 +17,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", help="a tstam checkpoint (.pt) or safetensors export")
     p.add_argument("--onnx", default=None, metavar="OUT", help="write an .onnx file")
     p.add_argument("--safetensors", default=None, metavar="OUT", help="write a .safetensors file and its .json")
-    p.add_argument("--segments", type=int, default=6, help="segments of the example input (any count runs later)")
-    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
+    p.add_argument("--segments", type=int_range(1, MAX_SEGMENTS), default=6,
+                   help=f"segments of the example input (default 6; any count from 1 to {MAX_SEGMENTS} runs later)")
+    p.add_argument("--opset", type=positive_int, default=None, help="ONNX opset (default: the exporter's)")
     p.add_argument("--optimize", action="store_true", help="optimise the ONNX graph at export (slower)")
     p.add_argument("--check", action="store_true", help="run the ONNX file with onnxruntime and compare with PyTorch")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from tstam.export import check_onnx, export_onnx, export_safetensors
     from tstam.checkpoint import load_stream
+    from tstam.export import check_onnx, export_onnx, export_safetensors
+    from tstam.files import check_output_file
 
     if not args.onnx and not args.safetensors:
         raise ValueError("nothing to do: give --onnx OUT and/or --safetensors OUT")
+    for path, suffix in ((args.onnx, ".onnx"), (args.safetensors, ".safetensors")):
+        if path:
+            check_output_file(path, suffix=suffix)  # both, before anything is written
     stream = load_stream(args.checkpoint)
     if args.safetensors:
         st, js = export_safetensors(stream, args.safetensors)

@@ -4,19 +4,21 @@ from __future__ import annotations
 import argparse
 import json
 
+from tstam.cli.args import nonnegative_float
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("fuse", help="fuse per-stream score files (RGB:flow = 1:3 by default)",
                        description="Weighted late fusion of two or more score files of the same videos. "
                                    "--search picks weights on --val score files and applies them to the inputs.")
     p.add_argument("scores", nargs="+", help="score files (.npz) from tstam test, one per stream")
-    p.add_argument("--weights", type=float, nargs="+", default=None, help="one weight per file (default 1 RGB, 3 flow)")
+    p.add_argument("--weights", type=nonnegative_float, nargs="+", default=None, help="one weight per file (default 1 RGB, 3 flow)")
     p.add_argument("--mode", choices=("softmax", "raw"), default="softmax", help="fuse probabilities or raw scores")
     p.add_argument("--search", action="store_true", help="search the weights on --val (or, with --search-on-test, the inputs)")
     p.add_argument("--val", nargs="+", default=None, help="validation score files, same streams and order as the inputs")
     p.add_argument("--search-on-test", action="store_true",
                    help="search on the input (test) files themselves; the result is marked optimistic")
-    p.add_argument("--grid", type=float, nargs="+", default=None, help="weights tried for every stream but the first")
+    p.add_argument("--grid", type=nonnegative_float, nargs="+", default=None, help="weights tried for every stream but the first")
     p.add_argument("-o", "--out", default=None, help="write the fused scores here (.npz)")
     p.set_defaults(run=run)
 
@@ -24,7 +26,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tstam.engine.fuse import DEFAULT_GRID, fuse, search_weights
     from tstam.engine.scores import load_scores, save_scores
+    from tstam.files import check_output_file
 
+    if args.out:
+        check_output_file(args.out, suffix=".npz")
     sets = [load_scores(p) for p in args.scores]
     weights, optimistic = args.weights, False
     if args.search:

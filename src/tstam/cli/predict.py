@@ -4,16 +4,26 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tstam.cli.args import nonnegative_float, positive_int
 
-def add_stream_args(p: argparse.ArgumentParser) -> None:
-    """The checkpoint and sampling options shared by ``predict`` and ``visualize``."""
-    p.add_argument("videos", nargs="+", metavar="VIDEO_OR_FOLDER", help="video files and/or folders of videos")
+
+def add_checkpoint_args(p: argparse.ArgumentParser) -> None:
+    """The streams to load, shared by ``predict``, ``visualize`` and ``serve``."""
     p.add_argument("--rgb", default=None, metavar="CKPT", help="RGB stream checkpoint (.pt) or export (.safetensors)")
     p.add_argument("--flow", default=None, metavar="CKPT", help="flow stream checkpoint (.pt) or export (.safetensors)")
-    p.add_argument("--crops", type=int, choices=(1, 3, 10), default=1, help="crops per snippet (10: paper's test protocol)")
-    p.add_argument("--weights", type=float, nargs=2, default=None, metavar=("RGB", "FLOW"),
+    p.add_argument("--weights", type=nonnegative_float, nargs=2, default=None, metavar=("RGB", "FLOW"),
                    help="fusion weights (default 1 3, paper 4.3.3)")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    p.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N (default cpu)")
+
+
+def add_stream_args(p: argparse.ArgumentParser) -> None:
+    """The videos, checkpoints, crops and decoding policy shared by ``predict`` and ``visualize``."""
+    p.add_argument("videos", nargs="+", metavar="VIDEO_OR_FOLDER", help="video files and/or folders of videos")
+    add_checkpoint_args(p)
+    p.add_argument("--crops", type=int, choices=(1, 3, 10), default=1, help="crops per snippet (10: paper's test protocol)")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse videos that decode fewer frames than their header declares (default: a "
+                        "shortfall of max(2 frames, 2%%) is accepted)")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "top-k table per video. Unreadable files are reported and skipped; the exit status "
                                    "is 1 if any failed.")
     add_stream_args(p)
-    p.add_argument("-k", "--top-k", type=int, default=5, help="classes per table")
+    p.add_argument("-k", "--top-k", type=positive_int, default=5, help="classes per table")
     p.add_argument("--json", default=None, metavar="OUT", help="write labels, probabilities and attention here")
     p.add_argument("--no-attention", action="store_true", help="leave the attention out of the JSON")
     p.add_argument("--visualize", default=None, metavar="DIR", help="also write attention pictures to DIR")
@@ -34,28 +44,31 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from tstam.device import resolve_device
     from tstam.files import check_output_file, check_writable_dir
     from tstam.inference import Recognizer, collect_videos, format_table, predict_many, write_json
+    from tstam.visualize import picture_names, visualize_video
 
-    recognizer = Recognizer.from_paths(rgb=args.rgb, flow=args.flow, weights=args.weights, device=args.device)
-    videos = collect_videos(args.videos)
+    resolve_device(args.device)  # the cheap checks first, before any folder is made
     if args.json:
         check_output_file(args.json)
-    anim = None if args.animation == "none" else f".{args.animation}"
     if args.visualize:
         check_writable_dir(args.visualize)
+    recognizer = Recognizer.from_paths(rgb=args.rgb, flow=args.flow, weights=args.weights, device=args.device)
+    videos = collect_videos(args.videos)
+    anim = None if args.animation == "none" else f".{args.animation}"
+    names = picture_names(videos)
 
     def on_result(pred):
         tqdm.write(format_table(pred, k=args.top_k) + "\n")
         if args.visualize:
-            from tstam.visualize import visualize_video
-
-            pics = visualize_video(recognizer, pred.source, args.visualize, prediction=pred, animation=anim)
+            pics = visualize_video(recognizer, pred.source, args.visualize, prediction=pred, animation=anim,
+                                   name=names[pred.source])
             tqdm.write(f"  pictures: {pics.png}" + (f", {pics.animation}" if pics.animation else "") + "\n")
             pred.video = None  # free the frames
 
     result = predict_many(recognizer, videos, num_crops=args.crops, keep_video=bool(args.visualize and anim),
-                          on_result=on_result)
+                          strict=args.strict, on_result=on_result)
     if args.json:
         print(f"wrote {write_json(args.json, result, k=args.top_k, attention=not args.no_attention)}")
     for path, msg in result.failures:

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from tstam.cli.args import nonnegative_float
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -10,7 +11,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Turn the score files of splits 1-3 (RGB, flow, optionally fused) into one "
                                    "Markdown table with the mean and spread over splits, like the paper's.")
     p.add_argument("scores", nargs="+", help="score files (.npz) from tstam test / tstam fuse")
-    p.add_argument("--weights", type=float, nargs=2, default=None, metavar=("RGB", "FLOW"),
+    p.add_argument("--weights", type=nonnegative_float, nargs=2, default=None, metavar=("RGB", "FLOW"),
                    help="weights of the fused rows computed here (default 1 3)")
     p.add_argument("--mode", choices=("softmax", "raw"), default="softmax")
     p.add_argument("--title", default="Top-1 accuracy (%)")
@@ -20,9 +21,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tstam.engine.split_report import build_report
+    from tstam.files import check_output_file, write_text_atomic
 
+    if args.out:
+        check_output_file(args.out)
     md = build_report(args.scores, weights=args.weights, mode=args.mode, title=args.title)
     print(md, end="")
     if args.out:
-        Path(args.out).write_text(md)
+        write_text_atomic(args.out, md)
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from tstam.cli.args import nonnegative_int
 from tstam.config import apply_overrides
 from tstam.synthetic import PRESETS, generate, load_annotations, make_config
 from tstam.synthetic.config import config_fields
@@ -21,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--preset", default="demo", choices=sorted(PRESETS),
                    help="named config (default: demo; localized: short action windows, moving idle part; tiny: tests)")
-    p.add_argument("--seed", type=int, default=0, help="main seed (train and test seeds derive from it)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="main seed (train and test seeds derive from it)")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help=f"config overrides, e.g. num_frames=48 noise_std=0; keys: {', '.join(config_fields())}")
     p.set_defaults(run=run)

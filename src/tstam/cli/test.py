@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import os
+
+from tstam.cli.args import positive_float, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -12,10 +15,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", required=True, help="a tstam checkpoint (best.pt / last.pt)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="overrides of the stored config, e.g. annotations.split=2 data.root=/data/frames")
-    p.add_argument("--frames", type=int, default=None, help="snippets per video (default: config, 25)")
+    p.add_argument("--frames", type=positive_int, default=None, help="snippets per video (default: config, 25)")
     p.add_argument("--crops", type=int, choices=(1, 3, 10), default=None, help="crops per snippet (default: config, 10)")
-    p.add_argument("--chunk-frames", type=int, default=250, help="most frames per forward (default 250)")
-    p.add_argument("--max-memory-mb", type=float, default=0, help="derive the chunk size from this memory budget")
+    p.add_argument("--chunk-frames", type=positive_int, default=250, help="most frames per forward (default 250)")
+    p.add_argument("--max-memory-mb", type=positive_float, default=None,
+                   help="derive the chunk size from this memory budget (instead of --chunk-frames)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none", help="autocast on CUDA")
     p.add_argument("--subset", choices=("test", "val", "train"), default="test",
@@ -29,8 +33,10 @@ def run(args: argparse.Namespace) -> int:
     from tstam.engine.testing import run_test
 
     _, s, path = run_test(args.checkpoint, overrides=args.overrides, frames=args.frames, crops=args.crops,
-                          chunk_frames=args.chunk_frames, max_memory_mb=args.max_memory_mb, device=args.device,
+                          chunk_frames=args.chunk_frames, max_memory_mb=args.max_memory_mb or 0, device=args.device,
                           amp=args.amp, out=args.out, subset=args.subset)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 reports
+        return 0
     print(f"top-1 {100 * s['top1']:.2f}  top-5 {100 * s['top5']:.2f}  mean class {100 * s['mean_class']:.2f}  "
           f"({s['videos']} videos)")
     print(f"scores: {path}\nconfusion matrix: {path.with_name(path.stem + '_confusion.csv')} (+ .png)")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 import yaml
 
@@ -22,15 +23,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tstam.device import resolve_device
     from tstam.engine.config import load_train_config
     from tstam.engine.train import fit
+    from tstam.files import check_writable_dir
 
     cfg = load_train_config(args.config, args.overrides)
     if args.print_config:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         return 0
+    resolve_device(cfg.run.device, option="run.device")  # before any work: a bad name, or CUDA on a CPU build
+    check_writable_dir(cfg.run.out_dir)
     row = fit(cfg, resume=args.resume)
-    if row:
+    if row and os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 reports
         print(f"done: epoch {row.get('epoch')}, step {row.get('step')}, best val top-1 {row.get('best_top1')}; "
               f"checkpoints in {cfg.run.out_dir}")
     return 0

@@ -19,21 +19,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tstam.device import resolve_device
     from tstam.files import check_writable_dir
     from tstam.inference import Recognizer, collect_videos, predict_many
-    from tstam.visualize import visualize_video
+    from tstam.visualize import picture_names, visualize_video
 
+    resolve_device(args.device)  # the cheap checks first, before any folder is made
+    check_writable_dir(args.out)
     recognizer = Recognizer.from_paths(rgb=args.rgb, flow=args.flow, weights=args.weights, device=args.device)
     videos = collect_videos(args.videos)
-    check_writable_dir(args.out)
     anim = None if args.animation == "none" else f".{args.animation}"
+    names = picture_names(videos)  # a/clip.avi and b/clip.avi must not overwrite each other's pictures
 
     def on_result(pred):
-        pics = visualize_video(recognizer, pred.source, args.out, prediction=pred, animation=anim)
+        pics = visualize_video(recognizer, pred.source, args.out, prediction=pred, animation=anim,
+                               name=names[pred.source])
         print(f"{pred.source}: {pred.label}  ->  {pics.png}" + (f", {pics.animation}" if pics.animation else ""))
         pred.video = None
 
-    result = predict_many(recognizer, videos, num_crops=args.crops, keep_video=anim is not None, on_result=on_result)
+    result = predict_many(recognizer, videos, num_crops=args.crops, keep_video=anim is not None, strict=args.strict,
+                          on_result=on_result)
     for path, msg in result.failures:
         print(f"tstam visualize: skipped: {msg}", file=sys.stderr)
     return 1 if result.failures else 0

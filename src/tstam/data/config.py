@@ -7,9 +7,9 @@ never disagree.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Literal, Optional
 
-from ..config import ConfigError, check_choice
+from ..config import ConfigError, check_choice, check_literals
 from ..flow import FlowConfig
 from .frames import FrameLayout
 from .store import FLOW_X_TMPL, FLOW_Y_TMPL, RGB_TMPL
@@ -25,6 +25,8 @@ class DataConfig:
     """Where the frames are and how clips are sampled, augmented and batched."""
 
     root: str = ""                        # frame-store root (FrameDataset) or video root (VideoDataset)
+    input: Literal["frames", "video"] = "frames"  # frames: root is a frame store (tstam extract); video:
+                                          # root holds the video files the annotations name (VideoDataset)
     resize: list[int] = field(default_factory=lambda: [240, 320])  # H, W before cropping (paper); [256, 340] as TSN
     scales: Optional[list[float]] = None  # crop scales; None: [1, .875, .75, .66] RGB, [1, .875, .75] flow (TSN)
     max_distort: int = 1                  # most index distance between the height and width scales (TSN)
@@ -39,8 +41,13 @@ class DataConfig:
     workers: int = 4                      # loader processes (see benchmarks/bench_loader.py)
     flow: Optional[FlowConfig] = None     # the flow of the frames: None -> the frame store's meta.json says
                                           # (training checks it); VideoDataset computes it (default TV-L1, bound 20)
+    strict_decode: bool = False           # VideoDataset: refuse videos decoding fewer frames than declared
+                                          # (default: a shortfall of max(2, 2 %) is accepted, tstam.video)
+    flow_on: Literal["loader", "device"] = "loader"  # VideoDataset's flow: per clip in the loader workers
+                                          # (CPU), or per batch on the training device (tvl1_torch, e.g. a GPU)
 
     def __post_init__(self) -> None:
+        check_literals(self, "data")
         check_choice("data.test_crops", self.test_crops, (1, 3, 10))
         for name in ("test_frames", "batch_size"):
             if getattr(self, name) < 1:
@@ -51,6 +58,13 @@ class DataConfig:
             raise ConfigError(f"data.resize={self.resize} is not valid; expected [H, W], e.g. [240, 320] or [256, 340]")
         if self.scales is not None and (not self.scales or not all(0 < s <= 1 for s in self.scales)):
             raise ConfigError(f"data.scales={self.scales} is not valid; expected scales in (0, 1], e.g. {RGB_SCALES}")
+
+        if self.flow_on == "device" and (self.input != "video" or self.flow is None
+                                         or self.flow.algorithm != "tvl1_torch"):
+            raise ConfigError("data.flow_on=device computes the flow of video files on the training device with "
+                              "tvl1_torch; it needs data.input=video and data.flow.algorithm=tvl1_torch (got "
+                              f"data.input={self.input}, data.flow.algorithm="
+                              f"{self.flow.algorithm if self.flow else None}); else use data.flow_on=loader")
 
     def check_crop(self, input_size: int) -> None:
         """Raise ConfigError unless the frames (``resize``) hold a crop of ``input_size``."""

@@ -4,7 +4,10 @@ Items: train/val -> ``(clip, label)`` with clip uint8 (N, C, H, W); test -> clip
 (crops, test_frames, C, H, W). C = 3 x snippet length (RGB) or 2 x snippet length (flow, stacked
 x1, y1, ..., x5, y5). Clips stay uint8 (a quarter of the bytes of float32 through shared memory,
 pinning and PCIe); the consumer normalises them on its device with the ``Preprocess`` that
-travels with the weights (``Preprocess.normalize_clip``).
+travels with the weights (``Preprocess.normalize_clip``). A ``VideoDataset`` with
+``data.flow_on = "device"`` gives ``FlowPairs`` instead of flow clips: the training loop turns a
+batch of them into clips on its device (``tstam.data.loader.finish_batch``). ``build_dataset``
+picks the dataset from ``data.input``.
 
 What a clip is (modality, segments, snippet length, crop size) comes from the ``ModelConfig`` it
 feeds; frame size, augmentation and test protocol from the ``DataConfig``.
@@ -18,16 +21,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from ..config import check_choice
-from ..flow import FlowConfig
+from ..flow import FlowConfig, quantize_flow
 from .check import check_records, fill_num_frames, raise_on_problems
-from .clips import MIN_FLOW_FRAMES, flow_snippets, rgb_snippets
+from .clips import MIN_FLOW_FRAMES, FlowPairs, fields_to_clip, flow_fields, flow_snippets, frame_pairs, rgb_snippets
 from .config import DataConfig
 from .frames import read_flow_frames, read_rgb_frames
 from .records import VideoRecord, frame_dir, video_path
@@ -37,7 +40,7 @@ from .transforms import EvalTransform, TrainTransform
 if TYPE_CHECKING:
     from ..models import ModelConfig
 
-__all__ = ["FrameDataset", "VideoDataset", "Mode"]
+__all__ = ["FrameDataset", "VideoDataset", "build_dataset", "Mode"]
 
 log = logging.getLogger(__name__)
 
@@ -78,22 +81,33 @@ class _ClipDataset(Dataset):
             return val_indices(num_items, self.num_segments, L)
         return test_indices(num_items, self.data.test_frames, L)
 
-    def _finish(self, clip: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    def _draw(self, rng: np.random.Generator) -> tuple[int, int, int, int, bool] | None:
+        """The clip's random crop and flip (training), drawn after its snippets; None otherwise."""
+        return self._train_tf.draw(rng) if self.mode == "train" else None
+
+    def _finish(self, clip: torch.Tensor, params: tuple[int, int, int, int, bool] | None) -> torch.Tensor:
         """uint8 (S, C, H, W) -> augmented, cropped uint8 clip (test: one per crop)."""
         if self.mode == "train":
-            return self._train_tf(clip, rng)
+            return self._train_tf.apply(clip, params)
         views = self._eval_tf(clip)
         return views[0] if self.mode == "val" else views
 
     def __getitem__(self, key: ItemKey) -> tuple[torch.Tensor, int]:
         index, epoch = (int(key[0]), int(key[1])) if isinstance(key, tuple) else (int(key), self.epoch)
         record = self.records[index]
-        rng = np.random.default_rng([self.seed, epoch, index])
+        return self._item(record, np.random.default_rng([self.seed, epoch, index])), record.label
+
+    def _item(self, record: VideoRecord, rng: np.random.Generator) -> Any:
         clip = self._read(record, rng)
-        return self._finish(clip, rng), record.label
+        return self._finish(clip, self._draw(rng))
 
     def _read(self, record: VideoRecord, rng: np.random.Generator) -> torch.Tensor:
         raise NotImplementedError
+
+    def batch_transform(self, x: Any) -> torch.Tensor:
+        """A batch moved to the training device, finished there (``tstam.data.loader.finish_batch``):
+        the clips themselves here; ``VideoDataset`` computes flow clips from ``FlowPairs``."""
+        return x
 
 
 class FrameDataset(_ClipDataset):
@@ -140,12 +154,16 @@ class FrameDataset(_ClipDataset):
 
 
 class VideoDataset(_ClipDataset):
-    """TSN clips decoded straight from video files, flow computed on the fly (small data, prediction).
+    """TSN clips decoded straight from video files, flow computed on the fly (no frame store).
 
     Same items as ``FrameDataset``. Frames are decoded at ``data.resize`` (H, W); for flow only the
-    sampled snippets' frame pairs are computed (``tstam.data.clips.flow_snippets``) with
-    ``data.flow`` (default ``FlowConfig()``: TV-L1, bound 20, as ``tstam extract``), so a model sees
-    what it would see from the store.
+    sampled snippets' frame pairs are computed (``tstam.data.clips``) with ``data.flow`` (default
+    ``FlowConfig()``: TV-L1, bound 20, as ``tstam extract``), so a model sees what it would see
+    from the store. Where: ``data.flow_on = "loader"`` computes each clip's flow in the loader
+    worker (CPU); ``"device"`` (``tvl1_torch``) makes a flow item a ``FlowPairs`` of gray frame
+    pairs and crop, and :meth:`batch_transform` computes the whole batch's flow on the device the
+    batch was moved to (e.g. the training GPU), then quantises, crops and flips as the loader
+    would: the same clips as ``"loader"`` with the same seed.
 
     Args:
         records: the videos (``path`` a video file relative to ``root``, or absolute).
@@ -160,13 +178,53 @@ class VideoDataset(_ClipDataset):
         if missing:
             raise ValueError(f"{len(missing)} video file(s) not found, e.g. {missing[0]}; check the root and the list")
         self.flow = data.flow or FlowConfig()
+        self.on_device = self.modality == "flow" and data.flow_on == "device"
+        log.info("VideoDataset: %d %s videos under %s, mode %s%s", len(self.records), self.modality, self.root, mode,
+                 ", flow per batch on the training device" if self.on_device else "")
 
-    def _read(self, record: VideoRecord, rng: np.random.Generator) -> torch.Tensor:
+    def _decode(self, record: VideoRecord) -> np.ndarray:
         from ..video import read_video  # imported here: the frame-store path needs no decoder
 
         h, w = self.data.resize
-        frames = read_video(video_path(record, self.root), size=(w, h),
-                            min_frames=1 if self.modality == "rgb" else MIN_FLOW_FRAMES).frames  # (T, H, W, 3)
+        return read_video(video_path(record, self.root), size=(w, h), strict=self.data.strict_decode,
+                          min_frames=1 if self.modality == "rgb" else MIN_FLOW_FRAMES).frames  # (T, H, W, 3)
+
+    def _read(self, record: VideoRecord, rng: np.random.Generator) -> torch.Tensor:
+        frames = self._decode(record)
         if self.modality == "rgb":
             return rgb_snippets(frames, self._starts(len(frames), rng), self.snippet_length)
         return flow_snippets(frames, self._starts(len(frames) - 1, rng), self.snippet_length, self.flow)
+
+    def _item(self, record: VideoRecord, rng: np.random.Generator) -> Any:
+        if not self.on_device:
+            return super()._item(record, rng)
+        frames = self._decode(record)
+        idx = flow_fields(frames, self._starts(len(frames) - 1, rng), self.snippet_length)  # (S, L)
+        prev, nxt = frame_pairs(frames, idx.ravel())                                     # (S*L, H, W) each
+        params = self._draw(rng)
+        crop = torch.tensor(params if params is not None else (0, 0, 0, 0, 0), dtype=torch.int64)
+        return FlowPairs(torch.from_numpy(np.stack([prev, nxt], 1)), crop)              # (S*L, 2, H, W)
+
+    def batch_transform(self, x: Any) -> torch.Tensor:
+        """``FlowPairs`` (B, S*L, 2, H, W) on a device -> the batch's uint8 flow clips there: TV-L1 of
+        all B*S*L pairs at once on that device, quantised there; cropped and flipped on the CPU
+        with the loader's functions (the same bytes as ``data.flow_on = "loader"``)."""
+        if not isinstance(x, FlowPairs):
+            return x
+        from ..flow.tvl1_torch import tvl1_flow
+
+        frames, crops = x
+        b, n, _, h, w = frames.shape
+        flow = tvl1_flow(frames[:, :, 0].reshape(-1, h, w), frames[:, :, 1].reshape(-1, h, w), self.flow.tvl1)
+        q = quantize_flow(flow, self.flow.bound).cpu().reshape(b, n, h, w, 2)          # (B, S*L, H, W, 2) uint8
+        crops = crops.tolist()
+        clips = [self._finish(fields_to_clip(q[i], n // self.snippet_length),
+                              (*crops[i][:4], bool(crops[i][4])) if self.mode == "train" else None) for i in range(b)]
+        return torch.stack(clips).to(frames.device, non_blocking=True)
+
+
+def build_dataset(records: Sequence[VideoRecord], *, data: DataConfig, model: "ModelConfig", mode: Mode,
+                  seed: int = 0, root: str | Path | None = None) -> _ClipDataset:
+    """``VideoDataset`` when ``data.input`` is "video", else ``FrameDataset`` (same arguments)."""
+    cls = VideoDataset if data.input == "video" else FrameDataset
+    return cls(records, data=data, model=model, root=root, mode=mode, seed=seed)

@@ -1,10 +1,13 @@
 """Batches of clips: a seedable, DDP-aware, resumable sampler and ``build_loader`` (DESIGN section 4).
 
 ``ShardSampler`` yields ``(index, epoch)`` keys; the datasets seed each item from
-``(seed, epoch, index)``, so clips do not depend on the number of workers. The order of an epoch is
-a permutation drawn from ``(seed, epoch)``; rank r of w takes every w-th position (disjoint
-shards). ``state_dict()`` records how many samples this rank has delivered in the current epoch,
-and a run resumed from it continues the same epoch with the same order, skipping what was done.
+``(seed, epoch, index)``, so clips depend neither on the number of workers nor on the rank that
+loads them. The order of an epoch is a permutation drawn from ``(seed, epoch)``; rank r of w takes
+every w-th position of it (disjoint shards), so after every rank has taken c items the first
+``c * w`` positions of the order are done. ``state_dict()`` records that position; a run resumed
+from it continues the same epoch with the same order from there, re-sharded over however many
+processes it now has: the new ranks together take exactly the positions not yet done (trimmed, as
+every epoch is, to what splits evenly over the ranks).
 """
 from __future__ import annotations
 
@@ -14,15 +17,15 @@ import multiprocessing
 import multiprocessing.context
 import os
 import random
-import threading
-import time
 from typing import Any, Iterator
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-__all__ = ["ShardSampler", "ClipLoader", "build_loader", "worker_init"]
+from ..watchdog import exit_with
+
+__all__ = ["ShardSampler", "ClipLoader", "build_loader", "worker_init", "finish_batch"]
 
 log = logging.getLogger(__name__)
 
@@ -54,51 +57,61 @@ class ShardSampler(Sampler):
         self.drop_last = drop_last
         self.pad = shuffle if pad is None else pad
         self.epoch = 0
-        self.consumed = 0      # samples of this epoch delivered to the training loop (set by ClipLoader)
-        self._resume_from = 0  # samples to skip at the next iteration (set by load_state_dict)
+        self.start = 0         # position in the epoch's order where this process's shards begin (resume)
+        self.consumed = 0      # items of this rank's shard delivered to the training loop (set by ClipLoader)
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch's order. Calling it with the epoch just restored keeps the resume point."""
         if int(epoch) != self.epoch:
             self.epoch = int(epoch)
-            self.consumed = 0
-            self._resume_from = 0
+            self.start = self.consumed = 0
+
+    def order(self) -> np.ndarray:
+        """The whole epoch's order (every rank's), before sharding."""
+        if self.shuffle:
+            return np.random.default_rng([self.seed, self.epoch]).permutation(self.num_samples)
+        return np.arange(self.num_samples)
 
     def shard(self) -> np.ndarray:
-        """This rank's indices for the current epoch, in order."""
-        n, w = self.num_samples, self.world_size
-        if self.shuffle:
-            order = np.random.default_rng([self.seed, self.epoch]).permutation(n)
-        else:
-            order = np.arange(n)
+        """This rank's indices for the current epoch (from ``start`` on), in order."""
+        w = self.world_size
+        rest = self.order()[self.start:]
+        n = len(rest)
         if self.drop_last:
-            order = order[: n - n % w]
+            rest = rest[: n - n % w]
         elif self.pad and n % w and n:
-            extra = w - n % w
-            order = np.concatenate([order, np.resize(order, extra)])
-        return order[self.rank::w]
+            rest = np.concatenate([rest, np.resize(rest, w - n % w)])
+        return rest[self.rank::w]
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        start, self._resume_from = self._resume_from, 0
         epoch = self.epoch
-        for i in self.shard()[start:]:
+        for i in self.shard():
             yield int(i), epoch
 
     def __len__(self) -> int:
-        return len(self.shard()) - self._resume_from
+        return len(self.shard())
+
+    def position(self) -> int:
+        """Positions of the epoch's order done by all ranks together (every rank took ``consumed``)."""
+        return self.start + self.consumed * self.world_size
 
     def state_dict(self) -> dict[str, Any]:
-        return {"seed": self.seed, "epoch": self.epoch, "consumed": self.consumed, "num_samples": self.num_samples,
+        return {"seed": self.seed, "epoch": self.epoch, "position": self.position(), "num_samples": self.num_samples,
                 "world_size": self.world_size, "shuffle": self.shuffle}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue the saved epoch after its ``consumed`` samples (same seed, data and world size)."""
-        for key in ("seed", "num_samples", "world_size", "shuffle"):
+        """Continue the saved epoch from its position (same seed and data; any number of processes)."""
+        for key in ("seed", "num_samples", "shuffle"):
             if state[key] != getattr(self, key):
                 raise ValueError(f"sampler state has {key}={state[key]!r} but this run has {getattr(self, key)!r}; "
-                                 "resume with the same data, seed and number of processes")
+                                 "resume with the same data and seed")
+        # files written before positions were saved hold what each rank had consumed
+        position = state["position"] if "position" in state else state["consumed"] * state["world_size"]
+        if state["world_size"] != self.world_size and position:
+            log.info("epoch %d was saved by %d process(es) at position %d of %d; re-sharding the rest over %d",
+                     state["epoch"] + 1, state["world_size"], position, self.num_samples, self.world_size)
         self.epoch = int(state["epoch"])
-        self.consumed = self._resume_from = int(state["consumed"])
+        self.start, self.consumed = int(position), 0
 
 
 def worker_init(worker_id: int, main_pid: int | None = None) -> None:
@@ -109,7 +122,7 @@ def worker_init(worker_id: int, main_pid: int | None = None) -> None:
     would leave it running for ever after the training process is killed (e.g. SIGKILL).
     """
     if main_pid is not None:
-        threading.Thread(target=_exit_without, args=(main_pid,), name="tstam-orphan-watch", daemon=True).start()
+        exit_with(main_pid)
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)
@@ -121,18 +134,17 @@ def worker_init(worker_id: int, main_pid: int | None = None) -> None:
         pass
 
 
-def _exit_without(pid: int, interval: float = 1.0) -> None:
-    while True:
-        time.sleep(interval)
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            os._exit(0)
-
-
 def _batch_len(batch: Any) -> int:
-    first = batch[0] if isinstance(batch, (tuple, list)) else batch
-    return len(first)
+    """Clips in a batch: the length of its labels ((clip, label) items), or of the batch itself."""
+    return len(batch[-1]) if isinstance(batch, (tuple, list)) else len(batch)
+
+
+def finish_batch(loader: Any, x: Any) -> Any:
+    """A batch moved to the training device, finished there by its dataset's ``batch_transform``:
+    clips stay as they are; ``FlowPairs`` (``VideoDataset``, ``data.flow_on = "device"``) become
+    flow clips computed on that device. The one call the training and evaluation loops make."""
+    finish = getattr(getattr(loader, "dataset", None), "batch_transform", None)
+    return x if finish is None else finish(x)
 
 
 class ClipLoader(DataLoader):
@@ -142,11 +154,9 @@ class ClipLoader(DataLoader):
 
     def __iter__(self):
         sampler = self.sampler
-        start = sampler._resume_from
-        delivered = 0
+        sampler.consumed = 0
         for batch in super().__iter__():
-            delivered += _batch_len(batch)
-            sampler.consumed = start + delivered
+            sampler.consumed += _batch_len(batch)
             yield batch
 
     def set_epoch(self, epoch: int) -> None:

@@ -17,7 +17,7 @@ from .records import AnnotationError, Annotations, SplitSet, VideoRecord, safe_r
 
 __all__ = [
     "parse_class_index", "parse_ucf101", "parse_hmdb51", "parse_rawframe_list", "parse_csv",
-    "load_annotations",
+    "load_annotations", "check_disjoint",
 ]
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,42 @@ def _class_lookup(classes: list[str]) -> dict[str, int]:
     return {name.lower(): i for i, name in enumerate(classes)}
 
 
+def _unique(rows: list[tuple[str, VideoRecord]], what: str | Path) -> list[VideoRecord]:
+    """The records of one list, each video once: a repeated line is dropped with a warning naming
+    it; two different entries with one video id are an error (frame folders and score files are
+    keyed by the id). ``rows`` are ("file:line", record)."""
+    first: dict[str, tuple[str, VideoRecord]] = {}
+    out, repeats = [], []
+    for where, r in rows:
+        if r.video_id not in first:
+            first[r.video_id] = (where, r)
+            out.append(r)
+            continue
+        where0, r0 = first[r.video_id]
+        if (r0.path, r0.label, r0.num_frames) != (r.path, r.label, r.num_frames):
+            raise AnnotationError(f"{where}: video {r.video_id!r} ({r.path}, label {r.label}) was already listed at "
+                                  f"{where0} ({r0.path}, label {r0.label}); each video id may appear once (frame "
+                                  "folders and score files are keyed by it)")
+        repeats.append(f"{where} repeats {where0} ({r.video_id})")
+    if repeats:
+        log.warning("%s: %d repeated line(s) ignored, each video is used once: %s%s", what, len(repeats),
+                    "; ".join(repeats[:3]), f"; ... and {len(repeats) - 3} more" if len(repeats) > 3 else "")
+    return out
+
+
+def check_disjoint(train: list[VideoRecord], test: list[VideoRecord], *, train_name: str, test_name: str) -> None:
+    """Refuse training and test lists that share videos (a model must never train on its test set).
+
+    Raises:
+        AnnotationError: naming both lists, the number of shared videos and a few of them.
+    """
+    both = sorted({r.video_id for r in train} & {r.video_id for r in test})
+    if both:
+        raise AnnotationError(f"{len(both)} video(s) are in both the training list {train_name} and the test list "
+                              f"{test_name}, e.g. {', '.join(both[:3])}; a model must not train on its test videos: "
+                              "remove them from one of the lists")
+
+
 def parse_class_index(path: str | Path) -> list[str]:
     """UCF101 ``classInd.txt``: lines ``<1-based index> <name>``; returns names, index = label."""
     path = Path(path)
@@ -75,7 +111,7 @@ def parse_class_index(path: str | Path) -> list[str]:
 
 def _ucf_list(path: Path, classes: list[str], *, train: bool) -> list[VideoRecord]:
     lookup = _class_lookup(classes)
-    records = []
+    rows = []
     for lineno, fields in _lines(path):
         where = f"{path}:{lineno}"
         expected = "'<class>/<video>.avi <label 1-%d>'" % len(classes) if train else "'<class>/<video>.avi'"
@@ -103,8 +139,8 @@ def _ucf_list(path: Path, classes: list[str], *, train: bool) -> list[VideoRecor
             if given != label:
                 raise AnnotationError(f"{where}: label {fields[1]} ({classes[given]}) disagrees with "
                                       f"the class folder {folder!r} ({label + 1})")
-        records.append(VideoRecord(video_id=PurePosixPath(rel).stem, path=rel, label=label))
-    return records
+        rows.append((where, VideoRecord(video_id=PurePosixPath(rel).stem, path=rel, label=label)))
+    return _unique(rows, path)
 
 
 def parse_ucf101(split_dir: str | Path, split: int = 1) -> SplitSet:
@@ -161,9 +197,10 @@ def parse_hmdb51(split_dir: str | Path, split: int = 1) -> SplitSet:
             rel = f"{name}/{fields[0]}"
             rec = VideoRecord(video_id=PurePosixPath(rel).stem, path=rel, label=label)
             if fields[1] == "1":
-                train.append(rec)
+                train.append((where, rec))
             elif fields[1] == "2":
-                test.append(rec)
+                test.append((where, rec))
+    train, test = _unique(train, f"{split_dir} (training videos)"), _unique(test, f"{split_dir} (test videos)")
     log.info("HMDB51 split %d: %d train, %d test, %d classes", split, len(train), len(test), len(classes))
     return SplitSet(train=train, test=test, classes=classes)
 
@@ -194,7 +231,7 @@ def _parse_count(raw: str, where: str) -> int:
     return n
 
 
-def _finish(path: Path, rows: list[tuple[str, str, int | str, int | None]], classes: list[str] | None) -> Annotations:
+def _finish(path: Path, rows: list[tuple[str, str, str, int | str, int | None]], classes: list[str] | None) -> Annotations:
     """Resolve class-name labels (sorted names when no list is given) and build the records."""
     if classes is None:
         names = sorted({lab for *_, lab, _n in rows if isinstance(lab, str)})
@@ -206,10 +243,10 @@ def _finish(path: Path, rows: list[tuple[str, str, int | str, int | None]], clas
             classes = [str(i) for i in range(max((lab for *_, lab, _n in rows), default=-1) + 1)]  # type: ignore[type-var]
     lookup = _class_lookup(classes)
     records = []
-    for vid, rel, lab, n in rows:
+    for where, vid, rel, lab, n in rows:
         label = lookup[lab.lower()] if isinstance(lab, str) else lab
-        records.append(VideoRecord(video_id=vid, path=rel, label=label, num_frames=n))
-    return Annotations(records=records, classes=list(classes))
+        records.append((where, VideoRecord(video_id=vid, path=rel, label=label, num_frames=n)))
+    return Annotations(records=_unique(records, path), classes=list(classes))
 
 
 def parse_rawframe_list(path: str | Path, root: str | Path | None = None, *,
@@ -231,7 +268,7 @@ def parse_rawframe_list(path: str | Path, root: str | Path | None = None, *,
             kind = "too few" if len(fields) < 3 else "too many"
             raise AnnotationError(f"{where}: {kind} fields ({len(fields)}); expected '<frame dir> <num_frames> <label>'")
         rel = safe_relpath(fields[0], where=where, root=root)
-        rows.append((PurePosixPath(rel).name, rel, _parse_label(fields[2], where, classes, lookup),
+        rows.append((where, PurePosixPath(rel).name, rel, _parse_label(fields[2], where, classes, lookup),
                      _parse_count(fields[1], where)))
     if not rows:
         raise AnnotationError(f"{path}: no entries")
@@ -275,7 +312,7 @@ def parse_csv(path: str | Path, root: str | Path | None = None, *,
         rel = safe_relpath(fields[col["path"]], where=where, root=root)
         n = _parse_count(fields[col["num_frames"]], where) if "num_frames" in col and fields[col["num_frames"]] else None
         vid = fields[col["video_id"]] if "video_id" in col and fields[col["video_id"]] else PurePosixPath(rel).stem
-        rows.append((vid, rel, _parse_label(fields[col["label"]], where, classes, lookup), n))
+        rows.append((where, vid, rel, _parse_label(fields[col["label"]], where, classes, lookup), n))
     if not rows:
         raise AnnotationError(f"{path}: no entries")
     return _finish(path, rows, classes)

@@ -7,14 +7,17 @@ a video folder without ``meta.json`` is unfinished and is redone by a resumed ex
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ..files import write_json_atomic
 
 __all__ = [
     "RGB_TMPL", "FLOW_X_TMPL", "FLOW_Y_TMPL", "META_NAME", "META_VERSION",
-    "write_meta", "read_meta", "is_complete",
+    "write_meta", "read_meta", "is_complete", "clear_partial", "write_rgb", "write_flow",
 ]
 
 RGB_TMPL = "img_{:05d}.jpg"
@@ -24,6 +27,7 @@ META_NAME = "meta.json"
 META_VERSION = 1
 # meta.json keys: version, video_id, source, frames (RGB count), flow_frames (= frames - 1, or 0
 # when flow was not extracted), fps, width, height, flow ({algorithm, bound, params}) or null.
+_STORE_GLOBS = ("img_*.jpg", "flow_x_*.jpg", "flow_y_*.jpg", ".meta.*.tmp")  # what clear_partial removes
 
 
 def write_meta(video_dir: str | Path, meta: dict[str, Any]) -> None:
@@ -47,3 +51,33 @@ def read_meta(video_dir: str | Path) -> dict[str, Any]:
 
 def is_complete(video_dir: str | Path) -> bool:
     return (Path(video_dir) / META_NAME).is_file()
+
+
+def clear_partial(video_dir: str | Path) -> None:
+    """Remove what an interrupted extraction left (only files of the store layout)."""
+    for pattern in _STORE_GLOBS:
+        for f in Path(video_dir).glob(pattern):
+            f.unlink()
+    (Path(video_dir) / META_NAME).unlink(missing_ok=True)
+
+
+def _imwrite(path: Path, image: np.ndarray, quality: int) -> None:
+    import cv2
+
+    if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, quality]):
+        raise OSError(f"{path}: could not write JPEG")
+
+
+def write_rgb(video_dir: str | Path, frames: np.ndarray, jpeg_quality: int) -> None:
+    """(T, H, W, 3) uint8 RGB frames -> ``img_00001.jpg ...``."""
+    for t, rgb in enumerate(frames, 1):
+        _imwrite(Path(video_dir) / RGB_TMPL.format(t), rgb[:, :, ::-1], jpeg_quality)  # BGR for OpenCV
+
+
+def write_flow(video_dir: str | Path, fields: Iterable[np.ndarray], jpeg_quality: int) -> int:
+    """Quantised (H, W, 2) uint8 flow fields -> ``flow_x/y_00001.jpg ...``; returns how many."""
+    n = 0
+    for n, q in enumerate(fields, 1):
+        _imwrite(Path(video_dir) / FLOW_X_TMPL.format(n), q[:, :, 0], jpeg_quality)
+        _imwrite(Path(video_dir) / FLOW_Y_TMPL.format(n), q[:, :, 1], jpeg_quality)
+    return n

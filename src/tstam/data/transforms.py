@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ..models import ModelConfig
 
 __all__ = [
-    "resize", "crop", "hflip", "fixed_offsets", "multiscale_crop_params", "multiscale_crop",
+    "resize", "crop", "hflip", "fixed_offsets", "multiscale_crop_params",
     "center_crop", "three_crop", "ten_crop", "eval_crops", "TrainTransform", "EvalTransform",
 ]
 
@@ -95,15 +95,6 @@ def multiscale_crop_params(height: int, width: int, *, input_size: int, scales: 
     return y, x, h, w
 
 
-def multiscale_crop(clip: torch.Tensor, *, input_size: int, scales: list[float], max_distort: int = 1,
-                    more_fix_crop: bool = True, rng: np.random.Generator) -> torch.Tensor:
-    """Multi-scale crop (one draw for the clip), then resize to ``input_size`` x ``input_size``."""
-    _check_clip(clip)
-    y, x, h, w = multiscale_crop_params(clip.shape[-2], clip.shape[-1], input_size=input_size, scales=scales,
-                                        max_distort=max_distort, more_fix_crop=more_fix_crop, rng=rng)
-    return resize(crop(clip, y, x, h, w), (input_size, input_size))
-
-
 def center_crop(clip: torch.Tensor, size: int) -> torch.Tensor:
     H, W = clip.shape[-2:]
     return crop(clip, (H - size) // 2, (W - size) // 2, size, size)
@@ -155,11 +146,20 @@ class TrainTransform:
         self.scales = data.crop_scales(model.modality)
 
     def __call__(self, clip: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        return self.apply(clip, self.draw(rng))
+
+    def draw(self, rng: np.random.Generator) -> tuple[int, int, int, int, bool]:
+        """The clip's random parameters: crop window (y, x, h, w) in the resized frame, and flip."""
         c = self.data
-        clip = resize(clip, c.resize)
-        clip = multiscale_crop(clip, input_size=self.input_size, scales=self.scales, max_distort=c.max_distort,
-                               more_fix_crop=c.more_fix_crop, rng=rng)
-        if c.flip and rng.random() < 0.5:
+        y, x, h, w = multiscale_crop_params(c.resize[0], c.resize[1], input_size=self.input_size, scales=self.scales,
+                                            max_distort=c.max_distort, more_fix_crop=c.more_fix_crop, rng=rng)
+        return y, x, h, w, bool(c.flip and rng.random() < 0.5)
+
+    def apply(self, clip: torch.Tensor, params: tuple[int, int, int, int, bool]) -> torch.Tensor:
+        """Resize, crop the window of ``params`` and resize it to the input size, flip if drawn."""
+        y, x, h, w, flip = params
+        clip = resize(crop(resize(clip, self.data.resize), y, x, h, w), (self.input_size, self.input_size))
+        if flip:
             clip = hflip(clip, flow=self.flow)
         return clip.contiguous()
 

@@ -137,7 +137,8 @@ def stream_config(cfg: DemoConfig, stream: str) -> Any:
         f"data.test_frames={cfg.test_frames}", f"data.test_crops={cfg.test_crops}",
         *([f"optim.lr={cfg.lr}"] if cfg.lr else []), f"optim.epochs={e}", f"optim.lr_steps={steps}",
         f"run.out_dir={cfg.root / 'runs' / (stream + (cfg.suffix if DEMO_OPTIONS[stream] else ''))}",
-        f"run.seed={cfg.seed}",
-        f"run.eval_every={max(1, e // 4)}", "run.device=cpu", *([] if cfg.paper else DEMO_OPTIONS[stream]),
+        f"run.seed={cfg.seed}", "run.device=cpu",
+        "annotations.val_fraction=0", "run.eval_every=0",  # no hold-out: every clip trains
+        *([] if cfg.paper else DEMO_OPTIONS[stream]),
     ]
     return load_train_config(recipe_path(stream), overrides)

@@ -25,6 +25,7 @@ from typing import Any, Iterator
 import torch
 
 from tstam.demo.config import DemoConfig, demo_threads, stream_config, synth_config
+from tstam.files import check_writable_dir
 
 __all__ = ["DemoResult", "run_demo", "prepare_data", "train_stream", "test_stream", "torch_threads"]
 
@@ -169,7 +170,7 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     from tstam.engine.scores import save_scores
     from tstam.synthetic import load_annotations
 
-    cfg.root.mkdir(parents=True, exist_ok=True)
+    check_writable_dir(cfg.root)  # before any work
     seconds: dict[str, float] = {}
     reused: list[str] = []
     t = time.perf_counter()

@@ -4,8 +4,10 @@
 The hold-out (``annotations.val_fraction``) takes whole *groups* of each class: UCF101 names
 videos ``v_<Class>_g<group>_c<clip>`` and clips of one group come from the same long video, so
 holding out single clips would leak near-duplicates into validation. Ids without a ``_gNN_`` part
-are their own group. Validation scores from the hold-out are what ``tstam fuse --search`` should
-search on; the test list stays untouched.
+(HMDB51's) are their own group, so those are held out per class. The hold-out is a function of
+``(val_seed, label)`` only, so ``tstam test --subset val`` finds the same videos again. Model
+selection (``best.pt``) and fusion-weight searches use it; the test list is read only by
+``tstam test``.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from collections import defaultdict
 from typing import Any
 
 from tstam.data.records import Annotations, SplitSet, VideoRecord, frame_dir
-from tstam.data.splits import load_annotations
+from tstam.data.splits import check_disjoint, load_annotations
 from tstam.config import ConfigError
 from tstam.data.store import read_meta
 from tstam.flow import FlowConfig
@@ -51,8 +53,8 @@ def hold_out(records: list[VideoRecord], fraction: float, seed: int = 0) -> tupl
 def load_split(ann: Any, data: Any) -> tuple[list[VideoRecord], list[VideoRecord], list[VideoRecord], list[str]]:
     """(train, validation, test records, class names); the datasets fill in ``num_frames``.
 
-    Validation is the held-out part of the training list (``ann.val_fraction`` > 0) or the test
-    list itself.
+    Validation is the held-out part of the training list (``ann.val_fraction``; empty when 0: the
+    test list is never used in its place).
 
     Args:
         ann: ``AnnotationConfig`` (format, path, test_path, split).
@@ -64,6 +66,7 @@ def load_split(ann: Any, data: Any) -> tuple[list[VideoRecord], list[VideoRecord
     got = load_annotations(ann.format, ann.path, split=ann.split, root=data.root or None)
     if isinstance(got, SplitSet):
         train, test, classes = got.train, got.test, got.classes
+        check_disjoint(train, test, train_name=f"{ann.path} (split {ann.split})", test_name="of the same split")
     else:
         assert isinstance(got, Annotations)
         if not ann.test_path:
@@ -71,14 +74,16 @@ def load_split(ann: Any, data: Any) -> tuple[list[VideoRecord], list[VideoRecord
         test_ann = load_annotations(ann.format, ann.test_path, root=data.root or None, classes=got.classes)
         assert isinstance(test_ann, Annotations)
         train, test, classes = got.records, test_ann.records, got.classes
+        check_disjoint(train, test, train_name=ann.path, test_name=ann.test_path)
     train, val = hold_out(list(train), ann.val_fraction, ann.val_seed)
     log.info("%s split %s: %d train / %d held-out validation / %d test videos, %d classes", ann.format, ann.split,
              len(train), len(val), len(test), len(classes))
-    return train, (val or list(test)), list(test), list(classes)
+    return train, val, list(test), list(classes)
 
 
 def store_flow(records: list[VideoRecord], data: Any) -> FlowConfig:
-    """The flow a frame store's flow JPEGs hold, for a flow run (recorded in its checkpoints).
+    """The flow a frame store's flow JPEGs hold, for a flow run (recorded in its checkpoints); for
+    video files (``data.input = "video"``) the flow ``VideoDataset`` computes: ``data.flow`` or TV-L1.
 
     From the ``meta.json`` of the first videos (all must agree), which ``data.flow``, when set,
     must equal; from ``data.flow`` alone for a store without metadata (e.g. made by other tools).
@@ -87,6 +92,8 @@ def store_flow(records: list[VideoRecord], data: Any) -> FlowConfig:
         ConfigError: naming the store, when neither says, or when they disagree: a model's flow
             must be reproducible at prediction time.
     """
+    if data.input == "video":
+        return data.flow or FlowConfig()
     found: dict[str, Any] | None = None
     where = ""
     for r in records[:16]:

@@ -35,33 +35,49 @@ def check_compatible(state: dict[str, Any], model_config: dict[str, Any], *, pat
 
 
 # ---------------------------------------------------------------------------------- RNG states
+# A checkpoint's "rng" is a list with one state per rank (rank order; ``tstam.engine.train`` gathers
+# them to rank 0). Files written before DDP runs saved every rank hold one dict: rank 0's.
 
 def capture_rng() -> dict[str, Any]:
-    """Every generator state as tensors, ints and lists (loadable with weights_only=True)."""
+    """This process's generator states as tensors, ints and lists (loadable with weights_only=True):
+    Python, NumPy, torch's CPU generator and the current CUDA device's generator, if CUDA is in use."""
     version, py_state, gauss = random.getstate()
     name, keys, pos, has_gauss, cached = np.random.get_state()
-    state: dict[str, Any] = {
+    return {
         "python": {"version": version, "state": list(py_state), "gauss": gauss},
         "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
                   "has_gauss": int(has_gauss), "cached": float(cached)},
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() and torch.cuda.is_initialized() else None,
     }
-    return state
 
 
-def restore_rng(state: dict[str, Any]) -> None:
-    """Inverse of :func:`capture_rng`."""
-    py = state["python"]
+def restore_rng(state: dict[str, Any] | list[dict[str, Any]], *, rank: int = 0) -> bool:
+    """Restore rank ``rank``'s states from :func:`capture_rng` output (one dict, or a list per rank).
+
+    Returns:
+        False when the checkpoint holds no state for this rank (a run resumed on more processes
+        than it was saved from); the rank then keeps the per-rank seed it started with.
+    """
+    states = state if isinstance(state, list) else [state]
+    if rank >= len(states):
+        log.info("rank %d: the checkpoint holds RNG states for %d process(es); keeping this rank's own seed",
+                 rank, len(states))
+        return False
+    st = states[rank]
+    py = st["python"]
     random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
-    npst = state["numpy"]
+    npst = st["numpy"]
     np.random.set_state((npst["name"], npst["keys"].numpy().astype(np.uint32), npst["pos"],
                          npst["has_gauss"], npst["cached"]))
-    torch.set_rng_state(state["torch"].cpu())
-    cuda = state.get("cuda") or []
-    if cuda and torch.cuda.is_available():
+    torch.set_rng_state(st["torch"].cpu())
+    cuda = st.get("cuda")
+    if isinstance(cuda, torch.Tensor) and torch.cuda.is_available():
+        torch.cuda.set_rng_state(cuda.cpu())                     # this process's current device
+    elif isinstance(cuda, list) and cuda and torch.cuda.is_available():  # files from before: every device
         if len(cuda) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
         else:
             log.warning("checkpoint has CUDA RNG states for %d devices, this machine has %d; "
                         "CUDA RNG not restored", len(cuda), torch.cuda.device_count())
+    return True

@@ -14,6 +14,7 @@ from typing import Any, Literal, Optional, Sequence
 
 from tstam.config import ConfigError, apply_overrides, check_choice, check_literals, from_dict, load_yaml, to_dict
 from tstam.data.config import DataConfig
+from tstam.device import check_device_name
 from tstam.models import ModelConfig
 
 __all__ = ["AnnotationConfig", "OptimConfig", "RunConfig", "TrainConfig", "PRESETS", "load_train_config", "preset_path",
@@ -32,9 +33,10 @@ class AnnotationConfig:
     path: str = ""                          # split folder (ucf101, hmdb51) or the training list file
     test_path: str = ""                     # the test list file (rawframes, csv); unused for official splits
     split: int = 1                          # official split 1-3 (ucf101, hmdb51)
-    val_fraction: float = 0.0               # hold out this share of each class's training groups for
-                                            # validation; 0 -> validate on the test list (TSN practice)
-    val_seed: int = 0                       # which groups are held out
+    val_fraction: float = 0.1               # hold out this share of each class's training groups (UCF101) or
+                                            # clips (HMDB51) for validation and best.pt; 0 -> no validation, no
+                                            # best.pt (the test list is never used for model selection)
+    val_seed: int = 0                       # which groups are held out (deterministic)
 
     def __post_init__(self) -> None:
         check_literals(self, "annotations")
@@ -71,21 +73,25 @@ class RunConfig:
     """Where and how the run executes."""
 
     out_dir: str = "runs/tstam"             # checkpoints, metrics, curves go here
-    seed: int = 0                           # seeds Python, NumPy, torch and the sampler
+    seed: int = 0                           # seeds the weights, the sampler and the clips; DDP rank r > 0 draws its own dropout masks
     eval_every: int = 1                     # validate every k epochs (and after the last); 0 = never
     ckpt_every_steps: int = 0               # also write last.pt every k steps (exact mid-epoch resume); 0 = epoch ends only
     max_steps: int = 0                      # stop after this many optimisation steps in total; 0 = run all epochs
+    log_every: int = 20                     # read the running loss (progress, non-finite check) every k steps only
     device: str = "auto"                    # auto (CUDA if present), cpu, cuda, cuda:N
-    amp: Literal["none", "bf16", "fp16"] = "none"  # autocast on CUDA (fp16 adds a gradient scaler)
+    amp: Literal["none", "bf16", "fp16"] = "none"  # autocast on CUDA (fp16 adds a gradient scaler; bf16 without native support runs fp16)
     channels_last: bool = False             # channels_last memory format for the convolutions (CUDA; CPU oneDNN too)
-    sync_bn: bool = False                   # SyncBatchNorm under DDP (CUDA only)
+    sync_bn: bool = False                   # SyncBatchNorm under DDP for the BN layers that train (CUDA only)
     init_weights: Optional[str] = None      # ImageNet BN-Inception / TSN weight file for the backbone
     tensorboard: bool = True                # write TensorBoard events under out_dir/tb
 
     def __post_init__(self) -> None:
         check_literals(self, "run")
+        check_device_name(self.device, option="run.device")
         if self.eval_every < 0 or self.ckpt_every_steps < 0 or self.max_steps < 0:
             raise ConfigError("run.eval_every, run.ckpt_every_steps and run.max_steps must be >= 0")
+        if self.log_every < 1:
+            raise ConfigError(f"run.log_every={self.log_every} is not valid; expected >= 1")
 
 
 @dataclass

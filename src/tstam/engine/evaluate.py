@@ -1,20 +1,40 @@
 """Validation during training: clips of N centre segments, one centre crop, top-1/top-5 and loss
-summed over processes (each process holds a disjoint part of the validation set)."""
+summed over processes (each process holds a disjoint part of the validation set, possibly none),
+and the mixed-precision settings shared by training, validation and testing."""
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Any, Iterable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tstam.data.loader import finish_batch
 from tstam.engine.distributed import all_reduce_sum
 from tstam.preprocess import Preprocess
 
-__all__ = ["autocast", "evaluate"]
+__all__ = ["autocast", "resolve_amp", "evaluate"]
+
+log = logging.getLogger(__name__)
 
 _AMP = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_amp(device: torch.device, amp: str) -> str:
+    """The precision a run uses: ``amp`` ("none", "bf16", "fp16"), except that bf16 on a GPU
+    without native bf16 (before Ampere, compute capability < 8.0) becomes fp16, with a warning;
+    off CUDA, autocast is not used at all ("none")."""
+    if amp == "none" or device.type != "cuda":
+        return "none"
+    if amp == "bf16" and not torch.cuda.is_bf16_supported(including_emulation=False):
+        name = torch.cuda.get_device_name(device)
+        cap = ".".join(map(str, torch.cuda.get_device_capability(device)))
+        log.warning("run.amp=bf16, but %s (compute capability %s) has no native bf16: using fp16 with a "
+                    "gradient scaler instead (set run.amp=fp16 to silence this)", name, cap)
+        return "fp16"
+    return amp
 
 
 def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
@@ -30,24 +50,30 @@ def evaluate(model: nn.Module, loader: Iterable[Any], *, device: torch.device, p
     """Mean loss, top-1 and top-5 over the validation clips (batches of (uint8 clip, label),
     normalised on ``device`` with the model's ``preprocess``).
 
+    Pass the bare model, not its DDP wrapper: a wrapped forward would broadcast buffers, a
+    collective that a rank with fewer (or no) validation batches never joins. The one collective
+    here, the final sum, every rank reaches.
+
     Returns:
         ``val_loss``, ``val_top1``, ``val_top5`` (fractions) and ``val_clips``.
     """
     was_training = model.training
     model.eval()
-    sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, top1, top5, clips
+    sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, top1, top5, clips; read once at the end
     for x, y in loader:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        x = finish_batch(loader, x)                              # flow of frame pairs on the device, if any
         x = preprocess.normalize_clip(x)
         with autocast(device, amp):
             logits = model(x).logits.float()                     # (B, K)
         k = min(5, logits.shape[1])
-        top = logits.topk(k, dim=1).indices                      # (B, k)
-        hit = top == y[:, None]
-        sums += torch.stack([F.cross_entropy(logits, y, reduction="sum").double(), hit[:, 0].sum().double(),
-                             hit.any(1).sum().double(), torch.tensor(float(y.numel()), device=device).double()])
+        hit = logits.topk(k, dim=1).indices == y[:, None]        # (B, k)
+        sums[0] += F.cross_entropy(logits, y, reduction="sum")
+        sums[1] += hit[:, 0].sum()
+        sums[2] += hit.any(1).sum()
+        sums[3] += y.numel()
     all_reduce_sum(sums)
     model.train(was_training)
-    n = max(sums[3].item(), 1.0)
-    return {"val_loss": sums[0].item() / n, "val_top1": sums[1].item() / n, "val_top5": sums[2].item() / n,
-            "val_clips": int(sums[3].item())}
+    loss, top1, top5, clips = sums.tolist()
+    n = max(clips, 1.0)
+    return {"val_loss": loss / n, "val_top1": top1 / n, "val_top5": top5 / n, "val_clips": int(clips)}

@@ -109,6 +109,13 @@ def search_weights(sets: Sequence[ScoreSet], *, grid: Sequence[float] = DEFAULT_
         mode: "softmax" or "raw".
         on_test: the caller searches on the test set; the result is marked optimistic.
     """
+    if not on_test:
+        tested = [n for s, n in zip(sets, names or [f"scores #{i}" for i in range(len(sets))])
+                  if s.meta.get("subset") == "test"]
+        if tested:
+            raise ValueError(f"{tested[0]} holds scores of the test list (subset 'test'): weights searched on it "
+                             "have seen the test labels; search on validation scores (`tstam test --subset val`), "
+                             "or pass --search-on-test for an optimistic result")
     sets = align(sets, names)
     default = np.array(default_weights(sets)) / default_weights(sets)[0]
     tried: list[tuple[list[float], float]] = []

@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm  # BatchNorm1d/2d and SyncBatchNorm alike
 
 if TYPE_CHECKING:
     from tstam.engine.config import OptimConfig
 
-__all__ = ["build_optimizer", "build_scheduler", "apply_bn_mode", "current_lr"]
+__all__ = ["build_optimizer", "build_scheduler", "apply_bn_mode", "convert_sync_bn", "current_lr"]
 
 
 def build_optimizer(model: nn.Module, cfg: "OptimConfig") -> torch.optim.Optimizer:
@@ -23,6 +24,8 @@ def build_optimizer(model: nn.Module, cfg: "OptimConfig") -> torch.optim.Optimiz
     With ``cfg.tsn_multipliers=False`` every group gets multiplier 1 (plain SGD, all decayed).
     AdamW uses ``momentum`` as beta1 and decays decoupled from the gradient (its weight decay is
     multiplied by the lr, so it needs a larger value than SGD's L2 term for the same effect).
+    On CUDA the fused implementation is used: one kernel per step, and with an fp16 gradient
+    scaler no host sync (the scaler hands its inf check to the kernel instead of reading it).
     """
     groups = []
     for g in model.optim_groups():
@@ -32,9 +35,10 @@ def build_optimizer(model: nn.Module, cfg: "OptimConfig") -> torch.optim.Optimiz
         if params:
             groups.append({"params": params, "lr": cfg.lr * lr_mult, "weight_decay": cfg.weight_decay * decay_mult,
                            "name": g["name"], "lr_mult": lr_mult, "decay_mult": decay_mult})
+    fused = {"fused": True} if groups and all(p.is_cuda for g in groups for p in g["params"]) else {}
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999), weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999), weight_decay=cfg.weight_decay, **fused)
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, **fused)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: "OptimConfig") -> torch.optim.lr_scheduler.LRScheduler:
@@ -58,8 +62,27 @@ def apply_bn_mode(model: nn.Module, mode: str) -> None:
         target.set_partial_bn(mode == "partial")
     if mode == "frozen" and target.training:
         for m in target.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            if isinstance(m, _BatchNorm):
                 m.eval()
+
+
+def convert_sync_bn(model: nn.Module, mode: str) -> nn.Module:
+    """Convert to SyncBatchNorm exactly the BN layers that use batch statistics in training under
+    BN ``mode`` (those ``apply_bn_mode`` leaves in train mode): the first backbone BN and the
+    head's BNs for "partial", none for "frozen", all for "full". Frozen layers keep their
+    ImageNet statistics and cost no collective. In place; the parameters stay the same objects.
+    """
+    was_training = model.training
+    model.train()
+    apply_bn_mode(model, mode)
+    training = {id(m) for m in model.modules() if isinstance(m, _BatchNorm) and m.training}
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if id(child) in training and not isinstance(child, nn.SyncBatchNorm):
+                setattr(parent, name, nn.SyncBatchNorm.convert_sync_batchnorm(child))
+    model.train(was_training)
+    apply_bn_mode(model, mode)
+    return model
 
 
 def current_lr(optimizer: torch.optim.Optimizer) -> float:

@@ -22,11 +22,11 @@ from torch import nn
 from tqdm import tqdm
 
 from tstam.config import to_dict
-from tstam.device import resolve_device
 from tstam.files import check_output_file
 from tstam.data.records import VideoRecord
 from tstam.checkpoint import LoadedStream, load_stream
-from tstam.engine.evaluate import autocast
+from tstam.engine.distributed import all_gather_objects, all_ranks_agree, cleanup_distributed, init_distributed
+from tstam.engine.evaluate import autocast, resolve_amp
 from tstam.engine.scores import ScoreSet
 
 __all__ = ["frame_activation_bytes", "chunk_frames_for", "predict_views", "score_stream", "run_test"]
@@ -88,7 +88,7 @@ def score_stream(stream: LoadedStream, records: Sequence[VideoRecord], *, root: 
     Args:
         stream: the loaded stream (``tstam.checkpoint.load_stream``; runs on its model's device).
         records: the test videos (labels index the checkpoint's classes).
-        root: the frame store.
+        root: the frame store (or the video root, with ``data.input = "video"``).
         data: a ``DataConfig`` giving resize, ``test_frames``, ``test_crops`` and file names (what a
             clip is comes from the stream's model).
         classes: the annotation's class names; must equal the checkpoint's when given.
@@ -100,8 +100,8 @@ def score_stream(stream: LoadedStream, records: Sequence[VideoRecord], *, root: 
         channels_last: run the convolutions in channels_last layout (faster here on CPU and on CUDA).
         meta: extra entries for the score file's ``meta`` (split, ...).
     """
-    from tstam.data.datasets import FrameDataset
-    from tstam.data.loader import build_loader
+    from tstam.data.datasets import build_dataset
+    from tstam.data.loader import build_loader, finish_batch
 
     model = stream.model
     if fast:
@@ -118,11 +118,13 @@ def score_stream(stream: LoadedStream, records: Sequence[VideoRecord], *, root: 
     if max_memory_mb:
         chunk_frames = chunk_frames_for(model, frames=data.test_frames, max_memory_mb=max_memory_mb)
         log.info("chunks of %d frames for %.0f MB", chunk_frames, max_memory_mb)
-    ds = FrameDataset(records, root=root, mode="test", data=data, model=mcfg, seed=0)
+    ds = build_dataset(records, root=root, mode="test", data=data, model=mcfg, seed=0)
     loader = build_loader(ds, batch_size=1, shuffle=False, workers=workers, distributed=False)
     probs, logits = [], []
     bar = tqdm(loader, desc=f"test {mcfg.modality}", unit="video", disable=not sys.stderr.isatty())
+    device = next(model.parameters()).device
     for views, _label in bar:                                      # views (1, crops, T, C, H, W)
+        views = finish_batch(loader, views.to(device))             # flow of frame pairs on the device, if any
         p, l = predict_views(model, views[0], chunk_frames=chunk_frames, amp=amp)
         probs.append(p.numpy())
         logits.append(l.numpy())
@@ -143,31 +145,63 @@ def run_test(checkpoint: str | Path, *, overrides: Sequence[str] = (), frames: O
 
     Writes the score file (default ``<checkpoint dir>/scores_<stream>_split<k>.npz``), the
     confusion matrix (``.csv`` and ``.png`` beside it) and returns (scores, summary, score path).
+    Under torchrun each rank scores every w-th video; the scores are gathered in the list's order
+    (no video twice) on every rank, and rank 0 alone writes the files.
     """
     from tstam.engine.annotations import load_split
     from tstam.engine.config import load_train_config
+
+    dist, dev = init_distributed(device)
+    try:
+        with all_ranks_agree():  # a missing file or a bad override ends every rank
+            stream = load_stream(checkpoint, device=dev)
+            if not stream.train_config:
+                raise ValueError(f"{checkpoint}: holds no training config; test needs the annotations and data settings")
+            extra = [f"data.test_frames={frames}"] if frames else []
+            extra += [f"data.test_crops={crops}"] if crops else []
+            cfg = load_train_config(stream.train_config, [*overrides, *extra])
+            train, val, test, classes = load_split(cfg.annotations, cfg.data)
+            records = {"train": train, "val": val, "test": test}.get(subset)
+            if records is None:
+                raise ValueError(f"subset={subset!r} is not valid; expected 'test', 'val' or 'train'")
+            if subset == "val" and not val:
+                raise ValueError(f"{checkpoint}: the run held out no validation videos (annotations.val_fraction="
+                                 f"{cfg.annotations.val_fraction}); --subset val needs a run trained with a hold-out, "
+                                 "e.g. annotations.val_fraction=0.1 (the test list is never scored as validation)")
+            name = f"scores_{stream.modality}_split{cfg.annotations.split}_{subset}.npz"
+            out = check_output_file(out or Path(checkpoint).parent / name, suffix=".npz")  # before hours of scoring
+        with all_ranks_agree():
+            part = score_stream(stream, records[dist.rank::dist.world_size], root=cfg.data.root, data=cfg.data,
+                                classes=classes, chunk_frames=chunk_frames, max_memory_mb=max_memory_mb,
+                                amp=resolve_amp(dev, amp), workers=cfg.data.workers,
+                                meta={"split": cfg.annotations.split, "subset": subset})
+        scores = _gather_in_order(part)
+        with all_ranks_agree():
+            if dist.is_main:
+                _write(scores, out)
+    finally:
+        cleanup_distributed(dist)
+    summary = scores.summary()
+    if dist.is_main:
+        log.info("%s: top-1 %.4f, top-5 %.4f, mean class %.4f on %d videos", out, summary["top1"], summary["top5"],
+                 summary["mean_class"], summary["videos"])
+    return scores, summary, out
+
+
+def _gather_in_order(part: ScoreSet) -> ScoreSet:
+    """Collective: rank r scored videos r, r + w, ...; the whole list's scores in its order."""
+    parts = all_gather_objects((part.video_ids, part.labels, part.probs, part.logits))
+    w, n = len(parts), sum(len(p[0]) for p in parts)
+    order = [(i % w, i // w) for i in range(n)]                   # (rank, index in its part) of video i
+    ids = [parts[r][0][j] for r, j in order]
+    labels, probs, logits = (np.stack([parts[r][k][j] for r, j in order]) if n else parts[0][k] for k in (1, 2, 3))
+    return ScoreSet(ids, labels, probs, logits, part.classes, part.meta)
+
+
+def _write(scores: ScoreSet, out: Path) -> None:
     from tstam.engine.metrics import confusion_matrix
     from tstam.engine.reports import save_confusion
     from tstam.engine.scores import save_scores
 
-    stream = load_stream(checkpoint, device=resolve_device(device))
-    if not stream.train_config:
-        raise ValueError(f"{checkpoint}: holds no training config; test needs the annotations and data settings")
-    extra = [f"data.test_frames={frames}"] if frames else []
-    extra += [f"data.test_crops={crops}"] if crops else []
-    cfg = load_train_config(stream.train_config, [*overrides, *extra])
-    train, val, test, classes = load_split(cfg.annotations, cfg.data)
-    records = {"train": train, "val": val, "test": test}.get(subset)
-    if records is None:
-        raise ValueError(f"subset={subset!r} is not valid; expected 'test', 'val' or 'train'")
-    name = f"scores_{stream.modality}_split{cfg.annotations.split}_{subset}.npz"
-    out = check_output_file(out or Path(checkpoint).parent / name, suffix=".npz")  # before hours of scoring
-    scores = score_stream(stream, records, root=cfg.data.root, data=cfg.data, classes=classes,
-                          chunk_frames=chunk_frames, max_memory_mb=max_memory_mb, amp=amp,
-                          workers=cfg.data.workers, meta={"split": cfg.annotations.split, "subset": subset})
     save_scores(out, scores)
     save_confusion(confusion_matrix(scores.probs, scores.labels), scores.classes, out.with_name(out.stem + "_confusion"))
-    summary = scores.summary()
-    log.info("%s: top-1 %.4f, top-5 %.4f, mean class %.4f on %d videos", out, summary["top1"], summary["top5"],
-             summary["mean_class"], summary["videos"])
-    return scores, summary, out

@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from tstam.files import check_output_file, write_text_atomic
 from tstam.inference.recognizer import Prediction, Recognizer
+from tstam.video import VideoError
 
 __all__ = ["BatchResult", "collect_videos", "predict_many", "format_table", "write_json"]
 
@@ -51,15 +52,20 @@ def collect_videos(inputs: Iterable[str | Path]) -> list[Path]:
 
 
 def predict_many(recognizer: Recognizer, videos: list[Path], *, num_crops: int = 1, keep_video: bool = False,
-                 progress: Optional[bool] = None,
+                 strict: bool = False, progress: Optional[bool] = None,
                  on_result: Optional[Callable[[Prediction], None]] = None) -> BatchResult:
     """Predict every video; a file that cannot be read is logged and skipped, the rest go on.
+
+    Only unreadable videos (``tstam.video.VideoError``: missing, corrupt, cut, too short) are
+    skipped; any other error (a model, config or flow problem) would fail every video alike and
+    stops the run with its message.
 
     Args:
         recognizer: the loaded streams.
         videos: video files (see :func:`collect_videos`).
         num_crops: 1, 3 or 10 crops per snippet.
         keep_video: keep the decoded frames (for animations) in each prediction.
+        strict: refuse videos that decode fewer frames than their header declares.
         progress: show a tqdm bar (default: when stderr is a terminal and there are several videos).
         on_result: called with each prediction as it comes (e.g. to draw pictures and drop frames).
     """
@@ -67,8 +73,8 @@ def predict_many(recognizer: Recognizer, videos: list[Path], *, num_crops: int =
     show = (sys.stderr.isatty() and len(videos) > 1) if progress is None else progress
     for path in tqdm(videos, desc="predict", unit="video", disable=not show):
         try:
-            pred = recognizer.predict(path, num_crops=num_crops, keep_video=keep_video)
-        except ValueError as e:  # VideoError and too-short videos: report, skip, go on
+            pred = recognizer.predict(path, num_crops=num_crops, keep_video=keep_video, strict=strict)
+        except VideoError as e:  # this file cannot be read: report, skip, go on
             log.error("skipped %s", e)
             result.failures.append((str(path), str(e)))
             continue

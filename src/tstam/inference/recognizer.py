@@ -14,7 +14,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -25,12 +25,15 @@ from tstam.data.sampling import test_indices
 from tstam.data.transforms import eval_crops
 from tstam.models import DEFAULT_FUSION_WEIGHTS, check_weights, fuse_scores, prepare_for_inference
 
-__all__ = ["StreamResult", "Prediction", "Recognizer", "CENTRE_CROP"]
+__all__ = ["StreamResult", "Prediction", "Recognizer", "CENTRE_CROP", "SCHEMA_VERSION"]
 
 log = logging.getLogger(__name__)
 
 CENTRE_CROP = {1: 0, 3: 1, 10: 4}  # index of the centre crop in eval_crops' output
 STREAM_ORDER = ("rgb", "flow")      # fusion weights are given in this order
+# Version of the JSON of one prediction (``Prediction.to_dict``: ``tstam predict --json`` and
+# ``tstam serve``'s API). Bump when a key is renamed, removed or changes meaning.
+SCHEMA_VERSION = 1
 
 
 @dataclass
@@ -76,6 +79,7 @@ class Prediction:
     def to_dict(self, *, k: int = 5, attention: bool = True) -> dict[str, Any]:
         """JSON-able summary: top-k, probabilities per stream and fused, and the attention."""
         out: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
             "video": self.source,
             "label": self.label,
             "top": [{"label": c, "probability": p} for c, p in self.top(k)],
@@ -97,13 +101,15 @@ class Prediction:
         return out
 
 
-def _as_frames(video: str | Path | np.ndarray, resize: Sequence[int], min_frames: int) -> tuple[np.ndarray, float, str]:
-    """Decode a file at (H, W) = ``resize``, or resize an array of RGB frames."""
+def _as_frames(video: str | Path | np.ndarray, resize: Sequence[int], min_frames: int,
+               strict: bool) -> tuple[np.ndarray, float, str]:
+    """Decode a file at (H, W) = ``resize`` (``tstam.video``'s decoding policy), or resize an
+    array of RGB frames."""
     h, w = int(resize[0]), int(resize[1])
     if isinstance(video, (str, Path)):
         from tstam.video import read_video
 
-        clip = read_video(video, size=(w, h), min_frames=min_frames)
+        clip = read_video(video, size=(w, h), min_frames=min_frames, strict=strict)
         return clip.frames, clip.fps, str(video)
     frames = np.asarray(video)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
@@ -151,8 +157,7 @@ class Recognizer:
                                  f"{first.resize}; both streams must use the same frame size")
         self.classes = list(first.classes)
         self.resize = list(first.resize)
-        w = check_weights([DEFAULT_FUSION_WEIGHTS[m] for m in STREAM_ORDER] if weights is None else weights, 2)
-        self.weights = {m: w[STREAM_ORDER.index(m)] for m in self.streams}
+        self.weights = self._weights(weights)
         # fast: run a copy with BN folded into the convs and the parallel 1x1 convs merged
         # (tstam.models.prepare_for_inference; same outputs to 1e-4); ``streams`` keep the originals
         self._runners = {m: prepare_for_inference(s.model) if fast else s.model for m, s in self.streams.items()}
@@ -176,19 +181,26 @@ class Recognizer:
         parts = ", ".join(f"{m}={s.source!r}" for m, s in self.streams.items())
         return f"Recognizer({parts}, classes={len(self.classes)}, weights={self.weights})"
 
+    def _weights(self, weights: Optional[Sequence[float]]) -> dict[str, float]:
+        """Fusion weight per loaded stream from (RGB, flow); None: the default 1:3."""
+        w = check_weights([DEFAULT_FUSION_WEIGHTS[m] for m in STREAM_ORDER] if weights is None else weights, 2)
+        return {m: w[STREAM_ORDER.index(m)] for m in self.streams}
+
     @property
     def modalities(self) -> list[str]:
         return list(self.streams)
 
     def sample(self, name: str, frames: np.ndarray, *, num_snippets: Optional[int] = None) -> tuple[torch.Tensor, np.ndarray]:
-        """One stream's uint8 clip (S, C, H, W) from decoded frames (flow computed here), and its starts."""
+        """One stream's uint8 clip (S, C, H, W) from decoded frames, and its starts. Flow is computed
+        here: ``tvl1_torch`` on the stream's device (e.g. its GPU), OpenCV's algorithms on the CPU."""
         stream = self.streams[name]
         n, length = num_snippets or stream.test_frames, int(stream.config.new_length)
         if name == "rgb":
             starts = test_indices(len(frames), n, length)
             return rgb_snippets(frames, starts, length), starts
         starts = test_indices(len(frames) - 1, n, length)
-        return flow_snippets(frames, starts, length, stream.flow), starts
+        device = next(stream.model.parameters()).device
+        return flow_snippets(frames, starts, length, stream.flow, device=device), starts
 
     @torch.inference_mode()
     def run_stream(self, name: str, clip: torch.Tensor, starts: np.ndarray, *, num_crops: int = 1,
@@ -225,7 +237,9 @@ class Recognizer:
         return StreamResult(cfg.modality, scores.numpy(), p.numpy(), starts, alpha, beta)
 
     def predict(self, video: str | Path | np.ndarray, *, num_crops: int = 1, num_snippets: Optional[int] = None,
-                keep_video: bool = False, batch_crops: int = 10) -> Prediction:
+                keep_video: bool = False, batch_crops: int = 10, strict: bool = False,
+                weights: Optional[Sequence[float]] = None,
+                on_stage: Optional[Callable[[str, Optional[str]], None]] = None) -> Prediction:
         """Classify one video.
 
         Args:
@@ -234,6 +248,11 @@ class Recognizer:
             num_snippets: snippets sampled per stream (default: the checkpoint's, 25).
             keep_video: keep all decoded frames in ``Prediction.video`` (for animations).
             batch_crops: crops run through the model at once (lower it to save memory).
+            strict: refuse a file that decodes fewer frames than its header declares (by default
+                a shortfall of ``tstam.video.allowed_shortfall`` frames is accepted).
+            weights: fusion weights (RGB, flow) for this call (default: the recognizer's).
+            on_stage: called as each stage starts with (stage, stream): ("decode", None),
+                ("flow", "flow"), ("model", "rgb" or "flow"); e.g. to show progress.
 
         Returns:
             A :class:`Prediction`.
@@ -243,29 +262,35 @@ class Recognizer:
         """
         if num_crops not in CENTRE_CROP:
             raise ValueError(f"num_crops={num_crops} is not valid; expected one of {sorted(CENTRE_CROP)}")
+        fuse_w = self.weights if weights is None else self._weights(weights)
+        stage = on_stage or (lambda name, stream: None)
         timings = {"decode": 0.0, "flow": 0.0, "model": 0.0}
+        stage("decode", None)
         t0 = time.perf_counter()
-        frames, fps, source = _as_frames(video, self.resize, MIN_FLOW_FRAMES if "flow" in self.streams else 1)
+        frames, fps, source = _as_frames(video, self.resize, MIN_FLOW_FRAMES if "flow" in self.streams else 1, strict)
         timings["decode"] = time.perf_counter() - t0
         if len(frames) < 6:
             log.warning("%s: only %d frame(s); snippets repeat frames", source, len(frames))
         results: dict[str, StreamResult] = {}
         for name in self.streams:
+            if name == "flow":
+                stage("flow", name)
             t0 = time.perf_counter()
             clip, starts = self.sample(name, frames, num_snippets=num_snippets)
             if name == "flow":
                 timings["flow"] += time.perf_counter() - t0
+            stage("model", name)
             t0 = time.perf_counter()
             results[name] = self.run_stream(name, clip, starts, num_crops=num_crops, batch_crops=batch_crops)
             timings["model"] += time.perf_counter() - t0
-        probs = fuse_scores([r.probabilities for r in results.values()], [self.weights[m] for m in results])
+        probs = fuse_scores([r.probabilities for r in results.values()], [fuse_w[m] for m in results])
         size = next(iter(self.streams.values())).config.input_size
         h, w = frames.shape[1:3]
         y, x = (h - size) // 2, (w - size) // 2
         shown = next(iter(results.values())).starts
         shown = np.minimum(shown, len(frames) - 1)
         return Prediction(
-            source=source, classes=self.classes, probabilities=probs, streams=results, weights=dict(self.weights),
+            source=source, classes=self.classes, probabilities=probs, streams=results, weights=dict(fuse_w),
             num_frames=len(frames), fps=fps, crop=(y, x, size),
             frames=np.ascontiguousarray(frames[shown, y:y + size, x:x + size]), frame_indices=shown,
             video=frames if keep_video else None, timings=timings,

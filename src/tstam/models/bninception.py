@@ -110,6 +110,7 @@ class BNInception(nn.Module):
             raise ValueError(f"se_blocks {unknown} are not blocks; expected names from {list(BLOCK_NAMES)}")
         self.in_chans = in_chans
         self.se_blocks = tuple(b for b in BLOCK_NAMES if b in set(se_blocks))
+        self.se_gate = se_gate
         w = lambda c: _scaled(c, width_mult)  # noqa: E731
 
         self._conv("conv1_7x7_s2", in_chans, w(64), 7, stride=2, padding=3)

@@ -13,14 +13,15 @@ import copy
 
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm  # BatchNorm2d and SyncBatchNorm alike
 
 __all__ = ["fold_bn", "merge_parallel_1x1", "prepare_for_inference"]
 
 
 @torch.no_grad()
 def fold_bn(backbone: nn.Module) -> nn.Module:
-    """Fold every ``<name>_bn`` of a BNInception into its conv ``<name>``, in place."""
-    names = [n for n, m in backbone.named_children() if isinstance(m, nn.BatchNorm2d) and n.endswith("_bn")]
+    """Fold every ``<name>_bn`` of a BNInception (BatchNorm2d or SyncBatchNorm) into its conv ``<name>``, in place."""
+    names = [n for n, m in backbone.named_children() if isinstance(m, _BatchNorm) and n.endswith("_bn")]
     for bn_name in names:
         conv = getattr(backbone, bn_name[: -len("_bn")])
         bn = getattr(backbone, bn_name)

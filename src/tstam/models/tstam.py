@@ -35,6 +35,7 @@ from typing import Any, Literal, NamedTuple, Optional
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm  # BatchNorm1d/2d and SyncBatchNorm alike
 
 from tstam.config import ConfigError, check_literals
 from tstam.models.attention import CNNTemporalAttention, LSTMTemporalAttention, MultiSpatialAttention
@@ -317,12 +318,13 @@ class TSTAM(nn.Module):
 
     # -- TSN training practices -----------------------------------------------------------------
     def set_partial_bn(self, enabled: bool = True) -> "TSTAM":
-        """TSN partial BN: in train mode every BN layer but the first keeps its statistics and
-        its affine parameters frozen (they are excluded from ``optim_groups``)."""
+        """TSN partial BN: in train mode every backbone BN layer but the first keeps its statistics
+        and its affine parameters frozen (they are excluded from ``optim_groups``). BN layers are
+        matched by their base class, so layers converted to SyncBatchNorm count as well."""
         self._partial_bn = enabled
         if not enabled:
             for m in self.backbone.modules():
-                if isinstance(m, nn.BatchNorm2d):
+                if isinstance(m, _BatchNorm):
                     m.weight.requires_grad_(True)
                     m.bias.requires_grad_(True)
         return self.train(self.training)
@@ -330,7 +332,7 @@ class TSTAM(nn.Module):
     def train(self, mode: bool = True) -> "TSTAM":
         super().train(mode)
         if mode and self._partial_bn:
-            bns = [m for m in self.backbone.modules() if isinstance(m, nn.BatchNorm2d)]
+            bns = [m for m in self.backbone.modules() if isinstance(m, _BatchNorm)]
             for bn in bns[1:]:
                 bn.eval()
                 bn.weight.requires_grad_(False)
@@ -352,14 +354,14 @@ class TSTAM(nn.Module):
             "bn": dict(params=[], lr_mult=1.0, decay_mult=0.0),
         }
         seen = {id(first.weight), id(first.bias)}
-        backbone_bns = [m for m in self.backbone.modules() if isinstance(m, nn.BatchNorm2d)]
+        backbone_bns = [m for m in self.backbone.modules() if isinstance(m, _BatchNorm)]
         frozen_bns = set(map(id, backbone_bns[1:])) if self._partial_bn else set()
         for module in self.modules():
             for pname, p in module.named_parameters(recurse=False):
                 if id(p) in seen:
                     continue
                 seen.add(id(p))
-                if isinstance(module, (nn.BatchNorm2d, nn.BatchNorm1d)):
+                if isinstance(module, _BatchNorm):
                     if id(module) not in frozen_bns:
                         groups["bn"]["params"].append(p)
                 elif pname.startswith("bias"):

@@ -19,6 +19,7 @@ name in one error that names the file. ``.pth`` files are read with ``weights_on
 """
 from __future__ import annotations
 
+import json
 import logging
 import pickle
 from pathlib import Path
@@ -71,23 +72,31 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
     Wrappers ``{"state_dict": ...}`` (TSN) and ``{"model": ...}`` (tstam) are unwrapped.
     """
+    return _read_weights(path)[0]
+
+
+def _read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
+    """(flat state dict, the tstam ``model_config`` the file records, or None for foreign files)."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: weight file not found")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+        from safetensors import safe_open
 
         try:
-            return load_file(str(path))
+            with safe_open(str(path), framework="pt") as f:
+                meta = json.loads((f.metadata() or {}).get("tstam") or "{}")
+                return {k: f.get_tensor(k) for k in f.keys()}, meta.get("model_config")
         except Exception as e:  # safetensors raises its own error types
             raise WeightsError(f"{path}: not a readable safetensors file: {e}") from None
     obj = read_torch_file(path)
+    config = obj.get("model_config") if isinstance(obj, dict) else None
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise WeightsError(f"{path}: expected a state dict of tensors, got {type(obj).__name__}")
-    return obj
+    return obj, config if isinstance(config, dict) else None
 
 
 def adapt_input_conv(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
@@ -143,7 +152,12 @@ def load_pretrained(model: nn.Module, path: str | Path, *, strict_se: bool = Fal
         WeightsError: naming the file and listing missing / unexpected / mismatched keys.
     """
     backbone = getattr(model, "backbone", model)
-    raw = read_state_dict(path)
+    raw, config = _read_weights(path)
+    gate = (config or {}).get("se_gate")
+    if gate and (config or {}).get("se_blocks") and backbone.se_blocks and gate != backbone.se_gate:
+        raise WeightsError(f"{path}: its SE blocks were trained with the {gate!r} gate but this model uses "
+                           f"{backbone.se_gate!r}; the same SE weights mean other channel scales under another gate: "
+                           f"set model.se_gate={gate} (or model.se_blocks=[] to use the backbone without SE)")
     sd = checkpoint_filter_fn(raw, backbone)
     target = backbone.state_dict()
     unexpected = sorted(k for k in sd if k not in target)

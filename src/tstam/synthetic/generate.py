@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 import tstam
 from tstam.config import to_dict
-from tstam.files import write_json_atomic
+from tstam.files import check_writable_dir, write_json_atomic
 from tstam.video import write_video
 
 from .classes import ClassDef, get_class
@@ -136,6 +136,8 @@ def generate(out_dir: str | os.PathLike, cfg: SynthConfig, *, seed: int, progres
     splits_dir, videos_dir = out / SPLITS_DIR, out / VIDEOS_DIR
     manifest = _manifest(cfg, seed)
     bench, complete = out / BENCHMARK_NAME, out / COMPLETE_NAME
+    if not complete.exists():
+        check_writable_dir(out)  # before any work (a complete benchmark may be read-only)
     if bench.exists():
         _check_existing(bench, manifest)
         if complete.exists():

@@ -1,0 +1,63 @@
+"""``tstam serve``: a web page and an HTTP API for trained streams (needs the ``serve`` extra)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tstam.cli.args import int_range, nonnegative_int, positive_float, positive_int
+from tstam.cli.predict import add_checkpoint_args
+from tstam.serve.config import INSTALL_HINT, ServeConfig, missing_serve_packages
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="a web page and an HTTP API for trained checkpoints",
+                       description="Serve a page (upload a video or pick a sample; see the classes, the attention "
+                                   "pictures and the timings) and an HTTP API (POST /api/predict returns the JSON of "
+                                   "`tstam predict --json`; docs at /docs). Needs the serve extra: "
+                                   'pip install -e ".[serve]".')
+    add_checkpoint_args(p)  # --rgb, --flow, --weights (the default; a request may give its own), --device
+    d = ServeConfig()  # the defaults
+    p.add_argument("--host", default=d.host, help=f"address to listen on (default {d.host}: this machine only)")
+    p.add_argument("--port", type=int_range(0, 65535), default=d.port, help=f"port (default {d.port}; 0 picks a free one)")
+    p.add_argument("--workers", type=positive_int, default=d.workers, help=f"predictions run at once (default {d.workers})")
+    p.add_argument("--queue", type=nonnegative_int, default=d.queue,
+                   help=f"requests accepted beyond the running ones; more get 503 + Retry-After (default {d.queue})")
+    p.add_argument("--threads", type=nonnegative_int, default=d.threads, help="torch threads per prediction (default: (cores - 1) // workers, at least 1)")
+    p.add_argument("--max-upload-mb", type=positive_float, default=d.max_upload_mb,
+                   help=f"upload size limit, larger gets 413 (default {d.max_upload_mb:g})")
+    p.add_argument("--crops", type=int, choices=(1, 3, 10), default=d.crops, help="default crops per snippet")
+    p.add_argument("--samples", default=d.samples, metavar="DIR",
+                   help="offer the videos in DIR as samples (default: a few synthetic clips made at start)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    missing = missing_serve_packages()
+    if missing:
+        print(f"tstam serve: error: the web server needs the 'serve' extra (missing: {', '.join(missing)}); "
+              f"install it with: {INSTALL_HINT}", file=sys.stderr)
+        return 2
+    cfg = ServeConfig(host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, workers=args.workers,
+                      queue=args.queue, threads=args.threads, crops=args.crops, samples=args.samples)
+    import torch
+
+    from tstam.inference import Recognizer
+    from tstam.serve.app import create_app
+    from tstam.serve.server import bind, serve
+
+    sock = bind(cfg.host, cfg.port)
+    try:
+        recognizer = Recognizer.from_paths(rgb=args.rgb, flow=args.flow, weights=args.weights, device=args.device)
+        torch.set_num_threads(cfg.torch_threads)
+        app = create_app(recognizer, cfg)
+        host, port = sock.getsockname()[:2]
+        shown = f"[{host}]" if ":" in host else host
+        print(f"tstam serve: {recognizer!r}\ntstam serve: listening on http://{shown}:{port}/  "
+              f"(API docs: http://{shown}:{port}/docs; Ctrl-C stops)", flush=True)
+        try:
+            serve(app, sock)
+        finally:
+            app.state.close()
+    finally:
+        sock.close()
+    return 0

@@ -1,0 +1,163 @@
+"""Many videos: the plan (skip, redo, refuse), the workers, the report."""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tstam.data import store
+from tstam.files import check_writable_dir
+from tstam.flow import FlowConfig
+
+from .sources import select_shard, video_id
+from .video import extraction_settings
+from .workers import flow_device, run_batched, run_jobs
+
+__all__ = ["ExtractReport", "extract_many"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ExtractReport:
+    """What ``extract_many`` did with each video of its shard."""
+
+    done: list[str] = field(default_factory=list)  # video ids extracted by this run
+    skipped: list[str] = field(default_factory=list)  # video ids already complete
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    short: list[tuple[str, int, int]] = field(default_factory=list)  # (video id, declared, decoded) within tolerance
+    frames: int = 0  # RGB frames written by this run
+    seconds: float = 0.0  # wall-clock time
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def _differences(meta: dict[str, Any], flow: FlowConfig | None, settings: dict[str, Any]) -> list[str]:
+    """How a finished video's recorded settings differ from the requested ones (empty: the same)."""
+    want = {"flow": flow.describe() if flow is not None else None}
+    if "settings" in meta:  # stores written before tstam recorded them: only the flow can be compared
+        want.update(settings)
+    have = {"flow": meta.get("flow"), **(meta.get("settings") or {})}
+    return [f"{k} {have.get(k)!r} (requested {v!r})" for k, v in want.items() if have.get(k) != v]
+
+
+def _plan(sources: Sequence[str | Path], out_root: Path, shard: tuple[int, int], flow: FlowConfig | None,
+          settings: dict[str, Any], force: bool, report: ExtractReport) -> list[tuple[Path, Path]]:
+    """The (source, folder) pairs to extract; finished videos are skipped, unless their recorded
+    settings differ: then they are redone with ``force`` and refused without it."""
+    todo: list[tuple[Path, Path]] = []
+    differ: list[tuple[Path, list[str]]] = []
+    for src in select_shard(sources, shard):
+        vdir = out_root / video_id(src)
+        if not store.is_complete(vdir):
+            todo.append((src, vdir))
+            continue
+        try:
+            diff = _differences(store.read_meta(vdir), flow, settings)
+        except ValueError as e:
+            diff = [str(e)]
+        if not diff:
+            report.skipped.append(vdir.name)
+        elif force:
+            todo.append((src, vdir))
+        else:
+            differ.append((vdir, diff))
+    if differ:
+        vdir, diff = differ[0]
+        raise ValueError(f"{out_root}: {len(differ)} finished video(s) were extracted with other settings, e.g. "
+                         f"{vdir.name}: {'; '.join(diff)}; rerun with --force to re-extract them with the "
+                         "settings given, or extract into another --out")
+    return todo
+
+
+def extract_many(
+    sources: Sequence[str | Path],
+    out_root: str | Path,
+    *,
+    workers: int = 1,
+    shard: tuple[int, int] = (0, 1),
+    flow: FlowConfig | None = None,
+    size: tuple[int, int] | None = None,
+    short_side: int | None = None,
+    max_frames: int | None = None,
+    jpeg_quality: int = 95,
+    strict: bool = False,
+    force: bool = False,
+    device: str | None = None,
+    flow_batch: int | None = None,
+    progress: bool | None = None,
+    on_result: Callable[[str, str | None], None] | None = None,
+) -> ExtractReport:
+    """Extract many videos into ``out_root/<video_id>``: parallel, resumable, shardable.
+
+    Args:
+        sources: video files (see ``collect_sources``).
+        out_root: the frame-store root (checked to be writable before any work).
+        workers: worker processes (1: run in this process); each ends if this process is killed.
+        shard: ``(i, n)``: extract only the videos of shard i of n (``shard_of``).
+        flow: flow settings; None extracts RGB only. Pass ``FlowConfig()`` for TV-L1.
+        size, short_side, max_frames, jpeg_quality, strict: as ``extract_video``.
+        force: re-extract finished videos whose recorded settings differ (else that is refused).
+        device: with ``tvl1_torch`` flow, compute it in this process on this device (``cuda``,
+            ``cuda:N``, ``cpu``), in batches of frame pairs across videos, while ``workers``
+            processes decode (``tstam.extract_batched``); None: each worker computes its video's flow.
+        flow_batch: pairs per flow batch on ``device`` (default: from its free memory).
+        progress: show a progress bar (None: only when stderr is a terminal).
+        on_result: called with (video id, error or None) after each video (e.g. for logging).
+
+    Returns:
+        ExtractReport: done, skipped (already complete), failed ``(file, reason)`` and short
+        (fewer frames than declared, within the tolerance) videos.
+
+    Raises:
+        ValueError: ``out_root`` is not writable, finished videos differ in settings without ``force``,
+            or ``device`` is not valid (or given without ``tvl1_torch`` flow).
+    """
+
+    start = time.perf_counter()
+    dev = flow_device(flow, device)
+    if flow_batch is not None and flow_batch < 1:
+        raise ValueError(f"flow_batch={flow_batch} (--flow-batch) is not valid; expected a number of pairs >= 1")
+    out_root = check_writable_dir(out_root)
+    report = ExtractReport()
+    settings = extraction_settings(size, short_side, max_frames, jpeg_quality)
+    todo = _plan(sources, out_root, shard, flow, settings, force, report)
+    log.info("%d video(s) in shard %d/%d: %d to extract, %d already complete",
+             len(todo) + len(report.skipped), shard[0], shard[1], len(todo), len(report.skipped))
+    kwargs = dict(flow=flow, size=size, short_side=short_side, max_frames=max_frames, jpeg_quality=jpeg_quality,
+                  strict=strict)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(todo), unit="video", disable=None if progress is None else not progress,
+               dynamic_ncols=True, smoothing=0.1)
+
+    def record(src: Path, vdir: str, frames: int, declared: int, error: str | None) -> None:
+        if error is None:
+            report.done.append(Path(vdir).name)
+            report.frames += frames
+            if declared > frames:
+                report.short.append((Path(vdir).name, declared, frames))
+        else:
+            report.failed.append((str(src), error))
+            log.warning("failed: %s", error)
+        if on_result is not None:
+            on_result(Path(vdir).name, error)
+        elapsed = max(time.perf_counter() - start, 1e-9)
+        bar.set_postfix(frames_per_s=f"{report.frames / elapsed:.0f}", failed=len(report.failed), refresh=False)
+        bar.update(1)
+
+    try:
+        if dev is None:
+            run_jobs(todo, kwargs, workers, record)
+        else:
+            run_batched(todo, kwargs, workers=workers, device=dev, batch_size=flow_batch, record=record)
+    finally:
+        bar.close()
+    report.done.sort()
+    report.seconds = time.perf_counter() - start
+    return report

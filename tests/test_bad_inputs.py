@@ -1,0 +1,364 @@
+"""Bad input through the real ``tstam`` command, one row per case of docs/bad_inputs.md.
+
+Each row of ``ROWS`` runs ``tstam.cli.main(argv)`` and checks the exit status, the parts of the
+message that name the value or file and what would be valid, that no traceback is printed, and
+that a refused command (status 2) leaves the folder exactly as it was (outputs are checked before
+any work). Real files: tiny checkpoints (tests/predict_models.py), score files written by
+``save_scores`` and then damaged, the real clips of tests/data.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from predict_models import CLIPS, REAL_VIDEOS, make_checkpoint
+from tstam.checkpoint import load_checkpoint, save_checkpoint
+from tstam.cli import main
+from tstam.engine.scores import ScoreSet, save_scores
+
+CLIP = str(REAL_VIDEOS / CLIPS[0])
+CLASSES = ["a", "b", "c"]
+
+
+def _scores(path: Path, stream: str, *, probs=None, labels=None, ids=None, raw: bool = False) -> Path:
+    """A score file of 6 videos; ``raw`` writes the arrays as given (np.savez), bypassing ScoreSet."""
+    p = np.random.default_rng(0 if stream == "rgb" else 1).dirichlet(np.ones(3), 6).astype(np.float32)
+    probs = p if probs is None else probs
+    labels = np.arange(6) % 3 if labels is None else labels
+    ids = [f"v{i}" for i in range(6)] if ids is None else ids
+    if raw:
+        np.savez(path, video_ids=np.array(ids), labels=labels, probs=probs, logits=np.log(p),
+                 classes=np.array(CLASSES), meta=np.array(f'{{"stream": "{stream}", "split": 1}}'))
+        return path
+    return save_scores(path, ScoreSet(ids, labels, probs, np.log(p), CLASSES, {"stream": stream, "split": 1}))
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("bad")
+    make_checkpoint(d / "rgb.pt", "rgb")
+    make_checkpoint(d / "flow.pt", "flow")
+    st = load_checkpoint(d / "rgb.pt")
+    name = next(k for k, v in st["model"].items() if v.is_floating_point())
+    st["model"][name].view(-1)[0] = float("nan")
+    save_checkpoint(d / "nan_weights.pt", st)
+    st = load_checkpoint(d / "flow.pt")
+    st["flow"] = {"algorithm": "raft", "bound": 20.0, "params": {}}
+    save_checkpoint(d / "raft_flow.pt", st)
+    (d / "truncated.pt").write_bytes((d / "rgb.pt").read_bytes()[:3000])
+    (d / "empty.pt").write_bytes(b"")
+    _scores(d / "rgb.npz", "rgb")
+    _scores(d / "flow.npz", "flow")
+    (d / "empty.npz").write_bytes(b"")
+    (d / "text.npz").write_text("video,label\nv0,1\n")
+    good = np.random.default_rng(1).dirichlet(np.ones(3), 6).astype(np.float32)
+    nan, neg = good.copy(), good.copy()
+    nan[2, 1] = np.nan
+    neg[3] = [-0.5, 1.0, 0.5]
+    _scores(d / "nan.npz", "flow", probs=nan, raw=True)
+    _scores(d / "negative.npz", "flow", probs=neg, raw=True)
+    _scores(d / "shape.npz", "flow", probs=good[:, :2], raw=True)
+    _scores(d / "label.npz", "flow", labels=np.array([0, 1, 2, 0, 7, 2]), raw=True)
+    _scores(d / "dup_ids.npz", "flow", ids=["v0", "v1", "v2", "v1", "v4", "v5"], raw=True)
+    (d / "a_file").write_text("a regular file where a folder is expected\n")
+    return d
+
+
+def _cuda_row() -> tuple[str, list[str]]:
+    """--device for CUDA that this machine does not have, and the reason torch itself gives."""
+    if torch.cuda.is_available():
+        return f"cuda:{torch.cuda.device_count()}", [f"only {torch.cuda.device_count()} CUDA device(s) visible"]
+    reason = "this torch build has no CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
+    return "cuda", ["--device 'cuda'", reason, "use --device cpu"]
+
+
+CUDA_DEV, CUDA_MSG = _cuda_row()
+BLOCKED = "{d}/a_file"  # a path whose parent is a regular file
+READ_ONLY = "/proc/tstam-out"  # a folder no one (root included) can create files in
+
+# (id, argv with {d} = the files folder and {clip} = a real video, exit status, message parts)
+ROWS = [
+    # fuse / report: score files and outputs
+    ("fuse-zero-byte-npz", ["fuse", "{d}/empty.npz", "{d}/flow.npz"], 2,
+     ["empty.npz: an empty file (0 bytes); expected a score file written by tstam test"]),
+    ("fuse-text-file-named-npz", ["fuse", "{d}/text.npz", "{d}/flow.npz"], 2,
+     ["text.npz: not a .npz (zip) file; expected a score file"]),
+    ("fuse-nan-probabilities", ["fuse", "{d}/rgb.npz", "{d}/nan.npz"], 2,
+     ["nan.npz: probs of 1 video(s) hold NaN or infinite values, e.g. v2"]),
+    ("fuse-negative-probabilities", ["fuse", "{d}/rgb.npz", "{d}/negative.npz"], 2,
+     ["negative.npz: probs of 1 video(s) are not probabilities (each in [0, 1], summing to 1), e.g. v3"]),
+    ("fuse-wrong-shape", ["fuse", "{d}/rgb.npz", "{d}/shape.npz"], 2,
+     ["shape.npz: cannot read score file", "probs (6, 2)"]),
+    ("fuse-label-outside-classes", ["fuse", "{d}/rgb.npz", "{d}/label.npz"], 2,
+     ["label.npz: label 7 of v4 is not valid; expected 0-2 (3 classes)"]),
+    ("fuse-repeated-video-id", ["fuse", "{d}/rgb.npz", "{d}/dup_ids.npz"], 2,
+     ["dup_ids.npz: video id 'v1' appears more than once"]),
+    ("fuse-missing-file", ["fuse", "{d}/rgb.npz", "{d}/nothing.npz"], 2, ["nothing.npz: score file not found"]),
+    ("fuse-weights-nan", ["fuse", "{d}/rgb.npz", "{d}/flow.npz", "--weights", "nan", "1"], 2,
+     ["argument --weights: 'nan' is not valid; expected a finite number"]),
+    ("fuse-weights-negative", ["fuse", "{d}/rgb.npz", "{d}/flow.npz", "--weights", "-1", "3"], 2,
+     ["argument --weights: '-1' is not valid; expected a finite number >= 0"]),
+    ("fuse-weights-all-zero", ["fuse", "{d}/rgb.npz", "{d}/flow.npz", "--weights", "0", "0"], 2,
+     ["fusion weights [0.0, 0.0] are not valid; expected finite numbers >= 0, not all 0"]),
+    ("fuse-out-parent-is-a-file", ["fuse", "{d}/rgb.npz", "{d}/flow.npz", "-o", BLOCKED + "/f.npz"], 2,
+     ["a_file: output folder is an existing file"]),
+    ("fuse-out-read-only", ["fuse", "{d}/rgb.npz", "{d}/flow.npz", "-o", READ_ONLY + "/f.npz"], 2,
+     [f"{READ_ONLY}: output folder is not writable"]),
+    ("fuse-out-not-npz", ["fuse", "{d}/rgb.npz", "{d}/flow.npz", "-o", "{d}/fused.txt"], 2,
+     ["fused.txt: expected a .npz file name"]),
+    ("report-zero-byte-npz", ["report", "{d}/rgb.npz", "{d}/empty.npz"], 2, ["empty.npz: an empty file (0 bytes)"]),
+    ("report-nan-probabilities", ["report", "{d}/rgb.npz", "{d}/nan.npz"], 2, ["nan.npz: probs of 1 video(s) hold NaN"]),
+    ("report-weights-inf", ["report", "{d}/rgb.npz", "{d}/flow.npz", "--weights", "inf", "1"], 2,
+     ["argument --weights: 'inf' is not valid; expected a finite number"]),
+    ("report-out-parent-is-a-file", ["report", "{d}/rgb.npz", "{d}/flow.npz", "-o", BLOCKED + "/r.md"], 2,
+     ["a_file: output folder is an existing file"]),
+    # predict / visualize: checkpoints, options, outputs
+    ("predict-weights-inf", ["predict", "{clip}", "--rgb", "{d}/rgb.pt", "--flow", "{d}/flow.pt", "--weights", "inf", "1"],
+     2, ["argument --weights: 'inf' is not valid; expected a finite number"]),
+    ("predict-device-bogus", ["predict", "{clip}", "--rgb", "{d}/rgb.pt", "--device", "bogus"], 2,
+     ["--device 'bogus' is not valid; expected auto, cpu, cuda or cuda:N"]),
+    ("predict-device-cuda-absent", ["predict", "{clip}", "--rgb", "{d}/rgb.pt", "--device", CUDA_DEV], 2, CUDA_MSG),
+    ("predict-top-k-0", ["predict", "{clip}", "--rgb", "{d}/rgb.pt", "-k", "0"], 2,
+     ["argument -k/--top-k: '0' is not valid; expected an integer >= 1"]),
+    ("predict-crops-5", ["predict", "{clip}", "--rgb", "{d}/rgb.pt", "--crops", "5"], 2,
+     ["argument --crops: invalid choice: 5 (choose from 1, 3, 10)"]),
+    ("predict-json-parent-is-a-file", ["predict", "{clip}", "--rgb", "{d}/rgb.pt", "--json", BLOCKED + "/p.json"], 2,
+     ["a_file: output folder is an existing file"]),
+    ("predict-visualize-read-only", ["predict", "{clip}", "--rgb", "{d}/rgb.pt", "--visualize", READ_ONLY], 2,
+     [f"{READ_ONLY}: output folder is not writable"]),
+    ("predict-nan-weights-checkpoint", ["predict", "{clip}", "--rgb", "{d}/nan_weights.pt"], 2,
+     ["nan_weights.pt: non-finite weights (NaN or inf) in backbone.", "use an earlier checkpoint"]),
+    ("predict-truncated-checkpoint", ["predict", "{clip}", "--rgb", "{d}/truncated.pt"], 2,
+     ["truncated.pt: not a readable weights-only PyTorch file: truncated, damaged or not a PyTorch file"]),
+    ("predict-zero-byte-checkpoint", ["predict", "{clip}", "--rgb", "{d}/empty.pt"], 2,
+     ["empty.pt: not a readable weights-only PyTorch file"]),
+    ("predict-unreproducible-flow", ["predict", "{clip}", "--flow", "{d}/raft_flow.pt"], 2,
+     ["raft_flow.pt: flow settings", "cannot be reproduced", "expected an algorithm of ['tvl1', 'dis', 'farneback'"]),
+    ("visualize-out-read-only", ["visualize", "{clip}", "--rgb", "{d}/rgb.pt", "-o", READ_ONLY], 2,
+     [f"{READ_ONLY}: output folder is not writable"]),
+    ("visualize-out-parent-is-a-file", ["visualize", "{clip}", "--rgb", "{d}/rgb.pt", "-o", BLOCKED + "/pics"], 2,
+     ["a_file/pics: output folder is not writable (Not a directory)"]),
+    ("visualize-device-bogus", ["visualize", "{clip}", "--rgb", "{d}/rgb.pt", "-o", "{d}/pics", "--device", "gpu"], 2,
+     ["--device 'gpu' is not valid; expected auto, cpu, cuda or cuda:N"]),
+    # test: parse-time numbers and the device
+    ("test-frames-0", ["test", "--checkpoint", "{d}/rgb.pt", "--frames", "0"], 2,
+     ["argument --frames: '0' is not valid; expected an integer >= 1"]),
+    ("test-chunk-frames-0", ["test", "--checkpoint", "{d}/rgb.pt", "--chunk-frames", "0"], 2,
+     ["argument --chunk-frames: '0' is not valid; expected an integer >= 1"]),
+    ("test-max-memory-mb-0", ["test", "--checkpoint", "{d}/rgb.pt", "--max-memory-mb", "0"], 2,
+     ["argument --max-memory-mb: '0' is not valid; expected a finite number > 0"]),
+    ("test-max-memory-mb-negative", ["test", "--checkpoint", "{d}/rgb.pt", "--max-memory-mb", "-5"], 2,
+     ["argument --max-memory-mb: '-5' is not valid; expected a finite number > 0"]),
+    ("test-device-bogus", ["test", "--checkpoint", "{d}/rgb.pt", "--device", "bogus"], 2,
+     ["--device 'bogus' is not valid; expected auto, cpu, cuda or cuda:N"]),
+    ("test-device-cuda-absent", ["test", "--checkpoint", "{d}/rgb.pt", "--device", CUDA_DEV], 2, CUDA_MSG),
+    # export
+    ("export-segments-0", ["export", "{d}/rgb.pt", "--onnx", "{d}/m.onnx", "--segments", "0"], 2,
+     ["argument --segments: '0' is not valid; expected an integer from 1 to 1024"]),
+    ("export-segments-5000", ["export", "{d}/rgb.pt", "--onnx", "{d}/m.onnx", "--segments", "5000"], 2,
+     ["argument --segments: '5000' is not valid; expected an integer from 1 to 1024"]),
+    ("export-onnx-read-only", ["export", "{d}/rgb.pt", "--safetensors", "{d}/m.safetensors", "--onnx", READ_ONLY + "/m.onnx"],
+     2, [f"{READ_ONLY}: output folder is not writable"]),
+    ("export-wrong-suffix", ["export", "{d}/rgb.pt", "--onnx", "{d}/m.pt"], 2, ["m.pt: expected a .onnx file name"]),
+    ("export-truncated-checkpoint", ["export", "{d}/truncated.pt", "--onnx", "{d}/m.onnx"], 2,
+     ["truncated.pt: not a readable weights-only PyTorch file"]),
+    # train: overrides, YAML, run settings (the store-backed cases are in test_train_* below)
+    ("train-override-unbalanced-list", ["train", "--config", "synthetic_rgb", "data.resize=[40,40"], 2,
+     ["override 'data.resize=[40,40': the value '[40,40' is not valid YAML",
+      "write a list without spaces, data.resize=[a,b], or quote the whole override, 'data.resize=[a, b]'"]),
+    ("train-override-list-split-by-shell", ["train", "--config", "synthetic_rgb", "data.resize=[40,", "40]"], 2,
+     ["override 'data.resize=[40,': the value '[40,' is not valid YAML"]),
+    ("train-override-nan", ["train", "--config", "synthetic_rgb", "optim.lr=nan"], 2,
+     ["optim.lr=nan is not valid; expected a finite number"]),
+    ("train-override-inf", ["train", "--config", "synthetic_rgb", "optim.momentum=.inf"], 2,
+     ["optim.momentum=inf is not valid; expected a finite number"]),
+    ("train-override-not-a-number", ["train", "--config", "synthetic_rgb", "optim.lr=fast"], 2,
+     ["optim.lr: expected a number (e.g. 0.001 or 1e-3), got 'fast'"]),
+    ("train-override-unknown-key", ["train", "--config", "synthetic_rgb", "optim.lrr=0.1"], 2,
+     ["unknown key(s) optim.lrr in optim; valid keys:", "lr,"]),
+    ("train-override-without-equals", ["train", "--config", "synthetic_rgb", "optim.lr"], 2,
+     ["override 'optim.lr' is not of the form key=value"]),
+    ("train-config-missing", ["train", "--config", "{d}/nothing.yaml"], 2, ["nothing.yaml: config file not found"]),
+    ("train-device-bogus", ["train", "--config", "synthetic_rgb", "run.device=tpu"], 2,
+     ["run.device 'tpu' is not valid; expected auto, cpu, cuda or cuda:N"]),
+    ("train-out-dir-is-a-file", ["train", "--config", "synthetic_rgb", "run.out_dir=" + BLOCKED], 2,
+     ["a_file: output folder is an existing file"]),
+    ("train-out-dir-read-only", ["train", "--config", "synthetic_rgb", "run.out_dir=" + READ_ONLY + "/run"], 2,
+     [f"{READ_ONLY}/run: output folder is not writable"]),
+    # synth / demo / ablate
+    ("synth-out-parent-is-a-file", ["synth", "--out", BLOCKED + "/bench", "--preset", "tiny"], 2,
+     ["a_file/bench: output folder is not writable (Not a directory)"]),
+    ("synth-out-read-only", ["synth", "--out", READ_ONLY, "--preset", "tiny"], 2,
+     [f"{READ_ONLY}: output folder is not writable"]),
+    ("synth-override-unbalanced-list", ["synth", "--out", "{d}/bench", "classes=[MoveUp,"], 2,
+     ["override 'classes=[MoveUp,': the value '[MoveUp,' is not valid YAML"]),
+    ("synth-override-nan", ["synth", "--out", "{d}/bench", "noise_std=.nan"], 2,
+     ["noise_std=nan is not valid; expected a finite number"]),
+    ("synth-seed-negative", ["synth", "--out", "{d}/bench", "--seed", "-1"], 2,
+     ["argument --seed: '-1' is not valid; expected an integer >= 0"]),
+    ("demo-out-parent-is-a-file", ["demo", "--out", BLOCKED + "/demo", "--quick"], 2,
+     ["a_file/demo: output folder is not writable (Not a directory)"]),
+    ("demo-epochs-0", ["demo", "--out", "{d}/demo", "--epochs", "0"], 2,
+     ["argument --epochs: '0' is not valid; expected an integer >= 1"]),
+    ("demo-workers-negative", ["demo", "--out", "{d}/demo", "--workers", "-1"], 2,
+     ["argument --workers: '-1' is not valid; expected an integer >= 0"]),
+    ("ablate-out-read-only", ["ablate", "--out", READ_ONLY, "--quick"], 2, [f"{READ_ONLY}: output folder is not writable"]),
+    ("ablate-seeds-not-integers", ["ablate", "--out", "{d}/abl", "--seeds", "0,x"], 2,
+     ["argument --seeds: '0,x' is not valid; expected integers >= 0 separated by commas, e.g. 0,1,2"]),
+    ("ablate-epochs-0", ["ablate", "--out", "{d}/abl", "--epochs", "0"], 2,
+     ["argument --epochs: '0' is not valid; expected an integer >= 1"]),
+    ("ablate-unknown-group", ["ablate", "--out", "{d}/abl", "--only", "heads,colours"], 2,
+     ["ablation group(s) or setting(s) ['colours'] do not exist"]),
+    # extract: parse-time numbers
+    ("extract-max-frames-0", ["extract", "{clip}", "--out", "{d}/frames", "--max-frames", "0"], 2,
+     ["argument --max-frames: '0' is not valid; expected an integer >= 1"]),
+    ("extract-short-side-0", ["extract", "{clip}", "--out", "{d}/frames", "--short-side", "0"], 2,
+     ["argument --short-side: '0' is not valid; expected an integer >= 1"]),
+    ("extract-jpeg-quality-200", ["extract", "{clip}", "--out", "{d}/frames", "--jpeg-quality", "200"], 2,
+     ["argument --jpeg-quality: '200' is not valid; expected an integer from 1 to 100"]),
+    ("extract-bound-inf", ["extract", "{clip}", "--out", "{d}/frames", "--bound", "inf"], 2,
+     ["argument --bound: 'inf' is not valid; expected a finite number"]),
+    ("extract-bound-nan", ["extract", "{clip}", "--out", "{d}/frames", "--bound", "nan"], 2,
+     ["argument --bound: 'nan' is not valid; expected a finite number"]),
+    ("extract-bound-0", ["extract", "{clip}", "--out", "{d}/frames", "--bound", "0"], 2,
+     ["argument --bound: '0' is not valid; expected a finite number > 0"]),
+    ("extract-workers-0", ["extract", "{clip}", "--out", "{d}/frames", "--workers", "0"], 2,
+     ["argument --workers: '0' is not valid; expected an integer >= 1"]),
+    ("extract-size-0x5", ["extract", "{clip}", "--out", "{d}/frames", "--size", "0x5"], 2,
+     ["argument --size: size '0x5' is not valid; expected WIDTHxHEIGHT, e.g. 340x256"]),
+    ("extract-shard-5-of-4", ["extract", "{clip}", "--out", "{d}/frames", "--shard", "5/4"], 2,
+     ["argument --shard: shard '5/4' is not valid; expected i/n with 0 <= i < n, e.g. 0/4"]),
+    # usage
+    ("no-subcommand", [], 2, ["the following arguments are required: COMMAND"]),
+    ("unknown-option", ["fuse", "{d}/rgb.npz", "--wieghts", "1"], 2, ["unrecognized arguments: --wieghts"]),
+]
+
+
+def _tree(d: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(d)): (p.stat().st_size, p.stat().st_mtime_ns) for p in d.rglob("*")}
+
+
+@pytest.mark.parametrize("argv,status,parts", [r[1:] for r in ROWS], ids=[r[0] for r in ROWS])
+def test_refused(files, argv, status, parts, capsys, monkeypatch):
+    monkeypatch.chdir(files)  # a stray relative output would show in the tree
+    before = _tree(files)
+    rc = main([a.format(d=files, clip=CLIP) for a in argv])
+    err = capsys.readouterr().err
+    assert rc == status, err
+    for part in parts:
+        assert part.format(d=files) in err, err
+    assert "Traceback" not in err
+    assert _tree(files) == before  # checked before any work: nothing written, nothing changed
+
+
+def test_docs_table_matches_the_tests():
+    """docs/bad_inputs.md lists every row of ROWS once, and every test it names exists."""
+    import re
+
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "docs" / "bad_inputs.md").read_text()
+    ids = re.findall(r"`test_refused\[([\w-]+)\]`", text)
+    assert sorted(ids) == sorted(r[0] for r in ROWS) and len(set(ids)) == len(ROWS)
+    named = re.findall(r"`(tests/\w+\.py)::(\w+)`", text)
+    assert len(named) > 20
+    for file, name in named:
+        assert re.search(rf"^def {name}\(", (root / file).read_text(), re.M), f"{file}::{name} does not exist"
+
+
+def test_dis_on_frames_too_small_fails_with_our_message(tmp_path):
+    """OpenCV's DIS crashes the whole process (segfault) on 100x12 frames: run in a subprocess, so
+    that a regression fails this test instead of killing the suite."""
+    from cli_subprocess import run_tstam
+
+    res = run_tstam(["extract", CLIP, "--out", str(tmp_path / "frames"), "--size", "100x12", "--flow", "dis",
+                     "--max-frames", "3", "--no-progress"])
+    assert res.returncode == 1, res.stderr
+    assert (f"FAILED {CLIP}: 100x12 frames are too small for dis optical flow (preset medium), which needs at least "
+            "16x16 px") in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_config_numbers_in_scientific_notation_are_accepted(tmp_path, capsys):
+    """YAML 1.1 reads 1e-3 (no dot) as a string; overrides and YAML files take it as a number."""
+    import yaml
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("optim:\n  lr: 1e-3\n  weight_decay: 5E-4\n")
+    assert main(["train", "--config", str(cfg), "optim.lr=2.5e-2", "optim.momentum=9e-1", "--print-config"]) == 0
+    optim = yaml.safe_load(capsys.readouterr().out)["optim"]
+    assert (optim["lr"], optim["weight_decay"], optim["momentum"]) == (0.025, 0.0005, 0.9)
+    assert main(["train", "--config", str(cfg), "--print-config"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["optim"]["lr"] == 0.001
+    cfg.write_text("optim:\n  lr: .nan\n")
+    assert main(["train", "--config", str(cfg)]) == 2
+    assert "optim.lr=nan is not valid; expected a finite number" in capsys.readouterr().err
+
+
+def test_test_output_checked_before_scoring(tmp_path, capsys):
+    """``tstam test -o`` into a blocked path fails before any video is scored (no confusion matrix,
+    no score file), with a real trained checkpoint."""
+    _, cfg = _train_config(tmp_path)
+    assert main(["train", "--config", str(cfg), "run.max_steps=1"]) == 0
+    (tmp_path / "a_file").write_text("x")
+    before = sorted(p.name for p in (tmp_path / "run").iterdir())
+    assert main(["test", "--checkpoint", str(tmp_path / "run" / "last.pt"), "-o", str(tmp_path / "a_file" / "s.npz"),
+                 "--frames", "2", "--crops", "1"]) == 2
+    assert f"{tmp_path / 'a_file'}: output folder is an existing file" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == before
+    # a run trained at another width cannot be resumed: the message names the key and both values
+    assert main(["train", "--config", str(cfg), "model.width_mult=0.25", "--resume"]) == 2
+    assert "width_mult 0.125 vs 0.25" in capsys.readouterr().err
+
+
+def test_same_file_name_in_two_folders_gets_two_pictures(files, tmp_path, capsys):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        shutil.copy(CLIP, tmp_path / folder / "clip.avi")
+    videos = [str(tmp_path / "a" / "clip.avi"), str(tmp_path / "b" / "clip.avi")]
+    assert main(["visualize", *videos, "--rgb", str(files / "rgb.pt"), "-o", str(tmp_path / "v"),
+                 "--animation", "none"]) == 0
+    assert sorted(p.name for p in (tmp_path / "v").iterdir()) == ["a_clip_attention.png", "b_clip_attention.png"]
+    assert main(["predict", *videos, "--rgb", str(files / "rgb.pt"), "--visualize", str(tmp_path / "p"),
+                 "--animation", "none"]) == 0
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["a_clip_attention.png", "b_clip_attention.png"]
+    out = capsys.readouterr().out
+    assert f"{tmp_path / 'v' / 'a_clip_attention.png'}" in out and f"{tmp_path / 'v' / 'b_clip_attention.png'}" in out
+
+
+def _train_config(tmp_path: Path, **sections) -> tuple[dict, Path]:
+    """A tiny run on a real frame store (tests/engine_store.py), written as YAML."""
+    from engine_store import make_store, tiny_config
+    import yaml
+
+    store = make_store(tmp_path / "store", n_train=4, n_test=4)
+    cfg = tiny_config(store, tmp_path / "run", **{"optim": {"epochs": 1}, "run": {"eval_every": 0}, **sections})
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return store, path
+
+
+def test_test_clips_inside_the_train_list_are_refused(tmp_path, capsys):
+    store, cfg = _train_config(tmp_path)
+    test_lines = store["test"].read_text().splitlines()[1:3]
+    with open(store["train"], "a") as f:
+        f.write("\n".join(test_lines) + "\n")
+    assert main(["train", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    ids = sorted(line.split(",")[0] for line in test_lines)
+    assert (f"2 video(s) are in both the training list {store['train']} and the test list {store['test']}, "
+            f"e.g. {', '.join(ids)}; a model must not train on its test videos") in err
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_repeated_train_lines_warn_naming_them(tmp_path, caplog):
+    store, cfg = _train_config(tmp_path)
+    lines = store["train"].read_text().splitlines()
+    store["train"].write_text("\n".join([*lines, lines[2]]) + "\n")  # line 6 repeats line 3
+    assert main(["train", "--config", str(cfg), "run.max_steps=1"]) == 0
+    vid = lines[2].split(",")[0]
+    assert (f"{store['train']}: 1 repeated line(s) ignored, each video is used once: {store['train']}:6 repeats "
+            f"{store['train']}:3 ({vid})") in caplog.text

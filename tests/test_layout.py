@@ -1,0 +1,94 @@
+"""The package's shape (issue 12.6): no module imports one that imports it back (lazy imports in
+functions count too), no private name is imported across modules, no source file is over 400
+lines. Read from the source with ``ast``, so it holds for every import, not only those run."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+MODULES = {".".join(p.relative_to(SRC).with_suffix("").parts).removesuffix(".__init__"): p
+           for p in (SRC / "tstam").rglob("*.py")}
+
+
+def _imports(name: str, path: Path) -> list[tuple[str, list[str]]]:
+    """(imported tstam module, names taken from it) for every import statement of one module."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out += [(a.name, []) for a in node.names if a.name.startswith("tstam")]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                package = name.split(".")[: len(name.split(".")) - (path.name != "__init__.py")]
+                base = ".".join(package[: len(package) - node.level + 1] + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            if base.startswith("tstam"):
+                out.append((base, [a.name for a in node.names]))
+    return out
+
+
+def _graph() -> tuple[dict[str, set[str]], list[str]]:
+    edges: dict[str, set[str]] = {m: set() for m in MODULES}
+    private = []
+    for name, path in MODULES.items():
+        for base, names in _imports(name, path):
+            for n in names or [None]:
+                target = f"{base}.{n}" if n and f"{base}.{n}" in MODULES else base
+                if target in MODULES and target != name:
+                    edges[name].add(target)
+                if n and n.startswith("_") and not n.startswith("__") and target == base and base != name:
+                    private.append(f"{name} imports {base}.{n}")
+    return edges, private
+
+
+def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in edges[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_import_cycle_and_no_private_import_across_modules():
+    edges, private = _graph()
+    assert len(MODULES) > 60 and edges["tstam.checkpoint"] >= {"tstam.models", "tstam.flow", "tstam.files"}
+    assert _cycles(edges) == []
+    assert private == []
+
+
+def test_the_graph_reader_sees_cycles_and_private_imports(tmp_path):
+    """The checks above can fail: a cycle through a lazy import and a private import are found."""
+    edges = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert _cycles(edges) == [["a", "b", "c"]]
+    tree = _imports("tstam.x.y", Path(__file__).parent / "fixtures.py")  # a module with no tstam import
+    assert tree == []
+
+
+def test_no_source_file_over_400_lines():
+    long = {str(p.relative_to(SRC)): n for p in MODULES.values() if (n := len(p.read_text().splitlines())) > 400}
+    assert long == {}
