@@ -144,6 +144,10 @@ def test_run_folders_carry_the_budget_and_settings_reach_model_and_data(tmp_path
     assert aux.model.frame_pool == "alpha" and aux.model.temporal_aux_weight == 1.0
     loc = train_config(AblateConfig(out=str(tmp_path), preset="localized"), GROUPS["baselines"].settings[1], 0)
     assert loc.model.head == "tsn" and loc.model.num_classes == 12
+    n8 = AblateConfig(out=str(tmp_path), demo_overrides={"num_segments": 8})  # tstam ablate --segments 8
+    t8 = train_config(n8, GROUPS["baselines"].settings[1], 2)
+    assert t8.model.num_segments == 8 and Path(t8.run.out_dir).name == "flow_head-tsn_e36_n8_s2"  # never a 4-segment run's folder
+    assert train_config(n8, seg[0], 0, short=True).model.num_segments == 3  # the segments group still sets its own
 
 
 def test_bad_settings_are_named():

@@ -125,13 +125,17 @@ def _key(setting: Setting) -> str:
 
 
 def train_config(cfg: AblateConfig, setting: Setting, seed: int, *, short: bool = False) -> Any:
-    """The ``TrainConfig`` of one run: ``runs/<stream>_<variant>_e<epochs>_s<seed>`` under ``out``."""
+    """The ``TrainConfig`` of one run: ``runs/<stream>_<variant>_e<epochs>[_n<segments>]_s<seed>`` under ``out``."""
     from tstam.demo import stream_config
     from tstam.engine.config import load_train_config
 
     base = stream_config(demo_config(cfg, short=short), setting.stream)
     tcfg = load_train_config(base.to_dict(), list(setting.overrides))
     name = "ref" if tcfg.model == base.model else _key(setting)  # e.g. heads=4 is the reference itself
-    out = Path(cfg.out) / "runs" / f"{setting.stream}_{name}_e{base.optim.epochs}_s{seed}"
+    from tstam.demo import DemoConfig
+
+    n = base.model.num_segments  # the folder-wide --segments, when not the demo's: then in the run's name
+    seg = "" if n == DemoConfig.num_segments else f"_n{n}"
+    out = Path(cfg.out) / "runs" / f"{setting.stream}_{name}_e{base.optim.epochs}{seg}_s{seed}"
     return load_train_config(tcfg.to_dict(), [f"run.seed={seed}", f"run.out_dir={out}",
                                               f"run.eval_every={base.optim.epochs}"])

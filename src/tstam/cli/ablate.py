@@ -30,6 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="epochs of the baselines, options and fusion runs (default: the demo recipe's, flow 36, RGB 8)")
     p.add_argument("--short-epochs", type=positive_int, default=None,
                    help="epochs of the segments, heads, SE and design runs (default: 12)")
+    p.add_argument("--segments", type=positive_int, default=None,
+                   help="training segments of every run (default: the demo's 4); a folder holds one value")
     p.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: one per core)")
     p.add_argument("--quick", action="store_true", help="tiny benchmark, one epoch per run (tests)")
     p.add_argument("--tables-only", action="store_true",
@@ -44,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
                             ("threads", args.threads)) if v is not None}
     cfg = AblateConfig(out=args.out, preset=args.preset, seeds=args.seeds,
                        only=[g.strip() for g in args.only.split(",") if g.strip()], quick=args.quick,
-                       train=not args.tables_only, **kw)
+                       train=not args.tables_only,
+                       demo_overrides={"num_segments": args.segments} if args.segments else {}, **kw)
     table = run_ablation(cfg, on_row=lambda r: print(f"{r['group']}: {r['setting']} seed {r['seed']}: "
                                                       f"top-1 {100 * r['top1']:.1f} %", flush=True))
     print(table.read_text())

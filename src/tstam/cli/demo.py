@@ -21,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=positive_int, default=None, help="epochs per stream (default: the recipe's, RGB 8, flow 36; quick: 6)")
     p.add_argument("--crops", type=int, choices=(1, 3, 10), default=None, help="test crops (default: 1)")
     p.add_argument("--flow", choices=("dis", "farneback", "tvl1"), default=None,
-                   help="optical flow algorithm (default: dis; tvl1 is the paper's and ~17x slower)")
+                   help="optical flow algorithm (default: dis; tvl1 is the paper's, 23x slower per frame pair in benchmarks/bench_flow.py)")
     p.add_argument("--paper", action="store_true",
                    help="the paper's model: its equations for both streams (no options beyond the paper) and fusion "
                         "RGB:flow = 1:3; its runs, scores and report go beside the default's in --out, and each "

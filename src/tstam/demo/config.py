@@ -40,7 +40,7 @@ class DemoConfig:
     synth_preset: str = "demo"              # tstam.synthetic preset (quick: "tiny")
     synth_overrides: dict[str, Any] = field(default_factory=dict)  # SynthConfig fields changed from the preset
     frame_size: int = 80                    # frames and flow are extracted at this square size (flow is cheaper)
-    flow: FlowAlgorithm = "dis"             # DIS: ~17x faster than TV-L1 here (README)
+    flow: FlowAlgorithm = "dis"             # DIS: 23x faster than TV-L1 (README, benchmarks/bench_flow.py)
     flow_bound: float = 4.0                 # px; flow clipped to +-this, then 0-255 (TSN's 20 is for 340x256 frames)
     input_size: int = 64                    # network crop (multiple of 32)
     width_mult: float = 0.25                # backbone width (1.0 = BN-Inception)
