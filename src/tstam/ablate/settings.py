@@ -132,10 +132,8 @@ def train_config(cfg: AblateConfig, setting: Setting, seed: int, *, short: bool 
     base = stream_config(demo_config(cfg, short=short), setting.stream)
     tcfg = load_train_config(base.to_dict(), list(setting.overrides))
     name = "ref" if tcfg.model == base.model else _key(setting)  # e.g. heads=4 is the reference itself
-    from tstam.demo import DemoConfig
-
-    n = base.model.num_segments  # the folder-wide --segments, when not the demo's: then in the run's name
-    seg = "" if n == DemoConfig.num_segments else f"_n{n}"
+    n = cfg.demo_overrides.get("num_segments")  # the folder-wide --segments, when given: in the run's name
+    seg = f"_n{n}" if n else ""
     out = Path(cfg.out) / "runs" / f"{setting.stream}_{name}_e{base.optim.epochs}{seg}_s{seed}"
     return load_train_config(tcfg.to_dict(), [f"run.seed={seed}", f"run.out_dir={out}",
                                               f"run.eval_every={base.optim.epochs}"])
