@@ -9,7 +9,7 @@ import pytest
 
 from tstam.cli import main
 from tstam.config import ConfigError
-from tstam.demo import DemoConfig, intervention_weights, run_demo, snippet_centres, stream_config
+from tstam.demo import DemoConfig, intervention_weights, run_demo, snippet_centres, stream_config, window_miss_rate
 from tstam.demo.report import alpha_panel, plot_alpha_windows
 
 
@@ -145,3 +145,21 @@ def test_snippet_centres():
     np.testing.assert_allclose(snippet_centres(32, "rgb", 4, 1), [4, 12, 20, 28])
     c = snippet_centres(32, "flow", 4, 5)          # 31 fields, 27 starts
     assert c[0] == pytest.approx(3 + 2.5) and (c > 0).all() and (c <= 31).all()
+
+
+def test_window_miss_rate_matches_the_sampling_probability():
+    """One clip of 40 RGB frames with the action in frames [10, 20): with one segment the snippet
+    start is uniform over 0..39, so P(miss) = 30/40; with two segments ([0, 20) and [20, 40)) only
+    the first can hit, P(miss) = 10/20; a window of the whole clip is never missed."""
+    from types import SimpleNamespace
+
+    def ann(window):
+        return {"v": SimpleNamespace(split="train", window=window, num_frames=40),
+                "t": SimpleNamespace(split="test", window=(0, 1), num_frames=40)}  # test clips do not count
+
+    kw = dict(modality="rgb", new_length=1, draws=4000)
+    assert window_miss_rate(ann((10, 20)), num_segments=1, **kw) == pytest.approx(0.75, abs=0.03)
+    assert window_miss_rate(ann((10, 20)), num_segments=2, **kw) == pytest.approx(0.5, abs=0.03)
+    assert window_miss_rate(ann((0, 40)), num_segments=1, **kw) == 0.0
+    with pytest.raises(ValueError, match="draws"):
+        window_miss_rate(ann((0, 40)), num_segments=1, modality="rgb", new_length=1, draws=0)

@@ -6,10 +6,11 @@ testing with reuse, and the attention analysis (issue 13).
     result = run_demo(DemoConfig.make(out="demo"))
     print(result.report, result.top1)
 """
-from .analysis import INTERVENTIONS, analyse_stream, group_accuracy, intervention_weights, snippet_centres
+from .analysis import (INTERVENTIONS, analyse_stream, group_accuracy, intervention_weights, snippet_centres,
+                       window_miss_rate)
 from .config import DemoConfig, demo_threads, recipe_path, stream_config, synth_config
 from .pipeline import DemoResult, prepare_data, run_demo, test_stream, torch_threads, train_stream
 
 __all__ = ["DemoConfig", "DemoResult", "run_demo", "stream_config", "synth_config", "recipe_path", "demo_threads",
            "prepare_data", "train_stream", "test_stream", "torch_threads", "INTERVENTIONS", "analyse_stream",
-           "group_accuracy", "intervention_weights", "snippet_centres"]
+           "group_accuracy", "intervention_weights", "snippet_centres", "window_miss_rate"]

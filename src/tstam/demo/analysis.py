@@ -29,11 +29,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from tstam.data.sampling import test_indices
+from tstam.data.sampling import test_indices, train_indices
 from tstam.engine import metrics
 from tstam.engine.scores import ScoreSet
 
-__all__ = ["INTERVENTIONS", "group_accuracy", "snippet_centres", "intervention_weights", "analyse_stream"]
+__all__ = ["INTERVENTIONS", "group_accuracy", "snippet_centres", "window_miss_rate", "intervention_weights",
+           "analyse_stream"]
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +51,37 @@ def group_accuracy(scores: ScoreSet, annotations: Mapping[str, Any]) -> dict[str
     return out
 
 
-def snippet_centres(num_frames: int, modality: str, num_snippets: int, new_length: int) -> np.ndarray:
-    """Centre frame (float) of each test snippet of a clip with ``num_frames`` RGB frames.
+def snippet_centres(num_frames: int, modality: str, num_snippets: int, new_length: int,
+                    rng: np.random.Generator | None = None) -> np.ndarray:
+    """Centre frame (float) of each snippet of a clip with ``num_frames`` RGB frames: the test
+    protocol's ``num_snippets`` evenly spaced ones, or with ``rng`` one training draw (TSN: one
+    random snippet per segment, ``num_snippets`` segments).
 
     A flow field k lies between frames k and k+1, so a flow snippet of fields s .. s+L-1 spans
     frames s .. s+L and is centred on s + L/2; an RGB snippet of frames s .. s+L-1 on s + (L-1)/2.
     """
     items = num_frames if modality == "rgb" else num_frames - 1
-    starts = test_indices(items, num_snippets, new_length).astype(np.float64)
+    starts = (test_indices(items, num_snippets, new_length) if rng is None
+              else train_indices(items, num_snippets, new_length, rng)).astype(np.float64)
     return starts + ((new_length - 1) / 2 if modality == "rgb" else new_length / 2)
+
+
+def window_miss_rate(annotations: Mapping[str, Any], *, num_segments: int, modality: str, new_length: int,
+                     draws: int = 20, seed: int = 0) -> float:
+    """Share of training draws (``draws`` per training clip of ``annotations``) in which no sampled
+    snippet's centre lies inside the clip's action window: clips a model then learns from idle
+    frames only, whatever its attention does."""
+    rng = np.random.default_rng(seed)
+    train = [a for a in annotations.values() if a.split == "train"]
+    if not train or draws < 1:
+        raise ValueError(f"need training clips and draws >= 1 (got {len(train)} clips, draws={draws})")
+    miss = 0
+    for a in train:
+        lo, hi = a.window
+        for _ in range(draws):
+            c = snippet_centres(int(a.num_frames), modality, num_segments, new_length, rng)
+            miss += not bool(((c >= lo) & (c < hi)).any())
+    return miss / (len(train) * draws)
 
 
 def intervention_weights(name: str, alpha: np.ndarray, inside: np.ndarray) -> np.ndarray:
