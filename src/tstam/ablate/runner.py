@@ -1,6 +1,6 @@
 """Training, testing and analysing the grid's runs; each finished run is reused.
 
-Every run writes ``runs/<stream>_<variant>_e<epochs>_s<seed>/`` (checkpoint, ``done.json``,
+Every run writes ``runs/<stream>_<variant>_e<epochs>[<overrides>]_s<seed>/`` (checkpoint, ``done.json``,
 ``scores.npz``) and, last, ``row.json``: its top-1, size, training time and the analysis of
 ``tstam.demo.analyse_stream`` (where alpha looks, interventions, per-frame evidence). The tables
 are rebuilt from every ``row.json`` on disk, so a grid can be stopped and continued, run in parts

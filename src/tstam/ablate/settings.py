@@ -124,16 +124,21 @@ def _key(setting: Setting) -> str:
                     ).replace("[]", "none")
 
 
+def _overrides_tag(cfg: AblateConfig) -> str:
+    """The folder-wide ``demo_overrides`` in a run's name (``--segments 8`` -> ``_n8``), so that runs
+    with other overrides never share (and overwrite) a folder."""
+    short = {"num_segments": "n"}
+    return "".join(f"_{short[k]}{v}" if k in short else f"_{k}-{v}" for k, v in sorted(cfg.demo_overrides.items()))
+
+
 def train_config(cfg: AblateConfig, setting: Setting, seed: int, *, short: bool = False) -> Any:
-    """The ``TrainConfig`` of one run: ``runs/<stream>_<variant>_e<epochs>[_n<segments>]_s<seed>`` under ``out``."""
+    """The ``TrainConfig`` of one run: ``runs/<stream>_<variant>_e<epochs>[<overrides>]_s<seed>`` under ``out``."""
     from tstam.demo import stream_config
     from tstam.engine.config import load_train_config
 
     base = stream_config(demo_config(cfg, short=short), setting.stream)
     tcfg = load_train_config(base.to_dict(), list(setting.overrides))
     name = "ref" if tcfg.model == base.model else _key(setting)  # e.g. heads=4 is the reference itself
-    n = cfg.demo_overrides.get("num_segments")  # the folder-wide --segments, when given: in the run's name
-    seg = f"_n{n}" if n else ""
-    out = Path(cfg.out) / "runs" / f"{setting.stream}_{name}_e{base.optim.epochs}{seg}_s{seed}"
+    out = Path(cfg.out) / "runs" / f"{setting.stream}_{name}_e{base.optim.epochs}{_overrides_tag(cfg)}_s{seed}"
     return load_train_config(tcfg.to_dict(), [f"run.seed={seed}", f"run.out_dir={out}",
                                               f"run.eval_every={base.optim.epochs}"])

@@ -118,8 +118,7 @@ def _same_recipe(done: Any, want: dict[str, Any]) -> bool:
 def train_stream(tcfg: Any, label: str, reused: list[str]) -> Path:
     """Train one stream as ``tcfg`` says, unless ``run.out_dir/done.json`` holds the same recipe.
 
-    Returns the checkpoint (``last.pt``: the end of the schedule; ``best.pt`` was chosen on the
-    test clips and is not used here)."""
+    Returns the checkpoint (``last.pt``: the end of the schedule)."""
     from tstam.engine.train import fit
 
     out = Path(tcfg.run.out_dir)
