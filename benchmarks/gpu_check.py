@@ -41,6 +41,7 @@ import argparse
 import json
 import sys
 import time
+import traceback
 import warnings
 from dataclasses import asdict
 from pathlib import Path
@@ -226,11 +227,10 @@ def gpu_flow_rows(dev: torch.device, tiny: bool) -> list[Row]:
     return rows
 
 
-def print_table(rows: list[Row]) -> None:
-    print("| section | case | value | goal | ok |")
-    print("|---|---|---|---|---|")
+def print_rows(rows: list[Row]) -> None:
     for r in rows:
-        print(f"| {r.section} | {r.case} | {r.value} | {r.goal} | {'' if r.ok is None else 'yes' if r.ok else 'NO'} |")
+        print(f"| {r.section} | {r.case} | {r.value} | {r.goal} | {'' if r.ok is None else 'yes' if r.ok else 'NO'} |",
+              flush=True)
 
 
 def main() -> int:
@@ -263,15 +263,24 @@ def main() -> int:
                 ("conv", lambda: check_grouped_conv(dev, s)), ("ddp", lambda: check_ddp(Path(__file__), s, args.device, args.tiny)),
                 ("protocol", lambda: check_protocol(dev, s, args.max_memory_mb)), ("loader", lambda: check_loader(s, rates)),
                 ("recognizer", lambda: check_recognizer(dev)), ("gpu flow", lambda: gpu_flow_rows(dev, args.tiny))]
+    # a one-shot run on a lent machine: each section's rows are printed (and the JSON rewritten) as soon as
+    # it ends, and a section that raises becomes a failed row instead of losing the sections after it
+    print("| section | case | value | goal | ok |\n|---|---|---|---|---|", flush=True)
+    print_rows(rows)
     for label, section in sections:
         t = time.perf_counter()
-        rows += section()
+        try:
+            new = section()
+        except Exception as e:  # noqa: BLE001 - reported as a failed row, the check goes on
+            traceback.print_exc()
+            new = [Row(label, "section raised", f"{type(e).__name__}: {e}"[:600], "runs", False)]
         print(f"{label}: {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
-    rows.append(Row("0 machine", "whole check", f"{time.perf_counter() - t0:.0f} s", "< 480 s on one H100",
-                    None if args.tiny else time.perf_counter() - t0 < 480))
-    print_table(rows)
-    if args.json:
-        Path(args.json).write_text(json.dumps([asdict(r) for r in rows], indent=1))
+        new += [Row("0 machine", "whole check", f"{time.perf_counter() - t0:.0f} s", "< 480 s on one H100",
+                    None if args.tiny else time.perf_counter() - t0 < 480)] if label == sections[-1][0] else []
+        print_rows(new)
+        rows += new
+        if args.json:
+            Path(args.json).write_text(json.dumps([asdict(r) for r in rows], indent=1))
     return 1 if any(r.ok is False for r in rows) else 0
 
 

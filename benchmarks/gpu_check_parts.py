@@ -162,7 +162,8 @@ def check_ddp(script: Path, s: Sizes, device: str, tiny: bool) -> list[Row]:
                "--_ddp", str(out), "--device", device, *(["--tiny"] if tiny else [])]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
-                              env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(str(ROOT / d) for d in ("src", "tests", "benchmarks")),
+                              env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(
+                                  [str(ROOT / d) for d in ("src", "tests", "benchmarks")] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]),
                                    "CUBLAS_WORKSPACE_CONFIG": ":4096:8"})  # deterministic cuBLAS
         if proc.returncode != 0:
             return [Row("5 DDP", f"torchrun {procs} processes", "failed: " + proc.stderr[-600:].replace("\n", " "),
