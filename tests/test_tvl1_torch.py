@@ -251,7 +251,15 @@ def test_flow_pairs_on_a_device(device: str, clips: list[np.ndarray]) -> None:
         assert torch.get_num_threads() == 2  # one thread inside, restored after
     finally:
         torch.set_num_threads(1)
-    np.testing.assert_allclose(out, compute_flow(g, cfg), atol=1e-5)
+    ref = compute_flow(g, cfg)                                     # the same solver on the CPU
+    if device == "cpu":
+        np.testing.assert_allclose(out, ref, atol=1e-5)
+    else:
+        # CUDA's float32 kernels round differently (fused multiply-adds, grid_sample), and the solver's
+        # thresholds and median filter turn last-bit differences into whole pixels at a few places:
+        # on an H200, 11.7 % of the values differed by more than 1e-5 px, the worst by 4.4 px. The
+        # contract is the flow field: mean end-point difference 10x below the OpenCV tolerance above.
+        assert max(_epe(o, r) for o, r in zip(out, ref)) <= 0.01
 
 
 def test_bad_devices_and_inputs_are_named() -> None:

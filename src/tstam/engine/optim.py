@@ -18,14 +18,18 @@ if TYPE_CHECKING:
 __all__ = ["build_optimizer", "build_scheduler", "apply_bn_mode", "convert_sync_bn", "current_lr"]
 
 
-def build_optimizer(model: nn.Module, cfg: "OptimConfig") -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, cfg: "OptimConfig", *, grad_scaler: bool = False) -> torch.optim.Optimizer:
     """SGD (or AdamW) over ``model.optim_groups()``; group lr = lr x lr_mult, decay = wd x decay_mult.
 
     With ``cfg.tsn_multipliers=False`` every group gets multiplier 1 (plain SGD, all decayed).
     AdamW uses ``momentum`` as beta1 and decays decoupled from the gradient (its weight decay is
     multiplied by the lr, so it needs a larger value than SGD's L2 term for the same effect).
-    On CUDA the fused implementation is used: one kernel per step, and with an fp16 gradient
-    scaler no host sync (the scaler hands its inf check to the kernel instead of reading it).
+    On CUDA the fused implementation is used (one kernel per step), except SGD under an fp16
+    gradient scaler (``grad_scaler=True``): torch's fused SGD, handed the scaler's inf check,
+    leaves the momentum buffers uninitialised when the first step overflows (the scaler's
+    usual start) and later steps read that garbage (NaN weights; found by the GPU check on an
+    H200 with torch 2.11, and reproduced on the CPU with 2.13 by ``tests/test_optim_fused.py``).
+    Unfused, the scaler skips such steps itself, at the cost of one host read per step.
     """
     groups = []
     for g in model.optim_groups():
@@ -35,7 +39,8 @@ def build_optimizer(model: nn.Module, cfg: "OptimConfig") -> torch.optim.Optimiz
         if params:
             groups.append({"params": params, "lr": cfg.lr * lr_mult, "weight_decay": cfg.weight_decay * decay_mult,
                            "name": g["name"], "lr_mult": lr_mult, "decay_mult": decay_mult})
-    fused = {"fused": True} if groups and all(p.is_cuda for g in groups for p in g["params"]) else {}
+    on_cuda = bool(groups) and all(p.is_cuda for g in groups for p in g["params"])
+    fused = {"fused": True} if on_cuda and not (cfg.optimizer == "sgd" and grad_scaler) else {}
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999), weight_decay=cfg.weight_decay, **fused)
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, **fused)

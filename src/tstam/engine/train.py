@@ -102,7 +102,7 @@ def prepare_run(cfg: TrainConfig, model: nn.Module, device: torch.device) -> Tra
         model.to(memory_format=torch.channels_last)
         model.channels_last = True  # the frames too, not only the weights
     amp = resolve_amp(device, cfg.run.amp)
-    optimizer = build_optimizer(model, cfg.optim)
+    optimizer = build_optimizer(model, cfg.optim, grad_scaler=amp == "fp16")
     scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
     return TrainRun(cfg, model, optimizer, build_scheduler(optimizer, cfg.optim), scaler, amp, device,
                     StepMeter(device))
@@ -285,7 +285,10 @@ def _build(cfg: TrainConfig, dist: DistInfo, device: torch.device, resume: str |
 
 def _restore(run: TrainRun, ckpt: dict[str, Any]) -> None:
     """Optimiser, scheduler, scaler, state, sampler position, this rank's RNG and the epoch's sums."""
+    fused = [g.get("fused") for g in run.optimizer.param_groups]
     run.optimizer.load_state_dict(ckpt["optimizer"])
+    for g, f in zip(run.optimizer.param_groups, fused):  # the saved groups carry the saving run's choice
+        g["fused"] = f
     run.scheduler.load_state_dict(ckpt["scheduler"])
     if run.scaler is not None and ckpt.get("scaler"):
         run.scaler.load_state_dict(ckpt["scaler"])

@@ -43,7 +43,8 @@ def merge_parallel_1x1(backbone: nn.Module) -> nn.Module:
         convs = [getattr(backbone, k) for k in keys]
         if any(not isinstance(getattr(backbone, f"{k}_bn"), nn.Identity) for k in keys):
             raise ValueError("merge_parallel_1x1 needs BN folded first (fold_bn)")
-        merged = nn.Conv2d(convs[0].in_channels, sum(c.out_channels for c in convs), 1)
+        w = convs[0].weight  # the merged conv lives where the model does (a new module would be float32 on the CPU)
+        merged = nn.Conv2d(convs[0].in_channels, sum(c.out_channels for c in convs), 1, device=w.device, dtype=w.dtype)
         merged.weight.copy_(torch.cat([c.weight for c in convs]))
         merged.bias.copy_(torch.cat([c.bias for c in convs]))
         backbone.add_module(f"{p}_1x1s", merged)

@@ -1,0 +1,60 @@
+"""Why ``build_optimizer`` does not fuse SGD under an fp16 gradient scaler (and keeps fusing AdamW).
+
+The GPU check (H200, torch 2.11) found fp16 training ending in NaN. The cause is torch's fused SGD:
+handed the scaler's inf check, it skips an overflowing step, but on the first step it has already
+made its momentum buffers with ``empty_like`` and leaves them uninitialised; the next step reads
+them. The same happens with the CPU fused kernel, so this canary runs here: it checks the contract
+of ``GradScaler`` (an overflowing step changes neither the weights nor the optimiser's state) on
+torch's own optimisers. If torch fixes fused SGD, the first test fails and says so: fusing can come
+back. ``tests/test_engine_gpu.py`` checks the optimiser the engine builds, on a GPU."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def poisoned_uninitialised_memory():
+    """``torch.empty*`` fill floats with NaN (torch's own switch), so that reading memory nobody wrote
+    shows up every time instead of depending on what the allocator hands back."""
+    before = torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory
+    torch.use_deterministic_algorithms(True)
+    torch.utils.deterministic.fill_uninitialized_memory = True
+    yield
+    torch.use_deterministic_algorithms(before[0])
+    torch.utils.deterministic.fill_uninitialized_memory = before[1]
+
+
+def _overflow_then_finite(opt_cls, **kw) -> tuple[bool, bool]:
+    """(the overflowing first step left the weights untouched, the next finite step is finite)."""
+    torch.manual_seed(0)
+    p = torch.nn.Parameter(torch.randn(64))
+    opt = opt_cls([p], lr=0.1, **kw)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**16)
+    w0 = p.detach().clone()
+    bad = torch.ones(64)
+    bad[0] = float("inf")
+    for weights in (bad, torch.ones(64)):
+        opt.zero_grad(set_to_none=True)
+        scaler.scale((p * weights).sum()).backward()
+        scaler.unscale_(opt)
+        scaler.step(opt)
+        scaler.update()
+        if weights is bad:
+            untouched = torch.equal(p.detach(), w0)
+    return untouched, bool(torch.isfinite(p).all())
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_sgd_momentum_survives_an_overflowing_first_step_only_unfused(fused):
+    untouched, finite = _overflow_then_finite(torch.optim.SGD, momentum=0.9, fused=fused)
+    if fused:
+        assert not (untouched and finite), ("torch's fused SGD now survives a skipped first step: "
+                                            "build_optimizer may fuse SGD under a gradient scaler again")
+    else:
+        assert untouched and finite
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_adamw_survives_an_overflowing_first_step(fused):
+    assert _overflow_then_finite(torch.optim.AdamW, fused=fused) == (True, True)
