@@ -36,7 +36,10 @@ log = logging.getLogger(__name__)
 
 @torch.no_grad()
 def frame_activation_bytes(model: nn.Module) -> int:
-    """Estimated inference memory per frame: 3 x the largest module output for one frame (float32)."""
+    """Estimated inference memory per frame: 3 x the largest module output for one frame (float32),
+    plus the input as ``predict_views`` holds it (uint8 and two float32 copies while normalising).
+    Without the input term a flow chunk (10 channels) used 1.10 x its budget on an H200
+    (``benchmarks/gpu_check.py``, section 6)."""
     cfg = model.cfg
     largest = [0]
 
@@ -52,7 +55,7 @@ def frame_activation_bytes(model: nn.Module) -> int:
     finally:
         for h in handles:
             h.remove()
-    return 3 * 4 * largest[0]
+    return 3 * 4 * largest[0] + (1 + 2 * 4) * cfg.in_chans * cfg.input_size ** 2
 
 
 def chunk_frames_for(model: nn.Module, *, frames: int, max_memory_mb: float) -> int:
