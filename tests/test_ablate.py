@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tstam.ablate import (
-    CLAIMS, GROUPS, AblateConfig, Claim, check_claims, collect_rows, grid, paired, run_ablation, summarize,
+    CLAIMS, GROUPS, AblateConfig, Claim, Setting, check_claims, collect_rows, grid, paired, run_ablation, summarize,
     t_quantile, train_config, verdict,
 )
 from tstam.cli import main
@@ -139,7 +139,9 @@ def test_run_folders_carry_the_budget_and_settings_reach_model_and_data(tmp_path
     heads4 = GROUPS["heads"].settings[3]
     assert Path(train_config(full, heads4, 0, short=True).run.out_dir).name == "flow_ref_e5_s0"  # heads=4: the reference
     ref = train_config(full, GROUPS["baselines"].settings[0], 0)
-    assert Path(ref.run.out_dir).name == "flow_ref_e36_s0" and ref.optim.epochs == 36  # the demo's flow budget
+    assert Path(ref.run.out_dir).name == "flow_ref_e36_s0" and ref.optim.epochs == 36  # the published tables' flow budget
+    rgb = train_config(full, Setting("reference rgb", (), "rgb"), 0)  # the fusion rows' RGB run
+    assert Path(rgb.run.out_dir).name == "rgb_ref_e8_s0" and rgb.optim.epochs == 8
     aux = train_config(full, GROUPS["options"].settings[2], 0)
     assert aux.model.frame_pool == "alpha" and aux.model.temporal_aux_weight == 1.0
     loc = train_config(AblateConfig(out=str(tmp_path), preset="localized"), GROUPS["baselines"].settings[1], 0)

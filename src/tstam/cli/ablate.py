@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=int_list, default=[0, 1, 2, 3, 4],
                    help="comma-separated training seeds (default: 0,1,2,3,4)")
     p.add_argument("--epochs", type=positive_int, default=None,
-                   help="epochs of the baselines, options and fusion runs (default: the demo recipe's, flow 36, RGB 8)")
+                   help="epochs of the baselines, options and fusion runs (default: flow 36, RGB 8, the budget of the published tables)")
     p.add_argument("--short-epochs", type=positive_int, default=None,
                    help="epochs of the segments, heads, SE and design runs (default: 12)")
     p.add_argument("--segments", type=positive_int, default=None,

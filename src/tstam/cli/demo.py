@@ -10,15 +10,15 @@ from tstam.cli.args import nonnegative_int, positive_int
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the whole pipeline on the synthetic benchmark, with a report",
                        description="From nothing: generate the synthetic benchmark, extract frames and optical "
-                                   "flow, train the RGB and flow T-STAM, test both, fuse RGB:flow = 1:3 and write "
-                                   "a report (accuracies, per-group accuracy, curves, confusion matrices, "
-                                   "attention). About 6 minutes on 2 CPU cores. A second run with the same "
-                                   "--out reuses the finished stages.")
+                                   "flow, train the RGB and flow T-STAM, test both, fuse them (RGB:flow = 1:1; "
+                                   "--paper: 1:3) and write a report (accuracies, per-group accuracy, curves, "
+                                   "confusion matrices, attention). About 3 minutes on 2 CPU cores (README). A "
+                                   "second run with the same --out reuses the finished stages.")
     p.add_argument("--out", default="demo", help="output folder (default: demo)")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="benchmark and training seed (default: 0)")
     p.add_argument("--quick", action="store_true",
-                   help="tiny benchmark and one short epoch: the same path in well under a minute")
-    p.add_argument("--epochs", type=positive_int, default=None, help="epochs per stream (default: the recipe's, RGB 8, flow 36; quick: 6)")
+                   help="tiny benchmark and 6 short epochs: the same path in well under a minute")
+    p.add_argument("--epochs", type=positive_int, default=None, help="epochs per stream (default: the recipe's, RGB 24, flow 60; quick: 6)")
     p.add_argument("--crops", type=int, choices=(1, 3, 10), default=None, help="test crops (default: 1)")
     p.add_argument("--flow", choices=("dis", "farneback", "tvl1"), default=None,
                    help="optical flow algorithm (default: dis; tvl1 is the paper's, 23x slower per frame pair in benchmarks/bench_flow.py)")

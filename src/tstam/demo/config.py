@@ -45,7 +45,7 @@ class DemoConfig:
     input_size: int = 64                    # network crop (multiple of 32)
     width_mult: float = 0.25                # backbone width (1.0 = BN-Inception)
     num_segments: int = 4                   # N segments in training (the paper's best is 6; 4 fits the budget)
-    epochs: int = 0                         # epochs per stream; 0 -> the recipe's (RGB 8, flow 36: motion is learnt slower)
+    epochs: int = 0                         # epochs per stream; 0 -> the recipe's (RGB 24, flow 60: motion is learnt slower)
     batch_size: int = 16                    # clips per batch
     lr: float = 0.0                         # SGD learning rate; 0 -> the recipe's (RGB 0.005, flow 0.01)
     test_frames: int = 25                   # snippets per test video (paper 4.2)
