@@ -58,3 +58,21 @@ def test_sgd_momentum_survives_an_overflowing_first_step_only_unfused(fused):
 @pytest.mark.parametrize("fused", [False, True])
 def test_adamw_survives_an_overflowing_first_step(fused):
     assert _overflow_then_finite(torch.optim.AdamW, fused=fused) == (True, True)
+
+
+def test_resume_keeps_the_resuming_runs_implementation():
+    """A checkpoint's optimiser groups carry ``fused``; torch's ``load_state_dict`` would bring a
+    fused SGD back into a run that must not fuse (one under a gradient scaler)."""
+    from tstam.engine.optim import load_optimizer_state
+
+    p = torch.nn.Parameter(torch.randn(8))
+    saved = torch.optim.SGD([p], lr=0.1, momentum=0.9, fused=True)
+    p.grad = torch.ones(8)
+    saved.step()
+    state = saved.state_dict()
+    plain, ours = (torch.optim.SGD([p], lr=0.1, momentum=0.9) for _ in range(2))
+    plain.load_state_dict(state)
+    assert plain.param_groups[0]["fused"] is True  # what torch does
+    load_optimizer_state(ours, state)
+    assert not ours.param_groups[0]["fused"]
+    torch.testing.assert_close(ours.state[p]["momentum_buffer"], saved.state[p]["momentum_buffer"])

@@ -15,7 +15,7 @@ from torch.nn.modules.batchnorm import _BatchNorm  # BatchNorm1d/2d and SyncBatc
 if TYPE_CHECKING:
     from tstam.engine.config import OptimConfig
 
-__all__ = ["build_optimizer", "build_scheduler", "apply_bn_mode", "convert_sync_bn", "current_lr"]
+__all__ = ["build_optimizer", "load_optimizer_state", "build_scheduler", "apply_bn_mode", "convert_sync_bn", "current_lr"]
 
 
 def build_optimizer(model: nn.Module, cfg: "OptimConfig", *, grad_scaler: bool = False) -> torch.optim.Optimizer:
@@ -44,6 +44,16 @@ def build_optimizer(model: nn.Module, cfg: "OptimConfig", *, grad_scaler: bool =
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999), weight_decay=cfg.weight_decay, **fused)
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, **fused)
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
+    """``optimizer.load_state_dict(state)``, keeping this optimiser's implementation: the saved
+    groups carry the saving run's ``fused`` flag, which torch would restore (e.g. a fused SGD saved
+    on a GPU without a gradient scaler, resumed under one; see ``build_optimizer``)."""
+    fused = [g.get("fused") for g in optimizer.param_groups]
+    optimizer.load_state_dict(state)
+    for g, f in zip(optimizer.param_groups, fused):
+        g["fused"] = f
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: "OptimConfig") -> torch.optim.lr_scheduler.LRScheduler:

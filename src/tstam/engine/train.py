@@ -45,7 +45,8 @@ from tstam.engine.distributed import (DistInfo, all_ranks_agree, barrier, cleanu
                                       init_distributed)
 from tstam.engine.evaluate import autocast, evaluate, resolve_amp
 from tstam.engine.meter import Progress, StepMeter
-from tstam.engine.optim import apply_bn_mode, build_optimizer, build_scheduler, convert_sync_bn, current_lr
+from tstam.engine.optim import (apply_bn_mode, build_optimizer, build_scheduler, convert_sync_bn, current_lr,
+                                load_optimizer_state)
 
 __all__ = ["NonFiniteLossError", "TrainState", "TrainRun", "prepare_run", "train_step", "train_one_epoch", "fit"]
 
@@ -285,10 +286,7 @@ def _build(cfg: TrainConfig, dist: DistInfo, device: torch.device, resume: str |
 
 def _restore(run: TrainRun, ckpt: dict[str, Any]) -> None:
     """Optimiser, scheduler, scaler, state, sampler position, this rank's RNG and the epoch's sums."""
-    fused = [g.get("fused") for g in run.optimizer.param_groups]
-    run.optimizer.load_state_dict(ckpt["optimizer"])
-    for g, f in zip(run.optimizer.param_groups, fused):  # the saved groups carry the saving run's choice
-        g["fused"] = f
+    load_optimizer_state(run.optimizer, ckpt["optimizer"])
     run.scheduler.load_state_dict(ckpt["scheduler"])
     if run.scaler is not None and ckpt.get("scaler"):
         run.scaler.load_state_dict(ckpt["scaler"])
