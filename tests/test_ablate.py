@@ -106,6 +106,10 @@ def test_claims_are_tested_on_paired_seeds():
     alpha = results[f"{ref}: alpha puts more weight in the action window than uniform"]
     assert alpha.a_mean == pytest.approx(0.424) and alpha.b_mean == pytest.approx(0.2) and alpha.verdict == "agrees"
     assert "SE on beats SE off" not in results                        # not run: not claimed
+    assert "temporal attention only beats TSN average consensus" not in results  # one side not run
+    rows += _rows("temporal attention only", "baselines", [0.66, 0.64, 0.66, 0.65, 0.65])
+    own = {r.claim.says: r for r in check_claims(rows)}["temporal attention only beats TSN average consensus"]
+    assert own.diff.mean == pytest.approx(1.2) and own.goal_met is False  # the goal is the T-STAM claim's: 5 points
     half = _rows(ref, "baselines", [0.70, 0.72, 0.69, 0.71, 0.73]) + _rows(
         "TSN average consensus", "baselines", [0.68, 0.69, 0.66, 0.67, 0.70])
     short = next(r for r in check_claims(half) if "TSN" in r.claim.says)
