@@ -20,7 +20,8 @@ Sections (``gpu_check_parts.py`` holds the data-side ones):
    (the counter works). On a CPU (no syncs exist) the value reads are counted instead.
 3. training step at batch 32 x 6, bf16, channels_last, RGB and flow: clips/s, model FLOP/s (forward
    and backward, ``FlopCounterMode``) / bf16 matmul FLOP/s measured in this run (goal >= 0.4), peak
-   memory; RGB again under ``torch.compile`` (compile time, graph breaks).
+   memory; RGB again under ``torch.compile`` (compile time, graph breaks); the eager RGB step's
+   largest kernels by self time (``torch.profiler``).
 4. the spatial attention's grouped 5x5 conv, forward + backward, NCHW vs NHWC.
 5. DDP (``torchrun``, 2 processes on one GPU over gloo, or one per GPU over NCCL): SyncBN with
    partial BN leaves exactly one backbone BN training; a run stopped at step 2 and resumed to step 4
@@ -32,7 +33,8 @@ Sections (``gpu_check_parts.py`` holds the data-side ones):
    workers needed to feed one GPU (goal: <= 15 of a 16-core machine).
 8. recognizer and ONNX export from a CUDA stream equal to the CPU's (<= 1e-4); the stream stays usable.
 9. GPU TV-L1 (``tstam.tvl1_torch``, issue 15): ``benchmarks/gpu_flow.py``'s rows (pairs/s,
-   peak memory, end-point error against OpenCV's flow stored in benchmarks/data).
+   peak memory, end-point error against OpenCV's flow stored in benchmarks/data); on a GPU also the
+   decode workers ``tstam extract --flow tvl1_torch`` needs per GPU (``bench_extract.py`` part 2).
 
 Exit status 1 if any row with a goal misses it.
 """
@@ -51,6 +53,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import _dynamo as dynamo
+from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -207,7 +210,25 @@ def check_step(dev: torch.device, s: Sizes, compile_: bool) -> tuple[list[Row], 
                             f"{x.shape[0] / t:.1f} clips/s, {flops / t / 1e12:.3g} TFLOP/s = {ratio:.2f} of matmul, "
                             f"{mem}{extra}", ">= 0.4 of matmul" if modality == "rgb" else "",
                             ratio >= 0.4 if modality == "rgb" and dev.type == "cuda" else None))
+            if modality == "rgb" and name == "eager":
+                rows.append(step_profile(run, x, y, dev))
     return rows, rates
+
+
+def step_profile(run, x, y, dev: torch.device, top: int = 6) -> Row:
+    """Where an eager training step spends its time: the kernels (CPU: operators) with the largest
+    self time over 3 steps, as shares of the total (the first question for the >= 0.4 goal)."""
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
+    with profile(activities=acts) as prof:
+        for _ in range(3):
+            train_step(run, x, y)
+        sync(dev)
+    attr = "self_device_time_total" if dev.type == "cuda" else "self_cpu_time_total"
+    events = [e for e in prof.key_averages() if getattr(e, attr) > 0]
+    total = sum(getattr(e, attr) for e in events) or 1.0
+    ranked = sorted(events, key=lambda e: getattr(e, attr), reverse=True)[:top]
+    return Row("3 training step", f"rgb eager: largest self {'GPU' if dev.type == 'cuda' else 'CPU'} time (torch.profiler, 3 steps)",
+               "; ".join(f"{e.key[:48]} {100 * getattr(e, attr) / total:.0f} %" for e in ranked))
 
 
 def check_grouped_conv(dev: torch.device, s: Sizes) -> list[Row]:
@@ -226,6 +247,18 @@ def check_grouped_conv(dev: torch.device, s: Sizes) -> list[Row]:
     return [Row("4 grouped 5x5 conv", f"{conv.in_channels}->{conv.out_channels}, groups {conv.groups}, "
                 f"{s.batch * s.segments} frames of {hw}x{hw}, {str(dtype)[6:]}, forward+backward",
                 f"NCHW {a * 1e3:.2f} ms, NHWC {b * 1e3:.2f} ms, NHWC/NCHW {b / a:.2f}")]
+
+
+def extract_balance_rows(dev: torch.device) -> list[Row]:
+    """``tstam extract --flow tvl1_torch --device cuda``: decode workers that keep this GPU busy
+    (``benchmarks/bench_extract.py`` part 2: one worker's CPU time per frame on this host, the
+    device's quantised flow pairs/s at 320x240)."""
+    from bench_extract import balance
+
+    b = balance(str(dev), seconds=10.0)
+    return [Row("9 GPU TV-L1", "tstam extract --flow tvl1_torch: decode workers per GPU (bench_extract.py part 2)",
+                f"one worker {1000 * b['worker_s_per_frame']:.2f} ms CPU per frame, {dev} {b['pairs_per_s']:.0f} "
+                f"pairs/s (batches of {b['batch']}) -> {b['workers_needed']} workers")]
 
 
 def gpu_flow_rows(dev: torch.device, tiny: bool) -> list[Row]:
@@ -256,7 +289,7 @@ def main() -> int:
     ap.add_argument("--json", default=None, help="also write the rows to this JSON file")
     ap.add_argument("--max-memory-mb", type=float, default=1000.0, help="chunking budget of the test protocol")
     ap.add_argument("--only", default=None, help="comma-separated sections to run (heads, syncs, step, conv, ddp, "
-                    "protocol, loader, recognizer, gpu flow); default all. 'loader' uses the step's rates")
+                    "protocol, loader, recognizer, gpu flow, extract balance); default all. 'loader' uses the step's rates")
     ap.add_argument("--_ddp", default=None, help=argparse.SUPPRESS)  # a torchrun worker of section 5
     args = ap.parse_args()
     s = TINY if args.tiny else FULL
@@ -281,6 +314,8 @@ def main() -> int:
                 ("conv", lambda: check_grouped_conv(dev, s)), ("ddp", lambda: check_ddp(Path(__file__), s, args.device, args.tiny)),
                 ("protocol", lambda: check_protocol(dev, s, args.max_memory_mb)), ("loader", lambda: check_loader(s, rates)),
                 ("recognizer", lambda: check_recognizer(dev)), ("gpu flow", lambda: gpu_flow_rows(dev, args.tiny))]
+    if not args.tiny:  # decodes the real clips and times the device for 10 s: not for the suite's CPU run
+        sections.append(("extract balance", lambda: extract_balance_rows(dev)))
     if args.only:
         wanted = [w.strip() for w in args.only.split(",")]
         unknown = sorted(set(wanted) - {label for label, _ in sections})
