@@ -2,6 +2,7 @@
 the claims as data."""
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from pathlib import Path
@@ -13,6 +14,7 @@ from tstam.ablate import (
     t_quantile, train_config, verdict,
 )
 from tstam.cli import main
+from tstam.cli.ablate import add_parser, demo_overrides
 from tstam.config import ConfigError
 
 
@@ -154,6 +156,13 @@ def test_run_folders_carry_the_budget_and_settings_reach_model_and_data(tmp_path
     t8 = train_config(n8, GROUPS["baselines"].settings[1], 2)
     assert t8.model.num_segments == 8 and Path(t8.run.out_dir).name == "flow_head-tsn_e36_n8_s2"  # never a 4-segment run's folder
     assert train_config(n8, seg[0], 0, short=True).model.num_segments == 3  # the segments group still sets its own
+    sub = argparse.ArgumentParser().add_subparsers()
+    add_parser(sub)
+    args = sub.choices["ablate"].parse_args(["--segments", "8", "--input-size", "96"])
+    px = AblateConfig(out=str(tmp_path), demo_overrides=demo_overrides(args))   # tstam ablate --segments 8 --input-size 96
+    t96 = train_config(px, GROUPS["baselines"].settings[1], 0)
+    assert t96.model.input_size == 96 and list(t96.data.resize) == [120, 120] and t96.model.num_segments == 8
+    assert Path(t96.run.out_dir).name == "flow_head-tsn_e36_fs120_px96_n8_s0"
 
 
 def test_bad_settings_are_named():

@@ -133,7 +133,7 @@ def _key(setting: Setting) -> str:
 def _overrides_tag(cfg: AblateConfig) -> str:
     """The folder-wide ``demo_overrides`` in a run's name (``--segments 8`` -> ``_n8``), so that runs
     with other overrides never share (and overwrite) a folder."""
-    short = {"num_segments": "n"}
+    short = {"num_segments": "n", "input_size": "px", "frame_size": "fs"}
     return "".join(f"_{short[k]}{v}" if k in short else f"_{k}-{v}" for k, v in sorted(cfg.demo_overrides.items()))
 
 

@@ -32,11 +32,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="epochs of the segments, heads, SE and design runs (default: 12)")
     p.add_argument("--segments", type=positive_int, default=None,
                    help="training segments of every run (default: the demo's 4); a folder holds one value")
+    p.add_argument("--input-size", type=positive_int, default=None,
+                   help="network crop of every run, a multiple of 32 (default: the demo's 64; frames are extracted "
+                        "at 1.25x it); a folder holds one value")
     p.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: one per core)")
     p.add_argument("--quick", action="store_true", help="tiny benchmark, one epoch per run (tests)")
     p.add_argument("--tables-only", action="store_true",
                    help="train nothing: rebuild the tables and pictures from the finished runs in --out")
     p.set_defaults(run=run)
+
+
+def demo_overrides(args: argparse.Namespace) -> dict:
+    """--segments and --input-size as ``DemoConfig`` fields (the frames 1.25x the crop, as the demo's 80 for 64)."""
+    out = {"num_segments": args.segments} if args.segments else {}
+    if args.input_size:
+        out.update(input_size=args.input_size, frame_size=args.input_size * 5 // 4)
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = AblateConfig(out=args.out, preset=args.preset, seeds=args.seeds,
                        only=[g.strip() for g in args.only.split(",") if g.strip()], quick=args.quick,
                        train=not args.tables_only,
-                       demo_overrides={"num_segments": args.segments} if args.segments else {}, **kw)
+                       demo_overrides=demo_overrides(args), **kw)
     table = run_ablation(cfg, on_row=lambda r: print(f"{r['group']}: {r['setting']} seed {r['seed']}: "
                                                       f"top-1 {100 * r['top1']:.1f} %", flush=True))
     print(table.read_text())
