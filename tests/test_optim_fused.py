@@ -4,7 +4,7 @@ The GPU check (H200, torch 2.11) found fp16 training ending in NaN. The cause is
 handed the scaler's inf check, it skips an overflowing step, but on the first step it has already
 made its momentum buffers with ``empty_like`` and leaves them uninitialised; the next step reads
 them. The same happens with the CPU fused kernel, so this canary runs here: it checks the contract
-of ``GradScaler`` (an overflowing step changes neither the weights nor the optimiser's state) on
+of ``GradScaler`` (an overflowing step is skipped: the weights stay, and the next step is finite) on
 torch's own optimisers. If torch fixes fused SGD, the first test fails and says so: fusing can come
 back. ``tests/test_engine_gpu.py`` checks the optimiser the engine builds, on a GPU."""
 from __future__ import annotations
