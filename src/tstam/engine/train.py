@@ -103,8 +103,8 @@ def prepare_run(cfg: TrainConfig, model: nn.Module, device: torch.device) -> Tra
         model.to(memory_format=torch.channels_last)
         model.channels_last = True  # the frames too, not only the weights
     amp = resolve_amp(device, cfg.run.amp)
-    optimizer = build_optimizer(model, cfg.optim, grad_scaler=amp == "fp16")
     scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
+    optimizer = build_optimizer(model, cfg.optim, grad_scaler=scaler is not None)
     return TrainRun(cfg, model, optimizer, build_scheduler(optimizer, cfg.optim), scaler, amp, device,
                     StepMeter(device))
 
