@@ -102,7 +102,6 @@ def device_rate(device: str, *, seconds: float) -> dict:
     """Part 2, the device's side: quantised tvl1_torch pairs/s at 320x240 in batches from its budget."""
     from tstam.device import resolve_device
     from tstam.flow.tvl1_torch import batch_size_for, default_budget
-
     from tstam.video import read_video
 
     dev = resolve_device(device)

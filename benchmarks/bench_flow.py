@@ -31,9 +31,7 @@ import cv2
 import numpy as np
 import torch
 
-from tstam.flow import tvl1_torch
-from tstam.flow import (DISParams, FlowConfig, TVL1Params, dequantize_flow, iter_flow,
-                        quantize_flow)
+from tstam.flow import DISParams, FlowConfig, TVL1Params, dequantize_flow, iter_flow, quantize_flow, tvl1_torch
 from tstam.video import read_video
 
 VIDEOS = Path(__file__).resolve().parents[1] / "tests" / "data" / "realdata" / "videos"

@@ -26,8 +26,8 @@ from pathlib import Path
 import cv2
 import torch
 
-from tstam.config import to_dict
 from tstam.checkpoint import save_checkpoint
+from tstam.config import to_dict
 from tstam.flow import FlowConfig
 from tstam.inference import Recognizer
 from tstam.models import ModelConfig, build_model

@@ -44,10 +44,10 @@ VIDEOS = Path(__file__).resolve().parents[1] / "tests" / "data" / "realdata" / "
 
 def demo_checkpoints(out: Path) -> dict[str, Path]:
     """Untrained streams with the demo's model config, frame size and flow settings."""
+    from tstam.checkpoint import save_checkpoint
     from tstam.config import to_dict
     from tstam.demo.config import DemoConfig
     from tstam.demo.pipeline import stream_config
-    from tstam.checkpoint import save_checkpoint
     from tstam.flow import FlowConfig
     from tstam.models import build_model
     from tstam.synthetic import DEMO_CLASSES

@@ -23,12 +23,11 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from tstam.checkpoint import load_stream, save_checkpoint
 from tstam.config import to_dict
 from tstam.data.config import DataConfig
 from tstam.data.records import VideoRecord
 from tstam.data.store import FLOW_X_TMPL, FLOW_Y_TMPL, RGB_TMPL, write_meta
-from tstam.checkpoint import save_checkpoint
-from tstam.checkpoint import load_stream
 from tstam.engine.testing import predict_views, score_stream
 from tstam.models import ModelConfig, build_model
 from tstam.models.inference import prepare_for_inference

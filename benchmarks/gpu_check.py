@@ -59,8 +59,22 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
-from gpu_check_parts import (FULL, TINY, Row, Sizes, check_ddp, check_loader, check_protocol,  # noqa: E402
-                             check_recognizer, ddp_worker, matmul_rate, sync, timed, train_run)
+from gpu_check_parts import (  # noqa: E402
+    FULL,
+    TINY,
+    Row,
+    Sizes,
+    check_ddp,
+    check_loader,
+    check_protocol,
+    check_recognizer,
+    ddp_worker,
+    matmul_rate,
+    sync,
+    timed,
+    train_run,
+)
+
 from tstam.engine.distributed import configure_cuda  # noqa: E402
 from tstam.engine.train import train_step  # noqa: E402
 from tstam.models import ModelConfig, build_model  # noqa: E402

@@ -13,9 +13,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -34,7 +34,7 @@ class Row:
     case: str
     value: str
     goal: str = ""
-    ok: Optional[bool] = None  # None: a measurement without a goal
+    ok: bool | None = None  # None: a measurement without a goal
 
 
 @dataclass(frozen=True)

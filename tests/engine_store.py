@@ -5,19 +5,21 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any
+
+from fixtures import MMA_FRAMES as REAL
 
 from tstam.data.store import FLOW_X_TMPL, FLOW_Y_TMPL, RGB_TMPL, write_meta
 from tstam.flow import FlowConfig
 
-from fixtures import MMA_FRAMES as REAL
 CLASSES = ["ApplyEyeMakeup", "BaseballPitch", "Clap", "Dive"]
 FLOW_META = FlowConfig().describe()  # what meta.json records (the fixture's flow JPEGs are grey images)
 
 
 def make_store(root: Path, *, n_train: int = 8, n_test: int = 4, frames: int = 8,
-               group: Optional[Callable[[int], int]] = None) -> dict[str, Path]:
+               group: Callable[[int], int] | None = None) -> dict[str, Path]:
     """Write ``n_train + n_test`` videos (real frames, rotated per video) and two CSV lists.
 
     Video v is ``v_<class v mod 4>_g<v>_c01``, or ``_g<group(v)>_c<v>`` with ``group`` (videos of

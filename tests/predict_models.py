@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from fixtures import VIDEOS as REAL_VIDEOS  # noqa: F401  (the tests import it from here)
 
-from tstam.config import to_dict
 from tstam.checkpoint import save_checkpoint
+from tstam.config import to_dict
 from tstam.models import ModelConfig, build_model
 
-from fixtures import VIDEOS as REAL_VIDEOS  # noqa: F401  (the tests import it from here)
 CLIPS = ("v_ApplyEyeMakeup_g01_c01.avi", "v_BaseballPitch_g01_c01.avi", "mmaction2_test.mp4")
 CLASSES = ["ApplyEyeMakeup", "BaseballPitch", "Clap"]
 RESIZE = [64, 80]                      # H, W frames are decoded at (small: fast tests)

@@ -16,11 +16,11 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import pytest
-
 from predict_models import make_checkpoints
+
 from tstam.serve.client import encode_multipart as multipart
 
 LIMIT_MB = 1            # --max-upload-mb: mmaction2_test.mp4 (1.35 MB) is over it, the .avi clips are not
@@ -53,7 +53,7 @@ class Server:
         assert len(found) == 1, f"expected one work folder in {self.tmp}, found {found}"
         return found[0]
 
-    def request(self, method: str, path: str, body: bytes = b"", headers: Optional[dict[str, str]] = None,
+    def request(self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None,
                 timeout: float = 120) -> Reply:
         conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         try:
@@ -70,7 +70,7 @@ class Server:
         body, ctype = multipart(fields, (name, data))
         return self.request("POST", path, body, {"Content-Type": ctype})
 
-    def predict(self, video: Path, name: Optional[str] = None, **fields: str) -> Reply:
+    def predict(self, video: Path, name: str | None = None, **fields: str) -> Reply:
         return self.upload("/api/predict", name or video.name, video.read_bytes(), **fields)
 
     def wait_idle(self, timeout: float = 60) -> None:

@@ -3,15 +3,26 @@ the claims as data."""
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
 import pytest
 
 from tstam.ablate import (
-    CLAIMS, GROUPS, AblateConfig, Claim, Setting, check_claims, collect_rows, grid, paired, run_ablation, summarize,
-    t_quantile, train_config, verdict,
+    CLAIMS,
+    GROUPS,
+    AblateConfig,
+    Claim,
+    Setting,
+    check_claims,
+    collect_rows,
+    grid,
+    paired,
+    run_ablation,
+    summarize,
+    t_quantile,
+    train_config,
+    verdict,
 )
 from tstam.cli import main
 from tstam.cli.ablate import add_parser, demo_overrides

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from predict_models import CLASSES, CLIPS, REAL_VIDEOS, RESIZE, make_checkpoint, moving_frames
 
 import tstam
-from predict_models import CLASSES, CLIPS, REAL_VIDEOS, RESIZE, make_checkpoint, moving_frames
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

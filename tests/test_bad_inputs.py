@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from predict_models import CLIPS, REAL_VIDEOS, make_checkpoint
+
 from tstam.checkpoint import load_checkpoint, save_checkpoint
 from tstam.cli import main
 from tstam.engine.scores import ScoreSet, save_scores
@@ -331,8 +331,8 @@ def test_same_file_name_in_two_folders_gets_two_pictures(files, tmp_path, capsys
 
 def _train_config(tmp_path: Path, **sections) -> tuple[dict, Path]:
     """A tiny run on a real frame store (tests/engine_store.py), written as YAML."""
-    from engine_store import make_store, tiny_config
     import yaml
+    from engine_store import make_store, tiny_config
 
     store = make_store(tmp_path / "store", n_train=4, n_test=4)
     cfg = tiny_config(store, tmp_path / "run", **{"optim": {"epochs": 1}, "run": {"eval_every": 0}, **sections})

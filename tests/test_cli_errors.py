@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import yaml
-
 from cli_subprocess import run_tstam
 from engine_store import make_store, tiny_config
+
 from tstam.cli import EXIT_INTERNAL, EXIT_INTERRUPTED, main
 
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
-
 from fixtures import VIDEOS
+
 from tstam.cli import main as cli_main
 from tstam.config import ConfigError
 from tstam.data.clips import FlowPairs
@@ -140,6 +140,7 @@ def test_tvl1_torch_stream_predicts_with_the_training_clip(tmp_path: Path, devic
     """A ``tvl1_torch`` flow stream computes its flow with flow_pairs on its own device; its clip
     equals the test clip that training from video files gives (flow on the device)."""
     from predict_models import make_checkpoint
+
     from tstam.data.transforms import eval_crops
     from tstam.inference import Recognizer, load_stream
 

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from tstam.data.sampling import snippet_indices, test_indices as tsn_test_indices, train_indices, val_indices
+from tstam.data.sampling import snippet_indices, train_indices, val_indices
+from tstam.data.sampling import test_indices as tsn_test_indices
 
 
 @pytest.mark.parametrize("num_frames, n, length, expected", [

@@ -2,11 +2,11 @@
 from pathlib import Path
 
 import pytest
+from fixtures import REALDATA as REAL
 
 from tstam.data.records import AnnotationError, VideoRecord, frame_dir, safe_relpath
 from tstam.data.splits import load_annotations, parse_csv, parse_hmdb51, parse_rawframe_list, parse_ucf101
 
-from fixtures import REALDATA as REAL
 UCF = REAL / "ucf101_splits"
 HMDB = REAL / "hmdb51_splits"
 
@@ -158,9 +158,9 @@ def test_repeated_lines_warn_and_one_id_twice_is_refused(tmp_path, caplog):
 
 
 def test_train_and_test_lists_sharing_videos_are_refused(tmp_path):
+    from tstam.data.config import DataConfig
     from tstam.engine.annotations import load_split
     from tstam.engine.config import AnnotationConfig
-    from tstam.data.config import DataConfig
 
     (tmp_path / "jump_test_split1.txt").write_text("a.avi 1\nb.avi 2\nc.avi 1\na.avi 2\n")
     with pytest.raises(AnnotationError, match=r"1 video\(s\) are in both the training list .* \(split 1\) and the "

@@ -5,10 +5,17 @@ import torch
 
 from tstam.config import ConfigError, from_dict
 from tstam.data.config import DataConfig
-from tstam.models import ModelConfig
 from tstam.data.transforms import (
-    EvalTransform, TrainTransform, fixed_offsets, hflip, multiscale_crop_params, resize, ten_crop, eval_crops,
+    EvalTransform,
+    TrainTransform,
+    eval_crops,
+    fixed_offsets,
+    hflip,
+    multiscale_crop_params,
+    resize,
+    ten_crop,
 )
+from tstam.models import ModelConfig
 
 
 def coord_clip(t=2, c=3, h=240, w=320):

@@ -70,6 +70,7 @@ def test_failed_checkpoint_write_in_fit_keeps_previous(tmp_path):
     stops the run with a clear error; the previous file (best.pt) is untouched."""
 
     from engine_store import make_store, tiny_config
+
     from tstam.checkpoint import CheckpointError
     from tstam.engine.train import fit
 

@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from engine_store import make_store, record_clips, tiny_config
+
 from tstam.checkpoint import load_checkpoint
 from tstam.engine.config import load_train_config
 from tstam.engine.scores import load_scores
@@ -152,8 +152,8 @@ def test_two_processes_match_one_process_same_global_batch(ddp):
     for k, v in a["model"].items():
         if v.is_floating_point():
             torch.testing.assert_close(b["model"][k], v, atol=1e-5, rtol=1e-4, msg=f"{k} differs")
-    rows_a = [json.loads(l) for l in (tmp / "one" / "metrics.jsonl").read_text().splitlines()]
-    rows_b = [json.loads(l) for l in (tmp / "two" / "metrics.jsonl").read_text().splitlines()]
+    rows_a = [json.loads(line) for line in (tmp / "one" / "metrics.jsonl").read_text().splitlines()]
+    rows_b = [json.loads(line) for line in (tmp / "two" / "metrics.jsonl").read_text().splitlines()]
     for ra, rb in zip(rows_a, rows_b):
         assert ra["train_loss"] == pytest.approx(rb["train_loss"], rel=1e-5)
         assert ra["val_clips"] == rb["val_clips"] == 1  # rank 1 had no validation video, and did not hang
@@ -184,8 +184,8 @@ def test_each_rank_has_its_own_rng_and_resume_restores_it(ddp):
     assert full["step"] == resumed["step"] == 6
     for k, v in full["model"].items():  # dropout 0.5: equal only if each rank got its own RNG back
         assert torch.equal(v, resumed["model"][k]), f"{k} differs after resume"
-    rows_f = [json.loads(l) for l in (tmp / "full" / "metrics.jsonl").read_text().splitlines()]
-    rows_r = [json.loads(l) for l in (tmp / "cut" / "metrics.jsonl").read_text().splitlines()]
+    rows_f = [json.loads(line) for line in (tmp / "full" / "metrics.jsonl").read_text().splitlines()]
+    rows_r = [json.loads(line) for line in (tmp / "cut" / "metrics.jsonl").read_text().splitlines()]
     assert [r["train_loss"] for r in rows_f] == [r["train_loss"] for r in rows_r]
 
 

@@ -6,8 +6,8 @@ import math
 
 import pytest
 import torch
-
 from engine_store import make_store, tiny_config
+
 from tstam.checkpoint import load_checkpoint
 from tstam.engine.config import load_train_config
 from tstam.engine.train import fit
@@ -25,7 +25,7 @@ def test_cuda_amp_channels_last_training(tmp_path, amp):
     ck = load_checkpoint(tmp_path / "run" / "last.pt")
     assert (ck["scaler"] is not None) == (amp == "fp16")
     assert all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())
-    rows = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
 
 

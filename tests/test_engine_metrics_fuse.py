@@ -90,4 +90,4 @@ def test_report_three_splits(tmp_path):
     assert "| rgb | 50.0 | 50.0 | 50.0 | 50.0 | 0.0 |" in lines
     # flow: mean of 75, 75, 50 = 66.7, sample std = 14.4
     assert "| flow | 75.0 | 75.0 | 50.0 | 66.7 | 14.4 |" in lines
-    assert lines.index("| rgb | 50.0 | 50.0 | 50.0 | 50.0 | 0.0 |") < [i for i, l in enumerate(lines) if l.startswith("| fused")][0]
+    assert lines.index("| rgb | 50.0 | 50.0 | 50.0 | 50.0 | 0.0 |") < [i for i, line in enumerate(lines) if line.startswith("| fused")][0]

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from engine_store import make_store, tiny_config
+
 from tstam.checkpoint import CheckpointError, load_checkpoint
 from tstam.engine.config import load_train_config
 from tstam.engine.train import NonFiniteLossError, fit
@@ -65,8 +65,8 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path):
         assert torch.equal(v, b["model"][k]), f"{k} differs after resume"
     for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
         assert torch.equal(sa["momentum_buffer"], sb["momentum_buffer"])
-    rows_a = [json.loads(l) for l in (tmp_path / "ref" / "metrics.jsonl").read_text().splitlines()]
-    rows_b = [json.loads(l) for l in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+    rows_a = [json.loads(line) for line in (tmp_path / "ref" / "metrics.jsonl").read_text().splitlines()]
+    rows_b = [json.loads(line) for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows_b] == [1, 2]
     for ra, rb in zip(rows_a, rows_b):
         assert ra["train_loss"] == rb["train_loss"] and ra["val_top1"] == rb["val_top1"]

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
-
 from engine_store import make_store, tiny_config
+
 from tstam.checkpoint import load_checkpoint
 from tstam.cli import main
 from tstam.config import ConfigError, to_dict

@@ -8,9 +8,9 @@ import copy
 
 import torch
 import torch.nn.functional as F
+from engine_store import CLASSES
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from engine_store import CLASSES
 from tstam.engine.config import load_train_config
 from tstam.engine.optim import apply_bn_mode
 from tstam.engine.train import prepare_run, train_step

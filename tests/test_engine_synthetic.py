@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tstam.cli import main
 from tstam.checkpoint import load_checkpoint
+from tstam.cli import main
 from tstam.engine.scores import load_scores
 from tstam.extract import collect_sources, extract_many
 from tstam.flow import FlowConfig

@@ -10,8 +10,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-
 from predict_models import CLASSES, CLIPS, REAL_VIDEOS, make_checkpoint
+
 from tstam.cli import main
 from tstam.export import check_onnx, export_onnx, export_safetensors
 from tstam.inference import Recognizer, load_stream

@@ -11,17 +11,25 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from fixtures import REALDATA as REAL
 
 from tstam.cli import main as cli_main
 from tstam.data import store
 from tstam.data.frames import read_flow_frames, read_rgb_frames
 from tstam.data.records import AnnotationError
-from tstam.extract import (collect_sources, extract_many, extract_video, parse_shard, parse_size,
-                           select_shard, shard_of, video_id)
+from tstam.extract import (
+    collect_sources,
+    extract_many,
+    extract_video,
+    parse_shard,
+    parse_size,
+    select_shard,
+    shard_of,
+    video_id,
+)
 from tstam.flow import FlowConfig, compute_flow, dequantize_flow, quantize_flow
 from tstam.video import VideoError, read_video, write_video
 
-from fixtures import REALDATA as REAL
 REAL_CLIP = REAL / "videos" / "v_ApplyEyeMakeup_g01_c01.avi"
 FAST = FlowConfig(algorithm="farneback")  # fast flow for tests of the machinery
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from fixtures import VIDEOS
 from test_extract import _clip, _tree, kill_mid_video_and_rerun
+
 from tstam.cli import main as cli_main
 from tstam.data import store
 from tstam.data.frames import read_flow_frames

@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from tstam.config import ConfigError, from_dict, to_dict
-from tstam.flow import (FlowConfig, TVL1Params, compute_flow, dequantize_flow, iter_flow,
-                        quantize_flow, to_gray)
+from tstam.flow import FlowConfig, TVL1Params, compute_flow, dequantize_flow, iter_flow, quantize_flow, to_gray
 
 
 def _texture(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:

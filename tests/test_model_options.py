@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-
 from predict_models import make_checkpoint
+
 from tstam.config import ConfigError
 from tstam.models import ModelConfig, build_model
 

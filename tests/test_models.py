@@ -26,7 +26,7 @@ VARIANTS = [
     dict(head=h, temporal_attention=t, modality=m)
     for h, t, m in itertools.product(["tstam", "tsn", "temporal", "spatial"], ["cnn", "lstm"], ["rgb", "flow"])
     if not (h in ("tsn", "spatial") and t == "lstm")
-] + [dict(num_heads=l) for l in range(1, 6)] + [dict(se_blocks=[]), dict(frame_pool="sum"), dict(map_dim=24)]
+] + [dict(num_heads=n) for n in range(1, 6)] + [dict(se_blocks=[]), dict(frame_pool="sum"), dict(map_dim=24)]
 
 
 @pytest.mark.parametrize("kw", VARIANTS, ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()))

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from predict_models import CLASSES, CLIPS, REAL_VIDEOS, RESIZE, make_checkpoints, moving_frames
+
 from tstam.inference import Recognizer, format_table, load_stream
 from tstam.models import fuse_scores
 

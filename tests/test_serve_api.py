@@ -14,9 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 from PIL import Image
-
 from predict_models import CLASSES, FLOW, REAL_VIDEOS, RESIZE
 from serve_server import LIMIT_MB, QUEUE, WORKERS, multipart
+
 from tstam.cli import main
 from tstam.serve.client import ServeError, predict_file
 from tstam.serve.samples import SAMPLE_CLASSES

@@ -10,8 +10,8 @@ import os
 from pathlib import Path
 
 import pytest
-
 from predict_models import REAL_VIDEOS
+
 from tstam.inference import Recognizer
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -55,13 +55,13 @@ def _wait(driver, condition, what: str, server_log: tuple[str, ...] | list[str] 
 
     try:
         return WebDriverWait(driver, WAIT_S, poll_frequency=0.1).until(condition)
-    except TimeoutException:
+    except TimeoutException as e:
         state = driver.execute_script(
             "return {running, job: document.getElementById('job-name').textContent, "
             "stages: [...document.querySelectorAll('#stages li')].map(l => l.dataset.stage + ':' + l.className), "
             "result_hidden: document.getElementById('result').hidden, error: document.getElementById('error').textContent}")
         raise AssertionError(f"timed out waiting for {what}; page: {state}; browser log: {driver.get_log('browser')}; "
-                             "server log:\n" + "".join(server_log[-30:]))
+                             "server log:\n" + "".join(server_log[-30:])) from e
 
 
 def shot(driver, path: Path, width: int) -> Path:

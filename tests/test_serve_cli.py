@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 import pytest
-
 from predict_models import CLASSES, REAL_VIDEOS
+
 from tstam.cli import main
 from tstam.serve.config import SERVE_EXTRA_MODULES
 from tstam.serve.server import bind

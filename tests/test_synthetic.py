@@ -13,7 +13,13 @@ from tstam.cli import main as cli_main
 from tstam.config import ConfigError
 from tstam.data.splits import parse_ucf101
 from tstam.synthetic import (
-    CATALOG, DEMO_CLASSES, clip_rng, generate, get_class, load_annotations, make_config,
+    CATALOG,
+    DEMO_CLASSES,
+    clip_rng,
+    generate,
+    get_class,
+    load_annotations,
+    make_config,
 )
 from tstam.synthetic.render import render_scene
 from tstam.synthetic.scene import sample_scene

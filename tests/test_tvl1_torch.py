@@ -14,11 +14,11 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from fixtures import DATA
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from fixtures import DATA
-from tstam.flow import tvl1_torch as tt
 from tstam.flow import FlowConfig, TVL1Params, compute_flow, flow_pairs, quantize_flow
+from tstam.flow import tvl1_torch as tt
 from tstam.flow.median import median_filter
 
 DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(

@@ -8,10 +8,10 @@ import av
 import cv2
 import numpy as np
 import pytest
+from fixtures import VIDEOS as REAL
 
 from tstam.video import VIDEO_EXTENSIONS, VideoError, allowed_shortfall, probe_video, read_video, write_video
 
-from fixtures import VIDEOS as REAL
 REAL_CLIPS = sorted(p for p in REAL.glob("*.*") if p.suffix in VIDEO_EXTENSIONS)
 assert len(REAL_CLIPS) == 3, f"real clips missing under {REAL}"
 

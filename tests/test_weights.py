@@ -4,13 +4,17 @@ import pickle
 
 import pytest
 import torch
+from fixtures import REFERENCE
 from safetensors.torch import save_file
 
 from tstam.models import (
-    BNInception, ModelConfig, WeightsError, adapt_input_conv, build_model, load_pretrained,
+    BNInception,
+    ModelConfig,
+    WeightsError,
+    adapt_input_conv,
+    build_model,
+    load_pretrained,
 )
-
-from fixtures import REFERENCE
 
 
 def layout(name):

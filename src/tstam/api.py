@@ -10,8 +10,8 @@ See ``tstam.inference`` for the pieces (``Recognizer``, ``Prediction``).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import torch
 
@@ -20,7 +20,7 @@ from tstam.inference import LoadedStream, Prediction, Recognizer, StreamResult, 
 __all__ = ["load", "Recognizer", "Prediction", "StreamResult", "LoadedStream"]
 
 
-def load(path: str | Path, *more: str | Path, weights: Optional[Sequence[float]] = None,
+def load(path: str | Path, *more: str | Path, weights: Sequence[float] | None = None,
          device: str | torch.device = "cpu") -> Recognizer:
     """Load one trained stream, or both, ready to predict.
 

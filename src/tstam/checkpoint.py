@@ -27,7 +27,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import torch
 
@@ -101,11 +101,11 @@ class LoadedStream:
 
     model: TSTAM                           # eval mode, on the device it was loaded to
     classes: list[str]                     # class names, index = label
-    flow: Optional[FlowConfig]             # the flow the model was trained on (flow streams), or None
+    flow: FlowConfig | None             # the flow the model was trained on (flow streams), or None
     resize: list[int] = field(default_factory=lambda: [240, 320])  # H, W frames are decoded at
     test_frames: int = 25                  # snippets sampled per video (paper 4.2)
     source: str = ""                       # the file it was loaded from
-    train_config: Optional[dict[str, Any]] = None  # the TrainConfig dict of a training checkpoint
+    train_config: dict[str, Any] | None = None  # the TrainConfig dict of a training checkpoint
 
     @property
     def config(self) -> ModelConfig:
@@ -174,7 +174,7 @@ def _from_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, An
     return weights, meta
 
 
-def load_stream(path: str | Path, *, modality: Optional[str] = None, device: str | torch.device = "cpu") -> LoadedStream:
+def load_stream(path: str | Path, *, modality: str | None = None, device: str | torch.device = "cpu") -> LoadedStream:
     """Load one trained stream from a tstam checkpoint or a safetensors export.
 
     Args:

@@ -43,7 +43,7 @@ def check_choice(name: str, value: Any, choices: typing.Iterable[Any]) -> None:
         raise ConfigError(f"{name}={value!r} is not valid; expected one of {list(choices)}")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _literal_fields(cls: type) -> tuple[tuple[str, tuple[Any, ...]], ...]:
     """(field name, allowed values) of every ``Literal`` (or ``Optional[Literal]``) field of ``cls``."""
     out = []

@@ -20,14 +20,13 @@ import json
 import logging
 import warnings
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
 from torch import nn
 
-from tstam.files import check_output_file
 from tstam.checkpoint import LoadedStream, load_stream, stream_metadata
+from tstam.files import check_output_file
 
 __all__ = ["MAX_SEGMENTS", "export_onnx", "export_safetensors", "check_onnx", "onnx_output_names"]
 
@@ -64,7 +63,7 @@ def _stream(stream: LoadedStream | str | Path) -> LoadedStream:
 
 
 def export_onnx(stream: LoadedStream | str | Path, path: str | Path, *, segments: int = 6,
-                opset: Optional[int] = None, optimize: bool = False) -> Path:
+                opset: int | None = None, optimize: bool = False) -> Path:
     """Export one stream to ONNX with dynamic batch and segment count.
 
     Args:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO
 
 __all__ = ["atomic_write", "write_text_atomic", "write_json_atomic", "check_writable_dir", "check_output_file"]
 

@@ -12,16 +12,16 @@ For one video (a ``tstam.inference.Prediction``):
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
 
 import cv2
 import numpy as np
 
 from tstam.files import check_writable_dir
-from tstam.plotting import pyplot
 from tstam.inference.recognizer import Prediction, Recognizer
+from tstam.plotting import pyplot
 
 __all__ = ["attention_figure", "attention_animation", "visualize_video", "picture_names", "Pictures", "FigureLayout"]
 
@@ -52,7 +52,7 @@ class Pictures:
     """The files written for one video."""
 
     png: Path
-    animation: Optional[Path]
+    animation: Path | None
     prediction: Prediction
 
 
@@ -176,7 +176,7 @@ def attention_figure(pred: Prediction, path: str | Path, *, k: int = 3, dpi: int
     return path
 
 
-def attention_animation(pred: Prediction, path: str | Path, *, stream: Optional[str] = None, size: int = 192,
+def attention_animation(pred: Prediction, path: str | Path, *, stream: str | None = None, size: int = 192,
                         max_frames: int = 120) -> Path:
     """An animated GIF (``.gif``) or video (``.mp4``, ...) of the clip with the attention overlay.
 
@@ -282,8 +282,8 @@ def picture_names(videos: Sequence[str | Path]) -> dict[str, str]:
 
 
 def visualize_video(recognizer: Recognizer, video: str | Path, out_dir: str | Path, *, num_crops: int = 1,
-                    animation: Optional[str] = ".gif", prediction: Optional[Prediction] = None,
-                    name: Optional[str] = None) -> Pictures:
+                    animation: str | None = ".gif", prediction: Prediction | None = None,
+                    name: str | None = None) -> Pictures:
     """Predict a video (or use ``prediction``, made with ``keep_video=True``) and write its pictures.
 
     Files: ``<out_dir>/<name>_attention.png`` and ``..._attention<animation>`` (None: no

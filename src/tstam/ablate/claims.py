@@ -8,8 +8,9 @@ share at least ``goal`` times the uniform share) with the interval above 0.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any
 
 from .settings import FUSION_WEIGHTS, REFERENCE
 from .stats import Paired, paired
@@ -27,13 +28,13 @@ class Claim:
     topic: str
     says: str
     a: tuple[str, str]
-    b: Optional[tuple[str, str]]
+    b: tuple[str, str] | None
     source: str = "paper"           # "paper", or "ours" (our design choices and the options of issue 13)
     metric: str = "top1"            # "top1", or "alpha": share of alpha in the window minus the uniform share
-    goal: Optional[float] = None    # top1: points; alpha: share / uniform share
+    goal: float | None = None    # top1: points; alpha: share / uniform share
 
 
-def _alpha(group: str, setting: str, source: str, goal: Optional[float] = None) -> Claim:
+def _alpha(group: str, setting: str, source: str, goal: float | None = None) -> Claim:
     return Claim("Temporal attention (3)", f"{setting}: alpha puts more weight in the action window than uniform",
                  (group, setting), None, source, "alpha", goal)
 
@@ -84,7 +85,7 @@ class ClaimResult:
         return self.diff.verdict
 
     @property
-    def goal_met(self) -> Optional[bool]:
+    def goal_met(self) -> bool | None:
         g = self.claim.goal
         if g is None or self.diff.n < 2:
             return None if g is None else False

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from tstam.files import check_writable_dir
 
@@ -29,9 +30,9 @@ FUSED_WITH = ("baselines", "options")
 
 def run_one(cfg: AblateConfig, setting: Setting, seed: int, *, short: bool = False) -> dict[str, Any]:
     """Train (or reuse), test and analyse one setting for one seed; returns its ``row.json``."""
+    from tstam.checkpoint import load_stream
     from tstam.demo import analyse_stream, test_stream, train_stream
     from tstam.engine.scores import load_scores
-    from tstam.checkpoint import load_stream
     from tstam.synthetic import load_annotations
 
     tcfg = train_config(cfg, setting, seed, short=short)

@@ -10,8 +10,8 @@ below, "inconclusive" when it holds 0 or fewer than two seeds are paired.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 __all__ = ["T975", "t_quantile", "Paired", "paired", "verdict"]
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +24,7 @@ FIELDS = ["group", "setting", "stream", "epochs", "seeds", "top1_mean", "top1_sd
           "share_in_window", "uniform_share", *(f"top1/{n}" for n in INTERVENTIONS), *EVIDENCE]
 
 
-def _mean(rows: Sequence[dict[str, Any]], key: str) -> Optional[float]:
+def _mean(rows: Sequence[dict[str, Any]], key: str) -> float | None:
     vals = [float(r[key]) for r in rows if r.get(key) is not None]
     return float(np.mean(vals)) if vals else None
 
@@ -48,11 +49,11 @@ def summarize(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _pct(v: Optional[float]) -> str:
+def _pct(v: float | None) -> str:
     return "-" if v is None else f"{100 * v:.1f}"
 
 
-def _num(v: Optional[float]) -> str:
+def _num(v: float | None) -> str:
     return "-" if v is None else f"{v:+.2f}"
 
 

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
                           strict=args.strict, on_result=on_result)
     if args.json:
         print(f"wrote {write_json(args.json, result, k=args.top_k, attention=not args.no_attention)}")
-    for path, msg in result.failures:
+    for _path, msg in result.failures:
         print(f"tstam predict: skipped: {msg}", file=sys.stderr)
     if result.failures:
         print(f"tstam predict: {len(result.failures)} of {len(videos)} video(s) could not be read", file=sys.stderr)

@@ -39,6 +39,6 @@ def run(args: argparse.Namespace) -> int:
 
     result = predict_many(recognizer, videos, num_crops=args.crops, keep_video=anim is not None, strict=args.strict,
                           on_result=on_result)
-    for path, msg in result.failures:
+    for _path, msg in result.failures:
         print(f"tstam visualize: skipped: {msg}", file=sys.stderr)
     return 1 if result.failures else 0

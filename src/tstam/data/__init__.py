@@ -6,7 +6,12 @@ from tstam.data.frames import FrameLayout, read_flow_frames, read_rgb_frames
 from tstam.data.loader import ClipLoader, ShardSampler, build_loader
 from tstam.data.records import AnnotationError, Annotations, SplitSet, VideoRecord, frame_dir, video_path
 from tstam.data.splits import (
-    load_annotations, parse_class_index, parse_csv, parse_hmdb51, parse_rawframe_list, parse_ucf101,
+    load_annotations,
+    parse_class_index,
+    parse_csv,
+    parse_hmdb51,
+    parse_rawframe_list,
+    parse_ucf101,
 )
 
 __all__ = [

@@ -89,5 +89,5 @@ class FlowPairs(NamedTuple):
     frames: torch.Tensor  # uint8 (S*L, 2, H, W): gray frame before / after each field; (B, S*L, 2, H, W) batched
     crop: torch.Tensor    # int64 (5,): y, x, h, w, flip of the training crop (zeros otherwise); (B, 5) batched
 
-    def to(self, device: str | torch.device, non_blocking: bool = False) -> "FlowPairs":
+    def to(self, device: str | torch.device, non_blocking: bool = False) -> FlowPairs:
         return FlowPairs(*(t.to(device, non_blocking=non_blocking) for t in self))

@@ -7,7 +7,7 @@ never disagree.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Literal
 
 from ..config import ConfigError, check_choice, check_literals
 from ..flow import FlowConfig
@@ -28,7 +28,7 @@ class DataConfig:
     input: Literal["frames", "video"] = "frames"  # frames: root is a frame store (tstam extract); video:
                                           # root holds the video files the annotations name (VideoDataset)
     resize: list[int] = field(default_factory=lambda: [240, 320])  # H, W before cropping (paper); [256, 340] as TSN
-    scales: Optional[list[float]] = None  # crop scales; None: [1, .875, .75, .66] RGB, [1, .875, .75] flow (TSN)
+    scales: list[float] | None = None  # crop scales; None: [1, .875, .75, .66] RGB, [1, .875, .75] flow (TSN)
     max_distort: int = 1                  # most index distance between the height and width scales (TSN)
     more_fix_crop: bool = True            # 13 fixed crop positions (TSN); False: 4 corners + centre
     flip: bool = True                     # random horizontal flip in training (inverts flow x)
@@ -39,7 +39,7 @@ class DataConfig:
     flow_y_tmpl: str = FLOW_Y_TMPL        # flow y names; "y_{:05d}.jpg" for MMAction2's test layout
     batch_size: int = 32                  # clips per batch (paper 4.2), per process under DDP
     workers: int = 4                      # loader processes (see benchmarks/bench_loader.py)
-    flow: Optional[FlowConfig] = None     # the flow of the frames: None -> the frame store's meta.json says
+    flow: FlowConfig | None = None     # the flow of the frames: None -> the frame store's meta.json says
                                           # (training checks it); VideoDataset computes it (default TV-L1, bound 20)
     strict_decode: bool = False           # VideoDataset: refuse videos decoding fewer frames than declared
                                           # (default: a shortfall of max(2, 2 %) is accepted, tstam.video)

@@ -20,8 +20,9 @@ whatever the number of workers or ranks, and a resumed run repeats them exactly.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -52,7 +53,7 @@ class _ClipDataset(Dataset):
     """Shared sampling and transforms; subclasses read the snippets."""
 
     def __init__(self, records: Sequence[VideoRecord], *, root: str | Path | None, mode: Mode, data: DataConfig,
-                 model: "ModelConfig", seed: int):
+                 model: ModelConfig, seed: int):
         check_choice("mode", mode, ("train", "val", "test"))
         data.check_crop(model.input_size)
         self.data = data
@@ -124,7 +125,7 @@ class FrameDataset(_ClipDataset):
         check: check every record's folder first and raise one error listing all problems.
     """
 
-    def __init__(self, records: Sequence[VideoRecord], *, data: DataConfig, model: "ModelConfig",
+    def __init__(self, records: Sequence[VideoRecord], *, data: DataConfig, model: ModelConfig,
                  root: str | Path | None = None, mode: Mode = "train", seed: int = 0, check: bool = True):
         super().__init__(records, root=root, mode=mode, data=data, model=model, seed=seed)
         layout = self.data.layout
@@ -171,7 +172,7 @@ class VideoDataset(_ClipDataset):
         Other arguments as ``FrameDataset``.
     """
 
-    def __init__(self, records: Sequence[VideoRecord], *, data: DataConfig, model: "ModelConfig",
+    def __init__(self, records: Sequence[VideoRecord], *, data: DataConfig, model: ModelConfig,
                  root: str | Path | None = None, mode: Mode = "train", seed: int = 0):
         super().__init__(records, root=root, mode=mode, data=data, model=model, seed=seed)
         missing = [str(video_path(r, self.root)) for r in self.records if not video_path(r, self.root).is_file()]
@@ -223,7 +224,7 @@ class VideoDataset(_ClipDataset):
         return torch.stack(clips).to(frames.device, non_blocking=True)
 
 
-def build_dataset(records: Sequence[VideoRecord], *, data: DataConfig, model: "ModelConfig", mode: Mode,
+def build_dataset(records: Sequence[VideoRecord], *, data: DataConfig, model: ModelConfig, mode: Mode,
                   seed: int = 0, root: str | Path | None = None) -> _ClipDataset:
     """``VideoDataset`` when ``data.input`` is "video", else ``FrameDataset`` (same arguments)."""
     cls = VideoDataset if data.input == "video" else FrameDataset

@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import re
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -30,7 +30,7 @@ class FrameLayout:
     flow_y_tmpl: str = FLOW_Y_TMPL   # vertical flow
 
     @classmethod
-    def mmaction(cls) -> "FrameLayout":
+    def mmaction(cls) -> FrameLayout:
         """MMAction2's test fixture layout: ``x_00001.jpg`` / ``y_00001.jpg``."""
         return cls(flow_x_tmpl="x_{:05d}.jpg", flow_y_tmpl="y_{:05d}.jpg")
 

@@ -17,7 +17,8 @@ import multiprocessing
 import multiprocessing.context
 import os
 import random
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch

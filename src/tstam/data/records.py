@@ -35,7 +35,7 @@ class VideoRecord:
     label: int               # 0-based class index
     num_frames: int | None = None  # RGB frames once known (from meta.json, a list file or counting)
 
-    def with_frames(self, num_frames: int) -> "VideoRecord":
+    def with_frames(self, num_frames: int) -> VideoRecord:
         return replace(self, num_frames=num_frames)
 
 

@@ -114,7 +114,7 @@ def _ucf_list(path: Path, classes: list[str], *, train: bool) -> list[VideoRecor
     rows = []
     for lineno, fields in _lines(path):
         where = f"{path}:{lineno}"
-        expected = "'<class>/<video>.avi <label 1-%d>'" % len(classes) if train else "'<class>/<video>.avi'"
+        expected = f"'<class>/<video>.avi <label 1-{len(classes)}>'" if train else "'<class>/<video>.avi'"
         if len(fields) < (2 if train else 1):
             raise AnnotationError(f"{where}: too few fields ({len(fields)}); expected {expected}")
         if len(fields) > 2:

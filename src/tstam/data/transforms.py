@@ -139,7 +139,7 @@ class TrainTransform:
     ``data`` gives the frame size and the augmentation; ``model`` the modality and crop size S.
     """
 
-    def __init__(self, data: DataConfig, model: "ModelConfig"):
+    def __init__(self, data: DataConfig, model: ModelConfig):
         self.data = data
         self.flow = model.modality == "flow"
         self.input_size = model.input_size
@@ -167,7 +167,7 @@ class TrainTransform:
 class EvalTransform:
     """Resize then ``num_crops`` fixed crops: uint8 (T, C, H, W) -> uint8 (num_crops, T, C, S, S)."""
 
-    def __init__(self, data: DataConfig, model: "ModelConfig", num_crops: int):
+    def __init__(self, data: DataConfig, model: ModelConfig, num_crops: int):
         self.resize = data.resize
         self.num_crops = num_crops
         self.flow = model.modality == "flow"

@@ -6,8 +6,14 @@ testing with reuse, and the attention analysis (issue 13).
     result = run_demo(DemoConfig.make(out="demo"))
     print(result.report, result.top1)
 """
-from .analysis import (INTERVENTIONS, analyse_stream, group_accuracy, intervention_weights, snippet_centres,
-                       window_miss_rate)
+from .analysis import (
+                       INTERVENTIONS,
+                       analyse_stream,
+                       group_accuracy,
+                       intervention_weights,
+                       snippet_centres,
+                       window_miss_rate,
+)
 from .config import DemoConfig, demo_threads, recipe_path, stream_config, synth_config
 from .pipeline import DemoResult, prepare_data, run_demo, test_stream, torch_threads, train_stream
 

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -134,9 +135,9 @@ def analyse_stream(checkpoint: str | Path, video_ids: Sequence[str], annotations
         ``value_in``, ``value_out``; and ``per_clip``: dicts (video_id, alpha, centres, window,
         num_frames, group) for pictures.
     """
+    from tstam.checkpoint import load_stream
     from tstam.data.datasets import FrameDataset
     from tstam.data.records import VideoRecord
-    from tstam.checkpoint import load_stream
 
     model = load_stream(checkpoint).model
     mcfg = model.cfg

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from tstam.config import ConfigError, check_choice, check_literals
 from tstam.flow import FlowAlgorithm
@@ -50,7 +50,7 @@ class DemoConfig:
     lr: float = 0.0                         # SGD learning rate; 0 -> the recipe's (RGB 0.005, flow 0.01)
     test_frames: int = 25                   # snippets per test video (paper 4.2)
     test_crops: int = 1                     # 1 (centre) for time; the paper uses 10
-    weights: Optional[tuple[float, float]] = None  # fusion RGB:flow; None -> DEMO_WEIGHTS, or the paper's 1:3 with paper
+    weights: tuple[float, float] | None = None  # fusion RGB:flow; None -> DEMO_WEIGHTS, or the paper's 1:3 with paper
     attention_clips: int = 4                # test clips drawn with their attention in the report
     workers: int = 0                        # loader worker processes (0: in the training process; decoding is cheap here)
     extract_workers: int = 0                # extraction processes; 0 -> one per core
@@ -70,7 +70,7 @@ class DemoConfig:
             raise ConfigError("epochs must be >= 0 (0: the recipe's), batch_size and num_segments >= 1")
 
     @classmethod
-    def make(cls, *, out: str = "demo", seed: int = 0, quick: bool = False, **kw: Any) -> "DemoConfig":
+    def make(cls, *, out: str = "demo", seed: int = 0, quick: bool = False, **kw: Any) -> DemoConfig:
         """The default demo, or with ``quick`` the test-suite sized one (tiny preset, 6 short epochs)."""
         if quick:  # 4 classes x (12 + 4) clips at 64x64: learns above chance in 6 epochs (tests/test_demo.py)
             base = dict(synth_preset="tiny", synth_overrides={"train_per_class": 12, "test_per_class": 4},

@@ -17,10 +17,11 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
@@ -143,9 +144,9 @@ def train_stream(tcfg: Any, label: str, reused: list[str]) -> Path:
 
 def test_stream(tcfg: Any, ckpt: Path, out: Path, workers: int = 0) -> Any:
     """The test protocol (``tcfg.data.test_frames`` x ``test_crops``) on the test list; saves ``out``."""
+    from tstam.checkpoint import load_stream
     from tstam.engine.annotations import load_split
     from tstam.engine.scores import save_scores
-    from tstam.checkpoint import load_stream
     from tstam.engine.testing import score_stream
 
     _train, _val, test, classes = load_split(tcfg.annotations, tcfg.data)

@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any
 
 from tstam.demo.analysis import INTERVENTIONS
 from tstam.demo.config import DemoConfig, stream_config
@@ -47,7 +48,7 @@ def pick_clips(per_clip: list[dict[str, Any]], k: int) -> list[str]:
     return out
 
 
-def alpha_panel(attention: Mapping[str, Mapping[str, Any]], video_id: str) -> Optional[dict[str, Any]]:
+def alpha_panel(attention: Mapping[str, Mapping[str, Any]], video_id: str) -> dict[str, Any] | None:
     """What one panel of ``plot_alpha_windows`` draws for a clip: ``window``, ``num_frames``,
     ``snippets`` and per stream its ``centres`` and ``alpha``; None when no stream has the clip."""
     series = {}

@@ -16,13 +16,13 @@ import re
 from collections import defaultdict
 from typing import Any
 
+import numpy as np
+
+from tstam.config import ConfigError
 from tstam.data.records import Annotations, SplitSet, VideoRecord, frame_dir
 from tstam.data.splits import check_disjoint, load_annotations
-from tstam.config import ConfigError
 from tstam.data.store import read_meta
 from tstam.flow import FlowConfig
-
-import numpy as np
 
 __all__ = ["load_split", "hold_out", "store_flow"]
 

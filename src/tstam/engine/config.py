@@ -7,10 +7,11 @@ segments, snippet length, crop size) is set once, under ``model``; the datasets 
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, Optional, Sequence
+from typing import Any, Literal
 
 from tstam.config import ConfigError, apply_overrides, check_choice, check_literals, from_dict, load_yaml, to_dict
 from tstam.data.config import DataConfig
@@ -58,7 +59,7 @@ class OptimConfig:
     lr_steps: list[int] = field(default_factory=lambda: [30, 60])  # epochs where lr x lr_gamma; flow [190, 300]
     lr_gamma: float = 0.1                   # lr factor at each step
     schedule: Literal["step", "cosine"] = "step"  # step: x lr_gamma at lr_steps (paper); cosine: to 0 over the epochs
-    clip_grad: Optional[float] = 40.0       # max global gradient L2 norm (TSN: 40 RGB, 20 flow); null = off
+    clip_grad: float | None = 40.0       # max global gradient L2 norm (TSN: 40 RGB, 20 flow); null = off
     bn: Literal["partial", "frozen", "full"] = "partial"  # partial: TSN partial BN; frozen: no BN uses batch stats
     tsn_multipliers: bool = True            # per-group lr/decay multipliers (flow first conv lr x5, bias x10)
 
@@ -82,7 +83,7 @@ class RunConfig:
     amp: Literal["none", "bf16", "fp16"] = "none"  # autocast on CUDA (fp16 adds a gradient scaler; bf16 without native support runs fp16)
     channels_last: bool = False             # channels_last memory format for the convolutions (CUDA; CPU oneDNN too)
     sync_bn: bool = False                   # SyncBatchNorm under DDP for the BN layers that train (CUDA only)
-    init_weights: Optional[str] = None      # ImageNet BN-Inception / TSN weight file for the backbone
+    init_weights: str | None = None      # ImageNet BN-Inception / TSN weight file for the backbone
     tensorboard: bool = True                # write TensorBoard events under out_dir/tb
 
     def __post_init__(self) -> None:

@@ -26,8 +26,9 @@ import contextlib
 import logging
 import os
 import pickle
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -106,7 +107,7 @@ def _world() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
-def raise_if_any_failed(error: Optional[BaseException]) -> None:
+def raise_if_any_failed(error: BaseException | None) -> None:
     """Collective: every rank calls it with its error or None; if any rank failed, all raise.
 
     The failing rank raises its own error; the others raise a copy of the first failing rank's
@@ -141,7 +142,7 @@ def all_ranks_agree() -> Iterator[None]:
     The block must hold no collective of its own: a rank that fails before it would leave the
     others waiting there.
     """
-    error: Optional[BaseException] = None
+    error: BaseException | None = None
     try:
         yield
     except Exception as e:  # noqa: BLE001 - handed on by raise_if_any_failed
@@ -149,11 +150,11 @@ def all_ranks_agree() -> Iterator[None]:
     raise_if_any_failed(error)
 
 
-def gather_to_main(obj: Any) -> Optional[list[Any]]:
+def gather_to_main(obj: Any) -> list[Any] | None:
     """Collective: every rank's ``obj`` (picklable) in rank order on rank 0; None elsewhere."""
     if _world() == 1:
         return [obj]
-    out: Optional[list[Any]] = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
+    out: list[Any] | None = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
     dist.gather_object(obj, out, dst=0)
     return out
 

@@ -5,7 +5,8 @@ validation uses the part of the training list held out by ``annotations.val_frac
 centre segments and one centre crop, unpadded (no validation loader when nothing is held out)."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from tstam.data.datasets import build_dataset
 from tstam.data.loader import ClipLoader, build_loader

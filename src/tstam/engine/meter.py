@@ -13,7 +13,6 @@ import logging
 import math
 import sys
 import time
-from typing import Optional
 
 import torch
 from tqdm import tqdm
@@ -35,7 +34,7 @@ class StepMeter:
             adds the ranks up).
     """
 
-    def __init__(self, device: torch.device, start: Optional[dict[str, float]] = None):
+    def __init__(self, device: torch.device, start: dict[str, float] | None = None):
         s = start or {}
         init = [s.get("loss", 0.0), s.get("correct", 0.0), s.get("clips", 0.0), 0.0, math.inf, 0.0]
         # loss x clips, correct, clips, non-finite count, first non-finite step, its loss

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 __all__ = ["build_optimizer", "load_optimizer_state", "build_scheduler", "apply_bn_mode", "convert_sync_bn", "current_lr"]
 
 
-def build_optimizer(model: nn.Module, cfg: "OptimConfig", *, grad_scaler: bool = False) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, cfg: OptimConfig, *, grad_scaler: bool = False) -> torch.optim.Optimizer:
     """SGD (or AdamW) over ``model.optim_groups()``; group lr = lr x lr_mult, decay = wd x decay_mult.
 
     With ``cfg.tsn_multipliers=False`` every group gets multiplier 1 (plain SGD, all decayed).
@@ -56,7 +56,7 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
         g["fused"] = f
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: "OptimConfig") -> torch.optim.lr_scheduler.LRScheduler:
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig) -> torch.optim.lr_scheduler.LRScheduler:
     """Stepped once per epoch: lr x gamma at each epoch in ``lr_steps`` ("step"), or a cosine from
     lr down to 0 over ``epochs`` ("cosine"; ``lr_steps`` is then unused)."""
     if cfg.schedule == "cosine":

@@ -7,8 +7,8 @@ files, or are computed from the RGB and flow files of each split with the given 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

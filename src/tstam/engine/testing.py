@@ -13,21 +13,22 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from tstam.config import to_dict
-from tstam.files import check_output_file
-from tstam.data.records import VideoRecord
 from tstam.checkpoint import LoadedStream, load_stream
+from tstam.config import to_dict
+from tstam.data.records import VideoRecord
 from tstam.engine.distributed import all_gather_objects, all_ranks_agree, cleanup_distributed, init_distributed
 from tstam.engine.evaluate import autocast, resolve_amp
 from tstam.engine.scores import ScoreSet
+from tstam.files import check_output_file
 
 __all__ = ["frame_activation_bytes", "chunk_frames_for", "predict_views", "score_stream", "run_test"]
 
@@ -83,9 +84,9 @@ def predict_views(model: nn.Module, views: torch.Tensor, *, chunk_frames: int, a
 
 
 def score_stream(stream: LoadedStream, records: Sequence[VideoRecord], *, root: str | Path, data: Any,
-                 classes: Optional[Sequence[str]] = None, chunk_frames: int = 250, max_memory_mb: float = 0,
+                 classes: Sequence[str] | None = None, chunk_frames: int = 250, max_memory_mb: float = 0,
                  amp: str = "none", workers: int = 0, fast: bool = True, channels_last: bool = True,
-                 meta: Optional[dict[str, Any]] = None) -> ScoreSet:
+                 meta: dict[str, Any] | None = None) -> ScoreSet:
     """Run the test protocol on ``records`` and return per-video scores.
 
     Args:
@@ -128,9 +129,9 @@ def score_stream(stream: LoadedStream, records: Sequence[VideoRecord], *, root: 
     device = next(model.parameters()).device
     for views, _label in bar:                                      # views (1, crops, T, C, H, W)
         views = finish_batch(loader, views.to(device))             # flow of frame pairs on the device, if any
-        p, l = predict_views(model, views[0], chunk_frames=chunk_frames, amp=amp)
+        p, raw = predict_views(model, views[0], chunk_frames=chunk_frames, amp=amp)
         probs.append(p.numpy())
-        logits.append(l.numpy())
+        logits.append(raw.numpy())
     info = {"stream": mcfg.modality, "checkpoint": stream.source, "test_frames": data.test_frames,
             "test_crops": data.test_crops, "score_average": "mean of per-crop softmax (probs) and raw scores (logits)",
             "model_config": to_dict(mcfg),
@@ -141,9 +142,9 @@ def score_stream(stream: LoadedStream, records: Sequence[VideoRecord], *, root: 
                     ck_classes, info)
 
 
-def run_test(checkpoint: str | Path, *, overrides: Sequence[str] = (), frames: Optional[int] = None,
-             crops: Optional[int] = None, chunk_frames: int = 250, max_memory_mb: float = 0, device: str = "auto",
-             amp: str = "none", out: Optional[str | Path] = None, subset: str = "test") -> tuple[ScoreSet, dict[str, Any], Path]:
+def run_test(checkpoint: str | Path, *, overrides: Sequence[str] = (), frames: int | None = None,
+             crops: int | None = None, chunk_frames: int = 250, max_memory_mb: float = 0, device: str = "auto",
+             amp: str = "none", out: str | Path | None = None, subset: str = "test") -> tuple[ScoreSet, dict[str, Any], Path]:
     """``tstam test``: the protocol on the split stored in the checkpoint's config (plus overrides).
 
     Writes the score file (default ``<checkpoint dir>/scores_<stream>_split<k>.npz``), the

@@ -27,26 +27,39 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from tstam.checkpoint import load_checkpoint, save_checkpoint
 from tstam.config import ConfigError, to_dict
 from tstam.data.loader import finish_batch
-from tstam.files import write_text_atomic
-from tstam.checkpoint import load_checkpoint, save_checkpoint
 from tstam.engine.checkpoint import capture_rng, check_compatible, restore_rng
 from tstam.engine.config import TrainConfig
-from tstam.engine.distributed import (DistInfo, all_ranks_agree, barrier, cleanup_distributed, gather_to_main,
-                                      init_distributed)
+from tstam.engine.distributed import (
+    DistInfo,
+    all_ranks_agree,
+    barrier,
+    cleanup_distributed,
+    gather_to_main,
+    init_distributed,
+)
 from tstam.engine.evaluate import autocast, evaluate, resolve_amp
 from tstam.engine.meter import Progress, StepMeter
-from tstam.engine.optim import (apply_bn_mode, build_optimizer, build_scheduler, convert_sync_bn, current_lr,
-                                load_optimizer_state)
+from tstam.engine.optim import (
+    apply_bn_mode,
+    build_optimizer,
+    build_scheduler,
+    convert_sync_bn,
+    current_lr,
+    load_optimizer_state,
+)
+from tstam.files import write_text_atomic
 
 __all__ = ["NonFiniteLossError", "TrainState", "TrainRun", "prepare_run", "train_step", "train_one_epoch", "fit"]
 
@@ -64,7 +77,7 @@ class TrainState:
     epoch: int = 0                  # epoch in progress (0-based)
     epoch_step: int = 0             # steps done in that epoch
     step: int = 0                   # steps done in total
-    best_top1: Optional[float] = None
+    best_top1: float | None = None
 
 
 @dataclass
@@ -75,7 +88,7 @@ class TrainRun:
     model: nn.Module                # DDP-wrapped under torchrun
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
-    scaler: Optional[torch.amp.GradScaler]
+    scaler: torch.amp.GradScaler | None
     amp: str                        # the precision used ("none" off CUDA; bf16 may become fp16)
     device: torch.device
     meter: StepMeter
@@ -84,7 +97,7 @@ class TrainRun:
     train_loader: Any = None
     val_loader: Any = None
     classes: list[str] = field(default_factory=list)
-    flow: Optional[dict[str, Any]] = None
+    flow: dict[str, Any] | None = None
     out_dir: Path = Path(".")
     logger: Any = None              # MetricsLogger on rank 0
     callbacks: Sequence[Callable[[TrainState], None]] = ()
@@ -315,7 +328,7 @@ def fit(cfg: TrainConfig, *, resume: str | Path | bool | None = None,
         CheckpointError: a checkpoint could not be written or does not fit the config.
     """
     row: dict[str, Any] = {}
-    run: Optional[TrainRun] = None
+    run: TrainRun | None = None
     dist, device = init_distributed(cfg.run.device, option="run.device")
     try:
         run = _build(cfg, dist, device, resume, callbacks)

@@ -37,7 +37,7 @@ class TVL1Params:
     median_filtering: int = 5  # median filter size on the flow between warps (OpenCV 5)
 
     @classmethod
-    def opencv_defaults(cls) -> "TVL1Params":
+    def opencv_defaults(cls) -> TVL1Params:
         """OpenCV's own defaults (the baseline of ``benchmarks/bench_flow.py``)."""
         return cls(nscales=5, epsilon=0.01, scale_step=0.8)
 
@@ -105,7 +105,7 @@ class FlowConfig:
         return {"algorithm": self.algorithm, "bound": float(self.bound), "params": self.params()}
 
     @classmethod
-    def from_describe(cls, flow: dict[str, Any], *, source: str = "flow settings") -> "FlowConfig":
+    def from_describe(cls, flow: dict[str, Any], *, source: str = "flow settings") -> FlowConfig:
         """Inverse of :meth:`describe` (a meta.json or checkpoint ``flow`` entry).
 
         Raises:

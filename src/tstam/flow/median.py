@@ -55,7 +55,7 @@ def _prune(steps: list[tuple[int, int]], needed: set[int]) -> Steps:
     return tuple(reversed(kept))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _networks(k: int) -> tuple[Steps, Steps]:
     """(column sort on k wires, window selection on k*k wires = rank * k + column, median on
     wire k*k // 2). The selection is reduced for k <= 5 ((k + 1)^k 0-1 inputs to check)."""

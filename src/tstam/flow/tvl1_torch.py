@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from tstam.device import resolve_device  # the one device check (re-exported: benchmarks/gpu_flow.py)
+
 from .config import TVL1Params
 from .median import median_filter
 
@@ -178,7 +179,7 @@ def _step(u: torch.Tensor, dual: torch.Tensor, iw: torch.Tensor, neg_inv: torch.
     return u_new, dual_new, err
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _compiled_step():
     """``_step`` through ``torch.compile`` (one fused kernel per group of element-wise ops)."""
     return torch.compile(_step, dynamic=True)

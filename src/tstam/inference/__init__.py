@@ -3,8 +3,8 @@
 ``tstam.load`` (``tstam.api``) is the short way in; ``tstam.visualize`` draws the attention and
 ``tstam.export`` writes ONNX and safetensors files.
 """
-from tstam.inference.batch import BatchResult, collect_videos, format_table, predict_many, write_json
 from tstam.checkpoint import LoadedStream, load_stream, stream_metadata
+from tstam.inference.batch import BatchResult, collect_videos, format_table, predict_many, write_json
 from tstam.inference.recognizer import Prediction, Recognizer, StreamResult
 
 __all__ = [

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Optional
 
 from tqdm import tqdm
 
@@ -52,8 +52,8 @@ def collect_videos(inputs: Iterable[str | Path]) -> list[Path]:
 
 
 def predict_many(recognizer: Recognizer, videos: list[Path], *, num_crops: int = 1, keep_video: bool = False,
-                 strict: bool = False, progress: Optional[bool] = None,
-                 on_result: Optional[Callable[[Prediction], None]] = None) -> BatchResult:
+                 strict: bool = False, progress: bool | None = None,
+                 on_result: Callable[[Prediction], None] | None = None) -> BatchResult:
     """Predict every video; a file that cannot be read is logged and skipped, the rest go on.
 
     Only unreadable videos (``tstam.video.VideoError``: missing, corrupt, cut, too short) are

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,8 +45,8 @@ class StreamResult:
     logits: np.ndarray                     # (K,) raw scores averaged over crops
     probabilities: np.ndarray              # (K,) softmax probabilities averaged over crops (as ``tstam test``)
     starts: np.ndarray                     # (S,) 0-based snippet starts (frames for RGB, flow fields for flow)
-    temporal: Optional[np.ndarray]         # (S,) alpha over snippets of the centre crop, sums to 1; None without
-    spatial: Optional[np.ndarray]          # (l, S, h, w) maps of the centre crop, each sums to 1; None without
+    temporal: np.ndarray | None         # (S,) alpha over snippets of the centre crop, sums to 1; None without
+    spatial: np.ndarray | None          # (l, S, h, w) maps of the centre crop, each sums to 1; None without
 
 
 @dataclass
@@ -62,7 +63,7 @@ class Prediction:
     crop: tuple[int, int, int]             # (y, x, size) of the centre crop in the decoded frame
     frames: np.ndarray                     # (S, size, size, 3) uint8: centre crop of each sampled RGB frame
     frame_indices: np.ndarray              # (S,) the decoded frames shown in ``frames``
-    video: Optional[np.ndarray] = None     # (T, H, W, 3) all decoded frames when asked for (animations)
+    video: np.ndarray | None = None     # (T, H, W, 3) all decoded frames when asked for (animations)
     timings: dict[str, float] = field(default_factory=dict)  # seconds: decode, flow, model
 
     @property
@@ -70,7 +71,7 @@ class Prediction:
         """The top-1 class name."""
         return self.classes[int(np.argmax(self.probabilities))]
 
-    def top(self, k: int = 5, stream: Optional[str] = None) -> list[tuple[str, float]]:
+    def top(self, k: int = 5, stream: str | None = None) -> list[tuple[str, float]]:
         """The ``k`` most probable (class name, probability), fused or of one ``stream``."""
         probs = self.probabilities if stream is None else self.streams[stream].probabilities
         order = np.argsort(-probs, kind="stable")[: max(1, min(k, len(probs)))]
@@ -136,7 +137,7 @@ class Recognizer:
         fast: run inference copies with BatchNorm folded and 1x1 convs merged (same outputs to 1e-4).
     """
 
-    def __init__(self, streams: Sequence[LoadedStream], *, weights: Optional[Sequence[float]] = None,
+    def __init__(self, streams: Sequence[LoadedStream], *, weights: Sequence[float] | None = None,
                  fast: bool = True):
         if not streams:
             raise ValueError("a Recognizer needs at least one stream (an RGB or a flow checkpoint)")
@@ -168,9 +169,9 @@ class Recognizer:
                              "training run of this tstam")
 
     @classmethod
-    def from_paths(cls, *, rgb: Optional[str | Path] = None, flow: Optional[str | Path] = None,
-                   weights: Optional[Sequence[float]] = None, device: str | torch.device = "cpu",
-                   fast: bool = True) -> "Recognizer":
+    def from_paths(cls, *, rgb: str | Path | None = None, flow: str | Path | None = None,
+                   weights: Sequence[float] | None = None, device: str | torch.device = "cpu",
+                   fast: bool = True) -> Recognizer:
         """Load the RGB and/or flow checkpoint (each refused if it is of the other stream)."""
         if rgb is None and flow is None:
             raise ValueError("give an RGB checkpoint, a flow checkpoint, or both")
@@ -181,7 +182,7 @@ class Recognizer:
         parts = ", ".join(f"{m}={s.source!r}" for m, s in self.streams.items())
         return f"Recognizer({parts}, classes={len(self.classes)}, weights={self.weights})"
 
-    def _weights(self, weights: Optional[Sequence[float]]) -> dict[str, float]:
+    def _weights(self, weights: Sequence[float] | None) -> dict[str, float]:
         """Fusion weight per loaded stream from (RGB, flow); None: the default 1:3."""
         w = check_weights([DEFAULT_FUSION_WEIGHTS[m] for m in STREAM_ORDER] if weights is None else weights, 2)
         return {m: w[STREAM_ORDER.index(m)] for m in self.streams}
@@ -190,7 +191,7 @@ class Recognizer:
     def modalities(self) -> list[str]:
         return list(self.streams)
 
-    def sample(self, name: str, frames: np.ndarray, *, num_snippets: Optional[int] = None) -> tuple[torch.Tensor, np.ndarray]:
+    def sample(self, name: str, frames: np.ndarray, *, num_snippets: int | None = None) -> tuple[torch.Tensor, np.ndarray]:
         """One stream's uint8 clip (S, C, H, W) from decoded frames, and its starts. Flow is computed
         here: ``tvl1_torch`` on the stream's device (e.g. its GPU), OpenCV's algorithms on the CPU."""
         stream = self.streams[name]
@@ -236,10 +237,10 @@ class Recognizer:
         beta = None if betas[c] is None else betas[c][j].numpy()           # (l, S, h, w)
         return StreamResult(cfg.modality, scores.numpy(), p.numpy(), starts, alpha, beta)
 
-    def predict(self, video: str | Path | np.ndarray, *, num_crops: int = 1, num_snippets: Optional[int] = None,
+    def predict(self, video: str | Path | np.ndarray, *, num_crops: int = 1, num_snippets: int | None = None,
                 keep_video: bool = False, batch_crops: int = 10, strict: bool = False,
-                weights: Optional[Sequence[float]] = None,
-                on_stage: Optional[Callable[[str, Optional[str]], None]] = None) -> Prediction:
+                weights: Sequence[float] | None = None,
+                on_stage: Callable[[str, str | None], None] | None = None) -> Prediction:
         """Classify one video.
 
         Args:

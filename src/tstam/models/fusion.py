@@ -8,7 +8,7 @@ probabilities (the weights' scale does not change any ranking).
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple, Optional
+from typing import Any, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -52,7 +52,7 @@ class ModelConfig:
     modality: Literal["rgb", "flow"] = "rgb"
     num_classes: int = 101                  # UCF101; 51 for HMDB51
     num_segments: int = 6                   # N frames per clip in training (paper 4.3.1)
-    new_length: Optional[int] = None        # frames per snippet: None -> 1 (RGB), 5 (flow: 10 channels)
+    new_length: int | None = None        # frames per snippet: None -> 1 (RGB), 5 (flow: 10 channels)
     input_size: int = 224                   # crop size H = W the model is built and checked for
     width_mult: float = 1.0                 # backbone channel multiplier (1.0 = BN-Inception)
     se_blocks: list[str] = field(default_factory=lambda: list(GOOGLENET_BLOCKS))  # [] = no SE
@@ -65,8 +65,8 @@ class ModelConfig:
     map_dim: int = 0                        # D of the eq. 1 mapping; 0 -> D = C
     frame_pool: Literal["mean", "sum", "alpha"] = "mean"  # spatial features over frames; paper: sum; alpha: beyond it
     temporal_aux_weight: float = 0.0        # lambda of a training-only classifier on f_t (0: the paper's loss)
-    dropout: Optional[float] = None         # None -> 0.8 (RGB), 0.7 (flow), as TSN
-    preprocess: Optional[Preprocess] = None  # None -> the BN-Inception ImageNet normalisation
+    dropout: float | None = None         # None -> 0.8 (RGB), 0.7 (flow), as TSN
+    preprocess: Preprocess | None = None  # None -> the BN-Inception ImageNet normalisation
 
     def __post_init__(self) -> None:
         check_literals(self, "model")
@@ -112,19 +112,19 @@ class ModelConfig:
 
 class ModelOutput(NamedTuple):
     logits: torch.Tensor                    # (B, K)
-    temporal: Optional[torch.Tensor]        # (B, N) alpha over frames, sums to 1; None without it
-    spatial: Optional[torch.Tensor]         # (B, l, N, h, w) maps, each sums to 1 over h*w
-    aux_logits: Optional[torch.Tensor] = None  # (B, K) the f_t classifier, training mode with lambda > 0 only
+    temporal: torch.Tensor | None        # (B, N) alpha over frames, sums to 1; None without it
+    spatial: torch.Tensor | None         # (B, l, N, h, w) maps, each sums to 1 over h*w
+    aux_logits: torch.Tensor | None = None  # (B, K) the f_t classifier, training mode with lambda > 0 only
 
 
 class FrameTerms(NamedTuple):
     """The logits split by frame (eval mode): logits = sum_i frames_i + bias."""
 
     frames: torch.Tensor                    # (B, N, K) what frame i adds in all (temporal + spatial)
-    temporal: Optional[torch.Tensor]        # (B, N, K) what frame i adds through f_t (TSN: its consensus share)
-    spatial: Optional[torch.Tensor]         # (B, N, K) what frame i adds through the f_sj
+    temporal: torch.Tensor | None        # (B, N, K) what frame i adds through f_t (TSN: its consensus share)
+    spatial: torch.Tensor | None         # (B, N, K) what frame i adds through the f_sj
     bias: torch.Tensor                      # (K,)
-    alpha: Optional[torch.Tensor]           # (B, N) the temporal weights used
+    alpha: torch.Tensor | None           # (B, N) the temporal weights used
 
 
 class TSTAM(nn.Module):
@@ -202,7 +202,7 @@ class TSTAM(nn.Module):
                              f"got shape {tuple(alpha.shape)}")
         return alpha.to(self.fc.weight.dtype)
 
-    def _head_parts(self, feats: torch.Tensor, alpha: Optional[torch.Tensor]) -> dict[str, Any]:
+    def _head_parts(self, feats: torch.Tensor, alpha: torch.Tensor | None) -> dict[str, Any]:
         """Per-frame pieces of the head: x_hat_i (B, N, D), alpha (B, N), the spatial features of
         each frame before frame pooling (B, N, l, D) and beta (B*N, l, h*w); None where absent."""
         cfg = self.cfg
@@ -228,14 +228,14 @@ class TSTAM(nn.Module):
             parts["beta"] = beta
         return parts
 
-    def _frame_weights(self, parts: dict[str, Any], n: int) -> Optional[torch.Tensor]:
+    def _frame_weights(self, parts: dict[str, Any], n: int) -> torch.Tensor | None:
         """(B, N) weights of the spatial features' frame pooling; None for the plain mean or sum."""
         if self.cfg.frame_pool == "alpha" or (self.temporal_att is None and parts["alpha"] is not None):
             w = parts["alpha"]                                    # frame_pool=alpha, or a spatial-only override
             return w * n if self.cfg.frame_pool == "sum" else w
         return None
 
-    def forward_head(self, feats: torch.Tensor, alpha: Optional[torch.Tensor] = None) -> ModelOutput:
+    def forward_head(self, feats: torch.Tensor, alpha: torch.Tensor | None = None) -> ModelOutput:
         """Backbone features (B, N, C, h, w) -> logits and attention.
 
         ``alpha`` (B, N), if given, replaces the temporal weights (an intervention); heads without
@@ -270,7 +270,7 @@ class TSTAM(nn.Module):
         return ModelOutput(logits, alpha if self.temporal_att is not None else None, beta, aux)
 
     @torch.no_grad()
-    def frame_terms(self, feats: torch.Tensor, alpha: Optional[torch.Tensor] = None) -> FrameTerms:
+    def frame_terms(self, feats: torch.Tensor, alpha: torch.Tensor | None = None) -> FrameTerms:
         """The logits of ``forward_head(feats, alpha)`` in eval mode, split by frame and path.
 
         The classifier is linear and each path a weighted sum over frames, so frame i adds
@@ -302,7 +302,7 @@ class TSTAM(nn.Module):
         alpha_used = parts["alpha"] if self.temporal_att is not None else None
         return FrameTerms(total, temporal, spatial, self.fc.bias, alpha_used)
 
-    def forward(self, x: torch.Tensor, alpha: Optional[torch.Tensor] = None) -> ModelOutput:
+    def forward(self, x: torch.Tensor, alpha: torch.Tensor | None = None) -> ModelOutput:
         """(B, N, C_in, H, W) -> ``ModelOutput``; ``alpha`` (B, N): see ``forward_head``."""
         if not (torch.jit.is_tracing() or torch.compiler.is_compiling()):
             self.check_input(x)
@@ -317,7 +317,7 @@ class TSTAM(nn.Module):
         return loss
 
     # -- TSN training practices -----------------------------------------------------------------
-    def set_partial_bn(self, enabled: bool = True) -> "TSTAM":
+    def set_partial_bn(self, enabled: bool = True) -> TSTAM:
         """TSN partial BN: in train mode every backbone BN layer but the first keeps its statistics
         and its affine parameters frozen (they are excluded from ``optim_groups``). BN layers are
         matched by their base class, so layers converted to SyncBatchNorm count as well."""
@@ -329,7 +329,7 @@ class TSTAM(nn.Module):
                     m.bias.requires_grad_(True)
         return self.train(self.training)
 
-    def train(self, mode: bool = True) -> "TSTAM":
+    def train(self, mode: bool = True) -> TSTAM:
         super().train(mode)
         if mode and self._partial_bn:
             bns = [m for m in self.backbone.modules() if isinstance(m, _BatchNorm)]

@@ -13,7 +13,7 @@ import http.client
 import json
 import uuid
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 from urllib.parse import urlsplit
 
 __all__ = ["encode_multipart", "post", "predict_file", "ServeError"]
@@ -27,7 +27,7 @@ class ServeError(ValueError):
         self.status = status
 
 
-def encode_multipart(fields: dict[str, str], file: Optional[tuple[str, bytes]] = None) -> tuple[bytes, str]:
+def encode_multipart(fields: dict[str, str], file: tuple[str, bytes] | None = None) -> tuple[bytes, str]:
     """(body, Content-Type) of a multipart/form-data request, as a browser or ``curl -F`` sends it;
     ``file`` is (file name, bytes) sent as the field ``file``."""
     boundary = uuid.uuid4().hex

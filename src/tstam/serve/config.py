@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import Optional
 
 from tstam.config import ConfigError, check_choice
 
@@ -47,7 +46,7 @@ class ServeConfig:
     crops: int = 1                   # default crops per snippet (a request may ask for 3 or 10)
     top_k: int = 5                   # default classes in "top"
     keep_results: int = 16           # finished jobs (JSON and pictures) kept for the page, oldest dropped first
-    samples: Optional[str] = None    # folder of sample clips for the page; None: a few synthetic clips
+    samples: str | None = None    # folder of sample clips for the page; None: a few synthetic clips
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

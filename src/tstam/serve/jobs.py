@@ -20,10 +20,11 @@ import shutil
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any
 
 from tstam.inference import Recognizer
 from tstam.inference.recognizer import CENTRE_CROP
@@ -53,7 +54,7 @@ class Options:
     """What one request asks for (multipart fields besides ``file``)."""
 
     crops: int = 1                                  # 1, 3 or 10 crops per snippet
-    weights: Optional[list[float]] = None           # fusion (RGB, flow); None: the server's
+    weights: list[float] | None = None           # fusion (RGB, flow); None: the server's
     top_k: int = 5                                  # classes in "top"
     attention: bool = True                          # attention arrays in the JSON
     pictures: bool = False                          # draw the attention PNG and GIF (the page asks for them)
@@ -69,7 +70,7 @@ def parse_options(form: Mapping[str, Any], *, crops: int, top_k: int, pictures: 
     if unknown:
         raise ValueError(f"unknown field(s) {unknown}; expected {list(_FIELDS)}")
 
-    def text(name: str) -> Optional[str]:
+    def text(name: str) -> str | None:
         v = form.get(name)
         if v is None or (isinstance(v, str) and not v.strip()):
             return None
@@ -109,7 +110,7 @@ def parse_options(form: Mapping[str, Any], *, crops: int, top_k: int, pictures: 
     return opts
 
 
-def display_name(filename: Optional[str]) -> str:
+def display_name(filename: str | None) -> str:
     """The client's file name for display only: its last path component, printable, <= 100 chars."""
     name = re.split(r"[/\\]", filename or "")[-1]
     name = "".join(c for c in name if c.isprintable()).strip()[:100]
@@ -133,15 +134,15 @@ class Job:
     options: Options = field(default_factory=Options)
     state: str = "uploading"                        # uploading -> queued -> running -> done | failed
     stages: list[dict[str, Any]] = field(default_factory=list)  # {"name", "stream", "seconds" (None: running)}
-    result: Optional[dict[str, Any]] = None         # Prediction.to_dict(...) plus "job"
+    result: dict[str, Any] | None = None         # Prediction.to_dict(...) plus "job"
     status: int = 200                               # HTTP status of the answer
-    error: Optional[str] = None                     # the problem, when failed
+    error: str | None = None                     # the problem, when failed
     pictures: dict[str, bytes] = field(default_factory=dict)
     created: float = field(default_factory=time.perf_counter)
-    future: Optional[Future] = None
+    future: Future | None = None
     _t: float = field(default_factory=time.perf_counter)
 
-    def stage(self, name: str, stream: Optional[str] = None) -> None:
+    def stage(self, name: str, stream: str | None = None) -> None:
         """Close the running stage and open ``name`` (a None name only closes)."""
         now = time.perf_counter()
         if self.stages and self.stages[-1]["seconds"] is None:
@@ -216,7 +217,7 @@ class PredictionPool:
         job.future = self._executor.submit(self._run, job, video)
         return job.future
 
-    def get(self, job_id: str) -> Optional[Job]:
+    def get(self, job_id: str) -> Job | None:
         with self._lock:
             return self._jobs.get(job_id)
 

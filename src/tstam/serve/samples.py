@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
 
 __all__ = ["Sample", "synthetic_samples", "folder_samples", "SAMPLE_CLASSES", "MAX_FOLDER_SAMPLES"]
 
@@ -29,7 +29,7 @@ class Sample:
 
     name: str                 # file name, the key in /api/samples/{name}
     path: Path                # where the server reads it
-    label: Optional[str]      # its true class when known (synthetic, or a UCF101-style name), else None
+    label: str | None      # its true class when known (synthetic, or a UCF101-style name), else None
     about: str                # where it comes from, for the page
 
 

@@ -35,8 +35,15 @@ from tstam.video import write_video
 from .classes import ClassDef, get_class
 from .config import SynthConfig
 from .layout import (
-    ANNOTATIONS_NAME, BENCHMARK_NAME, COMPLETE_NAME, SPLITS_DIR, VIDEOS_DIR, ClipAnnotation,
-    video_id, write_annotations, write_splits,
+    ANNOTATIONS_NAME,
+    BENCHMARK_NAME,
+    COMPLETE_NAME,
+    SPLITS_DIR,
+    VIDEOS_DIR,
+    ClipAnnotation,
+    video_id,
+    write_annotations,
+    write_splits,
 )
 from .render import render_scene
 from .scene import Scene, sample_scene
