@@ -49,7 +49,7 @@ __all__ = ["ModelConfig", "ModelOutput", "FrameTerms", "TSTAM", "build_model"]
 class ModelConfig:
     """One stream of T-STAM. Defaults are the paper's model (DESIGN section 2)."""
 
-    modality: Literal["rgb", "flow"] = "rgb"
+    modality: Literal["rgb", "flow"] = "rgb"  # the stream: RGB frames, or stacked x/y optical-flow fields
     num_classes: int = 101                  # UCF101; 51 for HMDB51
     num_segments: int = 6                   # N frames per clip in training (paper 4.3.1)
     new_length: int | None = None        # frames per snippet: None -> 1 (RGB), 5 (flow: 10 channels)
