@@ -1,4 +1,4 @@
-"""Decoding speed per core: ``tstam.video.read_video`` (PyAV) vs ``cv2.VideoCapture`` (issue 4).
+"""Decoding speed per core: ``tstam.video.read_video`` (PyAV) vs ``cv2.VideoCapture``.
 
 Run: ``python benchmarks/bench_decode.py [--repeats 3]`` (well under a minute).
 

@@ -1,4 +1,4 @@
-"""Extraction speed with ``tvl1_torch`` (issue 15): against OpenCV's TV-L1 extraction in the same
+"""Extraction speed with ``tvl1_torch``: against OpenCV's TV-L1 extraction in the same
 run, and how many decode workers keep a device (a GPU) busy.
 
 Run:

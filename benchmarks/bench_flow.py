@@ -1,4 +1,4 @@
-"""Optical-flow speed and accuracy at 320x240 (issue 4): our TV-L1 defaults vs OpenCV's.
+"""Optical-flow speed and accuracy at 320x240: our TV-L1 defaults vs OpenCV's.
 
 Run: ``python benchmarks/bench_flow.py [--real-pairs 3] [--synth-pairs 6]`` (about 1-2 min).
 
@@ -16,7 +16,7 @@ from, DIS and Farneback. Columns:
 - +JPEG: EPE against ground truth after the store's quantisation (``bound`` 20, uint8) and
   JPEG (quality 95) round trip, i.e. what a model reading the frame store sees.
 
-Then ``tvl1_torch`` (issue 15, PyTorch tensor ops on the CPU, one torch thread) against OpenCV's
+Then ``tvl1_torch`` (PyTorch tensor ops on the CPU, one torch thread) against OpenCV's
 TV-L1 with the same parameters (our default row): pairs/s per core one pair at a time and in
 batches, the ratio to OpenCV, EPE against OpenCV's flow on the real and the synthetic pairs, EPE
 against ground truth, memory per pair, and where its CPU time goes.

@@ -1,4 +1,4 @@
-"""Loader throughput per worker process (DESIGN 3-4): how many workers keep a GPU fed.
+"""Loader throughput per worker process (docs/design.md, Data flow): how many workers keep a GPU fed.
 
 Writes a frame store of real JPEGs (240x320, textured, like UCF101 after extraction) to a temp
 folder, then measures loader clips/s (FrameDataset, train mode, N = 6, 224x224 uint8 clips,

@@ -1,4 +1,4 @@
-"""Model speed and memory (issue 3), as ratios against baselines measured in the same run.
+"""Model speed and memory, as ratios against baselines measured in the same run.
 
 1. Backbone inference at 224, batch 16: achieved FLOP/s / fp32 matmul FLOP/s of this machine,
    for the plain definition and for the inference path (BN folded, 1x1 convs merged; channels_last

@@ -1,4 +1,4 @@
-"""Training step time before and after taking the host syncs out of the step (issue 12.7 / 14).
+"""Training step time before and after taking the host syncs out of the step.
 
 "before" is the loop body of commit dea9f2c, kept here as the baseline: per step it stacks the
 loss, accuracy and a ``torch.tensor(float(n), device=...)`` count, all-reduces them, tests the

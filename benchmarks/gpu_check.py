@@ -1,4 +1,4 @@
-"""The prepared GPU check (issue 14): one script, one table, under 8 minutes on one H100-class GPU.
+"""The prepared GPU check: one script, one table, under 8 minutes on one H100-class GPU.
 
     make gpu-check                                   # PYTHONPATH=src python3 benchmarks/gpu_check.py
     python benchmarks/gpu_check.py --json gpu.json   # also the rows as JSON
@@ -6,7 +6,7 @@
 
 Needs PyTorch, PyAV (imported by the recognizer section) and the project's light dependencies, not
 OpenCV contrib: inputs are the real JPEG frames vendored in tests/data, read with core OpenCV, and
-generated frames; flow is Farneback. First run: docs/gpu_check_h200.md (one H200).
+generated frames; flow is Farneback. Figures of a run and what they mean: docs/gpu.md.
 Sections (``gpu_check_parts.py`` holds the data-side ones):
 
 1. heads: every head (tstam, tsn, temporal, spatial) x CNN/LSTM temporal attention, in fp32 (TF32),
@@ -32,7 +32,7 @@ Sections (``gpu_check_parts.py`` holds the data-side ones):
 7. the training loader: clips/s of one worker (RGB, flow) against what one GPU step consumes:
    workers needed to feed one GPU (goal: <= 15 of a 16-core machine).
 8. recognizer and ONNX export from a CUDA stream equal to the CPU's (<= 1e-4); the stream stays usable.
-9. GPU TV-L1 (``tstam.tvl1_torch``, issue 15): ``benchmarks/gpu_flow.py``'s rows (pairs/s,
+9. GPU TV-L1 (``tstam.tvl1_torch``): ``benchmarks/gpu_flow.py``'s rows (pairs/s,
    peak memory, end-point error against OpenCV's flow stored in benchmarks/data); on a GPU also the
    decode workers ``tstam extract --flow tvl1_torch`` needs per GPU (``bench_extract.py`` part 2).
 
@@ -147,9 +147,8 @@ def check_heads(dev: torch.device, s: Sizes) -> list[Row]:
 def _cuda_syncs(fn) -> tuple[list[str], int]:
     """(the Python line of each host sync while ``fn`` runs, syncs reported inside the mode switch).
 
-    The H200 run's only sync in 10 steps was reported at the line of ``torch.cuda.set_sync_debug_mode``
-    that switches the mode (the first switch in the process; the meter read after it counted 1): the
-    switch's own, not the step's, so it is returned apart."""
+    The first switch of the mode in a process can report a sync at the line of
+    ``torch.cuda.set_sync_debug_mode`` itself: the switch's own, not the step's, so it is returned apart."""
     src, first = inspect.getsourcelines(torch.cuda.set_sync_debug_mode)
     setter, lines = Path(inspect.getsourcefile(torch.cuda.set_sync_debug_mode)), range(first, first + len(src))
     with warnings.catch_warnings(record=True) as caught:

@@ -1,6 +1,6 @@
-"""GPU check of tvl1_torch (issue 15): pairs/s at 320x240 and 340x256, peak memory, accuracy.
+"""GPU check of tvl1_torch: pairs/s at 320x240 and 340x256, peak memory, accuracy.
 
-For the project's GPU check (issue 14); needs only PyTorch and tstam on the GPU box: accuracy is
+For the project's GPU check (``benchmarks/gpu_check.py``); needs only PyTorch and tstam on the GPU box: accuracy is
 measured against OpenCV's TV-L1 flows computed on a CPU and stored in
 ``benchmarks/data/tvl1_reference.npz`` (6 real frame pairs at 320x240, 2 from each clip of
 ``bench_flow.CLIPS``, with OpenCV's flow for ``TVL1Params()`` rounded to 1/256 px, in float16).
@@ -13,7 +13,7 @@ Run:
 Each row: pairs/s with the batch chosen by ``batch_size_for`` from the default memory budget (half
 the free GPU memory), peak memory (``torch.cuda.max_memory_allocated``) against the stated
 ``bytes_per_pair`` x batch, and the mean / max end-point error against the reference flows.
-Goal (issue 15): >= 1000 pairs/s at 320x240 on one H100, at a mean EPE <= 0.1 px to OpenCV.
+Goal: >= 1000 pairs/s at 320x240 on one H100-class GPU, at a mean EPE <= 0.1 px to OpenCV.
 Then (``extraction_balance``, needs PyAV) the decode workers that keep the device busy in
 ``tstam extract --flow tvl1_torch --device cuda``: ``benchmarks/bench_extract.py``'s part 2.
 """
@@ -36,7 +36,7 @@ from tstam.flow.tvl1_torch import batch_size_for, bytes_per_pair, default_budget
 REFERENCE = Path(__file__).resolve().parent / "data" / "tvl1_reference.npz"
 PAIRS = {0: (40, 42), 1: (50, 53), 2: (70, 71)}  # per clip of bench_flow.CLIPS: first frames of moving pairs
 SIZES = ((320, 240), (340, 256))  # width x height measured
-GOAL = 1000.0  # pairs/s at 320x240 on one H100
+GOAL = 1000.0  # pairs/s at 320x240 on one H100-class GPU
 
 
 def make_reference(path: Path = REFERENCE) -> None:

@@ -1,4 +1,4 @@
-"""The README's screenshot of ``tstam serve``: start the server with the given checkpoints (its
+"""The screenshot of ``tstam serve`` in docs/serve.md: start the server with the given checkpoints (its
 default settings), open the page in Debian's headless chromium, run one sample clip, save a
 full-page PNG. Uses the browser test's helpers (tests/test_serve_browser.py); needs the dev extra
 and chromium + chromium-driver (``make test`` installs them).

@@ -1,5 +1,5 @@
-"""How often TSN's training sampling misses the action window of a synthetic benchmark (README,
-"Does the attention help?"): per number of segments, the share of training draws in which no
+"""How often TSN's training sampling misses the action window of a synthetic benchmark (docs/results.md,
+"The goal, and what we tried for it"): per number of segments, the share of training draws in which no
 snippet centre lies inside the clip's action window.
 
     python docs/window_coverage.py ablate-localized/bench

@@ -23,6 +23,7 @@ from tstam.ablate import (
     t_quantile,
     train_config,
     verdict,
+    write_tables,
 )
 from tstam.cli import main
 from tstam.cli.ablate import add_parser, demo_overrides
@@ -130,6 +131,18 @@ def test_claims_are_tested_on_paired_seeds():
     ratio = Claim("t", "alpha", ("baselines", ref), None, metric="alpha", goal=1.5)
     (r,) = check_claims(rows, [ratio])
     assert r.goal_met is True                                         # 0.424 >= 1.5 x 0.2
+
+
+def test_claims_header_names_the_t_value_of_every_seed_count(tmp_path):
+    """Claims over 5 and over 10 paired seeds in one table: the header gives both t values, not the
+    larger count's alone (standard t table: 2.776 at 4 degrees of freedom, 2.262 at 9)."""
+    ref, tsn, temporal = "T-STAM (reference)", "TSN average consensus", "temporal attention only"
+    rows = _rows(ref, "baselines", [0.70, 0.72, 0.69, 0.71, 0.73])
+    rows += _rows(tsn, "baselines", [0.62, 0.65, 0.63, 0.64, 0.66, 0.61, 0.60, 0.64, 0.62, 0.63])
+    rows += _rows(temporal, "baselines", [0.66, 0.64, 0.66, 0.65, 0.65, 0.67, 0.62, 0.63, 0.66, 0.64])
+    text = write_tables(rows, tmp_path).read_text()
+    assert "(t_0.975 = 2.776 at 5 seeds, 2.262 at 10 seeds)" in text
+    assert "| temporal attention only beats TSN average consensus | ours | 10 |" in text
 
 
 def test_every_claim_names_settings_of_the_grid():

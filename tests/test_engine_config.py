@@ -21,7 +21,7 @@ def test_presets_load_with_paper_numbers(name):
     assert cfg.model.num_segments == 6
     flow = cfg.model.modality == "flow"
     assert cfg.optim.clip_grad == (20.0 if flow else 40.0)
-    if not name.startswith("synthetic"):  # from scratch, RGB uses dropout 0.5 and unit-scale input (README)
+    if not name.startswith("synthetic"):  # from scratch, RGB uses dropout 0.5 and unit-scale input (docs/training.md)
         assert cfg.model.dropout == (0.7 if flow else 0.8)
         assert (cfg.optim.lr, cfg.data.batch_size, cfg.model.input_size) == (0.001, 32, 224)
         assert (cfg.optim.epochs, cfg.optim.lr_steps) == ((340, [190, 300]) if flow else (80, [30, 60]))

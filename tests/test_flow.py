@@ -1,4 +1,4 @@
-"""Optical flow on pairs with known motion, and the uint8 quantisation of DESIGN section 3."""
+"""Optical flow on pairs with known motion, and the uint8 quantisation of docs/design.md, Data flow."""
 from __future__ import annotations
 
 import cv2

@@ -1,5 +1,5 @@
 """The synthetic benchmark generator (tstam.synthetic): determinism, on-disk layout, reuse, and
-that its classes are what they claim (DESIGN section 6)."""
+that its classes are what they claim (docs/design.md, The synthetic benchmark)."""
 from __future__ import annotations
 
 import json

@@ -1,4 +1,4 @@
-"""Frame-accurate video decoding and encoding (DESIGN section 3, "Decoding").
+"""Frame-accurate video decoding and encoding (docs/design.md, Data flow).
 
 Decoding goes through PyAV (FFmpeg's libavformat/libavcodec). We chose PyAV over
 ``cv2.VideoCapture`` because it decodes the same frames bit for bit (same FFmpeg underneath,

@@ -1,4 +1,4 @@
-"""The claims the grid tests, as data: the paper's (DESIGN section 5) and ours beyond it.
+"""The claims the grid tests, as data: the paper's (docs/design.md, The paper's claims) and ours beyond it.
 
 Each claim says that setting ``a`` scores higher than setting ``b`` (top-1, or for ``metric="alpha"``
 that a setting's temporal weights put more mass in the action window than uniform weights). It is
@@ -29,7 +29,7 @@ class Claim:
     says: str
     a: tuple[str, str]
     b: tuple[str, str] | None
-    source: str = "paper"           # "paper", or "ours" (our design choices and the options of issue 13)
+    source: str = "paper"           # "paper", or "ours" (our design choices and the options beyond the paper)
     metric: str = "top1"            # "top1", or "alpha": share of alpha in the window minus the uniform share
     goal: float | None = None    # top1: points; alpha: share / uniform share
 

@@ -48,7 +48,7 @@ GROUPS: dict[str, Group] = {
         Setting("temporal attention only", ("model.head=temporal",)),
         Setting("spatial attention only", ("model.head=spatial",)),
     )),
-    "options": Group((                # beyond the paper (issue 13)
+    "options": Group((                # beyond the paper (docs/design.md, Readings)
         Setting("alpha frame pooling", ALPHA_POOL),
         Setting("auxiliary temporal loss", AUX),
         Setting("alpha pooling + aux loss", ALPHA_POOL + AUX),
@@ -67,7 +67,7 @@ FUSION_WEIGHTS = ((1, 1), (1, 2), (1, 3), (1, 4), (2, 3))
 PRESETS = ("demo", "localized")
 
 
-# The full budget of the grid: the demo's schedule when the published tables were measured (README, docs/ablation.md).
+# The full budget of the grid: the demo's schedule when the published tables were measured (docs/results.md, docs/ablation.md).
 # Fixed here, so that `tstam ablate` reruns those runs (and reuses them) after the demo's own schedule grew.
 ABLATE_EPOCHS = {"flow": 36, "rgb": 8}
 

@@ -12,7 +12,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="From nothing: generate the synthetic benchmark, extract frames and optical "
                                    "flow, train the RGB and flow T-STAM, test both, fuse them (RGB:flow = 1:1; "
                                    "--paper: 1:3) and write a report (accuracies, per-group accuracy, curves, "
-                                   "confusion matrices, attention). About 3 minutes on 2 CPU cores (README). A "
+                                   "confusion matrices, attention). About 3 minutes on 2 CPU cores (docs/demo.md). A "
                                    "second run with the same --out reuses the finished stages.")
     p.add_argument("--out", default="demo", help="output folder (default: demo)")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="benchmark and training seed (default: 0)")
@@ -23,11 +23,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--flow", choices=("dis", "farneback", "tvl1"), default=None,
                    help="optical flow algorithm (default: dis; tvl1 is the paper's, 23x slower per frame pair in benchmarks/bench_flow.py)")
     p.add_argument("--paper", action="store_true",
-                   help="the paper's model: its equations for both streams (no options beyond the paper) and fusion "
-                        "RGB:flow = 1:3; its runs, scores and report go beside the default's in --out, and each "
-                        "report names the other's numbers")
+                   help="the paper's model for both streams (no options beyond the paper; it keeps mean frame "
+                        "pooling and the 2*sigmoid SE gate, docs/design.md) and fusion RGB:flow = 1:3; its runs, "
+                        "scores and report go beside the default's in --out, and each report names the other's numbers")
     p.add_argument("--threads", type=positive_int, default=None,
-                   help="torch threads (default: one per core); the trained weights depend on it (README)")
+                   help="torch threads (default: one per core); the trained weights depend on it (docs/demo.md)")
     p.add_argument("--workers", type=nonnegative_int, default=None, help="loader worker processes (default: 0, frames are decoded in the training process)")
     p.set_defaults(run=run)
 
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     opts = "; ".join(f"{s} " + ", ".join(f"{k}={v}" for k, v in o.items()) for s, o in res.options.items() if o)
     w = ":".join(f"{x:g}" for x in res.weights)
     print(f"model options beyond the paper: {opts}; fusion RGB:flow {w} (--paper: none, 1:3)" if opts
-          else f"model: the paper's equations; fusion RGB:flow {w}")
+          else f"model: the paper's equations with mean frame pooling and the 2*sigmoid SE gate; fusion RGB:flow {w}")
     if res.reused:
         print("reused: " + ", ".join(res.reused))
     print(f"done in {took / 60:.1f} min")

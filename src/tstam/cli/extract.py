@@ -1,4 +1,4 @@
-"""``tstam extract``: video files -> frame store of RGB and optical-flow JPEGs (DESIGN section 3)."""
+"""``tstam extract``: video files -> frame store of RGB and optical-flow JPEGs (docs/design.md, Data flow)."""
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,4 @@
-"""``tstam synth``: generate the synthetic action benchmark (DESIGN section 6)."""
+"""``tstam synth``: generate the synthetic action benchmark (docs/design.md, The synthetic benchmark)."""
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,4 @@
-"""Data: annotations, frame store, TSN sampling, augmentation, datasets and loaders (DESIGN section 3)."""
+"""Data: annotations, frame store, TSN sampling, augmentation, datasets and loaders (docs/design.md, Data flow)."""
 from tstam.data.check import Problem, check_records, fill_num_frames, raise_on_problems
 from tstam.data.config import DataConfig
 from tstam.data.datasets import FrameDataset, VideoDataset

@@ -1,4 +1,4 @@
-"""Checking records against the frame store before training (DESIGN section 3).
+"""Checking records against the frame store before training (docs/design.md, Data flow).
 
 Missing folders, empty folders, a frame missing in the middle of a sequence, flow x/y or RGB/flow
 count mismatches and counts that disagree with ``meta.json`` or the list file are all reported by

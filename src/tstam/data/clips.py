@@ -1,4 +1,4 @@
-"""Snippets from decoded video frames, with optical flow computed on the fly (DESIGN section 3).
+"""Snippets from decoded video frames, with optical flow computed on the fly (docs/design.md, Data flow).
 
 The one implementation used wherever a clip is cut from decoded frames rather than read from
 the frame store: ``VideoDataset`` (training and testing from video files) and

@@ -1,4 +1,4 @@
-"""``DataConfig``: sampling, augmentation and loading settings (paper 4.2; DESIGN section 3).
+"""``DataConfig``: sampling, augmentation and loading settings (paper 4.2; docs/design.md, Data flow).
 
 What a clip *is* (modality, segments, snippet length, crop size) belongs to the model it feeds:
 the datasets read those from the ``ModelConfig`` and everything else from here, so the two can

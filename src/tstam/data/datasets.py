@@ -1,4 +1,4 @@
-"""Datasets of TSN clips (paper 4.2; DESIGN section 3): from the frame store, or from video files.
+"""Datasets of TSN clips (paper 4.2; docs/design.md, Data flow): from the frame store, or from video files.
 
 Items: train/val -> ``(clip, label)`` with clip uint8 (N, C, H, W); test -> clip uint8
 (crops, test_frames, C, H, W). C = 3 x snippet length (RGB) or 2 x snippet length (flow, stacked

@@ -1,4 +1,4 @@
-"""Reading frames from the frame store (DESIGN section 3: TSN / MMAction2 rawframes layout).
+"""Reading frames from the frame store (TSN / MMAction2 rawframes layout; docs/design.md, Data flow).
 
 File names come from templates (``img_{:05d}.jpg``, ``flow_x_{:05d}.jpg``, ``flow_y_{:05d}.jpg``,
 1-based), configurable so that other layouts read too, e.g. MMAction2's ``x_{:05d}.jpg``.

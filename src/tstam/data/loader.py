@@ -1,4 +1,4 @@
-"""Batches of clips: a seedable, DDP-aware, resumable sampler and ``build_loader`` (DESIGN section 4).
+"""Batches of clips: a seedable, DDP-aware, resumable sampler and ``build_loader`` (docs/design.md, Data flow).
 
 ``ShardSampler`` yields ``(index, epoch)`` keys; the datasets seed each item from
 ``(seed, epoch, index)``, so clips depend neither on the number of workers nor on the rank that

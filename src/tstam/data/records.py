@@ -1,6 +1,6 @@
 """Typed annotation records shared by every split parser, the store checks and the datasets.
 
-DESIGN section 3 ("Annotations"): every annotation format (UCF101 and HMDB51 official splits,
+Every annotation format (UCF101 and HMDB51 official splits,
 MMAction-style rawframe lists, a plain CSV) becomes the same ``VideoRecord``.
 """
 from __future__ import annotations

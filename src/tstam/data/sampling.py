@@ -1,4 +1,4 @@
-"""TSN sparse sampling (paper section 1 and 4.2; DESIGN section 3; Wang et al. 2016).
+"""TSN sparse sampling (paper section 1 and 4.2; docs/design.md, Data flow; Wang et al. 2016).
 
 A video of ``num_frames`` items (RGB frames, or flow fields for the flow stream) is cut into
 ``num_segments`` equal segments. Training takes one random snippet start per segment, validation

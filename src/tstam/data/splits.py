@@ -1,7 +1,7 @@
-"""Parsers for the annotation formats of DESIGN section 3: UCF101 and HMDB51 official splits,
+"""Parsers for the annotation formats of docs/design.md, Data flow: UCF101 and HMDB51 official splits,
 MMAction-style rawframe lists and a plain CSV. All return ``VideoRecord`` s with 0-based labels.
 
-Real-file quirks handled (tested on ``shared/realdata``): CRLF line endings, trailing spaces,
+Real-file quirks handled (tested on the real split files in ``tests/data/realdata``): CRLF line endings, trailing spaces,
 blank lines, UCF101 ``classInd.txt`` spelling ``HandstandPushups`` while the file names say
 ``v_HandStandPushups_*`` (class names are looked up case-insensitively). Every bad line raises
 ``AnnotationError`` (a ValueError) naming the file, the line number and what would be valid.

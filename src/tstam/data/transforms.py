@@ -1,4 +1,4 @@
-"""Clip transforms in plain torch (paper 4.2; DESIGN section 3; TSN's ``transforms.py``).
+"""Clip transforms in plain torch (paper 4.2; docs/design.md, Data flow; TSN's ``transforms.py``).
 
 Pure functions on uint8 clips ``(T, C, H, W)`` (T snippets; C = 3 for RGB, or 2k stacked flow
 channels x1, y1, ..., xk, yk), plus two thin config-driven wrappers. Training: resize to the

@@ -1,6 +1,6 @@
-"""``tstam demo``: the whole pipeline on the embedded synthetic benchmark, with a report (issue 6),
+"""``tstam demo``: the whole pipeline on the embedded synthetic benchmark, with a report,
 and the pieces ``tstam ablate`` builds on: the stream recipes, data preparation, training and
-testing with reuse, and the attention analysis (issue 13).
+testing with reuse, and the attention analysis.
 
     from tstam.demo import DemoConfig, run_demo
     result = run_demo(DemoConfig.make(out="demo"))

@@ -1,4 +1,4 @@
-"""What a trained stream does with time, measured on the synthetic benchmark's test clips (issue 13).
+"""What a trained stream does with time, measured on the synthetic benchmark's test clips.
 
 Each test clip is run once through the backbone (the test protocol's ``test_frames`` evenly spaced
 snippets, centre crop); the head is then run on those features several times. A snippet is

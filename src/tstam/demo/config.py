@@ -1,9 +1,9 @@
-"""``DemoConfig``: what ``tstam demo`` generates, extracts, trains and tests (issue 6).
+"""``DemoConfig``: what ``tstam demo`` generates, extracts, trains and tests.
 
 The per-stream training recipe ships as YAML beside the other presets (``configs/demo_rgb.yaml``,
 ``configs/demo_flow.yaml``, the paper's model); paths, sizes and budgets are filled in by the
-pipeline, and ``DEMO_OPTIONS`` adds the model options beyond the paper that the demo uses (issue 13;
-``paper=True`` leaves them out and writes beside the default run: ``runs/<stream>_paper`` for a
+pipeline, and ``DEMO_OPTIONS`` adds the model options beyond the paper that the demo uses
+(``paper=True`` leaves them out and writes beside the default run: ``runs/<stream>_paper`` for a
 stream with options (the others are shared), ``scores/*_paper.npz``, ``report_paper/``). ``quick`` is the same path end to end on a small
 benchmark of the generator's ``tiny`` preset (test suite).
 """
@@ -22,7 +22,7 @@ from tstam.models.fusion import DEFAULT_FUSION_WEIGHTS
 __all__ = ["DemoConfig", "DEMO_OPTIONS", "DEMO_WEIGHTS", "recipe_path", "demo_threads", "stream_config", "synth_config"]
 
 # What the demo changes from the paper, chosen on `tstam ablate --out ablate-demo` (benchmark seed 0,
-# training seeds 0-2) before the demo ran on the seeds it is reported on (README): per stream, the
+# training seeds 0-2) before the demo ran on the seeds it is reported on (docs/demo.md): per stream, the
 # model options beyond the paper (tstam.models.ModelConfig keys): the flow stream's alpha pooling, the
 # option whose alpha put more than the uniform share in the action window with the best fused top-1;
 # and the fusion weights (the best mean of the five tried; the paper's 1:3 is not better here).
@@ -40,7 +40,7 @@ class DemoConfig:
     synth_preset: str = "demo"              # tstam.synthetic preset (quick: "tiny")
     synth_overrides: dict[str, Any] = field(default_factory=dict)  # SynthConfig fields changed from the preset
     frame_size: int = 80                    # frames and flow are extracted at this square size (flow is cheaper)
-    flow: FlowAlgorithm = "dis"             # DIS: 23x faster than TV-L1 (README, benchmarks/bench_flow.py)
+    flow: FlowAlgorithm = "dis"             # DIS: 23x faster than TV-L1 (benchmarks/bench_flow.py)
     flow_bound: float = 4.0                 # px; flow clipped to +-this, then 0-255 (TSN's 20 is for 340x256 frames)
     input_size: int = 64                    # network crop (multiple of 32)
     width_mult: float = 0.25                # backbone width (1.0 = BN-Inception)
@@ -55,7 +55,7 @@ class DemoConfig:
     workers: int = 0                        # loader worker processes (0: in the training process; decoding is cheap here)
     extract_workers: int = 0                # extraction processes; 0 -> one per core
     threads: int = 0                        # torch threads; 0 -> one per core, less one per loader worker
-    paper: bool = False                     # the paper's model: its equations (no DEMO_OPTIONS) and fusion 1:3
+    paper: bool = False                     # the paper's model: no DEMO_OPTIONS (mean frame pooling, 2*sigmoid SE gate), fusion 1:3
 
     def __post_init__(self) -> None:
         check_literals(self, "demo")

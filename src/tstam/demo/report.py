@@ -114,11 +114,12 @@ def _header(cfg: DemoConfig, bench: Path, scores: Mapping[str, Any]) -> list[str
              f"{epochs}). Test: {cfg.test_frames} frames x {cfg.test_crops} crop(s). Fusion RGB:flow = "
              f"{cfg.fusion_weights[0]:g}:{cfg.fusion_weights[1]:g}.", ""]
     if options:
-        lines += ["Model options beyond the paper (`tstam demo --paper` trains the paper's equations instead): "
+        lines += ["Model options beyond the paper (`tstam demo --paper` trains the paper's model instead): "
                   + "; ".join(options) + f"; fusion RGB:flow = {cfg.fusion_weights[0]:g}:{cfg.fusion_weights[1]:g} "
                   "(the paper's: 1:3).", ""]
     else:
-        lines += ["Model: the paper's equations (no option beyond the paper).", ""]
+        lines += ["Model: the paper's equations with mean frame pooling and the 2*sigmoid SE gate (no option beyond "
+                  "the paper; docs/design.md, Readings).", ""]
     return lines
 
 

@@ -1,8 +1,8 @@
 """``TrainConfig``: the whole recipe of a run, from a YAML preset plus ``key=value`` overrides.
 
 Presets ship in ``tstam/configs/`` (``ucf101_rgb``, ``ucf101_flow``, ``hmdb51_rgb``,
-``hmdb51_flow``, ``synthetic_rgb``, ``synthetic_flow``) with the paper's numbers (section 4.2,
-DESIGN section 4); the split is an override (``annotations.split=2``). What a clip is (modality,
+``hmdb51_flow``, ``synthetic_rgb``, ``synthetic_flow``) with the paper's numbers (section 4.2)
+and TSN's practices (docs/design.md, Training recipe); the split is an override (``annotations.split=2``). What a clip is (modality,
 segments, snippet length, crop size) is set once, under ``model``; the datasets read it from there.
 """
 from __future__ import annotations

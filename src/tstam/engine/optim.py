@@ -1,7 +1,7 @@
 """SGD (or AdamW) with TSN's parameter groups, the step (or cosine) learning-rate schedule, and BatchNorm modes.
 
-Paper 4.2 / DESIGN section 4: SGD, momentum 0.9, weight decay 5e-4, lr divided by 10 at fixed
-epochs. TSN practices: per-group lr and decay multipliers from ``TSTAM.optim_groups`` (first conv
+Paper 4.2: SGD, momentum 0.9, weight decay 5e-4, lr divided by 10 at fixed epochs. TSN's
+practices (docs/design.md, Training recipe): per-group lr and decay multipliers from ``TSTAM.optim_groups`` (first conv
 weight x5 and bias x10 for flow, biases x2 without decay, BN without decay) and partial BN.
 """
 from __future__ import annotations
@@ -27,9 +27,8 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig, *, grad_scaler: bool = F
     On CUDA the fused implementation is used (one kernel per step), except SGD under an fp16
     gradient scaler (``grad_scaler=True``): torch's fused SGD, handed the scaler's inf check,
     leaves the momentum buffers uninitialised when the first step overflows (the scaler's
-    usual start) and later steps read that garbage (NaN weights; found by the GPU check on an
-    H200 with torch 2.11, and reproduced on the CPU with 2.13 by ``tests/test_optim_fused.py``).
-    Unfused, the scaler skips such steps itself, at the cost of one host read per step.
+    usual start) and later steps read that garbage (NaN weights; ``tests/test_optim_fused.py``
+    shows it on the CPU). Unfused, the scaler skips such steps itself, at the cost of one host read per step.
     """
     groups = []
     for g in model.optim_groups():

@@ -38,9 +38,9 @@ log = logging.getLogger(__name__)
 @torch.no_grad()
 def frame_activation_bytes(model: nn.Module) -> int:
     """Estimated inference memory per frame: 3 x the largest module output for one frame (float32),
-    plus the input as ``predict_views`` holds it (uint8 and two float32 copies while normalising).
-    Without the input term a flow chunk (10 channels) used 1.10 x its budget on an H200
-    (``benchmarks/gpu_check.py``, section 6)."""
+    plus the input as ``predict_views`` holds it (uint8 and two float32 copies while normalising):
+    with 10 input channels a flow chunk overruns its budget when the input is left out
+    (``benchmarks/gpu_check.py``, section 6, compares peak memory with the budget)."""
     cfg = model.cfg
     largest = [0]
 

@@ -1,4 +1,4 @@
-"""``tstam train``: the training loop of one stream (paper 4.2, DESIGN section 4).
+"""``tstam train``: the training loop of one stream (paper 4.2, docs/design.md, Training recipe).
 
 ``fit(cfg)`` builds everything from a ``TrainConfig`` and runs ``train_one_epoch`` /
 ``evaluate`` until ``optim.epochs``. Rank 0 writes ``last.pt`` (every epoch, and every

@@ -1,4 +1,4 @@
-"""Video files -> frame store: RGB JPEGs, quantised flow JPEGs, metadata (DESIGN section 3).
+"""Video files -> frame store: RGB JPEGs, quantised flow JPEGs, metadata (docs/design.md, Data flow).
 
 ``extract_video`` turns one video into ``<out>/<video_id>/img_00001.jpg ...``,
 ``flow_x_00001.jpg ...``, ``flow_y_00001.jpg ...`` (one fewer flow frame than RGB frame) and

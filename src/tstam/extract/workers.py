@@ -1,4 +1,4 @@
-"""How ``tstam extract`` runs its videos in worker processes (DESIGN section 3; issue 15).
+"""How ``tstam extract`` runs its videos in worker processes (docs/design.md, Data flow).
 
 Two ways, chosen by ``extract_many(device=...)``:
 

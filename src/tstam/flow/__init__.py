@@ -1,4 +1,4 @@
-"""Dense optical flow between consecutive frames, and its uint8 quantisation (DESIGN section 3).
+"""Dense optical flow between consecutive frames, and its uint8 quantisation (docs/design.md, Data flow).
 
 The paper (and TSN before it) feeds the temporal stream with TV-L1 flow computed on grayscale
 frames, clipped to ``[-bound, bound]`` (bound = 20) and stored as one grayscale JPEG per

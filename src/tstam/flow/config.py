@@ -1,4 +1,4 @@
-"""Flow settings: which algorithm, its parameters and the quantisation bound (DESIGN section 3).
+"""Flow settings: which algorithm, its parameters and the quantisation bound (docs/design.md, Data flow).
 
 Recorded in every frame store's meta.json and in every flow checkpoint (``FlowConfig.describe``),
 and read back exactly (``FlowConfig.from_describe``), so a model's flow can be reproduced.

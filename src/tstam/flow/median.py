@@ -1,4 +1,4 @@
-"""k x k median filter of float tensors by min/max networks, batched, on CPU or CUDA (issue 15).
+"""k x k median filter of float tensors by min/max networks, batched, on CPU or CUDA.
 
 The median filter of OpenCV's ``medianBlur`` (edge replication) for the TV-L1 flow of
 ``tstam.flow.tvl1_torch``, which filters its flow between warps. ``torch.median`` over unfolded windows

@@ -1,4 +1,4 @@
-"""Dual TV-L1 optical flow in PyTorch tensor ops: batched, on CPU or CUDA tensors (issue 15).
+"""Dual TV-L1 optical flow in PyTorch tensor ops: batched, on CPU or CUDA tensors.
 
 The method is Zach, Pock and Bischof, "A Duality Based Approach for Realtime TV-L1 Optical Flow"
 (DAGM 2007), with the numerical scheme of Sanchez, Meinhardt-Llopis and Facciolo, "TV-L1 Optical

@@ -1,4 +1,4 @@
-"""Using a trained model: loading streams, predicting videos, batches of videos (issue 7).
+"""Using a trained model: loading streams, predicting videos, batches of videos.
 
 ``tstam.load`` (``tstam.api``) is the short way in; ``tstam.visualize`` draws the attention and
 ``tstam.export`` writes ONNX and safetensors files.

@@ -1,7 +1,7 @@
 """BN-Inception backbone (Ioffe & Szegedy 2015) in the Caffe/TSN definition, with SE blocks.
 
 T-STAM section 2: "SE-BN-Inception". Parameter and buffer names equal those of the public
-ImageNet weights (``bn_inception-52deb4733.pth``; see ``shared/reference``): every conv is a
+ImageNet weights (``bn_inception-52deb4733.pth``; its layout is in ``tests/data/reference``): every conv is a
 flat top-level module ``<name>`` with bias, followed by ``<name>_bn`` (BatchNorm, eps 1e-5) and
 ReLU; pools use ``ceil_mode=True``. The network stops after the last conv block (5b):
 ``forward_features`` gives (B, 1024, 7, 7) for a 224x224 input.

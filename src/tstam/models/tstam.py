@@ -1,6 +1,6 @@
 """T-STAM: SE-BN-Inception + spatio-temporal attention + classifier, one stream (paper 1-3).
 
-Per stream (DESIGN section 2), for input (B, N, C_in, H, W):
+Per stream (docs/design.md, The paper in the code), for input (B, N, C_in, H, W):
 
     X     = backbone(frames)              (B, N, C, h, w)        SE-BN-Inception, to 5b
     X_hat = W1 X + b1                     (B, N, D, h, w)        eq. 1, a shared 1x1 conv
@@ -15,7 +15,7 @@ Variants for the ablations share this code: ``head="tsn"`` (TSN average consensu
 ``"temporal"`` (F = f_t), ``"spatial"`` (F_j = f_sj), ``temporal_attention="lstm"``, 1-5 heads,
 SE on or off, mean or sum frame pooling. The forward returns the attention with the logits.
 
-Two opt-in options go beyond the paper (issue 13; the paper presets keep its equations):
+Two opt-in options go beyond the paper (off in every shipped training preset):
 ``frame_pool="alpha"`` pools the spatial features over frames with the temporal weights,
 f_sj = sum_i alpha_i sum_k beta_ijk X_hat_ik, so that no frame reaches F with a fixed weight (equal to
 the mean at uniform alpha); ``temporal_aux_weight`` (lambda > 0) adds a training-only classifier on
@@ -47,9 +47,9 @@ __all__ = ["ModelConfig", "ModelOutput", "FrameTerms", "TSTAM", "build_model"]
 
 @dataclass
 class ModelConfig:
-    """One stream of T-STAM. Defaults are the paper's model (DESIGN section 2)."""
+    """One stream of T-STAM. Defaults are the paper's model (docs/design.md, The paper in the code)."""
 
-    modality: Literal["rgb", "flow"] = "rgb"
+    modality: Literal["rgb", "flow"] = "rgb"  # the stream: RGB frames, or stacked x/y optical-flow fields
     num_classes: int = 101                  # UCF101; 51 for HMDB51
     num_segments: int = 6                   # N frames per clip in training (paper 4.3.1)
     new_length: int | None = None        # frames per snippet: None -> 1 (RGB), 5 (flow: 10 channels)

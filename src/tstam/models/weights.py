@@ -1,4 +1,4 @@
-"""Foreign and native weight files for the T-STAM backbone (DESIGN section 2, "Backbone").
+"""Foreign and native weight files for the T-STAM backbone (docs/design.md, The paper in the code).
 
 One filter, ``checkpoint_filter_fn(state_dict, model)``, turns every supported layout into the
 names and shapes of ``model.backbone``:

@@ -1,4 +1,4 @@
-"""``tstam serve``: a web page and an HTTP API for trained streams (issue 16).
+"""``tstam serve``: a web page and an HTTP API for trained streams.
 
 The page (``static/``: plain HTML, CSS and JS, nothing loaded from elsewhere) uploads a video or
 picks a sample clip, follows the stages (upload, queue, decode, flow, model, pictures) and shows

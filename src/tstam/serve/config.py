@@ -42,7 +42,7 @@ class ServeConfig:
     max_upload_mb: float = 64.0      # request body limit -> 413; UCF101's clips average ~0.5 MB (6.5 GB / 13,320)
     workers: int = 2                 # predictions run at once (threads sharing the loaded models); 2: fastest measured on 2 cores
     queue: int = 4                   # requests accepted beyond the running ones; more -> 503 + Retry-After
-    threads: int = 0                 # torch threads per prediction; 0 -> (cores - 1) // workers, at least 1 (README)
+    threads: int = 0                 # torch threads per prediction; 0 -> (cores - 1) // workers, at least 1 (docs/serve.md)
     crops: int = 1                   # default crops per snippet (a request may ask for 3 or 10)
     top_k: int = 5                   # default classes in "top"
     keep_results: int = 16           # finished jobs (JSON and pictures) kept for the page, oldest dropped first
@@ -69,5 +69,5 @@ class ServeConfig:
     @property
     def torch_threads(self) -> int:
         """Torch threads per prediction: one core is left to the event loop and the uploads (on 2
-        cores this was measured faster than 2 threads; README, benchmarks/bench_serve.py)."""
+        cores this was measured faster than 2 threads; docs/serve.md, benchmarks/bench_serve.py)."""
         return self.threads or max(1, (len(os.sched_getaffinity(0)) - 1) // self.workers)

@@ -1,4 +1,4 @@
-"""The embedded synthetic action benchmark (DESIGN section 6).
+"""The embedded synthetic action benchmark (docs/design.md, The synthetic benchmark).
 
 Classes defined by motion only, by appearance only, and by two-actor interaction, with the action
 in a random window of each clip, distractors, a textured panning background and noise; written

@@ -1,4 +1,4 @@
-"""The classes of the synthetic action benchmark (DESIGN section 6).
+"""The classes of the synthetic action benchmark (docs/design.md, The synthetic benchmark).
 
 Three groups, each built so that one stream cannot tell its classes apart:
 

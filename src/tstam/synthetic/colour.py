@@ -1,4 +1,4 @@
-"""Colour helpers of the synthetic benchmark (DESIGN section 6): full-range BT.601 YCbCr.
+"""Colour helpers of the synthetic benchmark (docs/design.md, The synthetic benchmark): full-range BT.601 YCbCr.
 
 Luma ``Y = 0.299 R + 0.587 G + 0.114 B`` is exactly the grey level that ``cv2.COLOR_RGB2GRAY``
 (and so every optical-flow extractor) computes, so colours built as ``yuv_to_rgb(Y, U, V)`` with

@@ -1,4 +1,4 @@
-"""Configuration of the synthetic action benchmark (DESIGN section 6): sizes, class set, difficulty.
+"""Configuration of the synthetic action benchmark (docs/design.md, The synthetic benchmark): sizes, class set, difficulty.
 
 Lengths that scale with the picture (object sizes, displacements) are fractions of the shorter
 frame side, so a preset keeps its difficulty when only the frame size is changed. Named presets:
@@ -100,8 +100,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The demo's classes and sizes with the action in 10-25 % of 48 frames (5-12 frames), and an idle
     # part that moves without class evidence: every actor wobbles (+-2.5 px, +-0.2 rad, at 0.03-0.08
     # cycles per frame: up to ~1.3 px and 0.1 rad per frame, against 2.3-9 px or 0.18-0.26 rad per
-    # frame in the action) and up to 3 distractors drift at up to 2 px per frame. Frozen (generator
-    # version 3) before any model was trained on it (issue 13).
+    # frame in the action) and up to 3 distractors drift at up to 2 px per frame. Frozen at generator
+    # version 3 before any model was trained on it: change it and its published results no longer apply.
     "localized": {
         "num_frames": 48, "window_min": 0.10, "window_max": 0.25, "idle_jitter": 2.5, "idle_rotation": 0.2,
         "distractors_max": 3, "distractor_speed": 2.0,

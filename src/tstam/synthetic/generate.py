@@ -1,4 +1,4 @@
-"""Writing a synthetic benchmark to disk (DESIGN section 6): clips as real encoded videos plus
+"""Writing a synthetic benchmark to disk (docs/design.md, The synthetic benchmark): clips as real encoded videos plus
 UCF101-format split files, so the real decode -> flow -> train -> test -> fuse path runs on it.
 
 Seeds. The main seed gives one seed per split (``split_seed``); each clip's generator is seeded

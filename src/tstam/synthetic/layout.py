@@ -1,4 +1,4 @@
-"""On-disk layout of a generated benchmark (DESIGN sections 3 and 6), UCF101-style::
+"""On-disk layout of a generated benchmark (docs/design.md, The synthetic benchmark), UCF101-style::
 
     <out>/videos/<Class>/v_<Class>_g<GG>_c<CC>.avi   encoded clips (test groups first, as UCF101 split 1)
     <out>/splits/classInd.txt                         "<1-based index> <Class>", CRLF like UCF101

@@ -1,4 +1,4 @@
-"""Rendering a sampled ``Scene`` to RGB frames (DESIGN section 6).
+"""Rendering a sampled ``Scene`` to RGB frames (docs/design.md, The synthetic benchmark).
 
 Pure numpy (plus ``cv2.resize`` for the background texture), deterministic: the same Scene gives
 byte-identical frames. Shapes are drawn from signed distances with a one-pixel soft edge (cheap

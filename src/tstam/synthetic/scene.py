@@ -1,4 +1,4 @@
-"""Sampling one clip's scene (DESIGN section 6): action window, actors and their per-frame poses,
+"""Sampling one clip's scene (docs/design.md, The synthetic benchmark): action window, actors and their per-frame poses,
 distractors, background and noise parameters. Rendering is in ``render.py``.
 
 How a single frame is kept from revealing a motion class. Every clip has an action window
