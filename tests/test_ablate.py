@@ -27,6 +27,7 @@ from tstam.ablate import (
 from tstam.cli import main
 from tstam.cli.ablate import add_parser, demo_overrides
 from tstam.config import ConfigError
+from tstam.synthetic import load_annotations
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +71,24 @@ def test_a_second_run_reuses_every_run_and_keeps_other_groups(tiny_grid, capsys)
     (out / "table.md").unlink()
     assert main(["ablate", "--out", str(out), "--quick", "--tables-only"]) == 0
     assert "| se | SE off | flow |" in table.read_text() and row.stat().st_mtime_ns == stamp
+
+
+def test_untrimmed_grid_runs_on_its_own_benchmark(tmp_path):
+    """--preset untrimmed --quick: the grid's baselines and fused rows on a small untrimmed
+    benchmark, alpha's window taken from its annotations (the labelled action's window)."""
+    out = tmp_path / "u"
+    cfg = AblateConfig(out=str(out), preset="untrimmed", seeds=[0], quick=True, threads=1,
+                       only=["baselines/T-STAM (reference)", "baselines/TSN average consensus", "fusion"])
+    text = run_ablation(cfg).read_text()
+    ann = load_annotations(out / "bench")
+    assert ann and all(a.others for a in ann.values()) and all(a.num_frames == 32 for a in ann.values())
+    for line in ("| baselines | T-STAM (reference) | flow | 1 | 1 |", "| baselines | TSN average consensus | flow | 1 | 1 |",
+                 "| fused | TSN average consensus | fused |", "| fusion | RGB:flow 1:3 | fused |"):
+        assert line in text, line
+    assert "T-STAM beats TSN average consensus" in text
+    ref = next(r for r in collect_rows(cfg) if r["setting"] == "T-STAM (reference)")
+    # a window of 10-25 % of the clip: the share of the test snippets in it is about that
+    assert 0.03 < ref["uniform_share"] < 0.4 and ref["clips"] == 16
 
 
 def test_t_quantiles_from_the_table():

@@ -1,8 +1,8 @@
 """``tstam ablate``: the paper's ablations (4.3.1-4.3.5), its baselines and the options beyond it,
 trained on the synthetic benchmark for several seeds, with paired per-seed intervals.
 
-Every setting is trained with the demo's recipe (``tstam.demo``) on the demo's or the localized
-preset's benchmark and frames (made or reused in ``out``), on the flow stream (where the action
+Every setting is trained with the demo's recipe (``tstam.demo``) on the demo's, the localized or the
+untrimmed preset's benchmark and frames (made or reused in ``out``), on the flow stream (where the action
 window matters most and flow is the paper's stronger stream); the fusion weights are tried on the
 saved test scores of the reference RGB and flow runs. ``settings`` holds the grid and the budgets,
 ``runner`` trains, tests and analyses each run (reused once finished), ``claims`` the claims as

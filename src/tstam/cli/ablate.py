@@ -8,6 +8,7 @@ from tstam.cli.args import int_list, positive_int
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from tstam.ablate import GROUPS
+    from tstam.ablate.settings import PRESETS
 
     p = sub.add_parser("ablate", help="the paper's ablations on the synthetic benchmark (table and PNG)",
                        description="Train T-STAM variants on the synthetic benchmark for several seeds and "
@@ -19,8 +20,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "pooling and LSTM attention. Finished runs are reused, so an interrupted grid "
                                    "continues. Hours on 2 CPU cores for the full grid.")
     p.add_argument("--out", default="ablate", help="output folder (default: ablate; a demo folder works too)")
-    p.add_argument("--preset", default="demo", choices=("demo", "localized"),
-                   help="synthetic benchmark preset (default: demo; localized: short action windows)")
+    p.add_argument("--preset", default="demo", choices=PRESETS,
+                   help="synthetic benchmark preset (default: demo; localized: short action windows; untrimmed: "
+                        "short action windows among other classes' actions)")
     p.add_argument("--only", default=",".join(GROUPS),
                    help=f"comma-separated groups (default: all: {','.join(GROUPS)}) or single settings as "
                         "group/setting, e.g. \"baselines/TSN average consensus\"")
@@ -36,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="network crop of every run, a multiple of 32 (default: the demo's 64; frames are extracted "
                         "at 1.25x it); a folder holds one value")
     p.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: one per core)")
-    p.add_argument("--quick", action="store_true", help="tiny benchmark, one epoch per run (tests)")
+    p.add_argument("--quick", action="store_true", help="tiny benchmark (of the preset), one epoch per run (tests)")
     p.add_argument("--tables-only", action="store_true",
                    help="train nothing: rebuild the tables and pictures from the finished runs in --out")
     p.set_defaults(run=run)
