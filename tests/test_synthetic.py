@@ -189,13 +189,19 @@ def test_motion_classes_have_equal_per_frame_appearance():
                 _, frames, masks = _clip(name, cfg, seed=3, index=i)
                 rows.append(_frame_stats(frames.astype(np.float64), masks).mean(0))
             per_class[name] = np.array(rows)
-        for a in group:
-            for b in group:
-                if a < b:
-                    ma, mb = per_class[a].mean(0), per_class[b].mean(0)
-                    se = np.sqrt(per_class[a].var(0) / n + per_class[b].var(0) / n) + 1e-9
-                    z = np.abs(ma - mb) / se
-                    assert np.all(z < 4.5), (a, b, np.round(z, 1))
+        _assert_same_means(per_class)
+
+
+def _assert_same_means(per_class):
+    """Every two classes' statistics (class -> (clips, statistics)) have means within 4.5 standard
+    errors of the clip-to-clip spread."""
+    for a in per_class:
+        for b in per_class:
+            if a < b:
+                ma, mb = per_class[a], per_class[b]
+                se = np.sqrt(ma.var(0) / len(ma) + mb.var(0) / len(mb)) + 1e-9
+                z = np.abs(ma.mean(0) - mb.mean(0)) / se
+                assert np.all(z < 4.5), (a, b, np.round(z, 1))
 
 
 def _pose_stats(scene, width, height):
@@ -220,12 +226,7 @@ def test_motion_classes_have_equal_pose_marginals(preset):
             rows = [_pose_stats(sample_scene(get_class(name), cfg, clip_rng(4, "train", name, i)),
                                 cfg.width, cfg.height).mean(0) for i in range(n)]
             stats[name] = np.array(rows)
-        for a in group:
-            for b in group:
-                if a < b:
-                    se = np.sqrt(stats[a].var(0) / n + stats[b].var(0) / n) + 1e-9
-                    z = np.abs(stats[a].mean(0) - stats[b].mean(0)) / se
-                    assert np.all(z < 4.5), (a, b, np.round(z, 1))
+        _assert_same_means(stats)
 
 
 def _window_flow(frames, masks, actors, window):
