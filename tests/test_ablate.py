@@ -138,6 +138,9 @@ def test_compare_across_folders(tmp_path, capsys):
     _runs_csv(tmp_path / "inf.csv", [("baselines", "x", 0, "inf")])
     assert main(["ablate", "--from-csv", str(tmp_path / "inf.csv"), "--out", str(tmp_path / "t")]) == 2
     assert "'inf' is not valid; expected a finite number" in capsys.readouterr().err
+    (tmp_path / "png.csv").write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")
+    assert main(["ablate", "--from-csv", str(tmp_path / "png.csv"), "--out", str(tmp_path / "t")]) == 2
+    assert "png.csv: not a CSV file" in capsys.readouterr().err
 
 
 def test_untrimmed_grid_runs_on_its_own_benchmark(tmp_path):

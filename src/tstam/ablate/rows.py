@@ -76,19 +76,24 @@ def read_runs(path: str | Path) -> list[dict[str, Any]]:
         ValueError: not a runs.csv (a required column missing, a value that is not a number).
     """
     path = Path(path)
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        missing = [k for k in _REQUIRED if k not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path}: not a tstam ablate runs.csv; columns {missing} are missing "
-                             f"(expected at least {list(_REQUIRED)})")
-        rows = []
-        for line, rec in enumerate(reader, start=2):
-            row = {k: _value(path, line, k, v) for k, v in rec.items() if k is not None and v not in ("", None)}
-            absent = [k for k in _REQUIRED if k not in row]
-            if absent:
-                raise ValueError(f"{path}: line {line} has no value in {absent}")
-            rows.append(row)
+    try:
+        text = path.read_text(encoding="utf-8")
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        fields = reader.fieldnames or []
+        records = list(reader)
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise ValueError(f"{path}: not a CSV file ({e}); expected a runs.csv written by tstam ablate") from None
+    missing = [k for k in _REQUIRED if k not in fields]
+    if missing:
+        raise ValueError(f"{path}: not a tstam ablate runs.csv; columns {missing} are missing "
+                         f"(expected at least {list(_REQUIRED)})")
+    rows = []
+    for line, rec in enumerate(records, start=2):
+        row = {k: _value(path, line, k, v) for k, v in rec.items() if k is not None and v not in ("", None)}
+        absent = [k for k in _REQUIRED if k not in row]
+        if absent:
+            raise ValueError(f"{path}: line {line} has no value in {absent}")
+        rows.append(row)
     return rows
 
 
