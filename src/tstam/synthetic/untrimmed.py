@@ -70,7 +70,7 @@ OTHER_REGION = (0.15, 0.85)    # where an actor's centre may go in other actions
 OTHER_RADIUS = (0.06, 0.36)    # its circumradius there (fraction of the shorter side)
 PLACE_TRIES = 20               # positions tried for the second actor of a colour clip
 AMOUNT_TRIES = 4               # draws of an other action's amounts before its stretch is left idle
-_DRAWS = 6                     # uniforms drawn per other action, whatever its class (streams stay aligned)
+_DRAWS = 6                     # uniforms drawn per other action (5 used), whatever its class: the streams stay aligned
 _EPS = 1e-9
 
 Pose = list[np.ndarray]        # [cx, cy, radius, angle], each (T,)
