@@ -11,6 +11,7 @@ import pytest
 from tstam.ablate import (
     CLAIMS,
     GROUPS,
+    RUNS_NAME,
     AblateConfig,
     Claim,
     Setting,
@@ -18,6 +19,7 @@ from tstam.ablate import (
     collect_rows,
     grid,
     paired,
+    read_runs,
     run_ablation,
     summarize,
     t_quantile,
@@ -28,6 +30,7 @@ from tstam.ablate import (
 from tstam.cli import main
 from tstam.cli.ablate import add_parser, demo_overrides
 from tstam.config import ConfigError
+from tstam.synthetic import load_annotations
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +74,92 @@ def test_a_second_run_reuses_every_run_and_keeps_other_groups(tiny_grid, capsys)
     (out / "table.md").unlink()
     assert main(["ablate", "--out", str(out), "--quick", "--tables-only"]) == 0
     assert "| se | SE off | flow |" in table.read_text() and row.stat().st_mtime_ns == stamp
+
+
+def test_runs_csv_rebuilds_the_same_tables(tiny_grid, tmp_path, capsys):
+    """runs.csv holds every row; the tables rebuilt from it alone (another folder, no run folders)
+    are the folder's own, byte for byte, by --from-csv and by --tables-only where only runs.csv is."""
+    out, table = tiny_grid
+    rows = collect_rows(AblateConfig(out=str(out), quick=True))
+    back = read_runs(out / RUNS_NAME)
+    assert len(back) == len(rows) and all("scores" not in r for r in back)
+    assert [(r["group"], r["setting"], r["seed"], r["top1"]) for r in back] == [
+        (r["group"], r["setting"], r["seed"], r["top1"]) for r in rows]
+    on = next(r for r in back if r["setting"] == "SE on")
+    assert on["share_in_window"] == next(r for r in rows if r["setting"] == "SE on")["share_in_window"]
+    assert main(["ablate", "--from-csv", str(out / RUNS_NAME), "--out", str(tmp_path / "re")]) == 0
+    assert f"table: {tmp_path / 're' / 'table.md'}" in capsys.readouterr().out
+    for name in ("table.md", "table.csv", "claims.csv"):
+        assert (tmp_path / "re" / name).read_bytes() == (out / name).read_bytes(), name
+    assert not (tmp_path / "re" / RUNS_NAME).exists() and not (tmp_path / "re" / "runs").exists()
+    only_csv = tmp_path / "only"
+    only_csv.mkdir()
+    (only_csv / RUNS_NAME).write_bytes((out / RUNS_NAME).read_bytes())
+    assert main(["ablate", "--out", str(only_csv), "--tables-only"]) == 0
+    assert (only_csv / "table.md").read_bytes() == table.read_bytes()
+
+
+def _runs_csv(path, rows):
+    """A runs.csv written by hand (not by write_runs): group, setting, seed, top-1."""
+    lines = ["group,setting,stream,seed,epochs,top1,params,train_s"]
+    lines += [f"{g},{s},flow,{seed},36,{top1},1000,1.0" for g, s, seed, top1 in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_compare_across_folders(tmp_path, capsys):
+    """--compare pairs the seeds of two settings of two runs.csv; its interval is the textbook one:
+    mean +- t * sd / sqrt(n), t_0.975 with 4 degrees of freedom = 2.776 (NIST/SEMATECH e-Handbook of
+    Statistical Methods, table 1.3.6.7.2, critical values of Student's t)."""
+    a = [0.700, 0.725, 0.650, 0.775, 0.700]
+    b = [0.650, 0.675, 0.625, 0.700, 0.700, 0.600]  # a sixth seed that a lacks: not paired
+    (tmp_path / "n8").mkdir()
+    _runs_csv(tmp_path / "n8" / RUNS_NAME, [("baselines", "TSN average consensus", s, v) for s, v in enumerate(a)]
+              + [("fused", "TSN average consensus", s, 0.9) for s in range(5)])
+    _runs_csv(tmp_path / "n4.csv", [("baselines", "TSN average consensus", s, v) for s, v in enumerate(b)])
+    assert main(["ablate", "--compare", f"{tmp_path / 'n8'}:baselines/TSN average consensus",
+                 f"{tmp_path / 'n4.csv'}:TSN average consensus"]) == 0
+    printed = capsys.readouterr().out
+    d = [100 * (x - y) for x, y in zip(a, b)]          # 5.0, 5.0, 2.5, 7.5, 0.0
+    mean = sum(d) / 5
+    sd = math.sqrt(sum((v - mean) ** 2 for v in d) / 4)
+    half = 2.776 * sd / math.sqrt(5)
+    assert f"a - b: {mean:+.1f} [{mean - half:+.1f}, {mean + half:+.1f}] points" in printed, printed
+    assert "over 5 paired seeds" in printed and "t_0.975 = 2.776" in printed and printed.rstrip().endswith("agrees")
+    assert "     2    65.0    62.5    +2.5" in printed                # seed by seed, in points
+    # the same setting name in two groups must be named with its group; a bad side is named
+    assert main(["ablate", "--compare", f"{tmp_path / 'n8'}:TSN average consensus", f"{tmp_path / 'n4.csv'}:x"]) == 2
+    err = capsys.readouterr().err
+    assert "'TSN average consensus' is in several groups" in err and "baselines/TSN average consensus" in err
+    assert main(["ablate", "--compare", f"{tmp_path / 'nope'}:a/b", f"{tmp_path / 'n4.csv'}:x"]) == 2
+    assert "expected PATH:SETTING" in capsys.readouterr().err
+    _runs_csv(tmp_path / "bad.csv", [("baselines", "x", 0, "high")])
+    assert main(["ablate", "--compare", f"{tmp_path / 'bad.csv'}:baselines/x", f"{tmp_path / 'n4.csv'}:x"]) == 2
+    assert "bad.csv: line 2, column 'top1': 'high' is not valid; expected a number" in capsys.readouterr().err
+    _runs_csv(tmp_path / "inf.csv", [("baselines", "x", 0, "inf")])
+    assert main(["ablate", "--from-csv", str(tmp_path / "inf.csv"), "--out", str(tmp_path / "t")]) == 2
+    assert "'inf' is not valid; expected a finite number" in capsys.readouterr().err
+    (tmp_path / "png.csv").write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")
+    assert main(["ablate", "--from-csv", str(tmp_path / "png.csv"), "--out", str(tmp_path / "t")]) == 2
+    assert "png.csv: not a CSV file" in capsys.readouterr().err
+
+
+def test_untrimmed_grid_runs_on_its_own_benchmark(tmp_path):
+    """--preset untrimmed --quick: the grid's baselines and fused rows on a small untrimmed
+    benchmark, alpha's window taken from its annotations (the labelled action's window)."""
+    out = tmp_path / "u"
+    cfg = AblateConfig(out=str(out), preset="untrimmed", seeds=[0], quick=True, threads=1,
+                       only=["baselines/T-STAM (reference)", "baselines/TSN average consensus", "fusion"])
+    text = run_ablation(cfg).read_text()
+    ann = load_annotations(out / "bench")
+    assert ann and all(a.others for a in ann.values()) and all(a.num_frames == 32 for a in ann.values())
+    for line in ("| baselines | T-STAM (reference) | flow | 1 | 1 |", "| baselines | TSN average consensus | flow | 1 | 1 |",
+                 "| fused | TSN average consensus | fused |", "| fusion | RGB:flow 1:3 | fused |"):
+        assert line in text, line
+    assert "T-STAM beats TSN average consensus" in text
+    ref = next(r for r in read_runs(out / RUNS_NAME) if r["setting"] == "T-STAM (reference)")
+    # a window of 10-25 % of the clip: the share of the test snippets in it is about that
+    assert 0.03 < ref["uniform_share"] < 0.4 and ref["clips"] == 16
 
 
 def test_t_quantiles_from_the_table():

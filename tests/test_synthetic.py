@@ -189,13 +189,19 @@ def test_motion_classes_have_equal_per_frame_appearance():
                 _, frames, masks = _clip(name, cfg, seed=3, index=i)
                 rows.append(_frame_stats(frames.astype(np.float64), masks).mean(0))
             per_class[name] = np.array(rows)
-        for a in group:
-            for b in group:
-                if a < b:
-                    ma, mb = per_class[a].mean(0), per_class[b].mean(0)
-                    se = np.sqrt(per_class[a].var(0) / n + per_class[b].var(0) / n) + 1e-9
-                    z = np.abs(ma - mb) / se
-                    assert np.all(z < 4.5), (a, b, np.round(z, 1))
+        _assert_same_means(per_class)
+
+
+def _assert_same_means(per_class):
+    """Every two classes' statistics (class -> (clips, statistics)) have means within 4.5 standard
+    errors of the clip-to-clip spread."""
+    for a in per_class:
+        for b in per_class:
+            if a < b:
+                ma, mb = per_class[a], per_class[b]
+                se = np.sqrt(ma.var(0) / len(ma) + mb.var(0) / len(mb)) + 1e-9
+                z = np.abs(ma.mean(0) - mb.mean(0)) / se
+                assert np.all(z < 4.5), (a, b, np.round(z, 1))
 
 
 def _pose_stats(scene, width, height):
@@ -220,27 +226,22 @@ def test_motion_classes_have_equal_pose_marginals(preset):
             rows = [_pose_stats(sample_scene(get_class(name), cfg, clip_rng(4, "train", name, i)),
                                 cfg.width, cfg.height).mean(0) for i in range(n)]
             stats[name] = np.array(rows)
-        for a in group:
-            for b in group:
-                if a < b:
-                    se = np.sqrt(stats[a].var(0) / n + stats[b].var(0) / n) + 1e-9
-                    z = np.abs(stats[a].mean(0) - stats[b].mean(0)) / se
-                    assert np.all(z < 4.5), (a, b, np.round(z, 1))
+        _assert_same_means(stats)
 
 
-def _flow_stats(frames, masks, scene):
-    """Over the action window and the actors: mean (vx, vy) in px/frame, and the relative
-    expansion and rotation rates per frame about the actors' centre."""
+def _window_flow(frames, masks, actors, window):
+    """Over a window and a mask of the given actors: mean (vx, vy) in px/frame, and the relative
+    expansion and rotation rates per frame about the actors' centre (OpenCV Farneback flow)."""
     grey = _grey(frames).astype(np.uint8)
-    start, end = scene.window
+    start, end = window
     h, w = masks.shape[1:]
     ys, xs = np.mgrid[:h, :w].astype(np.float32)
     out = []
     for t in range(start, end - 1):
         flow = cv2.calcOpticalFlowFarneback(grey[t], grey[t + 1], None, 0.5, 3, 9, 3, 5, 1.1, 0)
         m = masks[t]
-        cx = np.mean([a.cx[t] for a in scene.actors])
-        cy = np.mean([a.cy[t] for a in scene.actors])
+        cx = np.mean([a.cx[t] for a in actors])
+        cy = np.mean([a.cy[t] for a in actors])
         dx, dy, vx, vy = xs - cx, ys - cy, flow[..., 0], flow[..., 1]
         r2 = (m * (dx * dx + dy * dy)).sum()  # divergence and curl as rates per frame
         out.append([(m * vx).sum() / m.sum(), (m * vy).sum() / m.sum(),
@@ -248,28 +249,47 @@ def _flow_stats(frames, masks, scene):
     return np.mean(out, axis=0)
 
 
+def _flow_stats(frames, masks, scene):
+    """``_window_flow`` over the action window and the actors."""
+    return _window_flow(frames, masks, scene.actors, scene.window)
+
+
+def _shows(name, stats, direction=1.0):
+    """Whether ``_window_flow`` statistics show the motion of class ``name``; ``direction``: the sign
+    an either-way class drew (MoveSideways: +1 right; Spin*: +1 counter-clockwise). The bounds leave
+    room for the estimator: an actor that grows past the frame edge, or stripes that move along
+    themselves, bend the measured field even though the drawn motion is exact."""
+    vx, vy, div, curl = stats
+    motion = CATALOG[name].motion
+    if motion in ("up", "down"):
+        return np.sign(vy) == (1 if motion == "down" else -1) and abs(vy) > max(1.0, 3 * abs(vx))
+    if motion in ("sideways", "left", "right"):
+        return np.sign(vx) == direction and abs(vx) > max(1.0, 3 * abs(vy))
+    if motion in ("grow", "separate"):
+        return div > 0.04 and div > 1.5 * abs(curl)
+    if motion in ("shrink", "approach"):
+        return div < -0.04 and -div > 1.5 * abs(curl)
+    if motion in ("spin", "cw", "ccw"):
+        # y points down on screen, so a counter-clockwise turn has a negative dx*vy - dy*vx.
+        return (np.sign(curl) == -direction and abs(curl) > 0.04 and abs(curl) > 3 * abs(div)
+                and abs(vx) + abs(vy) < 1.0)
+    raise ValueError(f"no flow criterion for {name} ({motion})")
+
+
+def _direction(scene):
+    """The sign the clip's either-way class drew (``_shows``)."""
+    return scene.extras.get("direction_x", scene.extras.get("direction_spin", 1.0))
+
+
 def test_motion_classes_differ_in_optical_flow():
     """Measured with OpenCV Farneback flow on the rendered frames inside the action window
-    (at 96x96: the tiny preset's smallest actors are too small to measure spin reliably). The
-    bounds leave room for the estimator: an actor that grows past the frame edge, or stripes that
-    move along themselves, bend the measured field even though the drawn motion is exact."""
+    (at 96x96: the tiny preset's smallest actors are too small to measure spin reliably)."""
     cfg = make_config("tiny", {**CLEAN, "height": 96, "width": 96})
     for name in MOTION + ["SpinClockwise", "SpinCounterclockwise", "Approach", "Separate"]:
         for i in range(6):
             scene, frames, masks = _clip(name, cfg, seed=7, index=i)
-            vx, vy, div, curl = _flow_stats(frames, masks, scene)
-            if name in ("MoveUp", "MoveDown"):
-                assert np.sign(vy) == scene.extras["direction_y"] and abs(vy) > max(1.0, 3 * abs(vx)), (name, i)
-            elif name == "MoveSideways":
-                assert np.sign(vx) == scene.extras["direction_x"] and abs(vx) > max(1.0, 3 * abs(vy)), (name, i)
-            elif name in ("Grow", "Separate"):
-                assert div > 0.04 and div > 1.5 * abs(curl), (name, i)
-            elif name in ("Shrink", "Approach"):
-                assert div < -0.04 and -div > 1.5 * abs(curl), (name, i)
-            elif name.startswith("Spin"):
-                # y points down on screen, so a counter-clockwise turn has a negative dx*vy - dy*vx.
-                assert np.sign(curl) == -scene.extras["direction_spin"], (name, i)
-                assert abs(curl) > 0.04 and abs(curl) > 3 * abs(div) and abs(vx) + abs(vy) < 1.0, (name, i)
+            stats = _flow_stats(frames, masks, scene)
+            assert _shows(name, stats, _direction(scene)), (name, i, np.round(stats, 3))
 
 
 def test_appearance_classes_share_grey_frames_and_differ_in_colour(tmp_path):

@@ -15,7 +15,7 @@ from typing import Any
 from .settings import FUSION_WEIGHTS, REFERENCE
 from .stats import Paired, paired
 
-__all__ = ["Claim", "CLAIMS", "ClaimResult", "check_claims"]
+__all__ = ["Claim", "CLAIMS", "ClaimResult", "by_seed", "check_claims"]
 
 REF = REFERENCE.name
 SHORT_REF = ("design", REF)
@@ -94,7 +94,8 @@ class ClaimResult:
         return self.diff.lo > 0 and self.diff.mean >= g
 
 
-def _by_seed(rows: Sequence[dict[str, Any]], key: tuple[str, str], field: str) -> dict[int, float]:
+def by_seed(rows: Sequence[dict[str, Any]], key: tuple[str, str], field: str) -> dict[int, float]:
+    """seed -> ``field`` of the rows of one (group, setting) that have it."""
     return {int(r["seed"]): float(r[field]) for r in rows
             if (r["group"], r["setting"]) == key and r.get(field) is not None}
 
@@ -104,9 +105,9 @@ def check_claims(rows: Sequence[dict[str, Any]], claims: Sequence[Claim] = CLAIM
     out = []
     for c in claims:
         if c.metric == "alpha":
-            a, b = _by_seed(rows, c.a, "share_in_window"), _by_seed(rows, c.a, "uniform_share")
+            a, b = by_seed(rows, c.a, "share_in_window"), by_seed(rows, c.a, "uniform_share")
         else:
-            a, b = _by_seed(rows, c.a, "top1"), _by_seed(rows, c.b, "top1")
+            a, b = by_seed(rows, c.a, "top1"), by_seed(rows, c.b, "top1")
         d = paired({s: 100 * v for s, v in a.items()}, {s: 100 * v for s, v in b.items()})
         if d.n:
             out.append(ClaimResult(c, sum(a[s] for s in d.seeds) / d.n, sum(b[s] for s in d.seeds) / d.n, d))

@@ -4,7 +4,9 @@ Every run writes ``runs/<stream>_<variant>_e<epochs>[<overrides>]_s<seed>/`` (ch
 ``scores.npz``) and, last, ``row.json``: its top-1, size, training time and the analysis of
 ``tstam.demo.analyse_stream`` (where alpha looks, interventions, per-frame evidence). The tables
 are rebuilt from every ``row.json`` on disk, so a grid can be stopped and continued, run in parts
-(``--only``, ``--seeds``) or by two processes at once, and the tables always show all of it.
+(``--only``, ``--seeds``) or by two processes at once, and the tables always show all of it. Every
+row is also written to ``runs.csv`` (``rows.py``), from which the tables can be rebuilt where the run
+folders are not (``tables_from_csv``, or ``--tables-only`` in a folder holding only the tables).
 """
 from __future__ import annotations
 
@@ -17,9 +19,10 @@ from typing import Any
 
 from tstam.files import check_writable_dir
 
+from .rows import RUNS_NAME, read_runs, runs_path
 from .settings import FUSION_WEIGHTS, GROUPS, REFERENCE, AblateConfig, Setting, demo_config, grid, train_config
 
-__all__ = ["ANALYSIS_VERSION", "run_one", "fusion_rows", "collect_rows", "run_ablation"]
+__all__ = ["ANALYSIS_VERSION", "run_one", "fusion_rows", "collect_rows", "tables_from_csv", "run_ablation"]
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +109,16 @@ def collect_rows(cfg: AblateConfig) -> list[dict[str, Any]]:
     return rows
 
 
+def tables_from_csv(source: str | Path, out: str | Path) -> Path:
+    """Rebuild the tables and pictures of a grid in ``out`` from a ``runs.csv`` alone (``source``: the
+    file or a folder holding it; no run folder is needed); returns ``table.md``."""
+    from .table import write_tables
+
+    path = runs_path(source)
+    target = check_writable_dir(out)  # before any work
+    return write_tables(read_runs(path), target, runs=False)
+
+
 def run_ablation(cfg: AblateConfig, *, on_row: Callable[[dict[str, Any]], None] | None = None) -> Path:
     """Run the grid seed by seed (so that a partial grid covers every row), rewriting the tables
     after each run; returns ``table.md``."""
@@ -115,7 +128,10 @@ def run_ablation(cfg: AblateConfig, *, on_row: Callable[[dict[str, Any]], None] 
 
     out = check_writable_dir(cfg.out)  # before any work
     if not cfg.train:
-        return write_tables(collect_rows(cfg), out)
+        rows = collect_rows(cfg)
+        if not rows and (out / RUNS_NAME).is_file():  # the run folders are not here: their rows are
+            return write_tables(read_runs(out / RUNS_NAME), out, runs=False)
+        return write_tables(rows, out)
     dcfg = demo_config(cfg)
     prepare_data(dcfg, [])
     jobs = [(group, s, GROUPS[group].short) for group, s in grid(cfg)]

@@ -1,5 +1,5 @@
 """The grid's tables (``table.md``, ``table.csv``, ``claims.csv``) and pictures (``ablation.png``,
-``alpha.png``), rebuilt from every finished run."""
+``alpha.png``), rebuilt from every finished run's row (and those rows as ``runs.csv``, ``rows.py``)."""
 from __future__ import annotations
 
 import csv
@@ -14,12 +14,11 @@ from tstam.demo import INTERVENTIONS
 from tstam.files import write_text_atomic
 
 from .claims import ClaimResult, check_claims
+from .rows import EVIDENCE, RUNS_NAME, write_runs
 from .stats import t_quantile
 
 __all__ = ["summarize", "write_tables", "claims_markdown", "plot_table", "plot_alpha"]
 
-EVIDENCE = ("temporal_in", "temporal_out", "value_in", "value_out", "spatial_in", "spatial_out", "frames_in",
-            "frames_out")
 FIELDS = ["group", "setting", "stream", "epochs", "seeds", "top1_mean", "top1_sd", "params", "train_s",
           "share_in_window", "uniform_share", *(f"top1/{n}" for n in INTERVENTIONS), *EVIDENCE]
 
@@ -76,8 +75,11 @@ def claims_markdown(results: Sequence[ClaimResult]) -> list[str]:
     return lines
 
 
-def write_tables(rows: Sequence[dict[str, Any]], out: Path) -> Path:
-    """``table.csv``, ``claims.csv``, ``table.md`` and the pictures; returns ``table.md``."""
+def write_tables(rows: Sequence[dict[str, Any]], out: Path, *, runs: bool = True) -> Path:
+    """``table.csv``, ``claims.csv``, ``table.md`` and the pictures, and with ``runs`` the rows
+    themselves as ``runs.csv``; returns ``table.md``."""
+    if runs:
+        write_runs(rows, out / RUNS_NAME)
     table = summarize(rows)
     results = check_claims(rows)
     buf = io.StringIO()

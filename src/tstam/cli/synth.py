@@ -16,12 +16,15 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="generate the synthetic action benchmark (videos + UCF101-format splits)",
         description="Generate labelled clips whose classes differ only in motion, only in "
         "appearance (equiluminant colour) or in a two-actor interaction, as encoded videos with "
-        "classInd.txt / trainlist01.txt / testlist01.txt, annotations.json (action windows) and "
+        "classInd.txt / trainlist01.txt / testlist01.txt, annotations.json (action windows, and with the "
+        "untrimmed preset the other actions around them) and "
         "benchmark.json. Re-running with the same settings reuses a complete output.",
     )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--preset", default="demo", choices=sorted(PRESETS),
-                   help="named config (default: demo; localized: short action windows, moving idle part; tiny: tests)")
+                   help="named config (default: demo; localized: short action windows, moving idle part; untrimmed: "
+                        "short action windows among other classes' actions, the labelled one marked by a pulsing ring; "
+                        "tiny: tests)")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="main seed (train and test seeds derive from it)")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help=f"config overrides, e.g. num_frames=48 noise_std=0; keys: {', '.join(config_fields())}")

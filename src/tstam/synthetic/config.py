@@ -3,8 +3,9 @@
 Lengths that scale with the picture (object sizes, displacements) are fractions of the shorter
 frame side, so a preset keeps its difficulty when only the frame size is changed. Named presets:
 ``demo`` (the default; sized for ``tstam demo`` on 2 CPU cores), ``localized`` (short action
-windows in clips whose idle part moves too: where a model must find the action in time) and
-``tiny`` (tests).
+windows in clips whose idle part moves too: where a model must find the action in time),
+``untrimmed`` (short action windows surrounded by other classes' actions, the labelled one marked
+by a cue: see ``untrimmed.py``) and ``tiny`` (tests).
 """
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ class SynthConfig:
     window_max: float = 0.6           # longest action window, as a fraction of the clip
     idle_jitter: float = 0.3          # px; slow wobble of every actor in every frame (all classes)
     idle_rotation: float = 0.0        # radians; amplitude of a slow turning wobble of every actor (0: none)
+    other_actions: bool = False       # fill the clip outside the window with other classes' actions (untrimmed.py)
+    window_cue: bool = False          # mark the labelled action with a pulsing ring around its actor(s) (untrimmed.py)
     # --- difficulty ---
     distractors_max: int = 2          # 0..this many small distractor discs per clip, drifting
     distractor_speed: float = 1.2     # px per frame, fastest distractor
@@ -105,6 +108,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     "localized": {
         "num_frames": 48, "window_min": 0.10, "window_max": 0.25, "idle_jitter": 2.5, "idle_rotation": 0.2,
         "distractors_max": 3, "distractor_speed": 2.0,
+    },
+    # The demo's classes and sizes with the labelled action in 10-25 % of 48 frames and the rest of the
+    # clip filled with other classes' actions of the same family (the same actor, or a second one for
+    # the colour classes), each as long as an action window, 1-3 idle frames apart; the labelled
+    # action's actor(s) wear a pulsing grey ring during the window, the cue that tells it from the
+    # others (untrimmed.py). Frozen at generator version 3 before any model was trained on it.
+    "untrimmed": {
+        "num_frames": 48, "window_min": 0.10, "window_max": 0.25, "other_actions": True, "window_cue": True,
     },
     # 4 classes x (3 + 2) clips of 16 frames at 64x64, for the test suite: about a second.
     "tiny": {

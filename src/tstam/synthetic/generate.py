@@ -41,6 +41,7 @@ from .layout import (
     SPLITS_DIR,
     VIDEOS_DIR,
     ClipAnnotation,
+    OtherActionAnnotation,
     video_id,
     write_annotations,
     write_splits,
@@ -173,6 +174,8 @@ def generate(out_dir: str | os.PathLike, cfg: SynthConfig, *, seed: int, progres
             video_id=vid, path=rel, split=split, label=label, class_name=cdef.name,
             group=cdef.group, window=scene.window, num_frames=cfg.num_frames, fps=cfg.fps,
             height=cfg.height, width=cfg.width,
+            others=tuple(OtherActionAnnotation(o.class_name, cfg.classes.index(o.class_name), o.window, o.actors)
+                         for o in scene.others),
         ))
     write_splits(splits_dir, list(cfg.classes), clips)
     write_annotations(out / ANNOTATIONS_NAME, clips)

@@ -5,6 +5,7 @@
     <out>/splits/trainlist01.txt                      "<Class>/<file> <1-based label>", CRLF
     <out>/splits/testlist01.txt                       "<Class>/<file>", CRLF
     <out>/annotations.json                            per video id: label, class, group, action window
+                                                      (and the other actions around it, if any)
     <out>/benchmark.json                              generator version, seed, full config, classes
     <out>/.complete                                   written last: the benchmark is whole
 
@@ -20,7 +21,7 @@ from pathlib import Path
 from tstam.files import write_json_atomic, write_text_atomic
 
 __all__ = [
-    "ClipAnnotation", "VIDEOS_DIR", "SPLITS_DIR", "ANNOTATIONS_NAME", "BENCHMARK_NAME",
+    "ClipAnnotation", "OtherActionAnnotation", "VIDEOS_DIR", "SPLITS_DIR", "ANNOTATIONS_NAME", "BENCHMARK_NAME",
     "COMPLETE_NAME", "video_id", "write_splits", "write_annotations",
     "load_annotations",
 ]
@@ -30,6 +31,16 @@ SPLITS_DIR = "splits"
 ANNOTATIONS_NAME = "annotations.json"
 BENCHMARK_NAME = "benchmark.json"
 COMPLETE_NAME = ".complete"
+
+
+@dataclass(frozen=True)
+class OtherActionAnnotation:
+    """Another class's action in a clip of the untrimmed benchmark (``untrimmed.py``)."""
+
+    class_name: str
+    label: int                  # its 0-based class index
+    window: tuple[int, int]     # [start, end) frames
+    actors: tuple[int, ...]     # who performs it: 0 the labelled actor, 1 the second one
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,7 @@ class ClipAnnotation:
     fps: float
     height: int
     width: int
+    others: tuple[OtherActionAnnotation, ...] = ()  # other classes' actions outside the window, in time order
 
 
 def video_id(class_name: str, group_no: int, clip_no: int) -> str:
@@ -72,6 +84,10 @@ def write_annotations(path: Path, clips: list[ClipAnnotation]) -> None:
         d = asdict(c)
         d["window"] = list(c.window)
         del d["video_id"]
+        if c.others:
+            d["others"] = [{**o, "window": list(o["window"]), "actors": list(o["actors"])} for o in d["others"]]
+        else:  # the presets without other actions keep their files as they were
+            del d["others"]
         data[c.video_id] = d
     write_json_atomic(path, data)
 
@@ -97,7 +113,10 @@ def load_annotations(out_dir: str | Path) -> dict[str, ClipAnnotation]:
         raise FileNotFoundError(f"{path}: no synthetic-benchmark annotations (run `tstam synth --out {out}`)")
     try:
         data = json.loads(path.read_text())
-        return {vid: ClipAnnotation(video_id=vid, **{**rec, "window": tuple(rec["window"])})
+        return {vid: ClipAnnotation(video_id=vid, **{
+                    **rec, "window": tuple(rec["window"]),
+                    "others": tuple(OtherActionAnnotation(**{**o, "window": tuple(o["window"]), "actors": tuple(o["actors"])})
+                                    for o in rec.get("others", ()))})
                 for vid, rec in data.items()}
     except (json.JSONDecodeError, TypeError, KeyError, AttributeError) as e:
         raise ValueError(f"{path}: not a synthetic-benchmark annotation file ({e})") from None

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from .colour import chroma, yuv_to_rgb
-from .scene import CHROMA, Actor, Background, Distractor, Scene
+from .scene import CHROMA, Actor, Background, Cue, Distractor, Scene
 
 __all__ = ["render_scene", "background_frames"]
 
@@ -105,6 +105,20 @@ def _distractor_layer(d: Distractor, t: int, height: int, width: int):
     return (ys, xs), alpha, np.asarray(d.rgb, np.float32)
 
 
+def _cue_layer(cue: Cue, actor: Actor, t: int, height: int, width: int):
+    """The pulsing ring of a cue around its actor at frame t (None outside the cue's window)."""
+    if not cue.window[0] <= t < cue.window[1]:
+        return None
+    cx, cy = float(actor.cx[t]), float(actor.cy[t])
+    ring = cue.scale * float(actor.radius[t]) + cue.amplitude * math.sin(2 * math.pi * t / cue.period + cue.phase)
+    box = _box(cx, cy, ring + cue.width / 2, height, width)
+    if box is None:
+        return None
+    ys, xs, dx, dy = box
+    alpha = np.clip(0.5 - (np.abs(np.sqrt(dx * dx + dy * dy) - ring) - cue.width / 2), 0.0, 1.0)
+    return (ys, xs), alpha, yuv_to_rgb(np.float32(cue.luma), 0.0, 0.0)
+
+
 def render_scene(scene: Scene, *, with_masks: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Render every frame of a scene.
 
@@ -120,8 +134,9 @@ def render_scene(scene: Scene, *, with_masks: bool = False) -> np.ndarray | tupl
     masks = np.zeros((n, h, w), np.float32) if with_masks else None
     for t in range(n):
         canvas = frames[t]
-        # Distractors drift behind the actors.
+        # Distractors drift behind the actors; a cue's ring is behind its actor too.
         layers = [(_distractor_layer(d, t, h, w), False) for d in scene.distractors]
+        layers += [(_cue_layer(c, scene.actors[c.actor], t, h, w), False) for c in scene.cues]
         layers += [(_actor_layer(a, t, h, w), True) for a in scene.actors]
         for layer, is_actor in layers:
             if layer is None:

@@ -13,7 +13,8 @@ same distribution at a random frame for every class of the group, whatever the c
 
 The random draws are made from separate child generators (window, appearance, motion, rest), so
 two classes sampled with the same seed share their window, actor appearance, background,
-distractors and noise and differ only in what the class defines.
+distractors and noise and differ only in what the class defines. The untrimmed benchmark's other
+actions and cue (``untrimmed.py``) draw from a fifth child, spawned only when they are on.
 """
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ from .classes import COLOURS, ClassDef
 from .colour import chroma, yuv_to_rgb
 from .config import SynthConfig
 
-__all__ = ["Actor", "Distractor", "Background", "Scene", "sample_window", "progress", "sample_scene"]
+__all__ = ["Actor", "Distractor", "Background", "OtherAction", "Cue", "Scene", "window_length", "sample_window",
+           "progress", "sample_scene"]
 
 SHAPES = ("square", "triangle", "hexagon", "disc")
 
@@ -92,6 +94,31 @@ class Background:
     pan: tuple[float, float]   # (vx, vy) pixels per frame
 
 
+@dataclass(frozen=True)
+class OtherAction:
+    """Another class's action in a clip of the ``other_actions`` benchmark (``untrimmed.py``)."""
+
+    class_name: str
+    window: tuple[int, int]  # [start, end) frames
+    actors: tuple[int, ...]  # indices into Scene.actors of who performs it
+    direction: float = 1.0   # the sign the either-way classes drew (MoveSideways: +1 right; Spin: +1 counter-clockwise)
+
+
+@dataclass
+class Cue:
+    """The pulsing grey ring that marks the labelled action (``window_cue``): drawn around an actor
+    during the window, radius ``scale * actor radius + amplitude * sin(2 pi t / period + phase)``."""
+
+    actor: int              # index into Scene.actors
+    window: tuple[int, int]  # [start, end) frames it is drawn in
+    luma: float             # grey level
+    scale: float            # ring radius / the actor's circumradius, at rest
+    amplitude: float        # pixels; the pulse
+    period: float           # frames per pulse
+    phase: float            # radians
+    width: float            # pixels; thickness of the ring
+
+
 @dataclass
 class Scene:
     """Everything needed to render one clip; ``render.render_scene`` is a pure function of it."""
@@ -107,14 +134,20 @@ class Scene:
     noise_std: float
     noise_seed: int
     extras: dict[str, float] = field(default_factory=dict)  # class-specific draws, for tests
+    others: list[OtherAction] = field(default_factory=list)  # other classes' actions (other_actions)
+    cues: list[Cue] = field(default_factory=list)            # what marks the labelled action (window_cue)
+
+
+def window_length(rng: np.random.Generator, cfg: SynthConfig) -> int:
+    """A random action length in frames: window_min..window_max of the clip, at least 2."""
+    length = int(round(rng.uniform(cfg.window_min, cfg.window_max) * cfg.num_frames))
+    return min(max(length, 2), cfg.num_frames)
 
 
 def sample_window(rng: np.random.Generator, cfg: SynthConfig) -> tuple[int, int]:
     """A random action window ``[start, end)``: length window_min..window_max of the clip."""
-    t = cfg.num_frames
-    length = int(round(rng.uniform(cfg.window_min, cfg.window_max) * t))
-    length = min(max(length, 2), t)
-    start = int(rng.integers(0, t - length + 1))
+    length = window_length(rng, cfg)
+    start = int(rng.integers(0, cfg.num_frames - length + 1))
     return start, start + length
 
 
@@ -126,7 +159,12 @@ def progress(num_frames: int, window: tuple[int, int]) -> np.ndarray:
 
 
 def _random_progress(rng: np.random.Generator, cfg: SynthConfig) -> float:
-    """``f(t)`` at a uniformly random frame of an independent window (see module docstring)."""
+    """``f(t)`` at a uniformly random frame of an independent window (see module docstring); with
+    ``other_actions`` at a random frame *inside* it: there the cue marks the window's frames, and
+    other actions move the actor outside it, so it is a window frame that must not reveal the class."""
+    if cfg.other_actions:
+        length = window_length(rng, cfg)
+        return (int(rng.integers(0, length)) + 0.5) / length
     f = progress(cfg.num_frames, sample_window(rng, cfg))
     return float(f[rng.integers(0, cfg.num_frames)])
 
@@ -199,12 +237,13 @@ def _single_motion(cdef: ClassDef, f: np.ndarray, rng: np.random.Generator, cfg:
     return cx, cy, radius, angle
 
 
-def _pair_motion(cdef: ClassDef, f: np.ndarray, rng: np.random.Generator,
-                 cfg: SynthConfig) -> list[tuple[np.ndarray, ...]]:
+def _pair_motion(cdef: ClassDef, f: np.ndarray, rng: np.random.Generator, cfg: SynthConfig,
+                 extras: dict[str, float]) -> list[tuple[np.ndarray, ...]]:
     s = cfg.size
     mx, my = _u(rng, PAIR_MID, cfg.width), _u(rng, PAIR_MID, cfg.height)
     axis = float(rng.uniform(0, math.pi))
     near, far = _u(rng, PAIR_NEAR, s), _u(rng, PAIR_FAR, s)
+    extras.update(pair_axis=axis, pair_near=near, pair_far=far)
     g = f if cdef.motion == "separate" else 1.0 - f
     dist = near + (far - near) * g
     out = []
@@ -215,13 +254,15 @@ def _pair_motion(cdef: ClassDef, f: np.ndarray, rng: np.random.Generator,
     return out
 
 
-def _wave_motion(f: np.ndarray, rng: np.random.Generator, cfg: SynthConfig) -> tuple[np.ndarray, ...]:
+def _wave_motion(f: np.ndarray, rng: np.random.Generator, cfg: SynthConfig,
+                 extras: dict[str, float]) -> tuple[np.ndarray, ...]:
     s = cfg.size
     cx0, cy0 = _u(rng, WAVE_REGION, cfg.width), _u(rng, WAVE_REGION, cfg.height)
     axis, amp = float(rng.uniform(0, math.pi)), _u(rng, WAVE_AMPLITUDE, s)
     cycles = (np.count_nonzero((f > 0) & (f < 1))) / _u(rng, WAVE_PERIOD, cfg.num_frames)
     offset = amp * np.sin(2 * math.pi * cycles * f)
     r = _u(rng, WAVE_RADIUS, s) * np.ones_like(f)
+    extras.update(wave_x=cx0, wave_y=cy0, wave_amplitude=amp)
     angle = float(rng.uniform(0, 2 * math.pi)) * np.ones_like(f)
     return cx0 + offset * math.cos(axis), cy0 + offset * math.sin(axis), r, angle
 
@@ -266,18 +307,24 @@ def sample_scene(cdef: ClassDef, cfg: SynthConfig, rng: np.random.Generator) -> 
     extras: dict[str, float] = {}
     hues = COLOURS[cdef.colour] if cdef.colour else ()
     if cdef.group == "interaction":
-        poses = _pair_motion(cdef, f, r_motion, cfg)
+        poses = _pair_motion(cdef, f, r_motion, cfg, extras)
     elif cdef.group == "appearance":
-        poses = [_wave_motion(f, r_motion, cfg)]
+        poses = [_wave_motion(f, r_motion, cfg, extras)]
     else:
         poses = [_single_motion(cdef, f, r_motion, cfg, extras)]
+    looks = [_appearance(r_look, hues) for _ in poses]
+    others: list[OtherAction] = []
+    cues: list[Cue] = []
+    if cfg.other_actions or cfg.window_cue:  # a child drawn only then, so the other presets keep their clips
+        from .untrimmed import surround
+
+        poses, looks, others, cues = surround(cdef, cfg, window, poses, looks, extras, rng.spawn(1)[0])
     actors = []
-    for cx, cy, radius, angle in poses:
+    for (cx, cy, radius, angle), look in zip(poses, looks):
         jx, jy = _jitter(r_rest, cfg)
         if cfg.idle_rotation > 0:  # drawn only when on, so configs without it keep their clips
             angle = angle + _turn(r_rest, cfg)
-        actors.append(Actor(**_appearance(r_look, hues), cx=cx + jx, cy=cy + jy, radius=radius,
-                            angle=angle))
+        actors.append(Actor(**look, cx=cx + jx, cy=cy + jy, radius=radius, angle=angle))
     distractors = _distractors(r_rest, cfg)
     pan_heading, pan_speed = float(r_rest.uniform(0, 2 * math.pi)), float(r_rest.uniform(0, cfg.background_pan))
     background = Background(
@@ -289,5 +336,5 @@ def sample_scene(cdef: ClassDef, cfg: SynthConfig, rng: np.random.Generator) -> 
     return Scene(
         class_name=cdef.name, height=cfg.height, width=cfg.width, num_frames=cfg.num_frames,
         window=window, actors=actors, distractors=distractors, background=background,
-        noise_std=cfg.noise_std, noise_seed=int(r_rest.integers(0, 2**31)), extras=extras,
+        noise_std=cfg.noise_std, noise_seed=int(r_rest.integers(0, 2**31)), extras=extras, others=others, cues=cues,
     )
