@@ -14,7 +14,8 @@ import cv2
 import numpy as np
 
 from .colour import chroma, yuv_to_rgb
-from .scene import CHROMA, Actor, Background, Cue, Distractor, Scene
+from .parts import CHROMA, Actor, Background, Cue, Distractor
+from .scene import Scene
 
 __all__ = ["render_scene", "background_frames"]
 

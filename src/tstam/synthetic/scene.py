@@ -26,98 +26,40 @@ import numpy as np
 from .classes import COLOURS, ClassDef
 from .colour import chroma, yuv_to_rgb
 from .config import SynthConfig
+from .parts import (
+    ACTOR_RADIUS,
+    BACKGROUND_LUMA,
+    BACKGROUND_TINT,
+    DISTRACTOR_CHROMA,
+    DISTRACTOR_LUMA,
+    DISTRACTOR_RADIUS,
+    GROW,
+    JITTER_FREQ,
+    PAIR_FAR,
+    PAIR_MID,
+    PAIR_NEAR,
+    PAIR_RADIUS,
+    REGION,
+    SHIFT,
+    SPIN_SPEED,
+    WAVE_AMPLITUDE,
+    WAVE_PERIOD,
+    WAVE_RADIUS,
+    WAVE_REGION,
+    Actor,
+    Background,
+    Cue,
+    Distractor,
+    OtherAction,
+    appearance,
+    progress,
+    uniform,
+    window_length,
+)
+from .untrimmed import surround
 
 __all__ = ["Actor", "Distractor", "Background", "OtherAction", "Cue", "Scene", "window_length", "sample_window",
            "progress", "sample_scene"]
-
-SHAPES = ("square", "triangle", "hexagon", "disc")
-
-# Lengths are fractions of the shorter frame side, angles radians, grey levels 0-255.
-REGION = (0.2, 0.8)            # where single-actor centres move (fraction of width / height)
-ACTOR_RADIUS = (0.08, 0.10)    # circumradius of a motion-group actor at its small size
-GROW = (2.4, 3.0)              # size ratio of a Grow / Shrink (other classes: the same marginal)
-SHIFT = (0.25, 0.40)           # displacement of a Move* over its window
-SPIN_SPEED = (0.18, 0.26)      # radians per frame of a Spin* (< half the stripe period at the rim)
-PAIR_MID = (0.44, 0.56)        # midpoint of the two interaction actors
-PAIR_NEAR = (0.22, 0.27)       # their centre distance when close
-PAIR_FAR = (0.60, 0.68)        # their centre distance when apart
-PAIR_RADIUS = (0.08, 0.10)     # circumradius of each interaction actor
-WAVE_REGION = (0.25, 0.75)     # where oscillating actors are centred
-WAVE_RADIUS = (0.11, 0.15)     # circumradius of an oscillating (appearance-group) actor
-WAVE_AMPLITUDE = (0.04, 0.07)  # oscillation amplitude
-WAVE_PERIOD = (0.3, 0.45)      # oscillation period, fraction of the clip length
-ACTOR_LUMA = (125.0, 150.0)    # mean grey level of every actor (chroma added at equal luma)
-STRIPE_AMP = (22.0, 32.0)      # grey-level amplitude of the actor's stripes (shows rotation)
-STRIPE_PERIOD = (0.6, 0.9)     # stripe period as a fraction of the radius (scales with it)
-CHROMA = 45.0                  # chroma radius of the appearance colours (no RGB clipping)
-JITTER_FREQ = (0.03, 0.08)     # cycles per frame of the idle wobble
-DISTRACTOR_RADIUS = (0.03, 0.045)
-DISTRACTOR_LUMA = (90.0, 190.0)
-DISTRACTOR_CHROMA = 40.0       # at most; hue uniform
-BACKGROUND_LUMA = (55.0, 85.0)  # mean grey level of the background
-BACKGROUND_TINT = 12.0         # at most; chroma of the background's tint, hue uniform
-
-
-@dataclass
-class Actor:
-    """A shape with grey stripes (and for the appearance group, a chroma pattern)."""
-
-    shape: str              # one of SHAPES
-    luma: float             # mean grey level
-    stripe_amp: float       # grey-level amplitude of the stripes
-    stripe_period: float    # stripe period, fraction of the radius
-    hues: tuple[float, ...]  # chroma hues in degrees: () grey, (h,) solid, (h1, h2) stripes
-    cx: np.ndarray          # (T,) centre x in pixels
-    cy: np.ndarray          # (T,) centre y in pixels
-    radius: np.ndarray      # (T,) circumradius in pixels
-    angle: np.ndarray       # (T,) orientation in radians (counter-clockwise on screen)
-
-
-@dataclass
-class Distractor:
-    """A small coloured disc drifting at constant speed, bouncing off the frame edges."""
-
-    radius: float
-    rgb: tuple[float, float, float]
-    cx: np.ndarray          # (T,)
-    cy: np.ndarray          # (T,)
-
-
-@dataclass
-class Background:
-    """A smooth random grey texture with a slight tint, panning at constant velocity."""
-
-    seed: int               # seeds the texture (render.py)
-    luma: float             # mean grey level
-    contrast: float         # std of the grey level
-    tint: tuple[float, float]  # (U, V) chroma added everywhere
-    pan: tuple[float, float]   # (vx, vy) pixels per frame
-
-
-@dataclass(frozen=True)
-class OtherAction:
-    """Another class's action in a clip of the ``other_actions`` benchmark (``untrimmed.py``)."""
-
-    class_name: str
-    window: tuple[int, int]  # [start, end) frames
-    actors: tuple[int, ...]  # indices into Scene.actors of who performs it
-    direction: float = 1.0   # the sign the either-way classes drew (MoveSideways: +1 right; Spin: +1 counter-clockwise)
-
-
-@dataclass
-class Cue:
-    """The pulsing grey ring that marks the labelled action (``window_cue``): drawn around an actor
-    during the window, radius ``scale * actor radius + amplitude * sin(2 pi t / period + phase)``."""
-
-    actor: int              # index into Scene.actors
-    window: tuple[int, int]  # [start, end) frames it is drawn in
-    luma: float             # grey level
-    scale: float            # ring radius / the actor's circumradius, at rest
-    amplitude: float        # pixels; the pulse
-    period: float           # frames per pulse
-    phase: float            # radians
-    width: float            # pixels; thickness of the ring
-
 
 @dataclass
 class Scene:
@@ -138,24 +80,11 @@ class Scene:
     cues: list[Cue] = field(default_factory=list)            # what marks the labelled action (window_cue)
 
 
-def window_length(rng: np.random.Generator, cfg: SynthConfig) -> int:
-    """A random action length in frames: window_min..window_max of the clip, at least 2."""
-    length = int(round(rng.uniform(cfg.window_min, cfg.window_max) * cfg.num_frames))
-    return min(max(length, 2), cfg.num_frames)
-
-
 def sample_window(rng: np.random.Generator, cfg: SynthConfig) -> tuple[int, int]:
     """A random action window ``[start, end)``: length window_min..window_max of the clip."""
     length = window_length(rng, cfg)
     start = int(rng.integers(0, cfg.num_frames - length + 1))
     return start, start + length
-
-
-def progress(num_frames: int, window: tuple[int, int]) -> np.ndarray:
-    """(T,) 0 before the window, ``(t - start + 0.5) / length`` inside it, 1 after it."""
-    start, end = window
-    t = np.arange(num_frames, dtype=np.float64)
-    return np.clip((t - start + 0.5) / (end - start), 0.0, 1.0)
 
 
 def _random_progress(rng: np.random.Generator, cfg: SynthConfig) -> float:
@@ -169,14 +98,10 @@ def _random_progress(rng: np.random.Generator, cfg: SynthConfig) -> float:
     return float(f[rng.integers(0, cfg.num_frames)])
 
 
-def _u(rng: np.random.Generator, bounds: tuple[float, float], scale: float = 1.0) -> float:
-    return float(rng.uniform(bounds[0], bounds[1])) * scale
-
-
 def _axis(rng: np.random.Generator, extent: int, size: int, cfg: SynthConfig) -> tuple[float, float, float]:
     """(lo, u, D) of one coordinate: positions ``lo + u + D f`` stay inside REGION."""
     lo, hi = REGION[0] * extent, REGION[1] * extent
-    d = _u(rng, SHIFT, size)
+    d = uniform(rng, SHIFT, size)
     u = float(rng.uniform(0.0, max(hi - lo - d, 0.0)))
     return lo, u, d
 
@@ -185,7 +110,7 @@ def _jitter(rng: np.random.Generator, cfg: SynthConfig) -> tuple[np.ndarray, np.
     t = np.arange(cfg.num_frames, dtype=np.float64)
     out = []
     for _ in range(2):
-        freq, phase = _u(rng, JITTER_FREQ), float(rng.uniform(0, 2 * math.pi))
+        freq, phase = uniform(rng, JITTER_FREQ), float(rng.uniform(0, 2 * math.pi))
         out.append(cfg.idle_jitter * np.sin(2 * math.pi * freq * t + phase))
     return out[0], out[1]
 
@@ -193,15 +118,8 @@ def _jitter(rng: np.random.Generator, cfg: SynthConfig) -> tuple[np.ndarray, np.
 def _turn(rng: np.random.Generator, cfg: SynthConfig) -> np.ndarray:
     """(T,) the turning wobble: ``idle_rotation * sin(2 pi f t + phase)``, f in JITTER_FREQ."""
     t = np.arange(cfg.num_frames, dtype=np.float64)
-    freq, phase = _u(rng, JITTER_FREQ), float(rng.uniform(0, 2 * math.pi))
+    freq, phase = uniform(rng, JITTER_FREQ), float(rng.uniform(0, 2 * math.pi))
     return cfg.idle_rotation * np.sin(2 * math.pi * freq * t + phase)
-
-
-def _appearance(rng: np.random.Generator, hues: tuple[float, ...]) -> dict:
-    return dict(
-        shape=SHAPES[int(rng.integers(0, len(SHAPES)))], luma=_u(rng, ACTOR_LUMA),
-        stripe_amp=_u(rng, STRIPE_AMP), stripe_period=_u(rng, STRIPE_PERIOD), hues=hues,
-    )
 
 
 def _single_motion(cdef: ClassDef, f: np.ndarray, rng: np.random.Generator, cfg: SynthConfig,
@@ -211,9 +129,9 @@ def _single_motion(cdef: ClassDef, f: np.ndarray, rng: np.random.Generator, cfg:
     ones = np.ones(t)
     (xlo, xu, xd), (ylo, yu, yd) = _axis(rng, cfg.width, s, cfg), _axis(rng, cfg.height, s, cfg)
     fx, fy, fr = (_random_progress(rng, cfg) * ones for _ in range(3))
-    r0, grow = _u(rng, ACTOR_RADIUS, s), _u(rng, GROW)
+    r0, grow = uniform(rng, ACTOR_RADIUS, s), uniform(rng, GROW)
     angle0 = float(rng.uniform(0, 2 * math.pi))
-    spin = _u(rng, SPIN_SPEED) * float(np.count_nonzero((f > 0) & (f < 1)))  # total angle
+    spin = uniform(rng, SPIN_SPEED) * float(np.count_nonzero((f > 0) & (f < 1)))  # total angle
     sign = 1.0 if rng.random() < 0.5 else -1.0  # for the either-way classes
     m = cdef.motion
     if m in ("left", "right", "sideways"):
@@ -240,15 +158,15 @@ def _single_motion(cdef: ClassDef, f: np.ndarray, rng: np.random.Generator, cfg:
 def _pair_motion(cdef: ClassDef, f: np.ndarray, rng: np.random.Generator, cfg: SynthConfig,
                  extras: dict[str, float]) -> list[tuple[np.ndarray, ...]]:
     s = cfg.size
-    mx, my = _u(rng, PAIR_MID, cfg.width), _u(rng, PAIR_MID, cfg.height)
+    mx, my = uniform(rng, PAIR_MID, cfg.width), uniform(rng, PAIR_MID, cfg.height)
     axis = float(rng.uniform(0, math.pi))
-    near, far = _u(rng, PAIR_NEAR, s), _u(rng, PAIR_FAR, s)
+    near, far = uniform(rng, PAIR_NEAR, s), uniform(rng, PAIR_FAR, s)
     extras.update(pair_axis=axis, pair_near=near, pair_far=far)
     g = f if cdef.motion == "separate" else 1.0 - f
     dist = near + (far - near) * g
     out = []
     for side in (-1.0, 1.0):
-        r = _u(rng, PAIR_RADIUS, s) * np.ones_like(f)
+        r = uniform(rng, PAIR_RADIUS, s) * np.ones_like(f)
         angle = float(rng.uniform(0, 2 * math.pi)) * np.ones_like(f)
         out.append((mx + side * 0.5 * dist * math.cos(axis), my + side * 0.5 * dist * math.sin(axis), r, angle))
     return out
@@ -257,11 +175,11 @@ def _pair_motion(cdef: ClassDef, f: np.ndarray, rng: np.random.Generator, cfg: S
 def _wave_motion(f: np.ndarray, rng: np.random.Generator, cfg: SynthConfig,
                  extras: dict[str, float]) -> tuple[np.ndarray, ...]:
     s = cfg.size
-    cx0, cy0 = _u(rng, WAVE_REGION, cfg.width), _u(rng, WAVE_REGION, cfg.height)
-    axis, amp = float(rng.uniform(0, math.pi)), _u(rng, WAVE_AMPLITUDE, s)
-    cycles = (np.count_nonzero((f > 0) & (f < 1))) / _u(rng, WAVE_PERIOD, cfg.num_frames)
+    cx0, cy0 = uniform(rng, WAVE_REGION, cfg.width), uniform(rng, WAVE_REGION, cfg.height)
+    axis, amp = float(rng.uniform(0, math.pi)), uniform(rng, WAVE_AMPLITUDE, s)
+    cycles = (np.count_nonzero((f > 0) & (f < 1))) / uniform(rng, WAVE_PERIOD, cfg.num_frames)
     offset = amp * np.sin(2 * math.pi * cycles * f)
-    r = _u(rng, WAVE_RADIUS, s) * np.ones_like(f)
+    r = uniform(rng, WAVE_RADIUS, s) * np.ones_like(f)
     extras.update(wave_x=cx0, wave_y=cy0, wave_amplitude=amp)
     angle = float(rng.uniform(0, 2 * math.pi)) * np.ones_like(f)
     return cx0 + offset * math.cos(axis), cy0 + offset * math.sin(axis), r, angle
@@ -277,8 +195,8 @@ def _distractors(rng: np.random.Generator, cfg: SynthConfig) -> list[Distractor]
     out = []
     t = np.arange(cfg.num_frames, dtype=np.float64)
     for _ in range(int(rng.integers(0, cfg.distractors_max + 1))):
-        r = _u(rng, DISTRACTOR_RADIUS, cfg.size)
-        luma, hue = _u(rng, DISTRACTOR_LUMA), float(rng.uniform(0, 360))
+        r = uniform(rng, DISTRACTOR_RADIUS, cfg.size)
+        luma, hue = uniform(rng, DISTRACTOR_LUMA), float(rng.uniform(0, 360))
         sat = float(rng.uniform(0, DISTRACTOR_CHROMA))
         x0, y0 = float(rng.uniform(r, cfg.width - r)), float(rng.uniform(r, cfg.height - r))
         heading = float(rng.uniform(0, 2 * math.pi))
@@ -312,12 +230,10 @@ def sample_scene(cdef: ClassDef, cfg: SynthConfig, rng: np.random.Generator) -> 
         poses = [_wave_motion(f, r_motion, cfg, extras)]
     else:
         poses = [_single_motion(cdef, f, r_motion, cfg, extras)]
-    looks = [_appearance(r_look, hues) for _ in poses]
+    looks = [appearance(r_look, hues) for _ in poses]
     others: list[OtherAction] = []
     cues: list[Cue] = []
     if cfg.other_actions or cfg.window_cue:  # a child drawn only then, so the other presets keep their clips
-        from .untrimmed import surround
-
         poses, looks, others, cues = surround(cdef, cfg, window, poses, looks, extras, rng.spawn(1)[0])
     actors = []
     for (cx, cy, radius, angle), look in zip(poses, looks):
@@ -328,7 +244,7 @@ def sample_scene(cdef: ClassDef, cfg: SynthConfig, rng: np.random.Generator) -> 
     distractors = _distractors(r_rest, cfg)
     pan_heading, pan_speed = float(r_rest.uniform(0, 2 * math.pi)), float(r_rest.uniform(0, cfg.background_pan))
     background = Background(
-        seed=int(r_rest.integers(0, 2**31)), luma=_u(r_rest, BACKGROUND_LUMA),
+        seed=int(r_rest.integers(0, 2**31)), luma=uniform(r_rest, BACKGROUND_LUMA),
         contrast=cfg.background_contrast * float(r_rest.uniform(0.7, 1.3)),
         tint=chroma(float(r_rest.uniform(0, 360)), float(r_rest.uniform(0, BACKGROUND_TINT))),
         pan=(pan_speed * math.cos(pan_heading), pan_speed * math.sin(pan_heading)),

@@ -40,7 +40,7 @@ import numpy as np
 
 from .classes import COLOURS, ClassDef, get_class
 from .config import SynthConfig
-from .scene import (
+from .parts import (
     GROW,
     REGION,
     SHIFT,
@@ -50,9 +50,9 @@ from .scene import (
     WAVE_RADIUS,
     Cue,
     OtherAction,
-    _appearance,
-    _u,
+    appearance,
     progress,
+    uniform,
     window_length,
 )
 
@@ -231,8 +231,8 @@ def _second_actor(cdef: ClassDef, cfg: SynthConfig, window: tuple[int, int], pos
         return []
     other = get_class(names[int(r_pick.integers(len(names)))])
     s, n = cfg.size, cfg.num_frames
-    look = _appearance(r_second, COLOURS[other.colour] if other.colour else ())
-    radius, angle = _u(r_second, WAVE_RADIUS, s), float(r_second.uniform(0, 2 * math.pi))
+    look = appearance(r_second, COLOURS[other.colour] if other.colour else ())
+    radius, angle = uniform(r_second, WAVE_RADIUS, s), float(r_second.uniform(0, 2 * math.pi))
     # Clear of the labelled actor when both wave their widest (the farthest try if none is).
     need = float(poses[0][2][0]) + extras["wave_amplitude"] + radius + WAVE_AMPLITUDE[1] * s
     tries = np.column_stack([r_second.uniform(REGION[0], REGION[1], PLACE_TRIES) * cfg.width,
@@ -266,7 +266,7 @@ def surround(cdef: ClassDef, cfg: SynthConfig, window: tuple[int, int], poses: S
         cfg: the benchmark's config.
         window: the labelled action's window.
         poses: (cx, cy, radius, angle) per actor of the labelled action (``scene.sample_scene``).
-        looks: ``scene._appearance`` per actor (a colour clip's second actor is appended).
+        looks: ``parts.appearance`` per actor (a colour clip's second actor is appended).
         extras: the labelled action's draws (pair axis and distances, wave centre and amplitude).
         rng: this module's own generator, split into independent children.
 
@@ -286,7 +286,7 @@ def surround(cdef: ClassDef, cfg: SynthConfig, window: tuple[int, int], poses: S
                             key=lambda a: a.window)
     cues = []
     if cfg.window_cue:
-        luma, period = _u(r_cue, RING_LUMA), _u(r_cue, RING_PERIOD)
+        luma, period = uniform(r_cue, RING_LUMA), uniform(r_cue, RING_PERIOD)
         phase = float(r_cue.uniform(0, 2 * math.pi))
         cues = [Cue(actor=i, window=window, luma=luma, scale=RING_SCALE, amplitude=RING_PULSE * cfg.size,
                     period=period, phase=phase, width=RING_WIDTH * cfg.size) for i in performers]
