@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from tstam.checkpoint import load_checkpoint, save_checkpoint
-from tstam.config import ConfigError, to_dict
+from tstam.config import to_dict
 from tstam.data.loader import finish_batch
 from tstam.engine.checkpoint import capture_rng, check_compatible, restore_rng
 from tstam.engine.config import TrainConfig
@@ -59,15 +59,12 @@ from tstam.engine.optim import (
     current_lr,
     load_optimizer_state,
 )
+from tstam.errors import ConfigError, NonFiniteLossError
 from tstam.files import write_text_atomic
 
 __all__ = ["NonFiniteLossError", "TrainState", "TrainRun", "prepare_run", "train_step", "train_one_epoch", "fit"]
 
 log = logging.getLogger(__name__)
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
 @dataclass
@@ -250,8 +247,8 @@ def _build(cfg: TrainConfig, dist: DistInfo, device: torch.device, resume: str |
     with all_ranks_agree():  # what can fail on one rank only; no collective inside
         train_recs, val_recs, _test, classes = load_split(cfg.annotations, cfg.data)
         if cfg.model.num_classes != len(classes):
-            raise ValueError(f"model.num_classes={cfg.model.num_classes} but the annotations list {len(classes)} "
-                             f"classes; set model.num_classes={len(classes)}")
+            raise ConfigError(f"model.num_classes={cfg.model.num_classes} but the annotations list {len(classes)} "
+                              f"classes; set model.num_classes={len(classes)}")
         flow = store_flow(train_recs, cfg.data).describe() if cfg.model.modality == "flow" else None
         out_dir = Path(cfg.run.out_dir)
         ckpt = None
