@@ -165,7 +165,7 @@ def fill_num_frames(records: Iterable[VideoRecord], root: str | Path, modality: 
         try:
             meta = read_meta(d)
             n = int(meta["frames"]) if modality == "rgb" or meta.get("flow_frames") is None else int(meta["flow_frames"]) + 1
-        except ValueError:
+        except FrameStoreError:
             pass
         if n is None:
             if not d.is_dir():

@@ -48,6 +48,10 @@ def read_meta(video_dir: str | Path) -> dict[str, Any]:
         raise FrameStoreError(f"{path}: corrupt metadata: {e}") from None
     if not isinstance(meta, dict) or "frames" not in meta:
         raise FrameStoreError(f"{path}: metadata lacks 'frames'")
+    for key in ("frames", "flow_frames"):  # counts the readers take as they are
+        v = meta.get(key)
+        if not (v is None and key == "flow_frames") and not (type(v) is int and v >= 0):
+            raise FrameStoreError(f"{path}: metadata {key}={v!r} is not valid; expected a whole number >= 0")
     return meta
 
 
