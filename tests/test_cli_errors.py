@@ -3,13 +3,17 @@ gives one message and exit status 2, no traceback (``--debug`` shows it); a dive
 exits 1 with its message; an unexpected error is a bug: traceback, a line saying so, status 3."""
 from __future__ import annotations
 
+import errno
+
 import numpy as np
 import pytest
 import yaml
 from cli_subprocess import run_tstam
 from engine_store import make_store, tiny_config
+from predict_models import CLIPS, REAL_VIDEOS
 
-from tstam.cli import EXIT_INTERNAL, EXIT_INTERRUPTED, main
+from tstam.cli import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, main
+from tstam.errors import InputError, OutputError, ScoreFileError
 
 
 @pytest.fixture
@@ -76,6 +80,63 @@ def test_an_unexpected_error_is_reported_as_a_bug(blocked, monkeypatch, capsys, 
     assert "Traceback (most recent call last)" in err
     assert f"tstam report: internal error: {kind}" in err
     assert "This is a bug in tstam" in err and "please report it" in err
+
+
+def test_a_plain_value_error_inside_tstam_is_a_bug(tmp_path, monkeypatch, capsys):
+    """The kind of an error decides, not where it was raised: a shard of three numbers reaching
+    ``select_shard`` fails there, inside tstam's own code, with Python's "too many values to
+    unpack" ValueError. That is a bug (exit 3, the traceback into extract/sources.py), not bad input.
+    The fault is injected into the real extract command's option parser; the rest runs as it is."""
+    import tstam.cli.extract
+
+    monkeypatch.setattr(tstam.cli.extract, "parse_shard", lambda text: (0, 1, 2))
+    rc = main(["extract", str(REAL_VIDEOS / CLIPS[0]), "--out", str(tmp_path / "frames"), "--shard", "0/1",
+               "--flow", "none", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == EXIT_INTERNAL, err
+    assert "Traceback (most recent call last)" in err and 'tstam/extract/sources.py", line' in err
+    assert "tstam extract: internal error: ValueError: too many values to unpack" in err
+    assert "This is a bug in tstam" in err
+
+
+def _raises(error: BaseException):
+    def fail(*args, **kwargs):
+        raise error
+    return fail
+
+
+@pytest.mark.parametrize("error,status,message", [
+    (InputError("--thing 7 is not valid; expected 1 to 5"), EXIT_USAGE,
+     "tstam report: error: --thing 7 is not valid; expected 1 to 5"),
+    (ScoreFileError("x.npz: probs hold NaN"), EXIT_USAGE, "tstam report: error: x.npz: probs hold NaN"),
+    (OutputError("out/: output folder is not writable"), EXIT_USAGE,
+     "tstam report: error: out/: output folder is not writable"),
+    (FileNotFoundError(errno.ENOENT, "No such file or directory", "gone.npz"), EXIT_USAGE,
+     "tstam report: error: gone.npz: No such file or directory"),
+    (PermissionError(errno.EACCES, "Permission denied", "/root/x.md"), EXIT_USAGE,
+     "tstam report: error: /root/x.md: Permission denied"),
+    (OSError(errno.ENOSPC, "No space left on device", "big.npz"), EXIT_USAGE,
+     "tstam report: error: big.npz: No space left on device"),
+    (OSError("something failed"), EXIT_INTERNAL, "tstam report: internal error: OSError: something failed"),
+    (ValueError("probs must be (V, K)"), EXIT_INTERNAL, "tstam report: internal error: ValueError: probs must be (V, K)"),
+    (RuntimeError("CUDA error: device-side assert"), EXIT_INTERNAL,
+     "tstam report: internal error: RuntimeError: CUDA error: device-side assert"),
+], ids=["InputError", "ScoreFileError", "OutputError", "missing-file", "no-permission", "disk-full",
+        "OSError-without-file", "plain-ValueError", "RuntimeError"])
+def test_the_type_of_the_error_decides_the_exit_status(blocked, monkeypatch, capsys, error, status, message):
+    """A ``TstamError`` or an ``OSError`` naming a file is the user's: exit 2, its message in one
+    line, no traceback. Anything else is a bug: exit 3 with the traceback. The errors are raised
+    from this test file, outside tstam's code: where an error comes from does not matter."""
+    import tstam.engine.split_report
+
+    monkeypatch.setattr(tstam.engine.split_report, "build_report", _raises(error))
+    assert main(["report", f"{blocked}/x.npz"]) == status
+    err = capsys.readouterr().err
+    assert message in err
+    if status == EXIT_USAGE:
+        assert err == message + "\n"
+    else:
+        assert "Traceback (most recent call last)" in err and "This is a bug in tstam" in err
 
 
 def test_ctrl_c_exits_130(monkeypatch, capsys, blocked):

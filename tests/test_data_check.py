@@ -77,6 +77,23 @@ def test_fill_num_frames_from_meta_or_counting(tmp_path):
         fill_num_frames([rec("v_missing")], tmp_path, "rgb")
 
 
+@pytest.mark.parametrize("meta", [{"frames": "6"}, {"frames": 6.5}, {"frames": -1}, {"frames": True},
+                                  {"frames": 6, "flow_frames": "5"}])
+def test_metadata_counts_that_are_not_whole_numbers_are_refused_naming_the_file(tmp_path, meta):
+    """A meta.json whose counts are not whole numbers is refused by name (not a bare int() error),
+    and the frame counts come from the files instead, as for unreadable metadata."""
+    from tstam.data.store import read_meta
+    from tstam.errors import FrameStoreError
+
+    d = write_video(tmp_path, "v_bad_meta", 6)
+    write_meta(d, meta)
+    with pytest.raises(FrameStoreError, match=r"v_bad_meta/meta\.json: metadata (flow_)?frames=.* is not valid; "
+                                              "expected a whole number >= 0"):
+        read_meta(d)
+    assert fill_num_frames([rec("v_bad_meta")], tmp_path, "rgb")[0].num_frames == 6
+    assert check_records([rec("v_bad_meta")], tmp_path, "both") == []
+
+
 def test_mmaction_layout_reads_with_its_templates(tmp_path):
     r = VideoRecord(MMA.name, MMA.name, 0)
     layout = FrameLayout.mmaction()

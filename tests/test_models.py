@@ -181,6 +181,38 @@ def test_bad_config_is_named(kw, match):
         ModelConfig(**kw)
 
 
+def test_the_head_names_of_the_config_are_the_registered_ones():
+    """``model.head`` offers exactly the heads ``build_model`` can build by name, and each name gets
+    the parts the paper and the ablations describe (tstam: both paths; tsn: neither, no mapping)."""
+    from typing import get_args, get_type_hints
+
+    from tstam.models import HEADS
+
+    assert get_args(get_type_hints(ModelConfig)["head"]) == tuple(HEADS)
+    want = {"tstam": (True, True, True), "temporal": (True, False, True), "spatial": (False, True, True),
+            "tsn": (False, False, False)}  # (temporal attention, spatial heads, eq. 1 mapping)
+    for name, (t, s, mapping) in want.items():
+        m = build_model(name, **TINY)
+        assert m.cfg.head == name
+        assert ((m.temporal_att is not None), (m.spatial_att is not None), (m.mapping is not None)) == (t, s, mapping)
+
+
+def test_build_model_by_name_is_the_model_of_its_config():
+    """timm's ``create_model`` way: a head name and config fields give the same weights as the
+    config itself (same seed); fields also override a whole config; an unknown name is refused."""
+    for name in ("tsn", "spatial"):
+        torch.manual_seed(3)
+        by_name = build_model(name, modality="flow", **TINY)
+        torch.manual_seed(3)
+        by_cfg = build_model(ModelConfig(head=name, modality="flow", **TINY))
+        assert by_name.cfg == by_cfg.cfg
+        a, b = by_name.state_dict(), by_cfg.state_dict()
+        assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
+    assert build_model(ModelConfig(**TINY), num_classes=7, head="temporal").fc.out_features == 7
+    with pytest.raises(ConfigError, match=r"model\.head='tsm' is not valid; expected one of \['tstam', 'tsn', "):
+        build_model("tsm", **TINY)
+
+
 def test_preprocess_must_fit_the_modality():
     from tstam.preprocess import Preprocess
 

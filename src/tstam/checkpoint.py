@@ -33,6 +33,7 @@ import torch
 
 from tstam.config import ConfigError, from_dict, to_dict
 from tstam.device import resolve_device
+from tstam.errors import CheckpointError
 from tstam.files import atomic_write
 from tstam.flow import FlowConfig
 from tstam.models import TSTAM, ModelConfig, build_model
@@ -50,10 +51,6 @@ CHECKPOINT_VERSION = 1
 EXPORT_FORMAT = "tstam-export"
 EXPORT_VERSION = 1
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint cannot be written, read, or does not fit the run; the message says why."""
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:

@@ -18,6 +18,8 @@ from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 import yaml
 
+from tstam.errors import ConfigError
+
 __all__ = ["ConfigError", "from_dict", "to_dict", "load_yaml", "apply_overrides", "check_choice", "check_literals"]
 
 T = TypeVar("T")
@@ -25,10 +27,6 @@ T = TypeVar("T")
 # Numbers that YAML 1.1 (PyYAML) leaves as strings: scientific notation without a dot (1e-3, 5E4,
 # -2e+2) and the spellings of non-finite numbers (nan, inf), which are read to be refused by name
 _FLOAT_TEXT = re.compile(r"[-+]?((\d+\.?\d*|\.\d+)[eE][-+]?\d+|nan|inf|infinity)", re.IGNORECASE)
-
-
-class ConfigError(ValueError):
-    """A config key or value is not valid; the message names it and what would be valid."""
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

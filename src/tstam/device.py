@@ -5,6 +5,8 @@ import re
 
 import torch
 
+from tstam.errors import InputError
+
 __all__ = ["check_device_name", "resolve_device"]
 
 _VALID = "auto, cpu, cuda or cuda:N"
@@ -15,11 +17,11 @@ def check_device_name(name: str, *, option: str = "--device") -> str:
     exists here is :func:`resolve_device`'s business).
 
     Raises:
-        ValueError: naming ``option``, the value and the valid names.
+        InputError: naming ``option``, the value and the valid names.
     """
     text = str(name).strip().lower()
     if text not in ("auto", "cpu") and not re.fullmatch(r"cuda(:\d+)?", text):
-        raise ValueError(f"{option} {name!r} is not valid; expected {_VALID}")
+        raise InputError(f"{option} {name!r} is not valid; expected {_VALID}")
     return text
 
 
@@ -29,7 +31,7 @@ def resolve_device(name: str | torch.device = "auto", *, option: str = "--device
     ``option`` is how the user gave the name (``--device``, ``run.device``), for the messages.
 
     Raises:
-        ValueError: naming the value and what is valid, when it is not a device name, when CUDA is
+        InputError: naming the value and what is valid, when it is not a device name, when CUDA is
             asked for on a machine (or torch build) without it, or when ``cuda:N`` does not exist.
     """
     if isinstance(name, torch.device):
@@ -44,9 +46,9 @@ def resolve_device(name: str | torch.device = "auto", *, option: str = "--device
     if not torch.cuda.is_available():
         build = "this torch build has no CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
         use = f"{option} cpu" if option.startswith("-") else f"{option}=cpu"
-        raise ValueError(f"{option} {name!r}: {build}; use {use} (or auto)")
+        raise InputError(f"{option} {name!r}: {build}; use {use} (or auto)")
     index = int(m.group(1)) if m.group(1) is not None else torch.cuda.current_device()
     if index >= torch.cuda.device_count():
-        raise ValueError(f"{option} {name!r}: only {torch.cuda.device_count()} CUDA device(s) visible (cuda:0.."
+        raise InputError(f"{option} {name!r}: only {torch.cuda.device_count()} CUDA device(s) visible (cuda:0.."
                          f"cuda:{torch.cuda.device_count() - 1})")
     return torch.device("cuda", index)

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from tstam.checkpoint import LoadedStream, load_stream, stream_metadata
+from tstam.errors import OutputError
 from tstam.files import check_output_file
 
 __all__ = ["MAX_SEGMENTS", "export_onnx", "export_safetensors", "check_onnx", "onnx_output_names"]
@@ -162,6 +163,6 @@ def export_safetensors(stream: LoadedStream | str | Path, path: str | Path) -> t
         side = path.with_suffix(".json")
         side.write_text(text)
     except OSError as e:
-        raise ValueError(f"{path}: cannot write ({e.strerror or e})") from None
+        raise OutputError(f"{path}: cannot write ({e.strerror or e})") from None
     log.info("wrote %s and %s", path, side)
     return path, side

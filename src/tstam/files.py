@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from tstam.errors import OutputError
+
 __all__ = ["atomic_write", "write_text_atomic", "write_json_atomic", "check_writable_dir", "check_output_file"]
 
 
@@ -78,19 +80,19 @@ def check_writable_dir(path: str | Path) -> Path:
     """Create ``path`` (and parents) and check that a file can be written in it.
 
     Raises:
-        ValueError: naming the folder and the reason (a parent is a regular file, no permission...).
+        OutputError: naming the folder and the reason (a parent is a regular file, no permission...).
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise ValueError(f"{path}: output folder is an existing file; give a folder")
+        raise OutputError(f"{path}: output folder is an existing file; give a folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".tstam-write-test.", dir=path)
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        raise ValueError(f"{path}: output folder is not writable ({e.strerror or e}); "
-                         "give a folder you can write to") from None
+        raise OutputError(f"{path}: output folder is not writable ({e.strerror or e}); "
+                          "give a folder you can write to") from None
     return path
 
 
@@ -102,14 +104,14 @@ def check_output_file(path: str | Path, *, suffix: str | None = None) -> Path:
         suffix: the required extension (e.g. ".npz"), or None.
 
     Raises:
-        ValueError: the path is a folder, has the wrong extension, or its folder is not writable.
+        OutputError: the path is a folder, has the wrong extension, or its folder is not writable.
     """
     path = Path(path)
     if suffix is not None and path.suffix.lower() != suffix:
-        raise ValueError(f"{path}: expected a {suffix} file name")
+        raise OutputError(f"{path}: expected a {suffix} file name")
     if path.is_dir():
-        raise ValueError(f"{path}: is a folder; expected a file name")
+        raise OutputError(f"{path}: is a folder; expected a file name")
     if path.exists() and not os.access(path, os.W_OK):
-        raise ValueError(f"{path}: exists and is not writable")
+        raise OutputError(f"{path}: exists and is not writable")
     check_writable_dir(path.parent if str(path.parent) else Path("."))
     return path

@@ -34,6 +34,8 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from tstam.errors import VideoError
+
 __all__ = ["VideoError", "VideoClip", "VIDEO_EXTENSIONS", "read_video", "write_video", "probe_video",
            "allowed_shortfall"]
 
@@ -46,10 +48,6 @@ VIDEO_EXTENSIONS: tuple[str, ...] = (
 )
 
 _H264_ENCODERS = ("libx264", "libopenh264", "h264")
-
-
-class VideoError(ValueError):
-    """A video could not be read or written; the message names the file and the problem."""
 
 
 @dataclass

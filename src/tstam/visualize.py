@@ -19,6 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from tstam.errors import OutputError
 from tstam.files import check_writable_dir
 from tstam.inference.recognizer import Prediction, Recognizer
 from tstam.plotting import pyplot
@@ -170,7 +171,7 @@ def attention_figure(pred: Prediction, path: str | Path, *, k: int = 3, dpi: int
     try:
         fig.savefig(path, dpi=dpi, pil_kwargs={"compress_level": 3})
     except OSError as e:
-        raise ValueError(f"{path}: cannot write the picture ({e.strerror or e})") from None
+        raise OutputError(f"{path}: cannot write the picture ({e.strerror or e})") from None
     finally:
         plt.close(fig)
     return path
@@ -243,7 +244,7 @@ def _write_gif(path: Path, frames: list[np.ndarray], fps: float) -> None:
     try:
         ims[0].save(path, save_all=True, append_images=ims[1:], duration=round(1000 / fps), loop=0)
     except OSError as e:
-        raise ValueError(f"{path}: cannot write the animation ({e.strerror or e})") from None
+        raise OutputError(f"{path}: cannot write the animation ({e.strerror or e})") from None
 
 
 def picture_names(videos: Sequence[str | Path]) -> dict[str, str]:

@@ -15,10 +15,13 @@ Exit status (the same for every subcommand; docs/bad_inputs.md):
   a line asking for a report.
 - 130: interrupted (Ctrl-C).
 
-An error is a user error when it is a ``ValueError`` (all of tstam's own error types are) or an
-``OSError`` raised by tstam's code, which words its messages for the user, or any ``OSError``
-naming a file (missing, not writable, disk full). A ``ValueError`` escaping from a library
-(torch, numpy, OpenCV) means tstam failed to check something first: that is a bug.
+The kind of error decides, never where it was raised: a user error is a ``tstam.errors.TstamError``
+(bad input, bad file, bad config, unusable output; its message is written for the user) or an
+``OSError`` naming a file (missing, not writable, disk full: "path: reason"). Everything else is a
+bug, a plain ``ValueError`` included, whether tstam's own code raised it (an argument check that
+the command should have made impossible, an unpacking mistake) or a library did (torch, numpy,
+OpenCV: tstam failed to check something first). A diverged training run
+(``tstam.errors.NonFiniteLossError``) exits 1.
 """
 from __future__ import annotations
 
@@ -27,9 +30,9 @@ import importlib
 import logging
 import sys
 import traceback
-from pathlib import Path
 
 from tstam import __version__
+from tstam.errors import NonFiniteLossError, TstamError
 
 __all__ = ["COMMANDS", "EXIT_OK", "EXIT_PARTIAL", "EXIT_USAGE", "EXIT_INTERNAL", "EXIT_INTERRUPTED",
            "build_parser", "main"]
@@ -56,8 +59,6 @@ COMMANDS: tuple[str, ...] = (
     "ablate",
 )
 
-_PACKAGE = Path(__file__).resolve().parent.parent  # src/tstam
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -77,29 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _raised_by_tstam(e: BaseException) -> bool:
-    """Whether the innermost Python frame of ``e``'s traceback is in tstam's own code."""
-    tb = e.__traceback__
-    if tb is None:
-        return False
-    while tb.tb_next is not None:
-        tb = tb.tb_next
-    try:
-        Path(tb.tb_frame.f_code.co_filename).resolve().relative_to(_PACKAGE)
-    except ValueError:
-        return False
-    return True
-
-
-def _diverged(e: BaseException) -> bool:
-    """A training run's loss became NaN/inf (``tstam.engine.train.NonFiniteLossError``)."""
-    train = sys.modules.get("tstam.engine.train")  # not imported: cannot have been raised
-    return train is not None and isinstance(e, train.NonFiniteLossError)
-
-
 def _user_message(e: BaseException) -> str | None:
     """The message of a user error (see the module docstring), or None for an internal error."""
-    if isinstance(e, (ValueError, OSError)) and _raised_by_tstam(e):
+    if isinstance(e, TstamError):
         return str(e)
     if isinstance(e, OSError) and e.filename is not None:
         return f"{e.filename}: {e.strerror or e}"
@@ -124,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as e:
-        if _diverged(e):  # its message says which step and which checkpoint was kept
+        if isinstance(e, NonFiniteLossError):  # its message says which step and which checkpoint was kept
             if args.debug:
                 traceback.print_exc()
             print(f"{prog}: error: {e}", file=sys.stderr)

@@ -12,6 +12,8 @@ import math
 from collections.abc import Callable
 from typing import TypeVar
 
+from tstam.errors import InputError
+
 T = TypeVar("T")
 
 __all__ = ["positive_int", "nonnegative_int", "int_range", "positive_float", "nonnegative_float", "int_list",
@@ -68,12 +70,12 @@ def int_list(text: str) -> list[int]:
 
 
 def argument_type(parse: Callable[[str], T]) -> Callable[[str], T]:
-    """A library parser (``tstam.extract.parse_size``, ...) as an argparse type: its ValueError
-    message is shown as it is (argparse would print only "invalid parse_size value")."""
+    """A library parser (``tstam.extract.parse_size``, ...) as an argparse type: the message of its
+    ``InputError`` is shown as it is (argparse would print only "invalid parse_size value")."""
     def wrapped(text: str) -> T:
         try:
             return parse(text)
-        except ValueError as e:
+        except InputError as e:
             raise argparse.ArgumentTypeError(str(e)) from None
 
     wrapped.__name__ = parse.__name__

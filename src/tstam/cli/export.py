@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from tstam.cli.args import int_range, positive_int
+from tstam.errors import InputError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from tstam.files import check_output_file
 
     if not args.onnx and not args.safetensors:
-        raise ValueError("nothing to do: give --onnx OUT and/or --safetensors OUT")
+        raise InputError("nothing to do: give --onnx OUT and/or --safetensors OUT")
     for path, suffix in ((args.onnx, ".onnx"), (args.safetensors, ".safetensors")):
         if path:
             check_output_file(path, suffix=suffix)  # both, before anything is written

@@ -5,6 +5,7 @@ import argparse
 import json
 
 from tstam.cli.args import nonnegative_float
+from tstam.errors import InputError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -34,9 +35,9 @@ def run(args: argparse.Namespace) -> int:
     weights, optimistic = args.weights, False
     if args.search:
         if args.val and args.search_on_test:
-            raise ValueError("give either --val files or --search-on-test, not both")
+            raise InputError("give either --val files or --search-on-test, not both")
         if not args.val and not args.search_on_test:
-            raise ValueError("--search needs --val score files (a validation set); searching on the test files "
+            raise InputError("--search needs --val score files (a validation set); searching on the test files "
                              "needs --search-on-test and gives an optimistic result")
         src, names = (([load_scores(p) for p in args.val], args.val) if args.val else (sets, args.scores))
         res = search_weights(src, grid=args.grid or DEFAULT_GRID, mode=args.mode, on_test=args.search_on_test,

@@ -17,6 +17,8 @@ from typing import Literal
 
 from tqdm import tqdm
 
+from tstam.errors import FrameStoreError
+
 from .frames import FrameLayout, list_indices
 from .records import VideoRecord, frame_dir
 from .store import META_NAME, read_meta
@@ -57,7 +59,7 @@ def count_folder(video_dir: str | Path, layout: FrameLayout = FrameLayout()) -> 
     if META_NAME in names:
         try:
             meta = read_meta(video_dir)
-        except ValueError:
+        except FrameStoreError:
             meta = None
     return FolderCounts(
         rgb=list_indices(video_dir, layout.rgb_tmpl, names),
@@ -136,11 +138,11 @@ def check_records(records: Iterable[VideoRecord], root: str | Path, modality: Ch
 
 
 def raise_on_problems(problems: list[Problem], *, limit: int = 20) -> None:
-    """Raise one ValueError listing the problems (first ``limit``), if any."""
+    """Raise one FrameStoreError listing the problems (first ``limit``), if any."""
     if problems:
         lines = [str(p) for p in problems[:limit]]
         more = f"\n... and {len(problems) - limit} more" if len(problems) > limit else ""
-        raise ValueError(f"{len(problems)} problem(s) in the frame store:\n" + "\n".join(lines) + more)
+        raise FrameStoreError(f"{len(problems)} problem(s) in the frame store:\n" + "\n".join(lines) + more)
 
 
 def fill_num_frames(records: Iterable[VideoRecord], root: str | Path, modality: Literal["rgb", "flow"],
@@ -151,7 +153,7 @@ def fill_num_frames(records: Iterable[VideoRecord], root: str | Path, modality: 
     number of flow frames + 1 (so that ``num_frames - 1`` flow fields are sampled).
 
     Raises:
-        ValueError: a folder is missing or holds no frames of the modality (names the folder).
+        FrameStoreError: a folder is missing or holds no frames of the modality (names the folder).
     """
     out = []
     for r in records:
@@ -163,16 +165,16 @@ def fill_num_frames(records: Iterable[VideoRecord], root: str | Path, modality: 
         try:
             meta = read_meta(d)
             n = int(meta["frames"]) if modality == "rgb" or meta.get("flow_frames") is None else int(meta["flow_frames"]) + 1
-        except ValueError:
+        except FrameStoreError:
             pass
         if n is None:
             if not d.is_dir():
-                raise ValueError(f"{d}: frame folder of video {r.video_id!r} does not exist; "
-                                 "extract it first or fix the root")
+                raise FrameStoreError(f"{d}: frame folder of video {r.video_id!r} does not exist; "
+                                      "extract it first or fix the root")
             tmpl = layout.rgb_tmpl if modality == "rgb" else layout.flow_x_tmpl
             idx = list_indices(d, tmpl)
             if not idx:
-                raise ValueError(f"{d}: no {modality} frames named like {tmpl.format(1)}")
+                raise FrameStoreError(f"{d}: no {modality} frames named like {tmpl.format(1)}")
             n = len(idx) if modality == "rgb" else len(idx) + 1
         out.append(r.with_frames(n))
     return out

@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from tstam.errors import FrameStoreError, VideoError
+
 from ..config import check_choice
 from ..flow import FlowConfig, quantize_flow
 from .check import check_records, fill_num_frames, raise_on_problems
@@ -135,8 +137,8 @@ class FrameDataset(_ClipDataset):
         if self.modality == "flow":
             short = [r.video_id for r in self.records if r.num_frames is not None and r.num_frames < 2]
             if short:
-                raise ValueError(f"{self.root}: {len(short)} video(s) have no flow field (a single frame), "
-                                 f"e.g. {short[0]!r}; drop them from the list")
+                raise FrameStoreError(f"{self.root}: {len(short)} video(s) have no flow field (a single frame), "
+                                      f"e.g. {short[0]!r}; drop them from the list")
         log.info("FrameDataset: %d %s videos under %s, mode %s", len(self.records), self.modality, self.root, mode)
 
     def _read(self, record: VideoRecord, rng: np.random.Generator) -> torch.Tensor:
@@ -177,7 +179,7 @@ class VideoDataset(_ClipDataset):
         super().__init__(records, root=root, mode=mode, data=data, model=model, seed=seed)
         missing = [str(video_path(r, self.root)) for r in self.records if not video_path(r, self.root).is_file()]
         if missing:
-            raise ValueError(f"{len(missing)} video file(s) not found, e.g. {missing[0]}; check the root and the list")
+            raise VideoError(f"{len(missing)} video file(s) not found, e.g. {missing[0]}; check the root and the list")
         self.flow = data.flow or FlowConfig()
         self.on_device = self.modality == "flow" and data.flow_on == "device"
         log.info("VideoDataset: %d %s videos under %s, mode %s%s", len(self.records), self.modality, self.root, mode,

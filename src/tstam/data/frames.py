@@ -16,6 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from tstam.errors import FrameStoreError, InputError
+
 from .store import FLOW_X_TMPL, FLOW_Y_TMPL, RGB_TMPL
 
 __all__ = ["FrameLayout", "template_regex", "list_indices", "read_rgb_frames", "read_flow_frames"]
@@ -40,7 +42,7 @@ def template_regex(tmpl: str) -> re.Pattern[str]:
     parts = list(string.Formatter().parse(tmpl))
     fields = [p for p in parts if p[1] is not None]
     if len(fields) != 1:
-        raise ValueError(f"frame name template {tmpl!r} must have exactly one {{}} field, e.g. 'img_{{:05d}}.jpg'")
+        raise InputError(f"frame name template {tmpl!r} must have exactly one {{}} field, e.g. 'img_{{:05d}}.jpg'")
     pattern = ""
     for literal, field_name, _spec, _conv in parts:
         pattern += re.escape(literal)
@@ -70,7 +72,7 @@ def _imread(path: Path, flags: int) -> np.ndarray:
     img = cv2.imread(str(path), flags)
     if img is None:
         reason = "missing" if not path.exists() else "not a readable image (corrupt or truncated?)"
-        raise ValueError(f"{path}: frame {reason}; check the store before training (tstam.data.check_records)")
+        raise FrameStoreError(f"{path}: frame {reason}; check the store before training (tstam.data.check_records)")
     return img
 
 
@@ -96,7 +98,7 @@ def read_flow_frames(video_dir: str | Path, indices: Sequence[int], layout: Fram
             x = _imread(video_dir / layout.flow_x_tmpl.format(int(i) + 1), cv2.IMREAD_GRAYSCALE)
             y = _imread(video_dir / layout.flow_y_tmpl.format(int(i) + 1), cv2.IMREAD_GRAYSCALE)
             if x.shape != y.shape:
-                raise ValueError(f"{video_dir}: flow x/y frame {int(i) + 1} sizes differ ({x.shape} vs {y.shape})")
+                raise FrameStoreError(f"{video_dir}: flow x/y frame {int(i) + 1} sizes differ ({x.shape} vs {y.shape})")
             cache[i] = np.stack([x, y])
         out.append(cache[i])
     return _stack(out, video_dir)
@@ -105,5 +107,5 @@ def read_flow_frames(video_dir: str | Path, indices: Sequence[int], layout: Fram
 def _stack(frames: list[np.ndarray], video_dir: Path) -> np.ndarray:
     shapes = {f.shape for f in frames}
     if len(shapes) > 1:
-        raise ValueError(f"{video_dir}: frames differ in size {sorted(shapes)}; expected one size per video")
+        raise FrameStoreError(f"{video_dir}: frames differ in size {sorted(shapes)}; expected one size per video")
     return np.stack(frames)

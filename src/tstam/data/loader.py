@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from tstam.errors import CheckpointError
+
 from ..watchdog import exit_with
 
 __all__ = ["ShardSampler", "ClipLoader", "build_loader", "worker_init", "finish_batch"]
@@ -104,8 +106,8 @@ class ShardSampler(Sampler):
         """Continue the saved epoch from its position (same seed and data; any number of processes)."""
         for key in ("seed", "num_samples", "shuffle"):
             if state[key] != getattr(self, key):
-                raise ValueError(f"sampler state has {key}={state[key]!r} but this run has {getattr(self, key)!r}; "
-                                 "resume with the same data and seed")
+                raise CheckpointError(f"sampler state has {key}={state[key]!r} but this run has {getattr(self, key)!r}; "
+                                      "resume with the same data and seed")
         # files written before positions were saved hold what each rank had consumed
         position = state["position"] if "position" in state else state["consumed"] * state["world_size"]
         if state["world_size"] != self.world_size and position:

@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
+from tstam.errors import AnnotationError
+
 __all__ = [
     "VideoRecord", "SplitSet", "Annotations", "AnnotationError", "VIDEO_EXTENSIONS",
     "frame_dir", "video_path", "safe_relpath",
@@ -16,10 +18,6 @@ __all__ = [
 
 # File name endings taken to mean "a video file" (otherwise a record's path is a frame folder).
 VIDEO_EXTENSIONS = frozenset({".avi", ".mp4", ".webm", ".mkv", ".mov", ".mpg", ".mpeg", ".m4v", ".gif", ".flv", ".wmv"})
-
-
-class AnnotationError(ValueError):
-    """An annotation file or record is not valid; the message names the file, the line and the problem."""
 
 
 @dataclass(frozen=True)

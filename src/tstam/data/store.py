@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from tstam.errors import FrameStoreError, OutputError
+
 from ..files import write_json_atomic
 
 __all__ = [
@@ -36,16 +38,20 @@ def write_meta(video_dir: str | Path, meta: dict[str, Any]) -> None:
 
 
 def read_meta(video_dir: str | Path) -> dict[str, Any]:
-    """Read ``meta.json``; a missing or unreadable file raises ValueError naming it."""
+    """Read ``meta.json``; a missing or unreadable file raises FrameStoreError naming it."""
     path = Path(video_dir) / META_NAME
     try:
         meta = json.loads(path.read_text())
     except FileNotFoundError:
-        raise ValueError(f"{path}: no metadata (the video was never extracted, or extraction was interrupted)") from None
+        raise FrameStoreError(f"{path}: no metadata (the video was never extracted, or extraction was interrupted)") from None
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: corrupt metadata: {e}") from None
+        raise FrameStoreError(f"{path}: corrupt metadata: {e}") from None
     if not isinstance(meta, dict) or "frames" not in meta:
-        raise ValueError(f"{path}: metadata lacks 'frames'")
+        raise FrameStoreError(f"{path}: metadata lacks 'frames'")
+    for key in ("frames", "flow_frames"):  # counts the readers take as they are
+        v = meta.get(key)
+        if not (v is None and key == "flow_frames") and not (type(v) is int and v >= 0):
+            raise FrameStoreError(f"{path}: metadata {key}={v!r} is not valid; expected a whole number >= 0")
     return meta
 
 
@@ -65,7 +71,7 @@ def _imwrite(path: Path, image: np.ndarray, quality: int) -> None:
     import cv2
 
     if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, quality]):
-        raise OSError(f"{path}: could not write JPEG")
+        raise OutputError(f"{path}: could not write JPEG")
 
 
 def write_rgb(video_dir: str | Path, frames: np.ndarray, jpeg_quality: int) -> None:

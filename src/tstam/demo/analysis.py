@@ -138,10 +138,11 @@ def analyse_stream(checkpoint: str | Path, video_ids: Sequence[str], annotations
     from tstam.checkpoint import load_stream
     from tstam.data.datasets import FrameDataset
     from tstam.data.records import VideoRecord
+    from tstam.models import HEADS
 
     model = load_stream(checkpoint).model
     mcfg = model.cfg
-    has_alpha = mcfg.head in ("tstam", "temporal")
+    has_alpha = HEADS[mcfg.head].temporal
     data = dataclasses.replace(data, test_crops=1)
     records = [VideoRecord(v, annotations[v].path, annotations[v].label) for v in video_ids]
     ds = FrameDataset(records, mode="test", data=data, model=mcfg, seed=0)

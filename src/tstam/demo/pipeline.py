@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from tstam.demo.config import DemoConfig, demo_threads, stream_config, synth_config
+from tstam.errors import VideoError
 from tstam.files import check_writable_dir
 
 __all__ = ["DemoResult", "run_demo", "prepare_data", "train_stream", "test_stream", "torch_threads"]
@@ -90,7 +91,7 @@ def _stage_frames(cfg: DemoConfig, bench: Path, reused: list[str]) -> Path:
     rep = extract_many(sources, frames, workers=workers, flow=FlowConfig(algorithm=cfg.flow, bound=cfg.flow_bound),
                        size=(cfg.frame_size, cfg.frame_size))
     if rep.failed:
-        raise ValueError(f"extraction failed for {len(rep.failed)} video(s), e.g. {rep.failed[0][0]}: {rep.failed[0][1]}")
+        raise VideoError(f"extraction failed for {len(rep.failed)} video(s), e.g. {rep.failed[0][0]}: {rep.failed[0][1]}")
     if not rep.done:
         reused.append("frames")
         log.info("[2/6] frames: all %d videos were already extracted; reused", len(rep.skipped))

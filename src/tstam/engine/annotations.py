@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from tstam.config import ConfigError
 from tstam.data.records import Annotations, SplitSet, VideoRecord, frame_dir
 from tstam.data.splits import check_disjoint, load_annotations
 from tstam.data.store import read_meta
+from tstam.errors import ConfigError, FrameStoreError
 from tstam.flow import FlowConfig
 
 __all__ = ["load_split", "hold_out", "store_flow"]
@@ -61,8 +61,8 @@ def load_split(ann: Any, data: Any) -> tuple[list[VideoRecord], list[VideoRecord
         data: ``DataConfig`` (root, modality, frame name templates).
     """
     if not ann.path:
-        raise ValueError("annotations.path is empty; set it to the split folder (ucf101, hmdb51) "
-                         "or the training list file (rawframes, csv)")
+        raise ConfigError("annotations.path is empty; set it to the split folder (ucf101, hmdb51) "
+                          "or the training list file (rawframes, csv)")
     got = load_annotations(ann.format, ann.path, split=ann.split, root=data.root or None)
     if isinstance(got, SplitSet):
         train, test, classes = got.train, got.test, got.classes
@@ -70,7 +70,7 @@ def load_split(ann: Any, data: Any) -> tuple[list[VideoRecord], list[VideoRecord
     else:
         assert isinstance(got, Annotations)
         if not ann.test_path:
-            raise ValueError(f"annotations.test_path is empty; format {ann.format!r} needs a test list file too")
+            raise ConfigError(f"annotations.test_path is empty; format {ann.format!r} needs a test list file too")
         test_ann = load_annotations(ann.format, ann.test_path, root=data.root or None, classes=got.classes)
         assert isinstance(test_ann, Annotations)
         train, test, classes = got.records, test_ann.records, got.classes
@@ -99,7 +99,7 @@ def store_flow(records: list[VideoRecord], data: Any) -> FlowConfig:
     for r in records[:16]:
         try:
             flow = read_meta(frame_dir(r, data.root)).get("flow")
-        except ValueError:
+        except FrameStoreError:
             continue
         if flow and found is not None and flow != found:
             raise ConfigError(f"{frame_dir(r, data.root)}/meta.json: flow settings {flow} differ from {where}'s "

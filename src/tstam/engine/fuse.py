@@ -21,6 +21,7 @@ import numpy as np
 
 from tstam.engine import metrics
 from tstam.engine.scores import ScoreSet
+from tstam.errors import InputError, ScoreFileError
 from tstam.models.fusion import DEFAULT_FUSION_WEIGHTS, check_weights, fuse_scores
 
 __all__ = ["DEFAULT_GRID", "SearchResult", "align", "fuse", "default_weights", "search_weights"]
@@ -34,30 +35,31 @@ def align(sets: Sequence[ScoreSet], names: Sequence[str] | None = None) -> list[
     """Check that the score sets describe the same videos, labels and classes; reorder to the first.
 
     Raises:
-        ValueError: naming the files (``names``) and the first disagreement.
+        ScoreFileError: naming the files (``names``) and the first disagreement.
+        InputError: fewer than two score sets.
     """
     if len(sets) < 2:
-        raise ValueError(f"fusion needs two or more score files, got {len(sets)}")
+        raise InputError(f"fusion needs two or more score files, got {len(sets)}")
     names = list(names) if names is not None else [f"scores #{i}" for i in range(len(sets))]
     ref, ref_name = sets[0], names[0]
     index = {v: i for i, v in enumerate(ref.video_ids)}
     out = [ref]
     for s, name in zip(sets[1:], names[1:]):
         if s.classes != ref.classes:
-            raise ValueError(f"{name} and {ref_name} have different class lists "
-                             f"({len(s.classes)} vs {len(ref.classes)} classes, or another order)")
+            raise ScoreFileError(f"{name} and {ref_name} have different class lists "
+                                 f"({len(s.classes)} vs {len(ref.classes)} classes, or another order)")
         if set(s.video_ids) != set(index) or len(s.video_ids) != len(ref.video_ids):
             only = sorted(set(s.video_ids) ^ set(index))[:3]
-            raise ValueError(f"{name} and {ref_name} hold different videos "
-                             f"({len(s.video_ids)} vs {len(ref.video_ids)}; e.g. {only})")
+            raise ScoreFileError(f"{name} and {ref_name} hold different videos "
+                                 f"({len(s.video_ids)} vs {len(ref.video_ids)}; e.g. {only})")
         order = np.array([s.video_ids.index(v) for v in ref.video_ids]) if s.video_ids != ref.video_ids \
             else np.arange(len(ref.video_ids))
         labels = s.labels[order]
         bad = np.nonzero(labels != ref.labels)[0]
         if bad.size:
             v = ref.video_ids[bad[0]]
-            raise ValueError(f"{name} and {ref_name} disagree on the labels of {bad.size} video(s), "
-                             f"e.g. {v}: {labels[bad[0]]} vs {ref.labels[bad[0]]}")
+            raise ScoreFileError(f"{name} and {ref_name} disagree on the labels of {bad.size} video(s), "
+                                 f"e.g. {v}: {labels[bad[0]]} vs {ref.labels[bad[0]]}")
         out.append(ScoreSet(list(ref.video_ids), labels, s.probs[order], s.logits[order],
                             list(s.classes), dict(s.meta)))
     return out
@@ -113,7 +115,7 @@ def search_weights(sets: Sequence[ScoreSet], *, grid: Sequence[float] = DEFAULT_
         tested = [n for s, n in zip(sets, names or [f"scores #{i}" for i in range(len(sets))])
                   if s.meta.get("subset") == "test"]
         if tested:
-            raise ValueError(f"{tested[0]} holds scores of the test list (subset 'test'): weights searched on it "
+            raise InputError(f"{tested[0]} holds scores of the test list (subset 'test'): weights searched on it "
                              "have seen the test labels; search on validation scores (`tstam test --subset val`), "
                              "or pass --search-on-test for an optimistic result")
     sets = align(sets, names)

@@ -12,6 +12,7 @@ from tstam.data.datasets import build_dataset
 from tstam.data.loader import ClipLoader, build_loader
 from tstam.data.records import VideoRecord
 from tstam.engine.distributed import DistInfo
+from tstam.errors import ConfigError
 
 __all__ = ["build_train_loaders"]
 
@@ -22,8 +23,8 @@ def build_train_loaders(cfg: Any, train: Sequence[VideoRecord], val: Sequence[Vi
     shard = (dist.rank, dist.world_size)
     train_ds = build_dataset(train, mode="train", data=cfg.data, model=cfg.model, seed=cfg.run.seed)
     if len(train_ds) < cfg.data.batch_size * dist.world_size:
-        raise ValueError(f"{len(train_ds)} training videos are fewer than one global batch "
-                         f"({dist.world_size} x data.batch_size={cfg.data.batch_size}); lower data.batch_size")
+        raise ConfigError(f"{len(train_ds)} training videos are fewer than one global batch "
+                          f"({dist.world_size} x data.batch_size={cfg.data.batch_size}); lower data.batch_size")
     train_loader = build_loader(train_ds, batch_size=cfg.data.batch_size, shuffle=True, workers=cfg.data.workers,
                                 seed=cfg.run.seed, drop_last=True, distributed=shard)
     val_loader = None

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from tstam.engine import metrics
+from tstam.errors import ScoreFileError
 from tstam.files import atomic_write
 
 __all__ = ["ScoreSet", "save_scores", "load_scores"]
@@ -80,45 +81,44 @@ def _check_values(path: Path, s: ScoreSet) -> None:
     for name, arr in (("probs", s.probs), ("logits", s.logits)):
         bad = np.nonzero(~np.isfinite(arr).all(1))[0]
         if bad.size:
-            raise ValueError(f"{path}: {name} of {bad.size} video(s) hold NaN or infinite values, e.g. "
-                             f"{s.video_ids[bad[0]]}; a score file holds finite numbers (rerun tstam test)")
+            raise ScoreFileError(f"{path}: {name} of {bad.size} video(s) hold NaN or infinite values, e.g. "
+                                 f"{s.video_ids[bad[0]]}; a score file holds finite numbers (rerun tstam test)")
     bad = np.nonzero(((s.probs < 0) | (s.probs > 1 + _PROB_TOL)).any(1)
                      | (np.abs(s.probs.sum(1, dtype=np.float64) - 1) > _PROB_TOL))[0]
     if bad.size:
-        raise ValueError(f"{path}: probs of {bad.size} video(s) are not probabilities (each in [0, 1], summing to 1), "
-                         f"e.g. {s.video_ids[bad[0]]}: {np.array2string(s.probs[bad[0]], precision=3, threshold=6)}")
+        raise ScoreFileError(f"{path}: probs of {bad.size} video(s) are not probabilities (each in [0, 1], summing to 1), "
+                             f"e.g. {s.video_ids[bad[0]]}: {np.array2string(s.probs[bad[0]], precision=3, threshold=6)}")
     bad = np.nonzero((s.labels < 0) | (s.labels >= len(s.classes)))[0]
     if bad.size:
-        raise ValueError(f"{path}: label {s.labels[bad[0]]} of {s.video_ids[bad[0]]} is not valid; expected "
-                         f"0-{len(s.classes) - 1} ({len(s.classes)} classes)")
+        raise ScoreFileError(f"{path}: label {s.labels[bad[0]]} of {s.video_ids[bad[0]]} is not valid; expected "
+                             f"0-{len(s.classes) - 1} ({len(s.classes)} classes)")
     if len(set(s.video_ids)) != len(s.video_ids):
         seen: set[str] = set()
         dup = next(v for v in s.video_ids if v in seen or seen.add(v))
-        raise ValueError(f"{path}: video id {dup!r} appears more than once; a score file holds one row per video")
+        raise ScoreFileError(f"{path}: video id {dup!r} appears more than once; a score file holds one row per video")
 
 
 def load_scores(path: str | Path) -> ScoreSet:
     """Read a score file written by :func:`save_scores` (no pickle) and check its values.
 
     Raises:
-        FileNotFoundError: no such file.
-        ValueError: naming the file: not a ``.npz`` (empty, text, a pickle), keys missing, shapes
-            that disagree, NaN/inf scores, probabilities outside [0, 1] or not summing to 1,
-            labels outside the classes, repeated video ids.
+        ScoreFileError: naming the file: no such file, not a ``.npz`` (empty, text, a pickle), keys
+            missing, shapes that disagree, NaN/inf scores, probabilities outside [0, 1] or not summing
+            to 1, labels outside the classes, repeated video ids.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: score file not found")
+        raise ScoreFileError(f"{path}: score file not found")
     with open(path, "rb") as f:
         head = f.read(4)
     if head not in _ZIP_MAGIC:
         what = "an empty file (0 bytes)" if not head else "not a .npz (zip) file"
-        raise ValueError(f"{path}: {what}; expected a score file written by tstam test or tstam fuse")
+        raise ScoreFileError(f"{path}: {what}; expected a score file written by tstam test or tstam fuse")
     try:
         with np.load(path, allow_pickle=False) as z:
             missing = [k for k in _KEYS if k not in z.files]
             if missing:
-                raise ValueError(f"{path}: not a tstam score file (missing {', '.join(missing)})")
+                raise ScoreFileError(f"{path}: not a tstam score file (missing {', '.join(missing)})")
             s = ScoreSet(
                 video_ids=[str(v) for v in z["video_ids"]], labels=z["labels"], probs=z["probs"],
                 logits=z["logits"], classes=[str(c) for c in z["classes"]],
@@ -127,6 +127,6 @@ def load_scores(path: str | Path) -> ScoreSet:
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         if str(path) in str(e):
             raise
-        raise ValueError(f"{path}: cannot read score file: {e}") from None
+        raise ScoreFileError(f"{path}: cannot read score file: {e}") from None
     _check_values(path, s)
     return s

@@ -14,6 +14,7 @@ import numpy as np
 
 from tstam.engine.fuse import fuse
 from tstam.engine.scores import ScoreSet, load_scores
+from tstam.errors import ScoreFileError
 
 __all__ = ["collect", "markdown_table", "build_report"]
 
@@ -33,7 +34,7 @@ def collect(paths: Sequence[str | Path], *, fuse_streams: bool = True, weights: 
         stream = s.name()
         split = str(s.meta.get("split", "?"))
         if stream in by_split[split]:
-            raise ValueError(f"{p}: a second {stream!r} score file for split {split}")
+            raise ScoreFileError(f"{p}: a second {stream!r} score file for split {split}")
         by_split[split][stream] = s
     table: dict[str, dict[str, float]] = defaultdict(dict)
     for split, streams in by_split.items():

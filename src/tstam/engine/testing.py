@@ -28,6 +28,7 @@ from tstam.data.records import VideoRecord
 from tstam.engine.distributed import all_gather_objects, all_ranks_agree, cleanup_distributed, init_distributed
 from tstam.engine.evaluate import autocast, resolve_amp
 from tstam.engine.scores import ScoreSet
+from tstam.errors import CheckpointError, InputError
 from tstam.files import check_output_file
 
 __all__ = ["frame_activation_bytes", "chunk_frames_for", "predict_views", "score_stream", "run_test"]
@@ -116,8 +117,8 @@ def score_stream(stream: LoadedStream, records: Sequence[VideoRecord], *, root: 
         model = model.to(memory_format=torch.channels_last)
     ck_classes = list(stream.classes)
     if classes is not None and list(classes) != ck_classes:
-        raise ValueError(f"{stream.source}: trained on classes {ck_classes[:5]}... ({len(ck_classes)}), but the test "
-                         f"annotations list {list(classes)[:5]}... ({len(classes)}); use the same class list")
+        raise CheckpointError(f"{stream.source}: trained on classes {ck_classes[:5]}... ({len(ck_classes)}), but the test "
+                              f"annotations list {list(classes)[:5]}... ({len(classes)}); use the same class list")
     mcfg = model.cfg
     if max_memory_mb:
         chunk_frames = chunk_frames_for(model, frames=data.test_frames, max_memory_mb=max_memory_mb)
@@ -160,7 +161,7 @@ def run_test(checkpoint: str | Path, *, overrides: Sequence[str] = (), frames: i
         with all_ranks_agree():  # a missing file or a bad override ends every rank
             stream = load_stream(checkpoint, device=dev)
             if not stream.train_config:
-                raise ValueError(f"{checkpoint}: holds no training config; test needs the annotations and data settings")
+                raise CheckpointError(f"{checkpoint}: holds no training config; test needs the annotations and data settings")
             extra = [f"data.test_frames={frames}"] if frames else []
             extra += [f"data.test_crops={crops}"] if crops else []
             cfg = load_train_config(stream.train_config, [*overrides, *extra])
@@ -169,7 +170,7 @@ def run_test(checkpoint: str | Path, *, overrides: Sequence[str] = (), frames: i
             if records is None:
                 raise ValueError(f"subset={subset!r} is not valid; expected 'test', 'val' or 'train'")
             if subset == "val" and not val:
-                raise ValueError(f"{checkpoint}: the run held out no validation videos (annotations.val_fraction="
+                raise InputError(f"{checkpoint}: the run held out no validation videos (annotations.val_fraction="
                                  f"{cfg.annotations.val_fraction}); --subset val needs a run trained with a hold-out, "
                                  "e.g. annotations.val_fraction=0.1 (the test list is never scored as validation)")
             name = f"scores_{stream.modality}_split{cfg.annotations.split}_{subset}.npz"

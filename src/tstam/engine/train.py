@@ -28,17 +28,17 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 
 from tstam.checkpoint import load_checkpoint, save_checkpoint
-from tstam.config import ConfigError, to_dict
-from tstam.data.loader import finish_batch
+from tstam.config import to_dict
+from tstam.data.loader import ClipLoader, finish_batch
 from tstam.engine.checkpoint import capture_rng, check_compatible, restore_rng
 from tstam.engine.config import TrainConfig
 from tstam.engine.distributed import (
@@ -59,15 +59,16 @@ from tstam.engine.optim import (
     current_lr,
     load_optimizer_state,
 )
+from tstam.errors import ConfigError, NonFiniteLossError
 from tstam.files import write_text_atomic
 
-__all__ = ["NonFiniteLossError", "TrainState", "TrainRun", "prepare_run", "train_step", "train_one_epoch", "fit"]
+if TYPE_CHECKING:
+    from tstam.engine.reports import MetricsLogger
+
+__all__ = ["NonFiniteLossError", "TrainState", "TrainRun", "Optimisation", "setup_optimisation", "prepare_run",
+           "train_step", "train_one_epoch", "fit"]
 
 log = logging.getLogger(__name__)
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
 @dataclass
@@ -80,36 +81,46 @@ class TrainState:
     best_top1: float | None = None
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TrainRun:
-    """Everything one training process works with (``fit`` builds it; ``prepare_run`` without data)."""
+    """Everything one training process works with, complete when made by ``prepare_run`` (the one
+    place one is made). ``state`` and ``meter`` change as it trains; the other fields stay."""
 
     cfg: TrainConfig
-    model: nn.Module                # DDP-wrapped under torchrun
+    model: nn.Module                            # DDP-wrapped under torchrun
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
-    scaler: torch.amp.GradScaler | None
-    amp: str                        # the precision used ("none" off CUDA; bf16 may become fp16)
+    scaler: torch.amp.GradScaler | None         # fp16 only
+    amp: str                                    # the precision used ("none" off CUDA; bf16 may become fp16)
     device: torch.device
-    meter: StepMeter
-    state: TrainState = field(default_factory=TrainState)
-    dist: DistInfo = field(default_factory=DistInfo)
-    train_loader: Any = None
-    val_loader: Any = None
-    classes: list[str] = field(default_factory=list)
-    flow: dict[str, Any] | None = None
-    out_dir: Path = Path(".")
-    logger: Any = None              # MetricsLogger on rank 0
-    callbacks: Sequence[Callable[[TrainState], None]] = ()
+    dist: DistInfo
+    train_loader: ClipLoader | None             # None: batches are handed to train_step (tests, benchmarks)
+    val_loader: ClipLoader | None               # None: no validation (run.eval_every = 0, or no data)
+    classes: list[str]                          # class names, index = label (saved in checkpoints)
+    flow: dict[str, Any] | None                 # a flow stream's flow settings (saved in checkpoints)
+    out_dir: Path
+    logger: MetricsLogger | None                # rank 0 of a run with data
+    callbacks: Sequence[Callable[[TrainState], None]]
+    state: TrainState
+    meter: StepMeter                            # this epoch's sums; a new one every epoch
 
     @property
     def bare(self) -> nn.Module:
         return self.model.module if hasattr(self.model, "module") else self.model
 
 
-def prepare_run(cfg: TrainConfig, model: nn.Module, device: torch.device) -> TrainRun:
+class Optimisation(NamedTuple):
+    """What ``setup_optimisation`` makes for a model."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler | None
+    amp: str
+
+
+def setup_optimisation(cfg: TrainConfig, model: nn.Module, device: torch.device) -> Optimisation:
     """``model`` on ``device`` as ``cfg`` says (BN mode, channels_last), with its optimiser,
-    scheduler, gradient scaler and step meter (``fit`` adds data, DDP and checkpoints)."""
+    scheduler and gradient scaler."""
     apply_bn_mode(model, cfg.optim.bn)
     model.to(device)
     if cfg.run.channels_last:
@@ -118,8 +129,24 @@ def prepare_run(cfg: TrainConfig, model: nn.Module, device: torch.device) -> Tra
     amp = resolve_amp(device, cfg.run.amp)
     scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
     optimizer = build_optimizer(model, cfg.optim, grad_scaler=scaler is not None)
-    return TrainRun(cfg, model, optimizer, build_scheduler(optimizer, cfg.optim), scaler, amp, device,
-                    StepMeter(device))
+    return Optimisation(optimizer, build_scheduler(optimizer, cfg.optim), scaler, amp)
+
+
+def prepare_run(cfg: TrainConfig, model: nn.Module, device: torch.device, *, optimisation: Optimisation | None = None,
+                dist: DistInfo | None = None, loaders: tuple[ClipLoader, ClipLoader | None] | None = None,
+                classes: Sequence[str] = (), flow: dict[str, Any] | None = None, out_dir: Path = Path("."),
+                logger: MetricsLogger | None = None, callbacks: Sequence[Callable[[TrainState], None]] = (),
+                state: TrainState | None = None, meter: StepMeter | None = None) -> TrainRun:
+    """A complete ``TrainRun``. Given only ``cfg``, ``model`` and ``device`` (tests, benchmarks): one
+    process without data or output, the model set up by ``setup_optimisation``, for ``train_step``
+    on batches given by hand. ``fit`` passes everything it built (``_build``)."""
+    opt = optimisation if optimisation is not None else setup_optimisation(cfg, model, device)
+    train_loader, val_loader = loaders or (None, None)
+    return TrainRun(cfg=cfg, model=model, optimizer=opt.optimizer, scheduler=opt.scheduler, scaler=opt.scaler,
+                    amp=opt.amp, device=device, dist=dist or DistInfo(), train_loader=train_loader,
+                    val_loader=val_loader, classes=list(classes), flow=flow, out_dir=Path(out_dir), logger=logger,
+                    callbacks=callbacks, state=state if state is not None else TrainState(),
+                    meter=meter if meter is not None else StepMeter(device))
 
 
 def train_step(run: TrainRun, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -250,8 +277,8 @@ def _build(cfg: TrainConfig, dist: DistInfo, device: torch.device, resume: str |
     with all_ranks_agree():  # what can fail on one rank only; no collective inside
         train_recs, val_recs, _test, classes = load_split(cfg.annotations, cfg.data)
         if cfg.model.num_classes != len(classes):
-            raise ValueError(f"model.num_classes={cfg.model.num_classes} but the annotations list {len(classes)} "
-                             f"classes; set model.num_classes={len(classes)}")
+            raise ConfigError(f"model.num_classes={cfg.model.num_classes} but the annotations list {len(classes)} "
+                              f"classes; set model.num_classes={len(classes)}")
         flow = store_flow(train_recs, cfg.data).describe() if cfg.model.modality == "flow" else None
         out_dir = Path(cfg.run.out_dir)
         ckpt = None
@@ -275,40 +302,41 @@ def _build(cfg: TrainConfig, dist: DistInfo, device: torch.device, resume: str |
             torch.manual_seed(int(np.random.SeedSequence([cfg.run.seed, dist.rank]).generate_state(1)[0]))
         if ckpt is not None:
             model.load_state_dict(ckpt["model"])
-        run = prepare_run(cfg, model, device)
+        opt = setup_optimisation(cfg, model, device)
         if dist.enabled and cfg.run.sync_bn and device.type == "cuda":
             convert_sync_bn(model, cfg.optim.bn)  # the same parameter objects: the optimiser keeps them
-        run.dist, run.classes, run.flow, run.out_dir, run.callbacks = dist, classes, flow, out_dir, callbacks
-        run.train_loader, run.val_loader = build_train_loaders(cfg, train_recs, val_recs, dist=dist)
-        if ckpt is not None:
-            _restore(run, ckpt)
+        loaders = build_train_loaders(cfg, train_recs, val_recs, dist=dist)
+        state, meter = _restore(ckpt, opt, loaders[0], dist, device) if ckpt is not None else (None, None)
+    logger = None
     with all_ranks_agree():
         if dist.is_main:
             out_dir.mkdir(parents=True, exist_ok=True)
             # the hold-out, for the record (engine/annotations.py): never the test list
             write_text_atomic(out_dir / "validation.txt", "".join(f"{r.video_id}\n" for r in val_recs))
-            run.logger = MetricsLogger(out_dir, tensorboard=cfg.run.tensorboard,
-                                       resume_epoch=run.state.epoch if resume else None)
+            logger = MetricsLogger(out_dir, tensorboard=cfg.run.tensorboard,
+                                   resume_epoch=state.epoch if state is not None else None)
     if dist.enabled:
-        run.model = nn.parallel.DistributedDataParallel(
+        model = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None,
             broadcast_buffers=False,        # validation runs the bare module; BN statistics stay per rank
             gradient_as_bucket_view=True)   # gradients live in the all-reduce buckets: no copy, less memory
-    return run
+    return prepare_run(cfg, model, device, optimisation=opt, dist=dist, loaders=loaders, classes=classes, flow=flow,
+                       out_dir=out_dir, logger=logger, callbacks=callbacks, state=state, meter=meter)
 
 
-def _restore(run: TrainRun, ckpt: dict[str, Any]) -> None:
-    """Optimiser, scheduler, scaler, state, sampler position, this rank's RNG and the epoch's sums."""
-    load_optimizer_state(run.optimizer, ckpt["optimizer"])
-    run.scheduler.load_state_dict(ckpt["scheduler"])
-    if run.scaler is not None and ckpt.get("scaler"):
-        run.scaler.load_state_dict(ckpt["scaler"])
-    run.state = TrainState(ckpt["epoch"], ckpt["epoch_step"], ckpt["step"], ckpt.get("best_top1"))
+def _restore(ckpt: dict[str, Any], opt: Optimisation, train_loader: ClipLoader, dist: DistInfo,
+             device: torch.device) -> tuple[TrainState, StepMeter]:
+    """Optimiser, scheduler, scaler, sampler position and this rank's RNG from ``ckpt``; the
+    state and the epoch's sums (the sums are over all ranks: carried by one)."""
+    load_optimizer_state(opt.optimizer, ckpt["optimizer"])
+    opt.scheduler.load_state_dict(ckpt["scheduler"])
+    if opt.scaler is not None and ckpt.get("scaler"):
+        opt.scaler.load_state_dict(ckpt["scaler"])
+    state = TrainState(ckpt["epoch"], ckpt["epoch_step"], ckpt["step"], ckpt.get("best_top1"))
     if ckpt.get("sampler") is not None:
-        run.train_loader.load_state_dict(ckpt["sampler"])
-    restore_rng(ckpt["rng"], rank=run.dist.rank)
-    if run.dist.is_main:  # the sums are over all ranks: carried by one
-        run.meter = StepMeter(run.device, ckpt.get("epoch_sums"))
+        train_loader.load_state_dict(ckpt["sampler"])
+    restore_rng(ckpt["rng"], rank=dist.rank)
+    return state, StepMeter(device, ckpt.get("epoch_sums") if dist.is_main else None)
 
 
 def fit(cfg: TrainConfig, *, resume: str | Path | bool | None = None,

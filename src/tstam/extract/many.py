@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tstam.data import store
+from tstam.errors import FrameStoreError, OutputError
 from tstam.files import check_writable_dir
 from tstam.flow import FlowConfig
 
@@ -59,7 +60,7 @@ def _plan(sources: Sequence[str | Path], out_root: Path, shard: tuple[int, int],
             continue
         try:
             diff = _differences(store.read_meta(vdir), flow, settings)
-        except ValueError as e:
+        except FrameStoreError as e:
             diff = [str(e)]
         if not diff:
             report.skipped.append(vdir.name)
@@ -69,9 +70,9 @@ def _plan(sources: Sequence[str | Path], out_root: Path, shard: tuple[int, int],
             differ.append((vdir, diff))
     if differ:
         vdir, diff = differ[0]
-        raise ValueError(f"{out_root}: {len(differ)} finished video(s) were extracted with other settings, e.g. "
-                         f"{vdir.name}: {'; '.join(diff)}; rerun with --force to re-extract them with the "
-                         "settings given, or extract into another --out")
+        raise OutputError(f"{out_root}: {len(differ)} finished video(s) were extracted with other settings, e.g. "
+                          f"{vdir.name}: {'; '.join(diff)}; rerun with --force to re-extract them with the "
+                          "settings given, or extract into another --out")
     return todo
 
 
@@ -115,8 +116,8 @@ def extract_many(
         (fewer frames than declared, within the tolerance) videos.
 
     Raises:
-        ValueError: ``out_root`` is not writable, finished videos differ in settings without ``force``,
-            or ``device`` is not valid (or given without ``tvl1_torch`` flow).
+        OutputError: ``out_root`` is not writable, or finished videos differ in settings without ``force``.
+        InputError: ``device`` is not valid (or given without ``tvl1_torch`` flow).
     """
 
     start = time.perf_counter()

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from tstam.data.records import safe_relpath
+from tstam.errors import AnnotationError, BadFileError, InputError
 from tstam.video import VIDEO_EXTENSIONS
 
 __all__ = ["video_id", "shard_of", "select_shard", "parse_shard", "parse_size", "collect_sources"]
@@ -36,7 +37,7 @@ def parse_shard(text: str) -> tuple[int, int]:
     """``"i/n"`` -> ``(i, n)`` with 0 <= i < n (``--shard 0/4`` .. ``--shard 3/4``)."""
     m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
     if not m or not int(m[1]) < int(m[2]):
-        raise ValueError(f"shard {text!r} is not valid; expected i/n with 0 <= i < n, e.g. 0/4")
+        raise InputError(f"shard {text!r} is not valid; expected i/n with 0 <= i < n, e.g. 0/4")
     return int(m[1]), int(m[2])
 
 
@@ -44,7 +45,7 @@ def parse_size(text: str) -> tuple[int, int]:
     """``"340x256"`` -> ``(340, 256)`` (width x height)."""
     m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
     if not m or int(m[1]) == 0 or int(m[2]) == 0:
-        raise ValueError(f"size {text!r} is not valid; expected WIDTHxHEIGHT, e.g. 340x256")
+        raise InputError(f"size {text!r} is not valid; expected WIDTHxHEIGHT, e.g. 340x256")
     return int(m[1]), int(m[2])
 
 
@@ -54,8 +55,8 @@ def _read_list(path: Path, root: Path) -> list[Path]:
     out = []
     data = path.read_bytes()
     if b"\0" in data[:65536]:
-        raise ValueError(f"{path}: not a text list of videos (binary data); expected a folder, a video file "
-                         f"({', '.join(VIDEO_EXTENSIONS)}), a split file or a text list")
+        raise AnnotationError(f"{path}: not a text list of videos (binary data); expected a folder, a video file "
+                              f"({', '.join(VIDEO_EXTENSIONS)}), a split file or a text list")
     text = data.decode("utf-8", errors="replace")
     for lineno, line in enumerate(text.splitlines(), 1):
         fields = line.strip().split()
@@ -83,8 +84,9 @@ def collect_sources(inp: str | Path, *, root: str | Path | None = None) -> list[
         Sorted, de-duplicated paths. Files listed but missing are kept: extraction reports them.
 
     Raises:
-        ValueError: ``inp`` does not exist, a listed path escapes ``root``, or two files share a
-            video id (the frame store is flat: ``<out>/<video_id>``).
+        BadFileError: ``inp`` does not exist, or is a list that is not text or names a path that
+            escapes ``root`` (``AnnotationError``).
+        InputError: two files share a video id (the frame store is flat: ``<out>/<video_id>``).
     """
     inp = Path(inp)
     if inp.is_dir():
@@ -94,12 +96,12 @@ def collect_sources(inp: str | Path, *, root: str | Path | None = None) -> list[
     elif inp.is_file():
         paths = _read_list(inp, Path(root) if root is not None else inp.parent)
     else:
-        raise ValueError(f"{inp}: no such folder or list file; expected a folder of videos, a split file or a list")
+        raise BadFileError(f"{inp}: no such folder or list file; expected a folder of videos, a split file or a list")
     paths = sorted(set(paths))
     by_id: dict[str, Path] = {}
     for p in paths:
         if video_id(p) in by_id:
-            raise ValueError(f"{inp}: {by_id[video_id(p)]} and {p} share the video id {video_id(p)!r}; "
+            raise InputError(f"{inp}: {by_id[video_id(p)]} and {p} share the video id {video_id(p)!r}; "
                              "video ids (file stems) must be unique in one frame store")
         by_id[video_id(p)] = p
     return paths

@@ -34,8 +34,8 @@ import cv2
 import numpy as np
 
 from tstam.data import store
+from tstam.errors import InputError, TstamError
 from tstam.flow import FlowConfig, flow_pairs, to_gray
-from tstam.video import VideoError
 from tstam.watchdog import exit_with
 
 from .video import decode_and_write_rgb, extract_video
@@ -46,7 +46,9 @@ log = logging.getLogger(__name__)
 
 Record = Callable[[Path, str, int, int, "str | None"], None]  # (source, folder, frames, declared, error)
 Todo = list[tuple[Path, Path]]  # (video file, frame-store folder)
-JOB_ERRORS = (VideoError, ValueError, OSError, cv2.error)  # a bad video or folder: reported, the others go on
+# a bad video, folder or output (tstam's user errors, an OSError, OpenCV refusing a frame): reported, the others go
+# on; anything else is a bug and ends the extraction
+JOB_ERRORS = (TstamError, OSError, cv2.error)
 _DIED = "the worker process died (crash or killed)"
 
 
@@ -100,14 +102,14 @@ def flow_device(flow: FlowConfig | None, device: str | None):
     """The ``torch.device`` of batched ``tvl1_torch`` flow, or None (flow in the workers).
 
     Raises:
-        ValueError: ``device`` is not valid (``tstam.device.resolve_device``) or is given for
+        InputError: ``device`` is not valid (``tstam.device.resolve_device``) or is given for
             another flow algorithm.
     """
     if device is None:
         return None
     if flow is None or flow.algorithm != "tvl1_torch":
         what = "RGB-only extraction" if flow is None else f"flow {flow.algorithm!r}"
-        raise ValueError(f"device {device!r} is for --flow tvl1_torch (flow in batches on that device); "
+        raise InputError(f"device {device!r} is for --flow tvl1_torch (flow in batches on that device); "
                          f"{what} runs in the worker processes on the CPU: leave --device out")
     from tstam.device import resolve_device
 
@@ -135,7 +137,7 @@ def _write_job(video_dir: str, fields: np.ndarray, meta: dict[str, Any], jpeg_qu
         meta["flow_frames"] = store.write_flow(video_dir, fields, jpeg_quality)
         store.write_meta(video_dir, meta)
         return None
-    except OSError as e:
+    except JOB_ERRORS as e:
         return str(e)
 
 
@@ -231,7 +233,7 @@ class _Batcher:
         nxt = np.concatenate([v.gray[a + 1:b + 1] for v, a, b in chunks])   # (n, H, W)
         try:
             q = self._solve(prev, nxt, key)                                 # (n, H, W, 2) uint8
-        except ValueError as e:  # frames the flow cannot take (e.g. under 3x3): every video of the batch
+        except InputError as e:  # frames the flow cannot take (e.g. under 3x3): every video of the batch
             for v, _, _ in chunks:
                 self.record(v.src, v.vdir, 0, 0, f"{v.src}: {e}")
                 self._drop(key, v)

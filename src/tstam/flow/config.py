@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from tstam.config import ConfigError, check_literals, from_dict
+from tstam.errors import InputError
 
 __all__ = ["FLOW_ALGORITHMS", "FlowAlgorithm", "TVL1Params", "DISParams", "FarnebackParams", "FlowConfig"]
 
@@ -87,12 +88,12 @@ class FlowConfig:
         return {"tvl1": 2, "tvl1_torch": 3}.get(self.algorithm, 1)
 
     def check_frame_size(self, width: int, height: int, *, source: str = "") -> None:
-        """Raise ValueError naming the size and the minimum (and ``source``) when frames are too small."""
+        """Raise InputError naming the size and the minimum (and ``source``) when frames are too small."""
         need = self.min_side()
         if min(width, height) < need:
             preset = f" (preset {self.dis.preset})" if self.algorithm == "dis" else ""
             where = f"{source}: " if source else ""
-            raise ValueError(f"{where}{width}x{height} frames are too small for {self.algorithm} optical flow{preset}, "
+            raise InputError(f"{where}{width}x{height} frames are too small for {self.algorithm} optical flow{preset}, "
                              f"which needs at least {need}x{need} px; decode at a larger size "
                              "(--size / --short-side, data.resize) or use farneback, which takes any size")
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from tstam.errors import BadFileError, InputError, OutputError
 from tstam.files import check_output_file, write_text_atomic
 from tstam.inference.recognizer import Prediction, Recognizer
 from tstam.video import VideoError
@@ -32,7 +33,8 @@ def collect_videos(inputs: Iterable[str | Path]) -> list[Path]:
     """Files as given, and the video files (by extension, sorted) inside each folder, recursively.
 
     Raises:
-        ValueError: an input does not exist, or a folder holds no video file.
+        BadFileError: an input does not exist.
+        InputError: a folder holds no video file.
     """
     from tstam.video import VIDEO_EXTENSIONS
 
@@ -42,12 +44,12 @@ def collect_videos(inputs: Iterable[str | Path]) -> list[Path]:
         if p.is_dir():
             found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS)
             if not found:
-                raise ValueError(f"{p}: folder holds no video file (extensions {', '.join(VIDEO_EXTENSIONS)})")
+                raise InputError(f"{p}: folder holds no video file (extensions {', '.join(VIDEO_EXTENSIONS)})")
             out.extend(found)
         elif p.exists():
             out.append(p)
         else:
-            raise ValueError(f"{p}: no such file or folder")
+            raise BadFileError(f"{p}: no such file or folder")
     return out
 
 
@@ -111,4 +113,4 @@ def write_json(path: str | Path, result: BatchResult, *, k: int = 5, attention: 
     try:
         return write_text_atomic(path, json.dumps(data, indent=1))
     except OSError as e:
-        raise ValueError(f"{path}: cannot write JSON ({e.strerror or e})") from None
+        raise OutputError(f"{path}: cannot write JSON ({e.strerror or e})") from None

@@ -24,6 +24,7 @@ from tstam.checkpoint import LoadedStream, load_stream
 from tstam.data.clips import MIN_FLOW_FRAMES, flow_snippets, rgb_snippets
 from tstam.data.sampling import test_indices
 from tstam.data.transforms import eval_crops
+from tstam.errors import CheckpointError, InputError
 from tstam.models import DEFAULT_FUSION_WEIGHTS, check_weights, fuse_scores, prepare_for_inference
 
 __all__ = ["StreamResult", "Prediction", "Recognizer", "CENTRE_CROP", "SCHEMA_VERSION"]
@@ -140,22 +141,22 @@ class Recognizer:
     def __init__(self, streams: Sequence[LoadedStream], *, weights: Sequence[float] | None = None,
                  fast: bool = True):
         if not streams:
-            raise ValueError("a Recognizer needs at least one stream (an RGB or a flow checkpoint)")
+            raise InputError("a Recognizer needs at least one stream (an RGB or a flow checkpoint)")
         by_name: dict[str, LoadedStream] = {}
         for s in streams:
             if s.modality in by_name:
-                raise ValueError(f"two {s.modality} streams given ({by_name[s.modality].source}, {s.source}); "
+                raise InputError(f"two {s.modality} streams given ({by_name[s.modality].source}, {s.source}); "
                                  "give one RGB and/or one flow checkpoint")
             by_name[s.modality] = s
         self.streams = {m: by_name[m] for m in STREAM_ORDER if m in by_name}
         first = next(iter(self.streams.values()))
         for s in self.streams.values():
             if s.classes != first.classes:
-                raise ValueError(f"{s.source} and {first.source} have different class lists; "
-                                 "both streams must be trained on the same classes")
+                raise CheckpointError(f"{s.source} and {first.source} have different class lists; "
+                                      "both streams must be trained on the same classes")
             if list(s.resize) != list(first.resize):
-                raise ValueError(f"{s.source} was trained on {s.resize} frames but {first.source} on "
-                                 f"{first.resize}; both streams must use the same frame size")
+                raise CheckpointError(f"{s.source} was trained on {s.resize} frames but {first.source} on "
+                                      f"{first.resize}; both streams must use the same frame size")
         self.classes = list(first.classes)
         self.resize = list(first.resize)
         self.weights = self._weights(weights)
@@ -164,9 +165,9 @@ class Recognizer:
         self._runners = {m: prepare_for_inference(s.model) if fast else s.model for m, s in self.streams.items()}
         flow = self.streams.get("flow")
         if flow is not None and flow.flow is None:
-            raise ValueError(f"{flow.source}: this flow stream records no flow settings (algorithm, parameters, "
-                             "bound), so the flow it was trained on cannot be reproduced; re-save it from a "
-                             "training run of this tstam")
+            raise CheckpointError(f"{flow.source}: this flow stream records no flow settings (algorithm, parameters, "
+                                  "bound), so the flow it was trained on cannot be reproduced; re-save it from a "
+                                  "training run of this tstam")
 
     @classmethod
     def from_paths(cls, *, rgb: str | Path | None = None, flow: str | Path | None = None,
@@ -174,7 +175,7 @@ class Recognizer:
                    fast: bool = True) -> Recognizer:
         """Load the RGB and/or flow checkpoint (each refused if it is of the other stream)."""
         if rgb is None and flow is None:
-            raise ValueError("give an RGB checkpoint, a flow checkpoint, or both")
+            raise InputError("give an RGB checkpoint, a flow checkpoint, or both")
         streams = [load_stream(p, modality=m, device=device) for m, p in (("rgb", rgb), ("flow", flow)) if p]
         return cls(streams, weights=weights, fast=fast)
 
@@ -259,7 +260,8 @@ class Recognizer:
             A :class:`Prediction`.
 
         Raises:
-            ValueError: (``tstam.video.VideoError``) the file cannot be read, or has too few frames.
+            VideoError: the file cannot be read, or has too few frames.
+            InputError: its frames are too small for the flow stream's algorithm.
         """
         if num_crops not in CENTRE_CROP:
             raise ValueError(f"num_crops={num_crops} is not valid; expected one of {sorted(CENTRE_CROP)}")

@@ -1,6 +1,7 @@
 """T-STAM models: SE-BN-Inception backbone, spatio-temporal attention head, fusion, weights."""
 from tstam.models.bninception import BLOCK_NAMES, GOOGLENET_BLOCKS, BNInception, SqueezeExcite
 from tstam.models.fusion import DEFAULT_FUSION_WEIGHTS, check_weights, fuse_scores
+from tstam.models.heads import HEADS, Head
 from tstam.models.tstam import TSTAM, ModelConfig, ModelOutput, build_model
 from tstam.models.weights import (
     WeightsError,
@@ -12,7 +13,7 @@ from tstam.models.weights import (
 
 __all__ = [
     "BLOCK_NAMES", "GOOGLENET_BLOCKS", "BNInception", "SqueezeExcite",
-    "TSTAM", "ModelConfig", "ModelOutput", "build_model",
+    "TSTAM", "ModelConfig", "ModelOutput", "build_model", "HEADS", "Head",
     "fuse_scores", "check_weights", "DEFAULT_FUSION_WEIGHTS",
     "WeightsError", "adapt_input_conv", "checkpoint_filter_fn", "load_pretrained", "read_state_dict",
 ]

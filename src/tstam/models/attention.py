@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["CNNTemporalAttention", "LSTMTemporalAttention", "MultiSpatialAttention"]
+__all__ = ["CNNTemporalAttention", "LSTMTemporalAttention", "MultiSpatialAttention", "TEMPORAL_ATTENTION"]
 
 
 class CNNTemporalAttention(nn.Module):
@@ -46,6 +46,10 @@ class LSTMTemporalAttention(nn.Module):
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         h, _ = self.lstm(frames)                    # (B, N, hidden)
         return self.score(h).squeeze(-1).softmax(-1)  # (B, N)
+
+
+# ``model.temporal_attention`` -> its module, built as ``cls(dim, hidden)``
+TEMPORAL_ATTENTION: dict[str, type[nn.Module]] = {"cnn": CNNTemporalAttention, "lstm": LSTMTemporalAttention}
 
 
 class MultiSpatialAttention(nn.Module):

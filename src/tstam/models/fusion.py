@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from tstam.errors import InputError
+
 __all__ = ["DEFAULT_FUSION_WEIGHTS", "check_weights", "fuse_scores"]
 
 DEFAULT_FUSION_WEIGHTS = {"rgb": 1.0, "flow": 3.0}  # paper 4.3.3
@@ -21,13 +23,13 @@ def check_weights(weights: Sequence[float], count: int | None = None) -> list[fl
     """The weights as floats; each finite and >= 0, not all 0 (and ``count`` of them when given).
 
     Raises:
-        ValueError: naming the weights and what would be valid.
+        InputError: naming the weights and what would be valid.
     """
     w = [float(x) for x in weights]
     if count is not None and len(w) != count:
-        raise ValueError(f"{len(w)} fusion weight(s) {w} for {count} stream(s); give one weight per stream")
+        raise InputError(f"{len(w)} fusion weight(s) {w} for {count} stream(s); give one weight per stream")
     if not w or not all(math.isfinite(x) and x >= 0 for x in w) or sum(w) <= 0:
-        raise ValueError(f"fusion weights {w} are not valid; expected finite numbers >= 0, not all 0 (e.g. 1 3)")
+        raise InputError(f"fusion weights {w} are not valid; expected finite numbers >= 0, not all 0 (e.g. 1 3)")
     return w
 
 

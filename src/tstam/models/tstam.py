@@ -11,9 +11,11 @@ Per stream (docs/design.md, The paper in the code), for input (B, N, C_in, H, W)
     F     = concat_j (f_t + f_sj)         (B, l*D)               eq. 8-9
     logits = FC(dropout(F))               (B, K)
 
-Variants for the ablations share this code: ``head="tsn"`` (TSN average consensus, no attention),
-``"temporal"`` (F = f_t), ``"spatial"`` (F_j = f_sj), ``temporal_attention="lstm"``, 1-5 heads,
-SE on or off, mean or sum frame pooling. The forward returns the attention with the logits.
+Variants for the ablations share this code. The head is chosen by name (``model.head``, or
+``build_model("tsn", ...)`` as timm's ``create_model``; ``tstam.models.heads``): ``"tstam"`` (the
+paper's), ``"tsn"`` (TSN average consensus, no attention), ``"temporal"`` (F = f_t), ``"spatial"``
+(F_j = f_sj); besides, ``temporal_attention="lstm"``, 1-5 heads, SE on or off, mean or sum frame
+pooling. The forward returns the attention with the logits.
 
 Two opt-in options go beyond the paper (off in every shipped training preset):
 ``frame_pool="alpha"`` pools the spatial features over frames with the temporal weights,
@@ -28,6 +30,7 @@ and ONNX are the paper's graph.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
@@ -38,8 +41,8 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm  # BatchNorm1d/2d and SyncBatchNorm alike
 
 from tstam.config import ConfigError, check_literals
-from tstam.models.attention import CNNTemporalAttention, LSTMTemporalAttention, MultiSpatialAttention
 from tstam.models.bninception import BLOCK_NAMES, GOOGLENET_BLOCKS, BNInception
+from tstam.models.heads import HEADS, Head, HeadName, HeadParts
 from tstam.preprocess import Preprocess, flow_preprocess, rgb_preprocess
 
 __all__ = ["ModelConfig", "ModelOutput", "FrameTerms", "TSTAM", "build_model"]
@@ -58,7 +61,7 @@ class ModelConfig:
     se_blocks: list[str] = field(default_factory=lambda: list(GOOGLENET_BLOCKS))  # [] = no SE
     se_reduction: int = 16                  # SE bottleneck ratio (paper: 1/16)
     se_gate: Literal["2sigmoid", "sigmoid"] = "2sigmoid"  # 2sigmoid: identity at init (see SqueezeExcite)
-    head: Literal["tstam", "tsn", "temporal", "spatial"] = "tstam"  # tsn: average consensus baseline
+    head: HeadName = "tstam"                # a name in HEADS; tsn: average consensus baseline
     temporal_attention: Literal["cnn", "lstm"] = "cnn"  # lstm: the RNN design the paper argues against
     attention_hidden: int = 256             # hidden width of the temporal attention (paper: 256)
     num_heads: int = 4                      # l spatial attention heads (paper 4.3.2: 4)
@@ -70,13 +73,14 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         check_literals(self, "model")
-        if self.frame_pool == "alpha" and self.head != "tstam":
+        both = HEADS[self.head] == Head(temporal=True, spatial=True)  # f_t beside the f_sj
+        if self.frame_pool == "alpha" and not both:
             raise ConfigError(f"model.frame_pool=alpha pools frames with the temporal weights of the T-STAM head; "
                               f"model.head={self.head!r} has no both-path head (use head=tstam or another frame_pool)")
         if not (self.temporal_aux_weight >= 0 and math.isfinite(self.temporal_aux_weight)):
             raise ConfigError(f"model.temporal_aux_weight={self.temporal_aux_weight} is not valid; expected a "
                               "finite number >= 0 (0: the paper's loss)")
-        if self.temporal_aux_weight > 0 and self.head != "tstam":
+        if self.temporal_aux_weight > 0 and not both:
             raise ConfigError(f"model.temporal_aux_weight={self.temporal_aux_weight} needs model.head=tstam "
                               f"(an auxiliary classifier on f_t beside the full head); got {self.head!r}")
         bad = sorted(set(self.se_blocks) - set(BLOCK_NAMES))
@@ -141,22 +145,14 @@ class TSTAM(nn.Module):
             se_gate=cfg.se_gate,
         )
         c = self.backbone.num_features
-        d = cfg.map_dim or c
         self.feat_hw = -(-cfg.input_size // 32)  # ceil: the pools use ceil_mode
-        self.mapping = self.temporal_att = self.spatial_att = None
-        if cfg.head == "tsn":
-            out_dim = c
-        else:
-            self.mapping = nn.Conv2d(c, d, 1)  # eq. 1: shared W1, b1 for every frame and location
-            if cfg.head in ("tstam", "temporal"):
-                att = CNNTemporalAttention if cfg.temporal_attention == "cnn" else LSTMTemporalAttention
-                self.temporal_att = att(d, cfg.attention_hidden)
-            if cfg.head in ("tstam", "spatial"):
-                self.spatial_att = MultiSpatialAttention(c, cfg.num_heads)
-            out_dim = d if cfg.head == "temporal" else d * cfg.num_heads
+        head = HEADS[cfg.head].modules(c, cfg.map_dim or c, temporal_attention=cfg.temporal_attention,
+                                       hidden=cfg.attention_hidden, num_heads=cfg.num_heads)
+        self.mapping, self.temporal_att, self.spatial_att = head.mapping, head.temporal_att, head.spatial_att
         self.dropout = nn.Dropout(cfg.dropout)
-        self.fc = nn.Linear(out_dim, cfg.num_classes)
-        self.aux_fc = nn.Linear(d, cfg.num_classes) if cfg.temporal_aux_weight > 0 else None  # training only
+        self.fc = nn.Linear(head.out_dim, cfg.num_classes)
+        self.aux_fc = (nn.Linear(cfg.map_dim or c, cfg.num_classes)  # on f_t (D wide), training only
+                       if cfg.temporal_aux_weight > 0 else None)
         for fc in filter(None, (self.fc, self.aux_fc)):
             nn.init.normal_(fc.weight, std=0.001)  # TSN's classifier init
             nn.init.zeros_(fc.bias)
@@ -202,9 +198,9 @@ class TSTAM(nn.Module):
                              f"got shape {tuple(alpha.shape)}")
         return alpha.to(self.fc.weight.dtype)
 
-    def _head_parts(self, feats: torch.Tensor, alpha: torch.Tensor | None) -> dict[str, Any]:
-        """Per-frame pieces of the head: x_hat_i (B, N, D), alpha (B, N), the spatial features of
-        each frame before frame pooling (B, N, l, D) and beta (B*N, l, h*w); None where absent."""
+    def head_parts(self, feats: torch.Tensor, alpha: torch.Tensor | None) -> HeadParts:
+        """The per-frame pieces of an attention head (not TSN's consensus) on backbone features
+        (B, N, C, h, w); ``alpha`` (B, N), if given, is used instead of the computed weights."""
         cfg = self.cfg
         b, n = feats.shape[:2]
         if alpha is not None:
@@ -215,23 +211,21 @@ class TSTAM(nn.Module):
         x = feats.flatten(0, 1)                                   # (B*N, C, h, w)
         w1, b1 = self.mapping.weight.flatten(1), self.mapping.bias  # (D, C), (D,)
         d = w1.shape[0]
-        parts: dict[str, Any] = {"frames": None, "alpha": alpha, "f_s": None, "beta": None}
+        frames = f_s = beta = None
         if self.temporal_att is not None:
             frames = F.linear(x.mean((2, 3)), w1, b1).view(b, n, d)  # (B, N, D), x_hat_i
-            parts["frames"] = frames
             if alpha is None:
-                parts["alpha"] = self.temporal_att(frames)        # (B, N)
+                alpha = self.temporal_att(frames)                 # (B, N)
         if self.spatial_att is not None:
             beta = self.spatial_att(x)                            # (B*N, l, h*w)
             pooled = torch.bmm(beta, x.flatten(2).transpose(1, 2))  # (B*N, l, C)
-            parts["f_s"] = F.linear(pooled, w1, b1).view(b, n, cfg.num_heads, d)  # (B, N, l, D), eq. 7 inner sum
-            parts["beta"] = beta
-        return parts
+            f_s = F.linear(pooled, w1, b1).view(b, n, cfg.num_heads, d)  # (B, N, l, D), eq. 7 inner sum
+        return HeadParts(frames, alpha, f_s, beta)
 
-    def _frame_weights(self, parts: dict[str, Any], n: int) -> torch.Tensor | None:
+    def _frame_weights(self, parts: HeadParts, n: int) -> torch.Tensor | None:
         """(B, N) weights of the spatial features' frame pooling; None for the plain mean or sum."""
-        if self.cfg.frame_pool == "alpha" or (self.temporal_att is None and parts["alpha"] is not None):
-            w = parts["alpha"]                                    # frame_pool=alpha, or a spatial-only override
+        if self.cfg.frame_pool == "alpha" or (self.temporal_att is None and parts.alpha is not None):
+            w = parts.alpha                                       # frame_pool=alpha, or a spatial-only override
             return w * n if self.cfg.frame_pool == "sum" else w
         return None
 
@@ -250,19 +244,19 @@ class TSTAM(nn.Module):
                 pooled = torch.bmm(self._check_alpha(alpha, b, n).unsqueeze(1), frames).squeeze(1)
             return ModelOutput(self.fc(self.dropout(pooled)), None, None)
 
-        parts = self._head_parts(feats, alpha)
-        alpha, beta, out = parts["alpha"], None, []
+        parts = self.head_parts(feats, alpha)
+        alpha, beta, out = parts.alpha, None, []
         f_t = None
-        if parts["frames"] is not None:
-            f_t = torch.bmm(alpha.unsqueeze(1), parts["frames"]).squeeze(1)  # (B, D), eq. 3
+        if parts.frames is not None:
+            f_t = torch.bmm(alpha.unsqueeze(1), parts.frames).squeeze(1)  # (B, D), eq. 3
             out.append(f_t.unsqueeze(1))                          # (B, 1, D)
-        if parts["f_s"] is not None:
-            f_s, weights = parts["f_s"], self._frame_weights(parts, n)
+        if parts.f_s is not None:
+            f_s, weights = parts.f_s, self._frame_weights(parts, n)
             if weights is not None:
                 f_s = torch.einsum("bn,bnld->bld", weights, f_s)  # (B, l, D): sum_i w_i f_sji
             else:
                 f_s = f_s.sum(1) if cfg.frame_pool == "sum" else f_s.mean(1)  # (B, l, D)
-            beta = parts["beta"].view(b, n, cfg.num_heads, h, w).transpose(1, 2)  # (B, l, N, h, w)
+            beta = parts.beta.view(b, n, cfg.num_heads, h, w).transpose(1, 2)  # (B, l, N, h, w)
             out.append(f_s)
         fused = out[0] + out[1] if len(out) == 2 else out[0]      # (B, l, D), eq. 8: F_j = f_t + f_sj
         logits = self.fc(self.dropout(fused.flatten(1)))          # (B, K), eq. 9 concat
@@ -287,19 +281,19 @@ class TSTAM(nn.Module):
             weights = torch.full((b, n), 1.0 / n) if alpha is None else self._check_alpha(alpha, b, n)
             per = torch.einsum("bn,bnc,kc->bnk", weights.to(frames), frames, wfc)  # (B, N, K)
             return FrameTerms(per, None, None, self.fc.bias, None)
-        parts = self._head_parts(feats, alpha)
-        heads = 1 if parts["f_s"] is None else self.cfg.num_heads
+        parts = self.head_parts(feats, alpha)
+        heads = 1 if parts.f_s is None else self.cfg.num_heads
         wfc = wfc.view(k, heads, -1)                              # (K, l, D)
         temporal = spatial = None
-        if parts["frames"] is not None:                           # the same f_t enters every F_j
-            temporal = torch.einsum("bn,bnd,kd->bnk", parts["alpha"], parts["frames"], wfc.sum(1))  # (B, N, K)
-        if parts["f_s"] is not None:
+        if parts.frames is not None:                              # the same f_t enters every F_j
+            temporal = torch.einsum("bn,bnd,kd->bnk", parts.alpha, parts.frames, wfc.sum(1))  # (B, N, K)
+        if parts.f_s is not None:
             weights = self._frame_weights(parts, n)
             if weights is None:
                 weights = torch.full((b, n), 1.0 if self.cfg.frame_pool == "sum" else 1.0 / n).to(wfc)
-            spatial = torch.einsum("bn,bnld,kld->bnk", weights, parts["f_s"], wfc)  # (B, N, K)
+            spatial = torch.einsum("bn,bnld,kld->bnk", weights, parts.f_s, wfc)  # (B, N, K)
         total = sum(t for t in (temporal, spatial) if t is not None)
-        alpha_used = parts["alpha"] if self.temporal_att is not None else None
+        alpha_used = parts.alpha if self.temporal_att is not None else None
         return FrameTerms(total, temporal, spatial, self.fc.bias, alpha_used)
 
     def forward(self, x: torch.Tensor, alpha: torch.Tensor | None = None) -> ModelOutput:
@@ -371,6 +365,12 @@ class TSTAM(nn.Module):
         return [dict(name=k, **v) for k, v in groups.items() if v["params"]]
 
 
-def build_model(cfg: ModelConfig) -> TSTAM:
-    """Build one T-STAM stream from its config (random init; see ``load_pretrained``)."""
+def build_model(cfg: ModelConfig | str, **fields: Any) -> TSTAM:
+    """Build one T-STAM stream (random init; see ``load_pretrained``) from its config, or, as timm's
+    ``create_model``, from a registered head name (``HEADS``) with ``ModelConfig`` fields as keywords,
+    e.g. ``build_model("tsn", modality="flow", num_classes=51)``; ``fields`` also override a config's."""
+    if isinstance(cfg, str):
+        cfg = ModelConfig(head=cfg, **fields)  # an unknown name: ConfigError listing the heads
+    elif fields:
+        cfg = dataclasses.replace(cfg, **fields)
     return TSTAM(cfg)

@@ -29,6 +29,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from tstam.errors import BadFileError, WeightsError
+
 __all__ = ["WeightsError", "read_torch_file", "read_state_dict", "checkpoint_filter_fn", "adapt_input_conv",
            "load_pretrained"]
 
@@ -39,11 +41,7 @@ _HEADS = ("last_linear.", "fc.", "new_fc.")          # ImageNet / TSN classifier
 _FIRST_CONV = "conv1_7x7_s2.weight"
 
 
-class WeightsError(ValueError):
-    """A weight file cannot be loaded into the model; the message lists every problem."""
-
-
-def read_torch_file(path: str | Path, *, error: type[ValueError] = WeightsError,
+def read_torch_file(path: str | Path, *, error: type[BadFileError] = WeightsError,
                     map_location: str | torch.device = "cpu") -> Any:
     """``torch.load(path, weights_only=True)``, the one place tstam reads a PyTorch file.
 

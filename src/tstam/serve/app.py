@@ -37,6 +37,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 import tstam
+from tstam.errors import InputError
 from tstam.inference import Recognizer, stream_metadata
 from tstam.inference.recognizer import CENTRE_CROP, SCHEMA_VERSION
 from tstam.serve.config import ServeConfig
@@ -169,7 +170,7 @@ def create_app(recognizer: Recognizer, cfg: ServeConfig) -> FastAPI:
     when the server shuts down (or by ``app.state.close()``).
 
     Raises:
-        ValueError: ``cfg.samples`` is not a folder of videos.
+        InputError: ``cfg.samples`` is not a folder of videos.
     """
     workdir = Path(tempfile.mkdtemp(prefix="tstam-serve-"))  # mode 0700: this user only
     try:
@@ -220,7 +221,7 @@ def create_app(recognizer: Recognizer, cfg: ServeConfig) -> FastAPI:
                                         "e.g. curl -F file=@clip.avi http://HOST:PORT/api/predict")
                 try:
                     job.options = parse_options(form, crops=cfg.crops, top_k=cfg.top_k, pictures=pictures)
-                except ValueError as e:
+                except InputError as e:
                     raise _Refused(422, str(e)) from None
                 job.name = display_name(upload.filename)
                 video = job.folder / f"video{upload_suffix(job.name)}"

@@ -16,15 +16,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from tstam.errors import ServeError
+
 __all__ = ["encode_multipart", "post", "predict_file", "ServeError"]
-
-
-class ServeError(ValueError):
-    """The server refused a request; ``status`` is the HTTP status, the message its ``detail``."""
-
-    def __init__(self, status: int, detail: str):
-        super().__init__(f"HTTP {status}: {detail}")
-        self.status = status
 
 
 def encode_multipart(fields: dict[str, str], file: tuple[str, bytes] | None = None) -> tuple[bytes, str]:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tstam.errors import InputError, TstamError
 from tstam.inference import Recognizer
 from tstam.inference.recognizer import CENTRE_CROP
 from tstam.models import check_weights
@@ -64,18 +65,18 @@ def parse_options(form: Mapping[str, Any], *, crops: int, top_k: int, pictures: 
     """Options from a request's fields (strings); the keywords are the defaults.
 
     Raises:
-        ValueError: an unknown field or a bad value, naming it and what would be valid.
+        InputError: an unknown field or a bad value, naming it and what would be valid.
     """
     unknown = sorted(set(form) - set(_FIELDS))
     if unknown:
-        raise ValueError(f"unknown field(s) {unknown}; expected {list(_FIELDS)}")
+        raise InputError(f"unknown field(s) {unknown}; expected {list(_FIELDS)}")
 
     def text(name: str) -> str | None:
         v = form.get(name)
         if v is None or (isinstance(v, str) and not v.strip()):
             return None
         if not isinstance(v, str):
-            raise ValueError(f"field {name!r} must be a value, not a file")
+            raise InputError(f"field {name!r} must be a value, not a file")
         return v.strip()
 
     def integer(name: str, default: int) -> int:
@@ -83,29 +84,29 @@ def parse_options(form: Mapping[str, Any], *, crops: int, top_k: int, pictures: 
         try:
             return default if v is None else int(v)
         except ValueError:
-            raise ValueError(f"{name}={v!r} is not an integer") from None
+            raise InputError(f"{name}={v!r} is not an integer") from None
 
     def flag(name: str, default: bool) -> bool:
         v = text(name)
         if v is None:
             return default
         if v.lower() not in _TRUE + _FALSE:
-            raise ValueError(f"{name}={v!r} is not valid; expected one of {list(_TRUE + _FALSE)}")
+            raise InputError(f"{name}={v!r} is not valid; expected one of {list(_TRUE + _FALSE)}")
         return v.lower() in _TRUE
 
     opts = Options(crops=integer("crops", crops), top_k=integer("top_k", top_k),
                    attention=flag("attention", True), pictures=flag("pictures", pictures))
     if opts.crops not in CENTRE_CROP:
-        raise ValueError(f"crops={opts.crops} is not valid; expected one of {sorted(CENTRE_CROP)}")
+        raise InputError(f"crops={opts.crops} is not valid; expected one of {sorted(CENTRE_CROP)}")
     if opts.top_k < 1:
-        raise ValueError(f"top_k={opts.top_k} is not valid; expected >= 1")
+        raise InputError(f"top_k={opts.top_k} is not valid; expected >= 1")
     w = text("weights")
     if w is not None:
         parts = [p for p in re.split(r"[,\s]+", w) if p]
         try:
             opts.weights = check_weights([float(p) for p in parts], 2)
         except ValueError:
-            raise ValueError(f"weights={w!r} is not valid; expected RGB,FLOW: two finite numbers >= 0, "
+            raise InputError(f"weights={w!r} is not valid; expected RGB,FLOW: two finite numbers >= 0, "
                              "not both 0, e.g. 1,3") from None
     return opts
 
@@ -259,7 +260,7 @@ class PredictionPool:
             result["job"] = {"id": job.id, "crops": opts.crops, "stages": [dict(s) for s in job.stages],
                              "seconds": round(time.perf_counter() - job.created, 4)}
             job.result, job.state = result, "done"
-        except ValueError as e:  # VideoError (unreadable, truncated, empty, not a video) and too-short videos
+        except TstamError as e:  # VideoError (unreadable, truncated, empty, not a video), too short or too small
             job.fail(422, str(e).replace(str(video), job.name))
             log.info("job %s (%s): %s", job.id, job.name, job.error)
         except Exception as e:  # a bug: the server stays up and says so

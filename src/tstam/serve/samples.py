@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tstam.errors import InputError
+
 __all__ = ["Sample", "synthetic_samples", "folder_samples", "SAMPLE_CLASSES", "MAX_FOLDER_SAMPLES"]
 
 log = logging.getLogger(__name__)
@@ -57,13 +59,13 @@ def folder_samples(folder: str | Path) -> list[Sample]:
     """The first ``MAX_FOLDER_SAMPLES`` video files of ``folder`` (UCF101-style names give the class).
 
     Raises:
-        ValueError: the folder does not exist or holds no video file.
+        InputError: the folder does not exist or holds no video file.
     """
     from tstam.inference import collect_videos
 
     folder = Path(folder)
     if not folder.is_dir():
-        raise ValueError(f"--samples {folder}: not a folder; give a folder of video files")
+        raise InputError(f"--samples {folder}: not a folder; give a folder of video files")
     videos = collect_videos([folder])[:MAX_FOLDER_SAMPLES]
     out, seen = [], set()
     for path in videos:

@@ -1,7 +1,7 @@
 """Listening socket and uvicorn for ``tstam serve``.
 
 The socket is bound before the models load, so that a bad host or a port in use is reported at
-once, as a ``ValueError`` naming the value and what would be valid (the CLI exits 2).
+once, as an ``InputError`` naming the value and what would be valid (the CLI exits 2).
 """
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import ipaddress
 import logging
 import re
 import socket
+
+from tstam.errors import InputError
 
 __all__ = ["bind", "serve"]
 
@@ -23,18 +25,18 @@ def bind(host: str, port: int) -> socket.socket:
     """A TCP socket bound to ``host:port`` (port 0: any free one; ``sock.getsockname()`` tells).
 
     Raises:
-        ValueError: the host is not an address or name of this machine, or the port is in use.
+        InputError: the host is not an address or name of this machine, or the port is in use.
     """
     valid = "e.g. 127.0.0.1 (this machine only, the default), ::1 or 0.0.0.0 (every interface)"
     try:
         ipaddress.ip_address(host)
     except ValueError:  # not an IP address: a host name (checked before any name lookup)
         if not _HOST_NAME.fullmatch(host):
-            raise ValueError(f"--host {host!r}: not an IP address or host name (no scheme, port or path); {valid}") from None
+            raise InputError(f"--host {host!r}: not an IP address or host name (no scheme, port or path); {valid}") from None
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except (socket.gaierror, UnicodeError, OverflowError) as e:
-        raise ValueError(f"--host {host!r}: cannot be resolved ({getattr(e, 'strerror', None) or e}); {valid}") from None
+        raise InputError(f"--host {host!r}: cannot be resolved ({getattr(e, 'strerror', None) or e}); {valid}") from None
     family, kind, proto, _, addr = infos[0]
     sock = socket.socket(family, kind, proto)
     try:
@@ -44,11 +46,11 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as e:
         sock.close()
         if e.errno == errno.EADDRINUSE:
-            raise ValueError(f"--port {port}: already in use on {host}; choose another port "
+            raise InputError(f"--port {port}: already in use on {host}; choose another port "
                              "(--port 0 picks a free one)") from None
         if e.errno == errno.EADDRNOTAVAIL:
-            raise ValueError(f"--host {host!r}: not an address of this machine; {valid}") from None
-        raise ValueError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+            raise InputError(f"--host {host!r}: not an address of this machine; {valid}") from None
+        raise InputError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
     return sock
 
 

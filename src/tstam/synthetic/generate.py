@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 import tstam
 from tstam.config import to_dict
+from tstam.errors import OutputError
 from tstam.files import check_writable_dir, write_json_atomic
 from tstam.video import write_video
 
@@ -111,13 +112,13 @@ def _check_existing(bench: Path, manifest: dict[str, Any]) -> None:
     try:
         old = json.loads(bench.read_text())
     except json.JSONDecodeError as e:
-        raise ValueError(f"{bench}: unreadable ({e}); delete the folder to regenerate") from None
+        raise OutputError(f"{bench}: unreadable ({e}); delete the folder to regenerate") from None
     if isinstance(old.get("config"), dict):  # a field added since (e.g. idle_rotation) had its default then
         old["config"] = {**{k: v for k, v in to_dict(SynthConfig()).items() if k not in old["config"]},
                          **old["config"]}
     differs = [k for k in ("generator_version", "seed", "config") if old.get(k) != manifest[k]]
     if differs:
-        raise ValueError(
+        raise OutputError(
             f"{bench.parent} already holds a synthetic benchmark with a different "
             f"{', '.join(differs)}; choose another output folder or delete this one"
         )
@@ -137,7 +138,7 @@ def generate(out_dir: str | os.PathLike, cfg: SynthConfig, *, seed: int, progres
         videos are in the sibling ``videos`` folder.
 
     Raises:
-        ValueError: ``out_dir`` holds a benchmark made with another seed, config or version.
+        OutputError: ``out_dir`` holds a benchmark made with another seed, config or version.
     """
     cfg.validate()
     out = Path(out_dir)

@@ -18,6 +18,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tstam.errors import AnnotationError
 from tstam.files import write_json_atomic, write_text_atomic
 
 __all__ = [
@@ -102,15 +103,15 @@ def load_annotations(out_dir: str | Path) -> dict[str, ClipAnnotation]:
         video id (``v_<Class>_g<GG>_c<CC>``) -> ClipAnnotation.
 
     Raises:
-        FileNotFoundError: no annotations.json there (not a generated benchmark, or unfinished).
-        ValueError: the file is not what ``generate`` writes.
+        AnnotationError: no annotations.json there (not a generated benchmark, or unfinished), or
+            the file is not what ``generate`` writes.
     """
     out = Path(out_dir)
     if out.name == SPLITS_DIR and not (out / ANNOTATIONS_NAME).exists():
         out = out.parent
     path = out / ANNOTATIONS_NAME
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no synthetic-benchmark annotations (run `tstam synth --out {out}`)")
+        raise AnnotationError(f"{path}: no synthetic-benchmark annotations (run `tstam synth --out {out}`)")
     try:
         data = json.loads(path.read_text())
         return {vid: ClipAnnotation(video_id=vid, **{
@@ -119,4 +120,4 @@ def load_annotations(out_dir: str | Path) -> dict[str, ClipAnnotation]:
                                     for o in rec.get("others", ()))})
                 for vid, rec in data.items()}
     except (json.JSONDecodeError, TypeError, KeyError, AttributeError) as e:
-        raise ValueError(f"{path}: not a synthetic-benchmark annotation file ({e})") from None
+        raise AnnotationError(f"{path}: not a synthetic-benchmark annotation file ({e})") from None
