@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tstam.demo import INTERVENTIONS
+from tstam.errors import BadFileError, InputError
 from tstam.files import write_text_atomic
 
 from .claims import by_seed
@@ -62,9 +63,9 @@ def _value(path: Path, line: int, key: str, text: str) -> Any:
         value: float | int = int(text) if key in _INTS else float(text)
     except ValueError:
         kind = "an integer" if key in _INTS else "a number"
-        raise ValueError(f"{path}: line {line}, column {key!r}: {text!r} is not valid; expected {kind}") from None
+        raise BadFileError(f"{path}: line {line}, column {key!r}: {text!r} is not valid; expected {kind}") from None
     if not math.isfinite(value) and not (key in _NAN_OK and math.isnan(value)):
-        raise ValueError(f"{path}: line {line}, column {key!r}: {text!r} is not valid; expected a finite number")
+        raise BadFileError(f"{path}: line {line}, column {key!r}: {text!r} is not valid; expected a finite number")
     return value
 
 
@@ -82,17 +83,17 @@ def read_runs(path: str | Path) -> list[dict[str, Any]]:
         fields = reader.fieldnames or []
         records = list(reader)
     except (UnicodeDecodeError, csv.Error) as e:
-        raise ValueError(f"{path}: not a CSV file ({e}); expected a runs.csv written by tstam ablate") from None
+        raise BadFileError(f"{path}: not a CSV file ({e}); expected a runs.csv written by tstam ablate") from None
     missing = [k for k in _REQUIRED if k not in fields]
     if missing:
-        raise ValueError(f"{path}: not a tstam ablate runs.csv; columns {missing} are missing "
+        raise BadFileError(f"{path}: not a tstam ablate runs.csv; columns {missing} are missing "
                          f"(expected at least {list(_REQUIRED)})")
     rows = []
     for line, rec in enumerate(records, start=2):
         row = {k: _value(path, line, k, v) for k, v in rec.items() if k is not None and v not in ("", None)}
         absent = [k for k in _REQUIRED if k not in row]
         if absent:
-            raise ValueError(f"{path}: line {line} has no value in {absent}")
+            raise BadFileError(f"{path}: line {line} has no value in {absent}")
         rows.append(row)
     return rows
 
@@ -103,7 +104,7 @@ def runs_path(source: str | Path) -> Path:
     if p.is_dir():
         p = p / RUNS_NAME
     if not p.is_file():
-        raise FileNotFoundError(f"{p}: no such file; expected a runs.csv or a tstam ablate output folder holding one")
+        raise BadFileError(f"{p}: no such file; expected a runs.csv or a tstam ablate output folder holding one")
     return p
 
 
@@ -118,7 +119,7 @@ def find_setting(rows: Sequence[dict[str, Any]], name: str, where: str = "") -> 
         return matches[0]
     listed = ", ".join(f"{g}/{s}" for g, s in keys)
     why = "is in several groups" if matches else "is not there"
-    raise ValueError(f"{where}setting {name!r} {why}; expected one of: {listed}")
+    raise InputError(f"{where}setting {name!r} {why}; expected one of: {listed}")
 
 
 def parse_side(spec: str) -> tuple[Path, str]:
@@ -126,7 +127,7 @@ def parse_side(spec: str) -> tuple[Path, str]:
     for i, ch in enumerate(spec):
         if ch == ":" and Path(spec[:i]).exists():
             return runs_path(spec[:i]), spec[i + 1:]
-    raise ValueError(f"{spec!r} is not valid; expected PATH:SETTING with PATH an existing runs.csv or tstam ablate "
+    raise InputError(f"{spec!r} is not valid; expected PATH:SETTING with PATH an existing runs.csv or tstam ablate "
                      "output folder and SETTING e.g. 'baselines/TSN average consensus'")
 
 
@@ -143,7 +144,7 @@ def compare(a_rows: Sequence[dict[str, Any]], a: tuple[str, str], b_rows: Sequen
             b: tuple[str, str], metric: str = "top1") -> Comparison:
     """The paired per-seed difference a - b of ``metric`` (one of METRICS), as the claims compute it."""
     if metric not in METRICS:
-        raise ValueError(f"metric={metric!r} is not valid; expected one of {list(METRICS)}")
+        raise InputError(f"metric={metric!r} is not valid; expected one of {list(METRICS)}")
     va = {s: 100 * v for s, v in by_seed(a_rows, a, metric).items()}
     vb = {s: 100 * v for s, v in by_seed(b_rows, b, metric).items()}
     return Comparison(va, vb, paired(va, vb))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from tstam.cli.args import int_list, positive_int
+from tstam.errors import InputError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -79,7 +80,7 @@ def _compare(args: argparse.Namespace) -> int:
     c = compare(ra, ka, rb, kb, args.metric)
     d = c.diff
     if d.n == 0:
-        raise ValueError(f"{pa} {ka[0]}/{ka[1]} (seeds {sorted(c.a)}) and {pb} {kb[0]}/{kb[1]} (seeds {sorted(c.b)}) "
+        raise InputError(f"{pa} {ka[0]}/{ka[1]} (seeds {sorted(c.a)}) and {pb} {kb[0]}/{kb[1]} (seeds {sorted(c.b)}) "
                          f"have no seed with {args.metric} in common; expected runs of the same training seeds")
     print(f"a: {pa}: {ka[0]}/{ka[1]}")
     print(f"b: {pb}: {kb[0]}/{kb[1]}")
