@@ -6,10 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import yaml
-from cli_subprocess import run_tstam
-from engine_store import make_store, tiny_config
 
 from tstam.cli import EXIT_INTERNAL, EXIT_INTERRUPTED, main
+
+from helpers.cli import run_tstam
+from helpers.engine_store import make_store, tiny_config
 
 
 @pytest.fixture

@@ -5,13 +5,14 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from fixtures import MMA_FRAMES as MMA
 
 from tstam.data.config import DataConfig
 from tstam.data.datasets import FrameDataset
 from tstam.data.loader import ShardSampler, build_loader
 from tstam.data.records import VideoRecord
 from tstam.models import ModelConfig
+
+from helpers.realdata import MMA_FRAMES as MMA
 
 SMALL = DataConfig(resize=[40, 56])
 

@@ -9,11 +9,13 @@ import subprocess
 import sys
 
 import pytest
-from predict_models import CLASSES, REAL_VIDEOS
 
 from tstam.cli import main
 from tstam.serve.config import SERVE_EXTRA_MODULES
 from tstam.serve.server import bind
+
+from helpers.models import CLASSES
+from helpers.realdata import VIDEOS as REAL_VIDEOS
 
 
 def _serve(capsys, *args: str) -> tuple[int, str]:

@@ -6,11 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from predict_models import CLIPS, REAL_VIDEOS, RESIZE, make_checkpoint, moving_frames
 
 from tstam.cli import main
 from tstam.inference import Recognizer
 from tstam.visualize import attention_animation, attention_figure, visualize_video
+
+from helpers.models import CLIPS, RESIZE, make_checkpoint, moving_frames
+from helpers.realdata import VIDEOS as REAL_VIDEOS
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ import pickle
 
 import pytest
 import torch
-from fixtures import REFERENCE
 from safetensors.torch import save_file
 
 from tstam.models import (
@@ -15,6 +14,8 @@ from tstam.models import (
     build_model,
     load_pretrained,
 )
+
+from helpers.realdata import REFERENCE
 
 
 def layout(name):
