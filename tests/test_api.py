@@ -27,6 +27,7 @@ def _readme_python_block() -> str:
     return blocks[0]
 
 
+@pytest.mark.slow
 def test_readme_example_runs(tmp_path):
     """The example, saved as a script, run by a fresh interpreter in a folder with the files it names."""
     make_checkpoint(tmp_path / "rgb.pt", "rgb", seed=6)

@@ -271,6 +271,7 @@ def test_docs_table_matches_the_tests():
         assert re.search(rf"^def {name}\(", (root / file).read_text(), re.M), f"{file}::{name} does not exist"
 
 
+@pytest.mark.slow
 def test_dis_on_frames_too_small_fails_with_our_message(tmp_path):
     """OpenCV's DIS crashes the whole process (segfault) on 100x12 frames: run in a subprocess, so
     that a regression fails this test instead of killing the suite."""
@@ -300,6 +301,7 @@ def test_config_numbers_in_scientific_notation_are_accepted(tmp_path, capsys):
     assert "optim.lr=nan is not valid; expected a finite number" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_test_output_checked_before_scoring(tmp_path, capsys):
     """``tstam test -o`` into a blocked path fails before any video is scored (no confusion matrix,
     no score file), with a real trained checkpoint."""
@@ -316,6 +318,7 @@ def test_test_output_checked_before_scoring(tmp_path, capsys):
     assert "width_mult 0.125 vs 0.25" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_same_file_name_in_two_folders_gets_two_pictures(files, tmp_path, capsys):
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()

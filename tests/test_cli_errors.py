@@ -33,6 +33,7 @@ def test_user_errors_show_no_traceback(blocked, argv, message):
     assert "Traceback" not in res.stderr and "bug" not in res.stderr
 
 
+@pytest.mark.slow
 def test_debug_shows_the_traceback_and_the_same_message(blocked):
     for argv in (["--debug", "fuse", f"{blocked}/empty.npz", f"{blocked}/empty.npz"],
                  ["fuse", f"{blocked}/empty.npz", f"{blocked}/empty.npz", "--debug"]):
@@ -43,6 +44,7 @@ def test_debug_shows_the_traceback_and_the_same_message(blocked):
                                             "expected a score file written by tstam test or tstam fuse")
 
 
+@pytest.mark.slow
 def test_diverged_training_exits_1_with_its_message_and_no_traceback(tmp_path):
     store = make_store(tmp_path / "store")
     # epoch 1 trains at lr 0.01 and writes last.pt; then lr x 1e32 blows the weights up

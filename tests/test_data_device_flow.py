@@ -53,6 +53,7 @@ def _batch(ds, device: str, epoch: int = 0) -> torch.Tensor:
     return finish_batch(loader, x.to(device)).cpu()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("mode", ["train", "val", "test"])
 def test_device_flow_clips_equal_loader_clips(device: str, mode: str) -> None:
@@ -104,6 +105,7 @@ def test_flow_on_device_config_errors(tmp_path: Path, capsys: pytest.CaptureFixt
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_train_and_test_from_video_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``tstam train`` on video files (flow on the training device) a few steps, then ``tstam test``."""
     lists = {}

@@ -5,7 +5,11 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from helpers.processes import OutputLines, assert_all_exit, process_tree
+
+pytestmark = pytest.mark.slow  # a killed process tree
 
 
 def test_workers_do_not_outlive_a_killed_main_process(tmp_path):

@@ -40,6 +40,8 @@ from tstam.engine.train import fit
 
 from helpers.engine_store import make_store, record_clips, tiny_config
 
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # a torchrun launch of up to 420 s, then 1-process runs
+
 TORCHRUN = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
 TESTS = Path(__file__).resolve().parent
 

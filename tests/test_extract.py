@@ -164,6 +164,7 @@ def test_real_ucf101_split_file() -> None:
     assert len(set(video_id(p) for p in sources)) == 3783
 
 
+@pytest.mark.slow
 def test_corrupt_video_reported_others_finish(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     videos = tmp_path / "v"
     for k in range(2):
@@ -180,6 +181,7 @@ def test_corrupt_video_reported_others_finish(tmp_path: Path, capsys: pytest.Cap
     assert store.read_meta(tmp_path / "s" / "good1")["flow"]["algorithm"] == "farneback"
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path: Path) -> None:
     videos = tmp_path / "v"
     for k in range(3):
@@ -247,6 +249,7 @@ def test_output_checked_before_work_and_binary_list_refused(tmp_path: Path, caps
     assert "list.bin: not a text list of videos (binary data)" in err and "\x00" not in err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig,flow", [(signal.SIGKILL, {"flow": "tvl1"}), (signal.SIGTERM, {"flow": "tvl1"}),
                                       (signal.SIGKILL, {"flow": "tvl1_torch", "device": "cpu"})])  # batched: decode workers
 def test_killed_extraction_leaves_no_process(tmp_path: Path, sig, flow) -> None:

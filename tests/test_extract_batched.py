@@ -30,6 +30,7 @@ DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipi
 TORCH_FLOW = FlowConfig(algorithm="tvl1_torch")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("device", DEVICES)
 def test_real_clips_flow_as_compute_flow(tmp_path: Path, device: str) -> None:
     """Three real clips (decoded at 80x60), in batches of 3 pairs across videos."""
@@ -52,6 +53,7 @@ def test_real_clips_flow_as_compute_flow(tmp_path: Path, device: str) -> None:
         assert tree_bytes(tmp_path / "b") == tree_bytes(tmp_path / "v")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("device", DEVICES)
 def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path: Path, device: str) -> None:
     videos = tmp_path / "v"
@@ -65,6 +67,7 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path: Path, device: s
     kill_mid_video_and_rerun(videos, out, ref, options, args)
 
 
+@pytest.mark.slow
 def test_corrupt_videos_reported_others_finish(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     videos = tmp_path / "v"
     drifting_clip(videos / "good0.avi", 4, 0)
@@ -110,6 +113,7 @@ def test_device_errors_named_before_any_work(tmp_path: Path, capsys: pytest.Capt
     assert not out.exists()  # refused before the output folder was made
 
 
+@pytest.mark.slow
 def test_benchmark_balance_runs_on_cpu() -> None:
     """The GPU check's extraction part (``benchmarks/bench_extract.py`` part 2) runs, on the CPU."""
     r = subprocess.run([sys.executable, str(VIDEOS.parents[3] / "benchmarks" / "bench_extract.py"), "--balance-only",

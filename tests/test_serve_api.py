@@ -23,6 +23,8 @@ from helpers.processes import wait_until
 from helpers.realdata import VIDEOS as REAL_VIDEOS
 from helpers.serve import LIMIT_MB, QUEUE, WORKERS, multipart
 
+pytestmark = pytest.mark.slow  # a real server in a subprocess, real uploads
+
 CLIPS = [REAL_VIDEOS / "v_ApplyEyeMakeup_g01_c01.avi", REAL_VIDEOS / "v_BaseballPitch_g01_c01.avi"]
 BIG = REAL_VIDEOS / "mmaction2_test.mp4"  # 1.35 MB: over the test server's 1 MB limit
 

@@ -13,6 +13,8 @@ from tstam.inference import Recognizer
 from helpers.browser import click_sample, new_driver, open_page, result_for, shot, wait_in_page
 from helpers.realdata import VIDEOS as REAL_VIDEOS
 
+pytestmark = pytest.mark.slow  # a real browser against a real server
+
 CLIP = REAL_VIDEOS / "v_BaseballPitch_g01_c01.avi"
 
 

@@ -90,6 +90,7 @@ def test_bind_default_is_loopback_and_port_zero_picks_one():
 WEB = ("fastapi", "starlette", "uvicorn", "multipart", "python_multipart", "fastapi_offline")
 
 
+@pytest.mark.slow
 def test_core_and_other_subcommands_without_the_web_stack(serve_ckpts):
     """One fresh interpreter: the core imports none of the web stack; then, with the serve extra's
     modules blocked as if not installed, `tstam serve` says what to install and `tstam predict` works."""

@@ -175,6 +175,7 @@ def _frame_stats(frames, masks):
     return np.column_stack([area, cx, cy, cx**2, cy**2, *hist, colour, frames.mean((1, 2, 3))])
 
 
+@pytest.mark.slow
 def test_motion_classes_have_equal_per_frame_appearance():
     """A single frame does not reveal the motion class: averaged over all frames of a clip (so
     over the per-frame marginal), the appearance statistics of every motion class (and of the two
@@ -208,6 +209,7 @@ def _pose_stats(scene, width, height):
     return np.column_stack(cols).astype(np.float64)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["demo", "localized"])
 def test_motion_classes_have_equal_pose_marginals(preset):
     """The same as above on the sampled poses, without rendering, so with many more clips: at
@@ -248,6 +250,7 @@ def _flow_stats(frames, masks, scene):
     return np.mean(out, axis=0)
 
 
+@pytest.mark.slow
 def test_motion_classes_differ_in_optical_flow():
     """Measured with OpenCV Farneback flow on the rendered frames inside the action window
     (at 96x96: the tiny preset's smallest actors are too small to measure spin reliably). The

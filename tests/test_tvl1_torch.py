@@ -151,6 +151,7 @@ def test_matches_opencv_on_real_clips(device: str, clips: list[np.ndarray]) -> N
         assert diff <= 0.1, f"clip {CLIPS[c]}: mean end-point difference to OpenCV {diff:.4f} px"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("params", [TVL1Params.opencv_defaults(), TVL1Params(gamma=0.2, median_filtering=3)],
                          ids=["opencv-defaults", "gamma"])
@@ -175,6 +176,7 @@ def test_ground_truth_error_no_worse_than_opencv(device: str, clips: list[np.nda
     assert e_bil <= 1.5 * e_cv, (e_bil, e_cv)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("device", DEVICES)
 def test_batch_equals_pairs_one_at_a_time(device: str, clips: list[np.ndarray]) -> None:
     # pairs of three videos, with different motion, so they stop after different iterations
@@ -210,6 +212,7 @@ class _PeakMemory(TorchDispatchMode):
         return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("params", [TVL1Params(), TVL1Params(gamma=0.2)], ids=["default", "gamma"])
 def test_memory_per_pair_bounds_the_batch(params: TVL1Params, clips: list[np.ndarray]) -> None:
     h, w = clips[2].shape[1:]
@@ -307,6 +310,7 @@ def test_gpu_check_reference_is_opencv_tvl1() -> None:
         assert end_point_error(ref[i], _opencv(prev[i], nxt[i], TVL1Params())) <= 0.01
 
 
+@pytest.mark.slow
 def test_gpu_check_tiny_mode_runs_on_cpu() -> None:
     """``benchmarks/gpu_flow.py --tiny`` on the CPU: its one row (80x60, batches of 2), with the
     flow of the reference pairs within 0.1 px of OpenCV's."""
