@@ -20,11 +20,14 @@ def blocked(tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize("argv,message", [
+@pytest.mark.parametrize("argv,message", [  # one process each: the fast tier keeps the first
     (["fuse", "{d}/empty.npz", "{d}/empty.npz"], "{d}/empty.npz: an empty file (0 bytes)"),
-    (["train", "--config", "synthetic_rgb", "data.resize=[40,", "40]"], "override 'data.resize=[40,': the value"),
-    (["synth", "--out", "{d}/a_file/bench", "--preset", "tiny"], "{d}/a_file/bench: output folder is not writable"),
-    (["predict", "{d}/clip.avi", "--rgb", "{d}/a_file", "--device", "cuda:x"], "--device 'cuda:x' is not valid"),
+    pytest.param(["train", "--config", "synthetic_rgb", "data.resize=[40,", "40]"],
+                 "override 'data.resize=[40,': the value", marks=pytest.mark.slow),
+    pytest.param(["synth", "--out", "{d}/a_file/bench", "--preset", "tiny"],
+                 "{d}/a_file/bench: output folder is not writable", marks=pytest.mark.slow),
+    pytest.param(["predict", "{d}/clip.avi", "--rgb", "{d}/a_file", "--device", "cuda:x"],
+                 "--device 'cuda:x' is not valid", marks=pytest.mark.slow),
 ], ids=["zero-byte-score-file", "unbalanced-override", "output-under-a-file", "bad-device"])
 def test_user_errors_show_no_traceback(blocked, argv, message):
     res = run_tstam([a.format(d=blocked) for a in argv])

@@ -143,6 +143,7 @@ def _labels_and_sums(loader):
     return [(b[1].tolist(), [int(x) for x in b[0].long().sum(dim=(1, 2, 3, 4))]) for b in loader]
 
 
+@pytest.mark.slow
 def test_loader_same_batches_for_any_worker_count_and_resume(store):
     root, recs = store
     ds = FrameDataset(recs, root=root, mode="train", data=SMALL, model=clip_of(), seed=1)

@@ -162,6 +162,7 @@ def test_matches_opencv_with_other_parameters(device: str, params: TVL1Params, c
     assert end_point_error(ours, _opencv(a, b, params)) <= 0.1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("device", DEVICES)
 def test_ground_truth_error_no_worse_than_opencv(device: str, clips: list[np.ndarray]) -> None:
     synth = known_motion_pairs(clips, 6)  # the bench's known motions (up to 3, 6, 12 px), at 160x120

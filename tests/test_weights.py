@@ -156,6 +156,7 @@ def test_pickle_that_runs_code_is_refused(tmp_path, monkeypatch):
     assert not (tmp_path / "PWNED").exists()
 
 
+@pytest.mark.slow
 def test_se_backbone_starts_as_the_pretrained_one(tmp_path):
     """With the default 2*sigmoid gate (fc2 zero-initialised) an SE-augmented pretrained
     backbone gives exactly the features of the plain one: bound 1e-6 relative. Hu et al.'s
