@@ -5,7 +5,7 @@ VENV   ?= .venv
 TORCH  ?= torch==2.13.0
 BIN     = $(VENV)/bin
 
-.PHONY: demo test bench gpu-check clean browser
+.PHONY: demo test check lint bench gpu-check clean browser
 
 $(BIN)/tstam: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,19 @@ $(BIN)/tstam: pyproject.toml
 demo: $(BIN)/tstam
 	$(BIN)/tstam demo $(ARGS)
 
-test: $(BIN)/tstam browser
+# The whole suite (what CI runs, .ci/run): the lint, then every test, the slow ones included.
+test: $(BIN)/tstam browser lint
 	$(BIN)/python -m pytest -q $(ARGS)
+
+# The fast tier, while working (about a minute on 2 cores): the lint, then the tests not marked
+# slow, stopping at the first failure; none of them takes 10 s, so one that runs 120 s hangs.
+# `make test` runs the rest: end-to-end runs in subprocesses, DDP, the demo, ablate, ONNX export,
+# the browser, killed and resumed runs.
+check: $(BIN)/tstam lint
+	$(BIN)/python -m pytest -q -x -m "not slow" --timeout 120 $(ARGS)
+
+lint: $(BIN)/tstam
+	$(BIN)/ruff check src tests benchmarks docs
 
 # The browser test of `tstam serve` drives Debian's chromium through Debian's chromedriver (never
 # a downloaded browser). Installed here when missing and we are root (CI is); otherwise that test

@@ -4,6 +4,7 @@ run, and how many decode workers keep a device (a GPU) busy.
 Run:
     python benchmarks/bench_extract.py                      # CPU, a few minutes on 2 cores
     python benchmarks/bench_extract.py --device cuda --workers 8 --videos 48 --frames 0   # a GPU box
+    python benchmarks/bench_extract.py --balance-only --balance-frames 3 --seconds 0      # part 2, seconds (the tests)
 
 Part 1, a folder of videos (``--videos`` links to the real clips of ``tests/data``, the first
 ``--frames`` frames of each, 0 = all, decoded at 320x240) extracted by ``tstam.extract.extract_many``
@@ -140,7 +141,12 @@ def main() -> None:
     ap.add_argument("--videos", type=int, default=6, help="videos in the folder (links to the 3 real clips)")
     ap.add_argument("--frames", type=int, default=16, help="first frames of each video (0: all)")
     ap.add_argument("--seconds", type=float, default=10.0, help="timing of the device's flow rate")
+    ap.add_argument("--balance-frames", type=int, default=40, help="first frames of each real clip in part 2")
+    ap.add_argument("--balance-only", action="store_true", help="part 2 only")
     args = ap.parse_args()
+    if args.balance_only:
+        print(format_balance(balance(args.device, frames=args.balance_frames, seconds=args.seconds)))
+        return
     print(f"{sys.argv[0]} --device {args.device} --workers {args.workers} --videos {args.videos} "
           f"--frames {args.frames}: {SIZE[0]}x{SIZE[1]}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -154,7 +160,7 @@ def main() -> None:
         print(f"{r['way']:34s} {r['videos']:6d} {r['pairs']:6d} {r['videos_per_s']:9.3f} {r['pairs_per_s']:8.2f} "
               f"{r['pairs_per_s'] / base['pairs_per_s']:7.2f} {r['cpu_s']:7.1f} {r['pairs_per_cpu_s']:11.2f} "
               f"{r['pairs_per_cpu_s'] / base['pairs_per_cpu_s']:7.2f}")
-    print(format_balance(balance(args.device, seconds=args.seconds)))
+    print(format_balance(balance(args.device, frames=args.balance_frames, seconds=args.seconds)))
 
 
 if __name__ == "__main__":

@@ -31,7 +31,17 @@ import cv2
 import numpy as np
 import torch
 
-from tstam.flow import DISParams, FlowConfig, TVL1Params, dequantize_flow, iter_flow, quantize_flow, tvl1_torch
+from tstam.flow import (
+    DISParams,
+    FlowConfig,
+    TVL1Params,
+    dequantize_flow,
+    end_point_error,
+    iter_flow,
+    known_motion_pairs,
+    quantize_flow,
+    tvl1_torch,
+)
 from tstam.video import read_video
 
 VIDEOS = Path(__file__).resolve().parents[1] / "tests" / "data" / "realdata" / "videos"
@@ -57,31 +67,8 @@ def real_pairs(clips: list[np.ndarray], per_clip: int) -> list[tuple[np.ndarray,
     return pairs
 
 
-def synth_pairs(clips: list[np.ndarray], n: int, seed: int = 0):
-    """(prev, next, gt_flow, amplitude): prev(x) = next(x + gt(x)), so gt is the prev->next flow."""
-    rng = np.random.default_rng(seed)
-    h, w = clips[0].shape[1:]
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    out = []
-    for i in range(n):
-        g = clips[i % len(clips)]
-        nxt = g[(17 * i + 5) % len(g)]
-        amp = (3.0, 6.0, 12.0)[i % 3]
-        tx, ty = rng.uniform(-amp, amp, 2)
-        rot, zoom = rng.uniform(-0.03, 0.03, 2)
-        cx, cy = xx - w / 2, yy - h / 2
-        low = rng.normal(0, 2.0, (2, 4, 5)).astype(np.float32)
-        u = tx + zoom * cx - rot * cy + cv2.resize(low[0], (w, h), interpolation=cv2.INTER_CUBIC)
-        v = ty + zoom * cy + rot * cx + cv2.resize(low[1], (w, h), interpolation=cv2.INTER_CUBIC)
-        u, v = u.astype(np.float32), v.astype(np.float32)
-        prev = cv2.remap(nxt, xx + u, yy + v, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
-        out.append((prev, nxt, np.stack([u, v], -1), amp))
-    return out
-
-
 def epe(a: np.ndarray, b: np.ndarray) -> float:
-    d = np.linalg.norm(a - b, axis=-1)
-    return float(d[MARGIN:-MARGIN, MARGIN:-MARGIN].mean())
+    return end_point_error(a, b, MARGIN)
 
 
 def jpeg_roundtrip(flow: np.ndarray, bound: float) -> np.ndarray:
@@ -113,7 +100,7 @@ def main() -> None:
     torch.set_num_threads(1)
     clips = gray_clips()
     real = real_pairs(clips, args.real_pairs)
-    synth = synth_pairs(clips, args.synth_pairs)
+    synth = known_motion_pairs(clips, args.synth_pairs)
     synth_ab = [(a, b) for a, b, _, _ in synth]
     small = [i for i, s in enumerate(synth) if s[3] <= 6]
     ours = FlowConfig()

@@ -1,9 +1,9 @@
 """Sizes, timing helpers and the data-side sections (5-8) of ``benchmarks/gpu_check.py``.
 
-The inputs come from the repository: the tests' real JPEG frame store (``tests/engine_store.py``,
+The inputs come from the repository: the tests' real JPEG frame store (``tests/helpers/engine_store.py``,
 ``benchmarks/bench_test_protocol.py``), the loader benchmark's generated JPEG store
 (``benchmarks/bench_loader.py``) and the prediction tests' tiny checkpoints and generated frames
-(``tests/predict_models.py``); nothing needs PyAV or OpenCV contrib.
+(``tests/helpers/models.py``); nothing needs PyAV or OpenCV contrib.
 """
 from __future__ import annotations
 
@@ -100,7 +100,7 @@ def train_run(s: Sizes, dev: torch.device, modality: str, *, amp: str, batch: in
 
 def _ddp_cfg(store: dict, out: Path, s: Sizes, device: str, **run) -> dict:
     """Partial BN (from the "pretrained" backbone ``store["init"]``), SyncBN, bf16, dropout 0.5."""
-    from engine_store import tiny_config
+    from helpers.engine_store import tiny_config
 
     cuda = device.startswith("cuda")
     return tiny_config(store, out, model={"dropout": 0.5, "width_mult": 0.125 if s.size < 224 else 0.25},
@@ -143,9 +143,9 @@ def ddp_worker(out: Path, s: Sizes, device: str) -> int:
 
 
 def check_ddp(script: Path, s: Sizes, device: str, tiny: bool) -> list[Row]:
-    from engine_store import make_store
-
     from tstam.checkpoint import load_checkpoint
+
+    from helpers.engine_store import make_store
 
     procs = max(2, torch.cuda.device_count()) if device.startswith("cuda") else 2
     with tempfile.TemporaryDirectory() as tmp:
@@ -262,11 +262,11 @@ def check_loader(s: Sizes, step_rates: dict[str, float]) -> list[Row]:
 # ------------------------------------------------------------------------- 8. recognizer and ONNX
 
 def check_recognizer(dev: torch.device) -> list[Row]:
-    from predict_models import make_checkpoint, moving_frames
-
     from tstam.checkpoint import load_stream
     from tstam.export import check_onnx, export_onnx
     from tstam.inference import Recognizer
+
+    from helpers.models import make_checkpoint, moving_frames
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

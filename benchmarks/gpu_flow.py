@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import json
 import time
 from pathlib import Path
@@ -42,14 +41,12 @@ GOAL = 1000.0  # pairs/s at 320x240 on one H100-class GPU
 def make_reference(path: Path = REFERENCE) -> None:
     """Write the reference pairs and OpenCV's flow for them (on a CPU with PyAV and OpenCV contrib)."""
     import cv2
+    from bench_flow import gray_clips  # a script beside this one: its folder is on sys.path
 
-    spec = importlib.util.spec_from_file_location("bench_flow", Path(__file__).with_name("bench_flow.py"))
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
     from tstam.flow import FlowConfig, compute_flow
 
     cv2.setNumThreads(1)
-    clips = bench.gray_clips(SIZES[0])
+    clips = gray_clips(SIZES[0])
     prev = np.stack([clips[c][t] for c, ts in PAIRS.items() for t in ts])
     nxt = np.stack([clips[c][t + 1] for c, ts in PAIRS.items() for t in ts])
     flow = np.stack([compute_flow(np.stack([a, b]), FlowConfig())[0] for a, b in zip(prev, nxt)])
@@ -143,13 +140,11 @@ def format_rows(rows: list[dict]) -> str:
 def extraction_balance(device: str = "cuda", seconds: float = 10.0) -> str:
     """Decode frames/s per worker against the device's flow pairs/s, and the workers needed
     (``bench_extract.balance``); a line saying why not where PyAV is missing."""
-    spec = importlib.util.spec_from_file_location("bench_extract", Path(__file__).with_name("bench_extract.py"))
-    bench = importlib.util.module_from_spec(spec)
     try:
-        spec.loader.exec_module(bench)
+        import bench_extract  # a script beside this one: its folder is on sys.path
     except ImportError as e:
         return f"extraction balance: not measured ({e}); it decodes the real clips with PyAV"
-    return bench.format_balance(bench.balance(device, seconds=seconds))
+    return bench_extract.format_balance(bench_extract.balance(device, seconds=seconds))
 
 
 def main() -> None:

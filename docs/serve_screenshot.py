@@ -1,6 +1,6 @@
 """The screenshot of ``tstam serve`` in docs/serve.md: start the server with the given checkpoints (its
 default settings), open the page in Debian's headless chromium, run one sample clip, save a
-full-page PNG. Uses the browser test's helpers (tests/test_serve_browser.py); needs the dev extra
+full-page PNG. Uses the browser test's helpers (tests/helpers/browser.py, serve.py); needs the dev extra
 and chromium + chromium-driver (``make test`` installs them).
 
     tstam demo --out demo
@@ -13,10 +13,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tests' helpers package
 
-from serve_server import start_server, stop_server  # noqa: E402
-from test_serve_browser import click_sample, new_driver, open_page, shot  # noqa: E402
+from helpers.browser import click_sample, new_driver, open_page, shot  # noqa: E402
+from helpers.serve import start_server, stop_server  # noqa: E402
 
 
 def main() -> None:

@@ -4,4 +4,4 @@ import torch
 
 torch.set_num_threads(1)
 
-from serve_server import serve_ckpts, server  # noqa: E402,F401  (session fixtures: one real `tstam serve`)
+from helpers.serve import serve_ckpts, server  # noqa: E402,F401  (session fixtures: one real `tstam serve`)

@@ -40,6 +40,7 @@ def tiny_grid(tmp_path_factory):
     return out, run_ablation(cfg)
 
 
+@pytest.mark.slow
 def test_tiny_grid_writes_tables_and_pngs(tiny_grid):
     out, table = tiny_grid
     text = table.read_text()
@@ -62,6 +63,7 @@ def test_tiny_grid_writes_tables_and_pngs(tiny_grid):
     assert csv_head.startswith("topic,claim,source,seeds")
 
 
+@pytest.mark.slow
 def test_a_second_run_reuses_every_run_and_keeps_other_groups(tiny_grid, capsys):
     out, table = tiny_grid
     row = out / "runs" / "flow_se_blocks-none_e1_s0" / "row.json"

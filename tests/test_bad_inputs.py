@@ -3,7 +3,7 @@
 Each row of ``ROWS`` runs ``tstam.cli.main(argv)`` and checks the exit status, the parts of the
 message that name the value or file and what would be valid, that no traceback is printed, and
 that a refused command (status 2) leaves the folder exactly as it was (outputs are checked before
-any work). Real files: tiny checkpoints (tests/predict_models.py), score files written by
+any work). Real files: tiny checkpoints (tests/helpers/models.py), score files written by
 ``save_scores`` and then damaged, the real clips of tests/data.
 """
 from __future__ import annotations
@@ -14,11 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from predict_models import CLIPS, REAL_VIDEOS, make_checkpoint
 
 from tstam.checkpoint import load_checkpoint, save_checkpoint
 from tstam.cli import main
 from tstam.engine.scores import ScoreSet, save_scores
+
+from helpers.models import CLIPS, make_checkpoint
+from helpers.realdata import VIDEOS as REAL_VIDEOS
 
 CLIP = str(REAL_VIDEOS / CLIPS[0])
 CLASSES = ["a", "b", "c"]
@@ -269,10 +271,11 @@ def test_docs_table_matches_the_tests():
         assert re.search(rf"^def {name}\(", (root / file).read_text(), re.M), f"{file}::{name} does not exist"
 
 
+@pytest.mark.slow
 def test_dis_on_frames_too_small_fails_with_our_message(tmp_path):
     """OpenCV's DIS crashes the whole process (segfault) on 100x12 frames: run in a subprocess, so
     that a regression fails this test instead of killing the suite."""
-    from cli_subprocess import run_tstam
+    from helpers.cli import run_tstam
 
     res = run_tstam(["extract", CLIP, "--out", str(tmp_path / "frames"), "--size", "100x12", "--flow", "dis",
                      "--max-frames", "3", "--no-progress"])
@@ -298,6 +301,7 @@ def test_config_numbers_in_scientific_notation_are_accepted(tmp_path, capsys):
     assert "optim.lr=nan is not valid; expected a finite number" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_test_output_checked_before_scoring(tmp_path, capsys):
     """``tstam test -o`` into a blocked path fails before any video is scored (no confusion matrix,
     no score file), with a real trained checkpoint."""
@@ -314,6 +318,7 @@ def test_test_output_checked_before_scoring(tmp_path, capsys):
     assert "width_mult 0.125 vs 0.25" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_same_file_name_in_two_folders_gets_two_pictures(files, tmp_path, capsys):
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
@@ -330,9 +335,10 @@ def test_same_file_name_in_two_folders_gets_two_pictures(files, tmp_path, capsys
 
 
 def _train_config(tmp_path: Path, **sections) -> tuple[dict, Path]:
-    """A tiny run on a real frame store (tests/engine_store.py), written as YAML."""
+    """A tiny run on a real frame store (tests/helpers/engine_store.py), written as YAML."""
     import yaml
-    from engine_store import make_store, tiny_config
+
+    from helpers.engine_store import make_store, tiny_config
 
     store = make_store(tmp_path / "store", n_train=4, n_test=4)
     cfg = tiny_config(store, tmp_path / "run", **{"optim": {"epochs": 1}, "run": {"eval_every": 0}, **sections})

@@ -8,12 +8,14 @@ import errno
 import numpy as np
 import pytest
 import yaml
-from cli_subprocess import run_tstam
-from engine_store import make_store, tiny_config
-from predict_models import CLIPS, REAL_VIDEOS
 
 from tstam.cli import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, main
 from tstam.errors import InputError, OutputError, ScoreFileError
+
+from helpers.cli import run_tstam
+from helpers.engine_store import make_store, tiny_config
+from helpers.models import CLIPS
+from helpers.realdata import VIDEOS as REAL_VIDEOS
 
 
 @pytest.fixture
@@ -23,11 +25,14 @@ def blocked(tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize("argv,message", [
+@pytest.mark.parametrize("argv,message", [  # one process each: the fast tier keeps the first
     (["fuse", "{d}/empty.npz", "{d}/empty.npz"], "{d}/empty.npz: an empty file (0 bytes)"),
-    (["train", "--config", "synthetic_rgb", "data.resize=[40,", "40]"], "override 'data.resize=[40,': the value"),
-    (["synth", "--out", "{d}/a_file/bench", "--preset", "tiny"], "{d}/a_file/bench: output folder is not writable"),
-    (["predict", "{d}/clip.avi", "--rgb", "{d}/a_file", "--device", "cuda:x"], "--device 'cuda:x' is not valid"),
+    pytest.param(["train", "--config", "synthetic_rgb", "data.resize=[40,", "40]"],
+                 "override 'data.resize=[40,': the value", marks=pytest.mark.slow),
+    pytest.param(["synth", "--out", "{d}/a_file/bench", "--preset", "tiny"],
+                 "{d}/a_file/bench: output folder is not writable", marks=pytest.mark.slow),
+    pytest.param(["predict", "{d}/clip.avi", "--rgb", "{d}/a_file", "--device", "cuda:x"],
+                 "--device 'cuda:x' is not valid", marks=pytest.mark.slow),
 ], ids=["zero-byte-score-file", "unbalanced-override", "output-under-a-file", "bad-device"])
 def test_user_errors_show_no_traceback(blocked, argv, message):
     res = run_tstam([a.format(d=blocked) for a in argv])
@@ -36,6 +41,7 @@ def test_user_errors_show_no_traceback(blocked, argv, message):
     assert "Traceback" not in res.stderr and "bug" not in res.stderr
 
 
+@pytest.mark.slow
 def test_debug_shows_the_traceback_and_the_same_message(blocked):
     for argv in (["--debug", "fuse", f"{blocked}/empty.npz", f"{blocked}/empty.npz"],
                  ["fuse", f"{blocked}/empty.npz", f"{blocked}/empty.npz", "--debug"]):
@@ -46,6 +52,7 @@ def test_debug_shows_the_traceback_and_the_same_message(blocked):
                                             "expected a score file written by tstam test or tstam fuse")
 
 
+@pytest.mark.slow
 def test_diverged_training_exits_1_with_its_message_and_no_traceback(tmp_path):
     store = make_store(tmp_path / "store")
     # epoch 1 trains at lr 0.01 and writes last.pt; then lr x 1e32 blows the weights up

@@ -5,12 +5,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from fixtures import MMA_FRAMES as MMA
 
 from tstam.data.check import check_records, fill_num_frames, raise_on_problems
 from tstam.data.frames import FrameLayout, read_flow_frames, read_rgb_frames
 from tstam.data.records import VideoRecord
 from tstam.data.store import write_meta
+
+from helpers.realdata import MMA_FRAMES as MMA
 
 
 def write_video(root: Path, vid: str, n: int, *, flow: int | None = None, size=(24, 32)) -> Path:

@@ -5,13 +5,14 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from fixtures import MMA_FRAMES as MMA
 
 from tstam.data.config import DataConfig
 from tstam.data.datasets import FrameDataset
 from tstam.data.loader import ShardSampler, build_loader
 from tstam.data.records import VideoRecord
 from tstam.models import ModelConfig
+
+from helpers.realdata import MMA_FRAMES as MMA
 
 SMALL = DataConfig(resize=[40, 56])
 
@@ -142,6 +143,7 @@ def _labels_and_sums(loader):
     return [(b[1].tolist(), [int(x) for x in b[0].long().sum(dim=(1, 2, 3, 4))]) for b in loader]
 
 
+@pytest.mark.slow
 def test_loader_same_batches_for_any_worker_count_and_resume(store):
     root, recs = store
     ds = FrameDataset(recs, root=root, mode="train", data=SMALL, model=clip_of(), seed=1)

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from fixtures import VIDEOS
 
 from tstam.cli import main as cli_main
 from tstam.config import ConfigError
@@ -24,6 +23,8 @@ from tstam.data.records import VideoRecord
 from tstam.flow import FlowConfig
 from tstam.models import ModelConfig
 from tstam.video import read_video
+
+from helpers.realdata import VIDEOS
 
 DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs a CUDA GPU")])]
@@ -52,6 +53,7 @@ def _batch(ds, device: str, epoch: int = 0) -> torch.Tensor:
     return finish_batch(loader, x.to(device)).cpu()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("mode", ["train", "val", "test"])
 def test_device_flow_clips_equal_loader_clips(device: str, mode: str) -> None:
@@ -103,6 +105,7 @@ def test_flow_on_device_config_errors(tmp_path: Path, capsys: pytest.CaptureFixt
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_train_and_test_from_video_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``tstam train`` on video files (flow on the training device) a few steps, then ``tstam test``."""
     lists = {}
@@ -139,10 +142,10 @@ def test_train_and_test_from_video_files(tmp_path: Path, capsys: pytest.CaptureF
 def test_tvl1_torch_stream_predicts_with_the_training_clip(tmp_path: Path, device: str) -> None:
     """A ``tvl1_torch`` flow stream computes its flow with flow_pairs on its own device; its clip
     equals the test clip that training from video files gives (flow on the device)."""
-    from predict_models import make_checkpoint
-
     from tstam.data.transforms import eval_crops
     from tstam.inference import Recognizer, load_stream
+
+    from helpers.models import make_checkpoint
 
     path = make_checkpoint(tmp_path / "flow.pt", "flow")
     ck = torch.load(path, weights_only=True)

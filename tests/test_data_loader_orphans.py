@@ -5,7 +5,11 @@ import subprocess
 import sys
 import textwrap
 
-from processes import assert_all_exit, process_tree
+import pytest
+
+from helpers.processes import OutputLines, assert_all_exit, process_tree
+
+pytestmark = pytest.mark.slow  # a killed process tree
 
 
 def test_workers_do_not_outlive_a_killed_main_process(tmp_path):
@@ -29,9 +33,10 @@ def test_workers_do_not_outlive_a_killed_main_process(tmp_path):
             time.sleep(120)
     """))
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    proc = subprocess.Popen([sys.executable, str(tmp_path / "main.py")], stdout=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "main.py")], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
     try:
-        assert proc.stdout.readline().strip() == "ready"
+        OutputLines(proc).wait_for("^ready$", 120, "the loader's first batch")
         spawned = process_tree(proc.pid)
         assert len(spawned) >= 3  # the fork server and two workers (and its resource tracker)
     finally:

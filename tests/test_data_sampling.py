@@ -2,8 +2,7 @@
 import numpy as np
 import pytest
 
-from tstam.data.sampling import snippet_indices, train_indices, val_indices
-from tstam.data.sampling import test_indices as tsn_test_indices
+from tstam.data.sampling import protocol_indices, snippet_indices, train_indices, val_indices
 
 
 @pytest.mark.parametrize("num_frames, n, length, expected", [
@@ -50,8 +49,8 @@ def test_train_indices_cover_every_start_and_are_seeded():
 @pytest.mark.parametrize("num_frames, k, length, expected_first, expected_last", [
     (250, 25, 1, 5, 245), (164, 25, 1, 3, 160), (10, 25, 1, 0, 9), (163, 25, 5, 3, 155),
 ])
-def test_test_indices_even(num_frames, k, length, expected_first, expected_last):
-    idx = tsn_test_indices(num_frames, k, length)
+def test_protocol_indices_even(num_frames, k, length, expected_first, expected_last):
+    idx = protocol_indices(num_frames, k, length)
     assert len(idx) == k and idx[0] == expected_first and idx[-1] == expected_last
     assert (np.diff(idx) >= 0).all()
 

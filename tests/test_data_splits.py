@@ -2,10 +2,11 @@
 from pathlib import Path
 
 import pytest
-from fixtures import REALDATA as REAL
 
 from tstam.data.records import AnnotationError, VideoRecord, frame_dir, safe_relpath
 from tstam.data.splits import load_annotations, parse_csv, parse_hmdb51, parse_rawframe_list, parse_ucf101
+
+from helpers.realdata import REALDATA as REAL
 
 UCF = REAL / "ucf101_splits"
 HMDB = REAL / "hmdb51_splits"

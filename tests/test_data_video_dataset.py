@@ -4,7 +4,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from fixtures import VIDEOS
 
 from tstam.data.config import DataConfig
 from tstam.data.datasets import FrameDataset, VideoDataset
@@ -12,6 +11,8 @@ from tstam.data.records import VideoRecord
 from tstam.flow import FlowConfig, compute_flow, quantize_flow
 from tstam.models import ModelConfig
 from tstam.video import read_video
+
+from helpers.realdata import VIDEOS
 
 CLIP = "v_ApplyEyeMakeup_g01_c01.avi"
 DATA = DataConfig(resize=[40, 56])

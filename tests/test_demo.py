@@ -19,6 +19,7 @@ def quick_run(tmp_path_factory):
     return out, run_demo(DemoConfig.make(out=str(out), quick=True, threads=1))
 
 
+@pytest.mark.slow
 def test_quick_demo_learns(quick_run):
     """4 classes (chance 25 %); at seed 0 each stream learns its half of the classes and the fusion
     more (measured with 1 thread: RGB 69 %, flow 56 %, fused 94 % of 16 test clips)."""
@@ -26,6 +27,7 @@ def test_quick_demo_learns(quick_run):
     assert res.top1["fused"] >= 0.5 and max(res.top1["rgb"], res.top1["flow"]) >= 0.5, res.top1
 
 
+@pytest.mark.slow
 def test_quick_demo_writes_report(quick_run):
     out, res = quick_run
     assert res.report == out / "report" / "report.md" and res.report.is_file()
@@ -49,6 +51,7 @@ def test_quick_demo_writes_report(quick_run):
         assert (out / "scores" / f"{name}.npz").is_file()
 
 
+@pytest.mark.slow
 def test_second_run_reuses_finished_stages(quick_run, capsys):
     out, first = quick_run
     assert main(["demo", "--quick", "--out", str(out)]) == 0
@@ -60,6 +63,7 @@ def test_second_run_reuses_finished_stages(quick_run, capsys):
     assert f"{100 * first.top1['fused']:.1f} %" in lines[-1]  # same checkpoints, same scores
 
 
+@pytest.mark.slow
 def test_paper_variant_runs_beside_and_names_the_others_numbers(quick_run):
     """``paper=True``: the paper's model in runs/<stream>_paper, and its report quotes the default run's
     numbers (same benchmark and seed) beside its own."""

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import re
 
-from fixtures import UCF101_SPLITS
-
 from tstam.data.splits import parse_ucf101
 from tstam.engine.annotations import hold_out
+
+from helpers.realdata import UCF101_SPLITS
 
 
 def _groups(records):

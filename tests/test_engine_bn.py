@@ -7,11 +7,12 @@ import re
 
 import pytest
 import torch
-from fixtures import REFERENCE
 from torch import nn
 
 from tstam.engine.optim import apply_bn_mode, convert_sync_bn
 from tstam.models import ModelConfig, build_model, prepare_for_inference
+
+from helpers.realdata import REFERENCE
 
 # BN-Inception to 5b has one BN per conv: count the convs of the reference layer table (69)
 N_BACKBONE_BN = len(re.findall(r"^\| \w+ \| conv \d", (REFERENCE / "bninception_layers.md").read_text(), re.M))

@@ -69,10 +69,10 @@ def test_failed_checkpoint_write_in_fit_keeps_previous(tmp_path):
     """A real failing write (the checkpoint path is a non-empty directory, so the rename fails)
     stops the run with a clear error; the previous file (best.pt) is untouched."""
 
-    from engine_store import make_store, tiny_config
-
     from tstam.checkpoint import CheckpointError
     from tstam.engine.train import fit
+
+    from helpers.engine_store import make_store, tiny_config
 
     store = make_store(tmp_path / "store")
     out = tmp_path / "run"

@@ -31,13 +31,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from engine_store import make_store, record_clips, tiny_config
 
 from tstam.checkpoint import load_checkpoint
 from tstam.engine.config import load_train_config
 from tstam.engine.scores import load_scores
 from tstam.engine.testing import run_test
 from tstam.engine.train import fit
+
+from helpers.engine_store import make_store, record_clips, tiny_config
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # a torchrun launch of up to 420 s, then 1-process runs
 
 TORCHRUN = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
 TESTS = Path(__file__).resolve().parent
@@ -49,7 +52,7 @@ torch.set_num_threads(1)
 import torch.distributed as dist
 dist.init_process_group("gloo")
 rank = dist.get_rank()
-from engine_store import record_clips
+from helpers.engine_store import record_clips
 from tstam.engine.config import load_train_config
 from tstam.engine.testing import run_test
 from tstam.engine.train import fit

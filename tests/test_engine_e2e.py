@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from engine_store import CLASSES, make_store, tiny_config
 
 from tstam.checkpoint import load_stream
 from tstam.cli import main
@@ -16,6 +15,8 @@ from tstam.data.config import DataConfig
 from tstam.data.records import VideoRecord
 from tstam.engine.scores import load_scores
 from tstam.engine.testing import chunk_frames_for, predict_views, score_stream
+
+from helpers.engine_store import CLASSES, make_store, tiny_config
 
 
 def _write_yaml(path: Path, cfg: dict) -> Path:

@@ -6,11 +6,12 @@ import math
 
 import pytest
 import torch
-from engine_store import make_store, tiny_config
 
 from tstam.checkpoint import load_checkpoint
 from tstam.engine.config import load_train_config
 from tstam.engine.train import fit
+
+from helpers.engine_store import make_store, tiny_config
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from engine_store import make_store, tiny_config
 
 from tstam.checkpoint import CheckpointError, load_checkpoint
 from tstam.engine.config import load_train_config
 from tstam.engine.train import NonFiniteLossError, fit
+
+from helpers.engine_store import make_store, tiny_config
 
 TESTS = Path(__file__).resolve().parent
 

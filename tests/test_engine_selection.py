@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from engine_store import make_store, tiny_config
 
 from tstam.checkpoint import load_checkpoint
 from tstam.cli import main
@@ -18,6 +17,8 @@ from tstam.engine.config import load_train_config
 from tstam.engine.scores import load_scores
 from tstam.engine.train import fit
 from tstam.models import ModelConfig, WeightsError, build_model, load_pretrained
+
+from helpers.engine_store import make_store, tiny_config
 
 
 def _yaml(path, cfg):

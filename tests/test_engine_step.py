@@ -8,13 +8,14 @@ import copy
 
 import torch
 import torch.nn.functional as F
-from engine_store import CLASSES
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from tstam.engine.config import load_train_config
 from tstam.engine.optim import apply_bn_mode
 from tstam.engine.train import prepare_run, train_step
 from tstam.models import build_model
+
+from helpers.engine_store import CLASSES
 
 CFG = {"model": {"num_classes": len(CLASSES), "num_segments": 2, "input_size": 64, "width_mult": 0.125, "num_heads": 2,
                  "attention_hidden": 16, "dropout": 0.0},

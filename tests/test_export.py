@@ -10,11 +10,13 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from predict_models import CLASSES, CLIPS, REAL_VIDEOS, make_checkpoint
 
 from tstam.cli import main
 from tstam.export import check_onnx, export_onnx, export_safetensors
 from tstam.inference import Recognizer, load_stream
+
+from helpers.models import CLASSES, CLIPS, make_checkpoint
+from helpers.realdata import VIDEOS as REAL_VIDEOS
 
 
 @pytest.fixture(scope="module")

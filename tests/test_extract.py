@@ -3,15 +3,11 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from fixtures import REALDATA as REAL
 
 from tstam.cli import main as cli_main
 from tstam.data import store
@@ -28,26 +24,15 @@ from tstam.extract import (
     video_id,
 )
 from tstam.flow import FlowConfig, compute_flow, dequantize_flow, quantize_flow
-from tstam.video import VideoError, read_video, write_video
+from tstam.video import VideoError, read_video
+
+from helpers.clips import avi_declaring, drifting_clip, tree_bytes
+from helpers.extraction import kill_mid_video_and_rerun, start_driver
+from helpers.processes import assert_all_exit, kill_all, process_tree, wait_until
+from helpers.realdata import REALDATA as REAL
 
 REAL_CLIP = REAL / "videos" / "v_ApplyEyeMakeup_g01_c01.avi"
 FAST = FlowConfig(algorithm="farneback")  # fast flow for tests of the machinery
-
-
-def _clip(path: Path, t: int, seed: int, h: int = 48, w: int = 64) -> Path:
-    """A short encoded clip of a smooth pattern drifting by (1, 0.5) px per frame."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    fx, fy, ph = rng.uniform(0.1, 0.3), rng.uniform(0.1, 0.3), rng.uniform(0, 6)
-    frames = []
-    for i in range(t):
-        g = 128 + 90 * np.sin(fx * (xx - i) + ph) * np.cos(fy * (yy - 0.5 * i))
-        frames.append(np.stack([g, 255 - g, np.full_like(g, 40 * seed % 256)], -1).astype(np.uint8))
-    return write_video(path, np.stack(frames), fps=25)
-
-
-def _tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def test_real_clip_layout_and_meta(tmp_path: Path) -> None:
@@ -72,7 +57,7 @@ def test_real_clip_layout_and_meta(tmp_path: Path) -> None:
 
 
 def test_resize_and_rgb_only(tmp_path: Path) -> None:
-    src = _clip(tmp_path / "a.mp4", 4, 0)
+    src = drifting_clip(tmp_path / "a.mp4", 4, 0)
     meta = extract_video(src, tmp_path / "s" / "a", flow=None, size=(40, 30))
     assert (meta["frames"], meta["flow_frames"], meta["flow"], meta["width"], meta["height"]) == (4, 0, None, 40, 30)
     assert not list((tmp_path / "s" / "a").glob("flow_*"))
@@ -82,16 +67,16 @@ def test_resize_and_rgb_only(tmp_path: Path) -> None:
 
 
 def test_odd_frame_size_and_gif_input(tmp_path: Path) -> None:
-    odd = _clip(tmp_path / "odd.avi", 3, 2, h=241, w=321)
+    odd = drifting_clip(tmp_path / "odd.avi", 3, 2, h=241, w=321)
     meta = extract_video(odd, tmp_path / "s" / "odd", flow=FAST)
     assert (meta["width"], meta["height"], meta["frames"], meta["flow_frames"]) == (321, 241, 3, 2)
     assert read_flow_frames(tmp_path / "s" / "odd", [1]).shape == (1, 2, 241, 321)
-    gif = _clip(tmp_path / "anim.gif", 4, 3)
+    gif = drifting_clip(tmp_path / "anim.gif", 4, 3)
     assert extract_video(gif, tmp_path / "s" / "anim", flow=FAST)["flow_frames"] == 3
 
 
 def test_single_frame_video_with_flow(tmp_path: Path) -> None:
-    src = _clip(tmp_path / "one.mp4", 1, 0)
+    src = drifting_clip(tmp_path / "one.mp4", 1, 0)
     with pytest.raises(VideoError, match=r"one\.mp4: only 1 frame.*at least 2"):
         extract_video(src, tmp_path / "s" / "one", flow=FAST)
     assert not (tmp_path / "s" / "one").exists()  # nothing written for a failed video
@@ -100,7 +85,7 @@ def test_single_frame_video_with_flow(tmp_path: Path) -> None:
 
 def test_half_written_folder_is_redone(tmp_path: Path) -> None:
     videos = tmp_path / "videos"
-    _clip(videos / "a.avi", 5, 1)
+    drifting_clip(videos / "a.avi", 5, 1)
     stale = tmp_path / "s" / "a"
     stale.mkdir(parents=True)
     for name in ("img_00001.jpg", "img_00009.jpg", "flow_x_00007.jpg", ".meta.abc.tmp"):
@@ -128,7 +113,7 @@ def test_shards_partition_the_videos(tmp_path: Path) -> None:
     assert {v: [shard_of(v, n) for n in (2, 3, 4, 16)] for v in pinned} == pinned
     # Real extraction with 3 shards into one store: every video done once.
     for k in range(4):
-        _clip(tmp_path / "v" / f"clip{k}.avi", 3, k)
+        drifting_clip(tmp_path / "v" / f"clip{k}.avi", 3, k)
     sources = collect_sources(tmp_path / "v")
     reports = [extract_many(sources, tmp_path / "s", shard=(k, 3), flow=None, progress=False) for k in range(3)]
     done = [v for r in reports for v in r.done]
@@ -148,8 +133,8 @@ def test_parse_shard_and_size() -> None:
 
 
 def test_collect_sources(tmp_path: Path) -> None:
-    _clip(tmp_path / "v" / "ClassA" / "v_ClassA_g01_c01.avi", 2, 0)
-    _clip(tmp_path / "v" / "ClassB" / "deep" / "x.mp4", 2, 1)
+    drifting_clip(tmp_path / "v" / "ClassA" / "v_ClassA_g01_c01.avi", 2, 0)
+    drifting_clip(tmp_path / "v" / "ClassB" / "deep" / "x.mp4", 2, 1)
     (tmp_path / "v" / "ClassA" / "readme.txt").write_text("x")
     assert [p.name for p in collect_sources(tmp_path / "v")] == ["v_ClassA_g01_c01.avi", "x.mp4"]
     ucf = tmp_path / "trainlist01.txt"
@@ -179,10 +164,11 @@ def test_real_ucf101_split_file() -> None:
     assert len(set(video_id(p) for p in sources)) == 3783
 
 
+@pytest.mark.slow
 def test_corrupt_video_reported_others_finish(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     videos = tmp_path / "v"
     for k in range(2):
-        _clip(videos / f"good{k}.avi", 3, k)
+        drifting_clip(videos / f"good{k}.avi", 3, k)
     (videos / "broken.avi").write_bytes(b"RIFF\x00\x00\x00\x00AVI garbage" * 20)
     (videos / "empty.mp4").write_bytes(b"")
     code = cli_main(["extract", str(videos), "--out", str(tmp_path / "s"), "--flow", "farneback",
@@ -195,48 +181,19 @@ def test_corrupt_video_reported_others_finish(tmp_path: Path, capsys: pytest.Cap
     assert store.read_meta(tmp_path / "s" / "good1")["flow"]["algorithm"] == "farneback"
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path: Path) -> None:
     videos = tmp_path / "v"
     for k in range(3):
-        _clip(videos / f"clip{k}.avi", 16, k, h=96, w=128)
+        drifting_clip(videos / f"clip{k}.avi", 16, k, h=96, w=128)
     ref, out = tmp_path / "ref", tmp_path / "out"
     assert extract_many(collect_sources(videos), ref, flow=FlowConfig(), progress=False).ok  # uninterrupted
-    cmd = [sys.executable, "-m", "tstam", "extract", str(videos), "--out", str(out), "--flow", "tvl1", "--no-progress"]
-    kill_mid_video_and_rerun(cmd, out, ref, "flow_x_*.jpg")
-
-
-def kill_mid_video_and_rerun(cmd: list[str], out: Path, ref: Path, started: str) -> None:
-    """Run ``cmd``, SIGKILL it once one video is complete and another has ``started`` files but no
-    meta.json, rerun it, and check that ``out`` then equals ``ref`` byte for byte."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 120
-    killed_mid_video = False
-    while time.monotonic() < deadline and proc.poll() is None:
-        dirs = [d for d in out.glob("clip*") if d.is_dir()] if out.exists() else []
-        partial = [d for d in dirs if not store.is_complete(d) and any(d.glob(started))]
-        if partial and any(store.is_complete(d) for d in dirs):
-            os.killpg(proc.pid, signal.SIGKILL)  # one video done, another half-written
-            killed_mid_video = True
-            break
-        time.sleep(0.005)
-    proc.wait()
-    assert killed_mid_video, "the run finished before it could be killed mid-video"
-    assert not all(store.is_complete(d) for d in out.glob("clip*"))
-
-    rerun = subprocess.run(cmd, capture_output=True, text=True)
-    assert rerun.returncode == 0, rerun.stderr
-    assert "already done" in rerun.stdout and " 0 already done" not in rerun.stdout
-    got, want = _tree(out), _tree(ref)
-    assert sorted(got) == sorted(want)  # same files, no leftovers
-    for name, data in want.items():
-        assert got[name] == data, name  # same bytes: RGB and flow JPEGs, meta.json
+    kill_mid_video_and_rerun(videos, out, ref, {"flow": "tvl1"}, ["--flow", "tvl1", "--no-progress"])
 
 
 # --- issue 11: headers that over-count, single files, changed settings, killed runs -----------
 
 def test_header_over_count_recorded_and_counted_cut_file_fails(tmp_path: Path, capsys) -> None:
-    from test_video import avi_declaring
-
     videos = tmp_path / "v"
     videos.mkdir()
     avi_declaring(REAL_CLIP, videos / "plus1.avi", 165)               # 164 decode: within tolerance
@@ -257,11 +214,11 @@ def test_header_over_count_recorded_and_counted_cut_file_fails(tmp_path: Path, c
 
 
 def test_single_video_file_and_changed_settings(tmp_path: Path, capsys) -> None:
-    clip = _clip(tmp_path / "one.avi", 4, 0)
+    clip = drifting_clip(tmp_path / "one.avi", 4, 0)
     out = tmp_path / "s"
     assert cli_main(["extract", str(clip), "--out", str(out), "--flow", "farneback", "--no-progress"]) == 0
     assert store.read_meta(out / "one")["frames"] == 4 and "1 extracted" in capsys.readouterr().out
-    before = _tree(out)
+    before = tree_bytes(out)
     # the same settings again: nothing to do; other settings: refused before any work, nothing changed
     assert cli_main(["extract", str(clip), "--out", str(out), "--flow", "farneback", "--no-progress"]) == 0
     assert "1 already done" in capsys.readouterr().out
@@ -271,7 +228,7 @@ def test_single_video_file_and_changed_settings(tmp_path: Path, capsys) -> None:
         assert cli_main(["extract", str(clip), "--out", str(out), "--flow", "farneback", "--no-progress", *args]) == 2
         err = capsys.readouterr().err
         assert "1 finished video(s) were extracted with other settings" in err and what in err and "--force" in err
-        assert _tree(out) == before
+        assert tree_bytes(out) == before
     assert cli_main(["extract", str(clip), "--out", str(out), "--flow", "farneback", "--no-progress",
                      "--size", "32x24", "--force"]) == 0
     meta = store.read_meta(out / "one")
@@ -280,7 +237,7 @@ def test_single_video_file_and_changed_settings(tmp_path: Path, capsys) -> None:
 
 
 def test_output_checked_before_work_and_binary_list_refused(tmp_path: Path, capsys) -> None:
-    clip = _clip(tmp_path / "v" / "one.avi", 3, 0)
+    clip = drifting_clip(tmp_path / "v" / "one.avi", 3, 0)
     blocker = tmp_path / "file"
     blocker.write_text("x")
     assert cli_main(["extract", str(clip.parent), "--out", str(blocker), "--flow", "none"]) == 2
@@ -292,24 +249,32 @@ def test_output_checked_before_work_and_binary_list_refused(tmp_path: Path, caps
     assert "list.bin: not a text list of videos (binary data)" in err and "\x00" not in err
 
 
-@pytest.mark.parametrize("sig,flow", [(signal.SIGKILL, ["tvl1"]), (signal.SIGTERM, ["tvl1"]),
-                                      (signal.SIGKILL, ["tvl1_torch", "--device", "cpu"])])  # batched: decode workers
+@pytest.mark.slow
+@pytest.mark.parametrize("sig,flow", [(signal.SIGKILL, {"flow": "tvl1"}), (signal.SIGTERM, {"flow": "tvl1"}),
+                                      (signal.SIGKILL, {"flow": "tvl1_torch", "device": "cpu"})])  # batched: decode workers
 def test_killed_extraction_leaves_no_process(tmp_path: Path, sig, flow) -> None:
-    from processes import assert_all_exit, process_tree
-
+    """Killed while both workers are mid-video (each holds after writing a video's RGB JPEGs)."""
     for k in range(4):
-        _clip(tmp_path / "v" / f"clip{k}.avi", 24, k, h=96, w=128)
-    cmd = [sys.executable, "-m", "tstam", "extract", str(tmp_path / "v"), "--out", str(tmp_path / "s"),
-           "--flow", *flow, "--workers", "2", "--no-progress"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    spawned: set[int] = set()
-    while time.monotonic() < deadline and proc.poll() is None:
-        spawned |= process_tree(proc.pid)
-        if len(spawned) >= 3 and any((tmp_path / "s").glob("clip*/flow_x_*.jpg")):  # 2 workers + tracker, working
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None and len(spawned) >= 3, "extraction ended before it could be killed"
-    proc.send_signal(sig)
-    proc.wait()
+        drifting_clip(tmp_path / "v" / f"clip{k}.avi", 8, k)
+    ready = tmp_path / "ready"
+    ready.mkdir()
+    log = tmp_path / "driver.log"
+    proc = start_driver("hold", tmp_path / "v", tmp_path / "s", {**flow, "workers": 2}, ready, log=log)
+
+    def holding() -> set[int] | None:
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended before it could be killed:\n{log.read_text()[-3000:]}")
+        pids = {int(p.name) for p in ready.iterdir()}
+        return pids if len(pids) == 2 else None
+
+    try:
+        workers = wait_until(holding, 120, "both workers to hold after writing a video's RGB JPEGs",
+                             state=lambda: log.read_text()[-2000:])
+        spawned = process_tree(proc.pid)
+        assert workers <= spawned, (workers, spawned)
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
+    except BaseException:
+        kill_all(process_tree(proc.pid) | {proc.pid})
+        raise
     assert_all_exit(spawned, "extraction processes")

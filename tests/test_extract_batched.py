@@ -4,14 +4,15 @@ per-video path and as ``compute_flow``; resumable after SIGKILL; corrupt videos 
 others finish; device errors named. Every test runs on CPU and, when present, CUDA."""
 from __future__ import annotations
 
+import os
+import re
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from fixtures import VIDEOS
-from test_extract import _clip, _tree, kill_mid_video_and_rerun
 
 from tstam.cli import main as cli_main
 from tstam.data import store
@@ -20,11 +21,16 @@ from tstam.extract import collect_sources, extract_many
 from tstam.flow import FlowConfig, compute_flow, quantize_flow
 from tstam.video import read_video
 
+from helpers.clips import drifting_clip, tree_bytes
+from helpers.extraction import kill_mid_video_and_rerun
+from helpers.realdata import VIDEOS
+
 DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs a CUDA GPU")])]
 TORCH_FLOW = FlowConfig(algorithm="tvl1_torch")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("device", DEVICES)
 def test_real_clips_flow_as_compute_flow(tmp_path: Path, device: str) -> None:
     """Three real clips (decoded at 80x60), in batches of 3 pairs across videos."""
@@ -44,28 +50,30 @@ def test_real_clips_flow_as_compute_flow(tmp_path: Path, device: str) -> None:
         assert np.abs(got.astype(int) - want).mean() < 1.0                    # JPEG (quality 95) only
     if device == "cpu":  # the per-video path writes the same bytes
         assert extract_many(sources, tmp_path / "v", flow=TORCH_FLOW, short_side=60, max_frames=4, progress=False).ok
-        assert _tree(tmp_path / "b") == _tree(tmp_path / "v")
+        assert tree_bytes(tmp_path / "b") == tree_bytes(tmp_path / "v")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("device", DEVICES)
 def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path: Path, device: str) -> None:
     videos = tmp_path / "v"
     for k in range(4):
-        _clip(videos / f"clip{k}.avi", 12, k, h=48, w=64)
+        drifting_clip(videos / f"clip{k}.avi", 12, k, h=48, w=64)
     ref, out = tmp_path / "ref", tmp_path / "out"
     args = ["--flow", "tvl1_torch", "--device", device, "--flow-batch", "4", "--workers", "1", "--no-progress"]
     assert cli_main(["extract", str(videos), "--out", str(ref), *args]) == 0  # uninterrupted
 
-    cmd = [sys.executable, "-m", "tstam", "extract", str(videos), "--out", str(out), *args]
-    kill_mid_video_and_rerun(cmd, out, ref, "img_*.jpg")  # RGB written, flow and meta.json not yet
+    options = {"flow": "tvl1_torch", "device": device, "flow_batch": 4, "workers": 1}  # = args
+    kill_mid_video_and_rerun(videos, out, ref, options, args)
 
 
+@pytest.mark.slow
 def test_corrupt_videos_reported_others_finish(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     videos = tmp_path / "v"
-    _clip(videos / "good0.avi", 4, 0)
-    _clip(videos / "good1.avi", 4, 1, h=40, w=56)  # another frame size: batched apart
-    _clip(videos / "single.avi", 1, 2)  # one frame: no flow field
-    _clip(videos / "thin.avi", 3, 3, h=2, w=32)  # decodes, but too small for the flow (in its own batch)
+    drifting_clip(videos / "good0.avi", 4, 0)
+    drifting_clip(videos / "good1.avi", 4, 1, h=40, w=56)  # another frame size: batched apart
+    drifting_clip(videos / "single.avi", 1, 2)  # one frame: no flow field
+    drifting_clip(videos / "thin.avi", 3, 3, h=2, w=32)  # decodes, but too small for the flow (in its own batch)
     (videos / "broken.avi").write_bytes(b"RIFF\x00\x00\x00\x00AVI garbage" * 20)
     (videos / "empty.mp4").write_bytes(b"")
     code = cli_main(["extract", str(videos), "--out", str(tmp_path / "s"), "--flow", "tvl1_torch", "--device", "cpu",
@@ -86,7 +94,7 @@ def test_corrupt_videos_reported_others_finish(tmp_path: Path, capsys: pytest.Ca
 
 
 def test_device_errors_named_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    clip = _clip(tmp_path / "v" / "one.avi", 3, 0)
+    clip = drifting_clip(tmp_path / "v" / "one.avi", 3, 0)
     out = tmp_path / "s"
     cases = [(["--flow", "tvl1_torch", "--device", "gpu"], "device 'gpu' is not valid; expected auto, cpu, cuda"),
              (["--flow", "tvl1", "--device", "cpu"], "device 'cpu' is for --flow tvl1_torch"),
@@ -105,15 +113,17 @@ def test_device_errors_named_before_any_work(tmp_path: Path, capsys: pytest.Capt
     assert not out.exists()  # refused before the output folder was made
 
 
+@pytest.mark.slow
 def test_benchmark_balance_runs_on_cpu() -> None:
-    """The GPU check's extraction part (benchmarks/bench_extract.py, via gpu_flow.extraction_balance)."""
-    import importlib.util
-
-    path = VIDEOS.parents[3] / "benchmarks" / "bench_extract.py"
-    spec = importlib.util.spec_from_file_location("bench_extract", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    b = bench.balance("cpu", frames=3, seconds=0)
-    assert b["device"] == "cpu" and b["batch"] == 10  # 128 MiB CPU budget / 11.7 MiB per 320x240 pair
-    assert b["decode_fps"] > 0 and b["write_fps"] > 0 and b["pairs_per_s"] > 0 and b["workers_needed"] >= 1
-    assert "decode workers to keep cpu busy" in bench.format_balance(b)
+    """The GPU check's extraction part (``benchmarks/bench_extract.py`` part 2) runs, on the CPU."""
+    r = subprocess.run([sys.executable, str(VIDEOS.parents[3] / "benchmarks" / "bench_extract.py"), "--balance-only",
+                        "--balance-frames", "3", "--seconds", "0"], capture_output=True, text=True, timeout=240,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = re.search(r"grey (\d+) frames/CPU-s, flow JPEGs (\d+) pairs/CPU-s .*\n"
+                  r"flow on cpu: ([\d.]+) pairs/s at 320x240 in batches of (\d+)\n"
+                  r"decode workers to keep cpu busy: (\d+)", r.stdout)
+    assert m, r.stdout
+    decode_fps, write_fps, pairs_per_s, batch, workers = (float(g) for g in m.groups())
+    assert batch == 10  # 128 MiB CPU budget / 11.7 MiB per 320x240 pair
+    assert decode_fps > 0 and write_fps > 0 and pairs_per_s > 0 and workers >= 1

@@ -1,7 +1,7 @@
 """The vendored real files are the bytes their sources published (tests/data/README.md)."""
 import hashlib
 
-from fixtures import REALDATA
+from helpers.realdata import REALDATA
 
 
 def test_vendored_real_files_match_their_checksums():

@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(660)  # the check's own limit is 600 s: its output says where it got to
 def test_gpu_check_tiny_on_cpu(tmp_path):
     out = tmp_path / "rows.json"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--tiny", "--device", "cpu",

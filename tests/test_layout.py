@@ -1,6 +1,8 @@
 """The package's shape (issue 12.6): no module imports one that imports it back (lazy imports in
 functions count too), no private name is imported across modules, no source file is over 400
-lines. Read from the source with ``ast``, so it holds for every import, not only those run."""
+lines, no function or class named like a test; and the suite's own rules: no test module imports
+another, none loads a script by path. Read from the source with ``ast``, so it holds for every
+import, not only those run."""
 from __future__ import annotations
 
 import ast
@@ -85,10 +87,55 @@ def test_the_graph_reader_sees_cycles_and_private_imports(tmp_path):
     """The checks above can fail: a cycle through a lazy import and a private import are found."""
     edges = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert _cycles(edges) == [["a", "b", "c"]]
-    tree = _imports("tstam.x.y", Path(__file__).parent / "fixtures.py")  # a module with no tstam import
+    tree = _imports("tstam.x.y", Path(__file__).parent / "helpers" / "realdata.py")  # a module with no tstam import
     assert tree == []
 
 
 def test_no_source_file_over_400_lines():
     long = {str(p.relative_to(SRC)): n for p in MODULES.values() if (n := len(p.read_text().splitlines())) > 400}
     assert long == {}
+
+
+def test_no_library_function_or_class_named_like_a_test():
+    """pytest would collect such a name from every test module that imports it, and it reads like a test."""
+    named = [f"{name}.{node.name}" for name, path in MODULES.items() for node in ast.walk(ast.parse(path.read_text()))
+             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test")
+             or isinstance(node, ast.ClassDef) and node.name.startswith("Test")]
+    assert len(MODULES) > 60 and named == []
+
+
+# --- the test suite: helpers shared only through tests/helpers, no script loaded by path ---------
+
+TESTS = Path(__file__).resolve().parent
+LOADERS = {"spec_from_file_location", "SourceFileLoader", "exec_module", "run_path", "run_module", "exec"}
+
+
+def _suite_breaks(path: Path) -> list[str]:
+    """In one file of the suite: imports of a test module or of runpy, and calls that load or run
+    code by path or from a string (a script is run as a process instead)."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            out += [f"{path.name}:{node.lineno} imports {n}" for n in names
+                    if n.rsplit(".", 1)[-1].startswith("test_") or n == "runpy"]
+        elif isinstance(node, ast.Call):
+            f = node.func
+            called = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
+            if called in LOADERS:
+                out.append(f"{path.name}:{node.lineno} calls {called}")
+    return out
+
+
+def test_no_test_imports_another_test_module_or_loads_a_script():
+    files = sorted(TESTS.rglob("*.py"))
+    assert len(files) > 50 and (TESTS / "helpers" / "__init__.py").is_file()
+    assert [b for p in files for b in _suite_breaks(p)] == []
+
+
+def test_the_suite_reader_sees_what_it_forbids(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("import runpy\nfrom test_video import clip\nimport importlib.util\n"
+                   "spec = importlib.util.spec_from_file_location('b', 'b.py')\nexec('x = 1')\n")
+    assert sorted(b.split(" ", 1)[1] for b in _suite_breaks(bad)) == [
+        "calls exec", "calls spec_from_file_location", "imports runpy", "imports test_video"]

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from predict_models import make_checkpoint
 
 from tstam.config import ConfigError
 from tstam.models import ModelConfig, build_model
+
+from helpers.models import make_checkpoint
 
 TINY = dict(num_classes=4, width_mult=0.125, input_size=64, dropout=0.0)
 

@@ -124,6 +124,7 @@ def test_gradients_reach_every_trainable_parameter(kw):
     assert not dead
 
 
+@pytest.mark.slow
 def test_tiny_model_overfits_tiny_batch():
     model = tiny(dropout=0.0)
     x, y = clip(model, b=8, n=2), torch.tensor([0, 1, 2, 3] * 2)

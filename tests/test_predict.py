@@ -7,10 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from predict_models import CLASSES, CLIPS, REAL_VIDEOS, RESIZE, make_checkpoints, moving_frames
 
 from tstam.inference import Recognizer, format_table, load_stream
 from tstam.models import fuse_scores
+
+from helpers.models import CLASSES, CLIPS, RESIZE, make_checkpoints, moving_frames
+from helpers.realdata import VIDEOS as REAL_VIDEOS
 
 
 @pytest.fixture(scope="module")

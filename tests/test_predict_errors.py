@@ -11,12 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from predict_models import CLIPS, REAL_VIDEOS, RESIZE, make_checkpoint, moving_frames, tiny_config
 
 from tstam.cli import main
 from tstam.inference import Recognizer, load_stream
 from tstam.models import build_model
 from tstam.video import VideoError, write_video
+
+from helpers.models import CLIPS, RESIZE, make_checkpoint, moving_frames, tiny_config
+from helpers.realdata import VIDEOS as REAL_VIDEOS
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""``tstam serve``'s HTTP API against a real server on loopback (tests/serve_server.py): real
+"""``tstam serve``'s HTTP API against a real server on loopback (tests/helpers/serve.py): real
 uploads of real clips compared with ``tstam predict --json``, the options, the bad inputs (and
 the next request still answered), the private upload folder, concurrent requests, 503 when the
 pool is full, the jobs of the page and their pictures, the samples, the docs."""
@@ -8,18 +8,22 @@ import io
 import json
 import socket
 import stat
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 from PIL import Image
-from predict_models import CLASSES, FLOW, REAL_VIDEOS, RESIZE
-from serve_server import LIMIT_MB, QUEUE, WORKERS, multipart
 
 from tstam.cli import main
 from tstam.serve.client import ServeError, predict_file
 from tstam.serve.samples import SAMPLE_CLASSES
+
+from helpers.models import CLASSES, FLOW, RESIZE
+from helpers.processes import wait_until
+from helpers.realdata import VIDEOS as REAL_VIDEOS
+from helpers.serve import LIMIT_MB, QUEUE, WORKERS, multipart
+
+pytestmark = pytest.mark.slow  # a real server in a subprocess, real uploads
 
 CLIPS = [REAL_VIDEOS / "v_ApplyEyeMakeup_g01_c01.avi", REAL_VIDEOS / "v_BaseballPitch_g01_c01.avi"]
 BIG = REAL_VIDEOS / "mmaction2_test.mp4"  # 1.35 MB: over the test server's 1 MB limit
@@ -207,10 +211,8 @@ def test_full_queue_gets_503_with_retry_after(server):
     server.wait_idle()
     stalled = [_stalled_upload(server) for _ in range(WORKERS + QUEUE)]
     try:
-        for _ in range(200):
-            if server.get("/healthz").json()["busy"] == WORKERS + QUEUE:
-                break
-            threading.Event().wait(0.05)
+        wait_until(lambda: server.get("/healthz").json()["busy"] == WORKERS + QUEUE, 60,
+                   f"the {WORKERS + QUEUE} stalled uploads to hold every slot", state=lambda: server.get("/healthz").json())
         r = server.predict(CLIPS[0])
         assert r.status == 503 and "busy" in r.json()["detail"], r.body
         assert int(r.headers["retry-after"]) >= 1
@@ -227,12 +229,13 @@ def test_job_stages_and_pictures(server, cli_json):
     r = server.upload("/api/jobs", clip.name, clip.read_bytes())
     assert r.status == 202 and r.headers["location"] == f"/api/jobs/{r.json()['id']}"
     job_id, states = r.json()["id"], []
-    while True:  # the server answers while the job runs: predictions never block its event loop
+
+    def finished() -> dict | None:  # the server answers while the job runs: predictions never block its event loop
         job = server.get(f"/api/jobs/{job_id}").json()
         states.append(job["state"])
-        if job["state"] in ("done", "failed"):
-            break
-        threading.Event().wait(0.05)
+        return job if job["state"] in ("done", "failed") else None
+
+    job = wait_until(finished, 120, f"job {job_id} to finish", state=lambda: states[-3:])
     assert job["state"] == "done" and "running" in states, (job, states)
     assert [(s["name"], s["stream"]) for s in job["stages"]] == [
         ("upload", None), ("queue", None), ("decode", None), ("model", "rgb"), ("flow", "flow"), ("model", "flow"),

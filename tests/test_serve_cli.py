@@ -9,11 +9,13 @@ import subprocess
 import sys
 
 import pytest
-from predict_models import CLASSES, REAL_VIDEOS
 
 from tstam.cli import main
 from tstam.serve.config import SERVE_EXTRA_MODULES
 from tstam.serve.server import bind
+
+from helpers.models import CLASSES
+from helpers.realdata import VIDEOS as REAL_VIDEOS
 
 
 def _serve(capsys, *args: str) -> tuple[int, str]:
@@ -88,6 +90,7 @@ def test_bind_default_is_loopback_and_port_zero_picks_one():
 WEB = ("fastapi", "starlette", "uvicorn", "multipart", "python_multipart", "fastapi_offline")
 
 
+@pytest.mark.slow
 def test_core_and_other_subcommands_without_the_web_stack(serve_ckpts):
     """One fresh interpreter: the core imports none of the web stack; then, with the serve extra's
     modules blocked as if not installed, `tstam serve` says what to install and `tstam predict` works."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 
-import cv2
 import numpy as np
 import pytest
 
@@ -21,25 +20,23 @@ from tstam.synthetic import (
     load_annotations,
     make_config,
 )
-from tstam.synthetic.render import render_scene
 from tstam.synthetic.scene import sample_scene
 from tstam.video import read_video, write_video
 
-MOTION = ["MoveUp", "MoveDown", "MoveSideways", "Spin", "Grow", "Shrink"]
-APPEARANCE = ["WaveRed", "WaveGreen", "WaveBlue", "WaveRedGreenStripes"]
+from helpers.synthetic import (
+    APPEARANCE,
+    CLEAN,
+    MOTION,
+    assert_same_means,
+    either_way_direction,
+    flow_stats,
+    grey_frames,
+    pose_stats,
+    render_clip,
+    shows_motion,
+)
+
 # Clean pictures for measuring motion: no distractors, no camera pan, no noise.
-CLEAN = {"distractors_max": 0, "background_pan": 0.0, "noise_std": 0.0}
-
-
-def _clip(name, cfg, seed=0, index=0, split="train", rng=None):
-    rng = rng if rng is not None else clip_rng(seed, split, name, index)
-    scene = sample_scene(get_class(name), cfg, rng)
-    frames, masks = render_scene(scene, with_masks=True)
-    return scene, frames, masks
-
-
-def _grey(frames):
-    return np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]).astype(np.float32)
 
 
 # ---------------------------------------------------------------- config
@@ -69,10 +66,10 @@ def test_presets_and_config_errors():
 def test_same_seed_same_frames_other_seed_other_frames():
     cfg = make_config("tiny")
     for name in ("MoveUp", "WaveBlue", "Approach"):
-        _, a, _ = _clip(name, cfg, seed=5)
-        _, b, _ = _clip(name, cfg, seed=5)
-        _, c, _ = _clip(name, cfg, seed=6)
-        _, d, _ = _clip(name, cfg, seed=5, split="test")
+        _, a, _ = render_clip(name, cfg, seed=5)
+        _, b, _ = render_clip(name, cfg, seed=5)
+        _, c, _ = render_clip(name, cfg, seed=6)
+        _, d, _ = render_clip(name, cfg, seed=5, split="test")
         assert a.dtype == np.uint8 and a.shape == (16, 64, 64, 3)
         assert np.array_equal(a, b)
         assert not np.array_equal(a, c) and not np.array_equal(a, d)
@@ -175,6 +172,7 @@ def _frame_stats(frames, masks):
     return np.column_stack([area, cx, cy, cx**2, cy**2, *hist, colour, frames.mean((1, 2, 3))])
 
 
+@pytest.mark.slow
 def test_motion_classes_have_equal_per_frame_appearance():
     """A single frame does not reveal the motion class: averaged over all frames of a clip (so
     over the per-frame marginal), the appearance statistics of every motion class (and of the two
@@ -186,34 +184,13 @@ def test_motion_classes_have_equal_per_frame_appearance():
         for name in group:
             rows = []
             for i in range(n):
-                _, frames, masks = _clip(name, cfg, seed=3, index=i)
+                _, frames, masks = render_clip(name, cfg, seed=3, index=i)
                 rows.append(_frame_stats(frames.astype(np.float64), masks).mean(0))
             per_class[name] = np.array(rows)
-        _assert_same_means(per_class)
+        assert_same_means(per_class)
 
 
-def _assert_same_means(per_class):
-    """Every two classes' statistics (class -> (clips, statistics)) have means within 4.5 standard
-    errors of the clip-to-clip spread."""
-    for a in per_class:
-        for b in per_class:
-            if a < b:
-                ma, mb = per_class[a], per_class[b]
-                se = np.sqrt(ma.var(0) / len(ma) + mb.var(0) / len(mb)) + 1e-9
-                z = np.abs(ma.mean(0) - mb.mean(0)) / se
-                assert np.all(z < 4.5), (a, b, np.round(z, 1))
-
-
-def _pose_stats(scene, width, height):
-    """Per-frame pose of the actor(s): centre, size, orientation, 4-bin centre histograms."""
-    cols = []
-    for a in scene.actors:
-        x, y = a.cx / width, a.cy / height
-        cols += [x, y, x * x, y * y, a.radius, np.cos(a.angle), np.sin(a.angle)]
-        cols += [np.digitize(c, [0.35, 0.5, 0.65]) == k for c in (x, y) for k in range(4)]
-    return np.column_stack(cols).astype(np.float64)
-
-
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["demo", "localized"])
 def test_motion_classes_have_equal_pose_marginals(preset):
     """The same as above on the sampled poses, without rendering, so with many more clips: at
@@ -223,92 +200,41 @@ def test_motion_classes_have_equal_pose_marginals(preset):
     for group in (MOTION, ["Approach", "Separate"]):
         stats = {}
         for name in group:
-            rows = [_pose_stats(sample_scene(get_class(name), cfg, clip_rng(4, "train", name, i)),
+            rows = [pose_stats(sample_scene(get_class(name), cfg, clip_rng(4, "train", name, i)),
                                 cfg.width, cfg.height).mean(0) for i in range(n)]
             stats[name] = np.array(rows)
-        _assert_same_means(stats)
+        assert_same_means(stats)
 
 
-def _window_flow(frames, masks, actors, window):
-    """Over a window and a mask of the given actors: mean (vx, vy) in px/frame, and the relative
-    expansion and rotation rates per frame about the actors' centre (OpenCV Farneback flow)."""
-    grey = _grey(frames).astype(np.uint8)
-    start, end = window
-    h, w = masks.shape[1:]
-    ys, xs = np.mgrid[:h, :w].astype(np.float32)
-    out = []
-    for t in range(start, end - 1):
-        flow = cv2.calcOpticalFlowFarneback(grey[t], grey[t + 1], None, 0.5, 3, 9, 3, 5, 1.1, 0)
-        m = masks[t]
-        cx = np.mean([a.cx[t] for a in actors])
-        cy = np.mean([a.cy[t] for a in actors])
-        dx, dy, vx, vy = xs - cx, ys - cy, flow[..., 0], flow[..., 1]
-        r2 = (m * (dx * dx + dy * dy)).sum()  # divergence and curl as rates per frame
-        out.append([(m * vx).sum() / m.sum(), (m * vy).sum() / m.sum(),
-                     (m * (dx * vx + dy * vy)).sum() / r2, (m * (dx * vy - dy * vx)).sum() / r2])
-    return np.mean(out, axis=0)
-
-
-def _flow_stats(frames, masks, scene):
-    """``_window_flow`` over the action window and the actors."""
-    return _window_flow(frames, masks, scene.actors, scene.window)
-
-
-def _shows(name, stats, direction=1.0):
-    """Whether ``_window_flow`` statistics show the motion of class ``name``; ``direction``: the sign
-    an either-way class drew (MoveSideways: +1 right; Spin*: +1 counter-clockwise). The bounds leave
-    room for the estimator: an actor that grows past the frame edge, or stripes that move along
-    themselves, bend the measured field even though the drawn motion is exact."""
-    vx, vy, div, curl = stats
-    motion = CATALOG[name].motion
-    if motion in ("up", "down"):
-        return np.sign(vy) == (1 if motion == "down" else -1) and abs(vy) > max(1.0, 3 * abs(vx))
-    if motion in ("sideways", "left", "right"):
-        return np.sign(vx) == direction and abs(vx) > max(1.0, 3 * abs(vy))
-    if motion in ("grow", "separate"):
-        return div > 0.04 and div > 1.5 * abs(curl)
-    if motion in ("shrink", "approach"):
-        return div < -0.04 and -div > 1.5 * abs(curl)
-    if motion in ("spin", "cw", "ccw"):
-        # y points down on screen, so a counter-clockwise turn has a negative dx*vy - dy*vx.
-        return (np.sign(curl) == -direction and abs(curl) > 0.04 and abs(curl) > 3 * abs(div)
-                and abs(vx) + abs(vy) < 1.0)
-    raise ValueError(f"no flow criterion for {name} ({motion})")
-
-
-def _direction(scene):
-    """The sign the clip's either-way class drew (``_shows``)."""
-    return scene.extras.get("direction_x", scene.extras.get("direction_spin", 1.0))
-
-
+@pytest.mark.slow
 def test_motion_classes_differ_in_optical_flow():
     """Measured with OpenCV Farneback flow on the rendered frames inside the action window
     (at 96x96: the tiny preset's smallest actors are too small to measure spin reliably)."""
     cfg = make_config("tiny", {**CLEAN, "height": 96, "width": 96})
     for name in MOTION + ["SpinClockwise", "SpinCounterclockwise", "Approach", "Separate"]:
         for i in range(6):
-            scene, frames, masks = _clip(name, cfg, seed=7, index=i)
-            stats = _flow_stats(frames, masks, scene)
-            assert _shows(name, stats, _direction(scene)), (name, i, np.round(stats, 3))
+            scene, frames, masks = render_clip(name, cfg, seed=7, index=i)
+            stats = flow_stats(frames, masks, scene)
+            assert shows_motion(name, stats, either_way_direction(scene)), (name, i, np.round(stats, 3))
 
 
 def test_appearance_classes_share_grey_frames_and_differ_in_colour(tmp_path):
     """Same seed, different appearance classes: identical motion, the same grey frames (so the
     same optical flow) before and after encoding, and clearly different colours."""
     cfg = make_config("tiny")
-    ref_scene, ref, ref_mask = _clip(APPEARANCE[0], cfg, rng=np.random.default_rng(11))
-    ref_grey = _grey(ref)
-    ref_decoded = _grey(read_video(write_video(tmp_path / "ref.avi", ref, cfg.fps)).frames)
+    ref_scene, ref, ref_mask = render_clip(APPEARANCE[0], cfg, rng=np.random.default_rng(11))
+    ref_grey = grey_frames(ref)
+    ref_decoded = grey_frames(read_video(write_video(tmp_path / "ref.avi", ref, cfg.fps)).frames)
     colours = [(ref * ref_mask[..., None]).sum((0, 1, 2)) / ref_mask.sum()]
     for name in APPEARANCE[1:]:
-        scene, frames, masks = _clip(name, cfg, rng=np.random.default_rng(11))
+        scene, frames, masks = render_clip(name, cfg, rng=np.random.default_rng(11))
         assert scene.window == ref_scene.window
         for a, b in zip(scene.actors, ref_scene.actors):
             assert all(np.array_equal(getattr(a, k), getattr(b, k)) for k in ("cx", "cy", "radius", "angle"))
         assert np.array_equal(masks, ref_mask)
-        grey = _grey(frames)
+        grey = grey_frames(frames)
         assert np.abs(grey - ref_grey).max() <= 2 and np.abs(grey - ref_grey).mean() < 0.5
-        decoded = _grey(read_video(write_video(tmp_path / f"{name}.avi", frames, cfg.fps)).frames)
+        decoded = grey_frames(read_video(write_video(tmp_path / f"{name}.avi", frames, cfg.fps)).frames)
         assert np.abs(decoded - ref_decoded).mean() < 1.0
         colours.append((frames * masks[..., None]).sum((0, 1, 2)) / masks.sum())
     colours = np.array(colours)  # (classes, 3) mean RGB on the actor
@@ -324,8 +250,8 @@ def test_action_window_is_where_the_motion_is():
     cfg = make_config("tiny", {"noise_std": 0.0})
     for name in MOTION + APPEARANCE[:1]:
         for i in range(3):
-            scene, frames, masks = _clip(name, cfg, seed=13, index=i)
-            grey = _grey(frames)
+            scene, frames, masks = render_clip(name, cfg, seed=13, index=i)
+            grey = grey_frames(frames)
             start, end = scene.window
             diffs = []
             for t in range(cfg.num_frames - 1):
@@ -368,7 +294,7 @@ def test_demo_preset_scenes_are_unchanged():
 def _actor_motion(frames, masks, window):
     """Mean absolute grey-level change on the actor per frame transition, inside the window and
     outside it (transitions into and out of the window excluded)."""
-    grey = _grey(frames)
+    grey = grey_frames(frames)
     start, end = window
     diffs = []
     for t in range(len(grey) - 1):
@@ -392,7 +318,7 @@ def test_localized_preset_short_windows_and_a_moving_idle_part():
     for name in ("MoveUp", "Spin", "Grow", "Separate"):
         for i in range(3):
             for preset, cfg in (("demo", demo), ("localized", loc)):
-                scene, frames, masks = _clip(name, cfg, seed=21, index=i)
+                scene, frames, masks = render_clip(name, cfg, seed=21, index=i)
                 inside, outside = _actor_motion(frames, masks, scene.window)
                 idle[preset].append(outside)
                 if preset == "localized":

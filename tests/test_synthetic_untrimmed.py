@@ -9,22 +9,23 @@ import math
 import cv2
 import numpy as np
 import pytest
-from test_synthetic import (
-    APPEARANCE,
-    CLEAN,
-    MOTION,
-    _assert_same_means,
-    _clip,
-    _direction,
-    _grey,
-    _pose_stats,
-    _shows,
-    _window_flow,
-)
 
 from tstam.synthetic import CATALOG, DEMO_CLASSES, clip_rng, generate, get_class, load_annotations, make_config
 from tstam.synthetic.render import render_scene
 from tstam.synthetic.scene import sample_scene
+
+from helpers.synthetic import (
+    APPEARANCE,
+    CLEAN,
+    MOTION,
+    assert_same_means,
+    either_way_direction,
+    grey_frames,
+    pose_stats,
+    render_clip,
+    shows_motion,
+    window_flow,
+)
 
 PAIR = ["Approach", "Separate"]
 
@@ -102,8 +103,8 @@ def test_the_cue_is_in_the_window_only_and_flow_sees_it_pulse():
     measured, drawn, ratios = [], [], []
     for name in DEMO_CLASSES:
         for i in range(2):
-            scene, frames, masks = _clip(name, cfg, seed=5, index=i)
-            grey = _grey(frames)
+            scene, frames, masks = render_clip(name, cfg, seed=5, index=i)
+            grey = grey_frames(frames)
             start, end = scene.window
             shown = np.flatnonzero((grey > 195).sum((1, 2)) >= 10)
             assert list(shown) == list(range(start, end)), (name, i, scene.window, shown)
@@ -140,15 +141,15 @@ def test_outside_the_window_the_other_classes_act():
     own, label_like, windows = [], [], []
     for name in MOTION + PAIR:
         for i in range(2):
-            scene, frames, masks = _clip(name, cfg, seed=7, index=i)
+            scene, frames, masks = render_clip(name, cfg, seed=7, index=i)
             performers = list(range(len(scene.actors)))
-            windows.append(_shows(name, _window_flow(frames, _actor_masks(scene, performers), scene.actors,
-                                                     scene.window), _direction(scene)))
+            windows.append(shows_motion(name, window_flow(frames, _actor_masks(scene, performers), scene.actors,
+                                                     scene.window), either_way_direction(scene)))
             for o in scene.others:
-                stats = _window_flow(frames, _actor_masks(scene, o.actors), [scene.actors[k] for k in o.actors],
+                stats = window_flow(frames, _actor_masks(scene, o.actors), [scene.actors[k] for k in o.actors],
                                      o.window)
-                own.append(_shows(o.class_name, stats, o.direction))
-                label_like.append(_shows(name, stats, _direction(scene)))
+                own.append(shows_motion(o.class_name, stats, o.direction))
+                label_like.append(shows_motion(name, stats, either_way_direction(scene)))
     assert len(own) > 40 and np.mean(own) >= 0.9 and np.mean(label_like) <= 0.05, (np.mean(own), np.mean(label_like))
     assert all(windows), windows
 
@@ -158,12 +159,12 @@ def test_colour_clips_a_second_actor_of_another_colour_waves_outside_the_window(
     ring), so optical flow cannot tell them apart; the second actor has the colour of a clip whose
     label is its class, and it moves in its own windows and stays put in the labelled one."""
     cfg = make_config("untrimmed", {"height": 64, "width": 64, "noise_std": 0.0})
-    ref_scene, ref, _ = _clip(APPEARANCE[0], cfg, rng=np.random.default_rng(11))
-    ref_grey = _grey(ref)
+    ref_scene, ref, _ = render_clip(APPEARANCE[0], cfg, rng=np.random.default_rng(11))
+    ref_grey = grey_frames(ref)
     for name in APPEARANCE[1:]:
-        scene, frames, _ = _clip(name, cfg, rng=np.random.default_rng(11))
+        scene, frames, _ = render_clip(name, cfg, rng=np.random.default_rng(11))
         assert scene.window == ref_scene.window and [o.window for o in scene.others] == [o.window for o in ref_scene.others]
-        grey = _grey(frames)
+        grey = grey_frames(frames)
         assert np.abs(grey - ref_grey).max() <= 2 and np.abs(grey - ref_grey).mean() < 0.5, name
     # Each colour as the labelled actor shows it (a reference independent of the second actor's draw).
     def mean_rgb(frames, masks):
@@ -171,17 +172,17 @@ def test_colour_clips_a_second_actor_of_another_colour_waves_outside_the_window(
 
     colour = {}
     for name in APPEARANCE:
-        scene, frames, _ = _clip(name, cfg, seed=2, index=0)
+        scene, frames, _ = render_clip(name, cfg, seed=2, index=0)
         colour[name] = mean_rgb(frames.astype(np.float64), _actor_masks(scene, [0]))
     for name in APPEARANCE:
         for i in range(3):
-            scene, frames, _ = _clip(name, cfg, seed=9, index=i)
+            scene, frames, _ = render_clip(name, cfg, seed=9, index=i)
             other = scene.others[0].class_name
             second = _actor_masks(scene, [1])
             seen = mean_rgb(frames.astype(np.float64), second)
             nearest = min(colour, key=lambda c: np.abs(colour[c] - seen).sum())
             assert nearest == other != name, (name, i, other, nearest)
-            grey = _grey(frames)
+            grey = grey_frames(frames)
             diff = np.array([(np.maximum(second[t], second[t + 1]) * np.abs(grey[t + 1] - grey[t])).sum()
                              / np.maximum(second[t], second[t + 1]).sum() for t in range(cfg.num_frames - 1)])
             acting = np.zeros(len(diff), bool)
@@ -203,9 +204,9 @@ def test_window_frames_do_not_reveal_the_motion_class():
             rows = []
             for i in range(n):
                 s = sample_scene(get_class(name), cfg, clip_rng(4, "train", name, i))
-                rows.append(_pose_stats(s, cfg.width, cfg.height)[slice(*s.window)].mean(0))
+                rows.append(pose_stats(s, cfg.width, cfg.height)[slice(*s.window)].mean(0))
             stats[name] = np.array(rows)
-        _assert_same_means(stats)
+        assert_same_means(stats)
 
 
 def test_untrimmed_scenes_are_frozen():

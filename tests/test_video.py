@@ -1,16 +1,17 @@
 """Decoding real and generated files, and every bad input of issue 4 for decoding."""
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 
 import av
 import cv2
 import numpy as np
 import pytest
-from fixtures import VIDEOS as REAL
 
 from tstam.video import VIDEO_EXTENSIONS, VideoError, allowed_shortfall, probe_video, read_video, write_video
+
+from helpers.clips import avi_declaring
+from helpers.realdata import VIDEOS as REAL
 
 REAL_CLIPS = sorted(p for p in REAL.glob("*.*") if p.suffix in VIDEO_EXTENSIONS)
 assert len(REAL_CLIPS) == 3, f"real clips missing under {REAL}"
@@ -164,18 +165,6 @@ def test_bad_write_arguments(tmp_path: Path) -> None:
 
 
 # --- real clips whose header and content disagree (issue 11.1) --------------------------------
-
-def avi_declaring(src: Path, dst: Path, frames: int) -> Path:
-    """A copy of a real AVI whose headers (``avih`` dwTotalFrames, the video ``strh`` dwLength)
-    declare ``frames``: what a header that over-counts looks like, the frame data untouched."""
-    data = bytearray(src.read_bytes())
-    avih, strh = data.find(b"avih"), data.find(b"strh")
-    assert data[strh + 8:strh + 12] == b"vids"
-    struct.pack_into("<I", data, avih + 8 + 16, frames)
-    struct.pack_into("<I", data, strh + 8 + 32, frames)
-    dst.write_bytes(bytes(data))
-    return dst
-
 
 UCF = REAL / "v_ApplyEyeMakeup_g01_c01.avi"  # 164 frames, header says 164
 

@@ -6,11 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from predict_models import CLIPS, REAL_VIDEOS, RESIZE, make_checkpoint, moving_frames
 
 from tstam.cli import main
 from tstam.inference import Recognizer
 from tstam.visualize import attention_animation, attention_figure, visualize_video
+
+from helpers.models import CLIPS, RESIZE, make_checkpoint, moving_frames
+from helpers.realdata import VIDEOS as REAL_VIDEOS
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +40,7 @@ def square_tiles(img: np.ndarray) -> tuple[list[tuple[int, int]], list[tuple[int
     return cols, rows
 
 
+@pytest.mark.slow
 def test_png_layout_and_content(tmp_path, ckpts):
     rec = Recognizer.from_paths(rgb=ckpts["rgb"], flow=ckpts["flow"])
     pred = rec.predict(REAL_VIDEOS / CLIPS[1], keep_video=True)
@@ -78,6 +81,7 @@ def test_no_attention_head_and_errors(tmp_path, ckpts):
         attention_animation(rec2.predict(moving_frames(10, tuple(RESIZE))), tmp_path / "x.gif")
 
 
+@pytest.mark.slow
 def test_visualize_cli_mp4_and_predict_flag(tmp_path, ckpts, capsys):
     video = str(REAL_VIDEOS / CLIPS[0])
     assert main(["visualize", video, "--flow", str(ckpts["flow"]), "-o", str(tmp_path / "v"), "--animation", "mp4"]) == 0

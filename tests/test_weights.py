@@ -4,7 +4,6 @@ import pickle
 
 import pytest
 import torch
-from fixtures import REFERENCE
 from safetensors.torch import save_file
 
 from tstam.models import (
@@ -15,6 +14,8 @@ from tstam.models import (
     build_model,
     load_pretrained,
 )
+
+from helpers.realdata import REFERENCE
 
 
 def layout(name):
@@ -155,6 +156,7 @@ def test_pickle_that_runs_code_is_refused(tmp_path, monkeypatch):
     assert not (tmp_path / "PWNED").exists()
 
 
+@pytest.mark.slow
 def test_se_backbone_starts_as_the_pretrained_one(tmp_path):
     """With the default 2*sigmoid gate (fc2 zero-initialised) an SE-augmented pretrained
     backbone gives exactly the features of the plain one: bound 1e-6 relative. Hu et al.'s

@@ -34,7 +34,7 @@ FUSED_WITH = ("baselines", "options")
 def run_one(cfg: AblateConfig, setting: Setting, seed: int, *, short: bool = False) -> dict[str, Any]:
     """Train (or reuse), test and analyse one setting for one seed; returns its ``row.json``."""
     from tstam.checkpoint import load_stream
-    from tstam.demo import analyse_stream, test_stream, train_stream
+    from tstam.demo import analyse_stream, evaluate_stream, train_stream
     from tstam.engine.scores import load_scores
     from tstam.synthetic import load_annotations
 
@@ -51,7 +51,7 @@ def run_one(cfg: AblateConfig, setting: Setting, seed: int, *, short: bool = Fal
         if row.get("analysis_version") == ANALYSIS_VERSION:
             return row
     score_path = out / "scores.npz"
-    scores = load_scores(score_path) if reused and score_path.is_file() else test_stream(tcfg, ckpt, score_path)
+    scores = load_scores(score_path) if reused and score_path.is_file() else evaluate_stream(tcfg, ckpt, score_path)
     done = json.loads((out / "done.json").read_text())
     model = load_stream(ckpt).model
     analysis = analyse_stream(ckpt, scores.video_ids, load_annotations(Path(cfg.out) / "bench"), tcfg.data)

@@ -37,7 +37,7 @@ from .clips import MIN_FLOW_FRAMES, FlowPairs, fields_to_clip, flow_fields, flow
 from .config import DataConfig
 from .frames import read_flow_frames, read_rgb_frames
 from .records import VideoRecord, frame_dir, video_path
-from .sampling import snippet_indices, test_indices, train_indices, val_indices
+from .sampling import protocol_indices, snippet_indices, train_indices, val_indices
 from .transforms import EvalTransform, TrainTransform
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ class _ClipDataset(Dataset):
             return train_indices(num_items, self.num_segments, L, rng)
         if self.mode == "val":
             return val_indices(num_items, self.num_segments, L)
-        return test_indices(num_items, self.data.test_frames, L)
+        return protocol_indices(num_items, self.data.test_frames, L)
 
     def _draw(self, rng: np.random.Generator) -> tuple[int, int, int, int, bool] | None:
         """The clip's random crop and flip (training), drawn after its snippets; None otherwise."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["train_indices", "val_indices", "test_indices", "snippet_indices"]
+__all__ = ["train_indices", "val_indices", "protocol_indices", "snippet_indices"]
 
 
 def _check(num_frames: int, num_segments: int, new_length: int) -> int:
@@ -56,7 +56,7 @@ def val_indices(num_frames: int, num_segments: int, new_length: int) -> np.ndarr
     return np.minimum(starts, avail - 1)
 
 
-def test_indices(num_frames: int, num_frames_test: int = 25, new_length: int = 1) -> np.ndarray:
+def protocol_indices(num_frames: int, num_frames_test: int = 25, new_length: int = 1) -> np.ndarray:
     """``num_frames_test`` evenly spaced starts (testing, paper 4.2: 25 frames per video)."""
     return val_indices(num_frames, num_frames_test, new_length)
 
@@ -65,6 +65,3 @@ def snippet_indices(starts: np.ndarray, new_length: int, num_frames: int) -> np.
     """Indices of every item of every snippet, (len(starts), new_length), clamped to the last item."""
     offsets = np.asarray(starts, dtype=np.int64)[:, None] + np.arange(new_length, dtype=np.int64)[None, :]
     return np.minimum(offsets, num_frames - 1)
-
-
-test_indices.__test__ = False  # type: ignore[attr-defined]  # not a pytest test when imported into one

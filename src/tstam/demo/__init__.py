@@ -15,8 +15,8 @@ from .analysis import (
                        window_miss_rate,
 )
 from .config import DemoConfig, demo_threads, recipe_path, stream_config, synth_config
-from .pipeline import DemoResult, prepare_data, run_demo, test_stream, torch_threads, train_stream
+from .pipeline import DemoResult, evaluate_stream, prepare_data, run_demo, torch_threads, train_stream
 
 __all__ = ["DemoConfig", "DemoResult", "run_demo", "stream_config", "synth_config", "recipe_path", "demo_threads",
-           "prepare_data", "train_stream", "test_stream", "torch_threads", "INTERVENTIONS", "analyse_stream",
+           "prepare_data", "train_stream", "evaluate_stream", "torch_threads", "INTERVENTIONS", "analyse_stream",
            "group_accuracy", "intervention_weights", "snippet_centres", "window_miss_rate"]

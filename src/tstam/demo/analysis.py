@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tstam.data.sampling import test_indices, train_indices
+from tstam.data.sampling import protocol_indices, train_indices
 from tstam.engine import metrics
 from tstam.engine.scores import ScoreSet
 
@@ -62,7 +62,7 @@ def snippet_centres(num_frames: int, modality: str, num_snippets: int, new_lengt
     frames s .. s+L and is centred on s + L/2; an RGB snippet of frames s .. s+L-1 on s + (L-1)/2.
     """
     items = num_frames if modality == "rgb" else num_frames - 1
-    starts = (test_indices(items, num_snippets, new_length) if rng is None
+    starts = (protocol_indices(items, num_snippets, new_length) if rng is None
               else train_indices(items, num_snippets, new_length, rng)).astype(np.float64)
     return starts + ((new_length - 1) / 2 if modality == "rgb" else new_length / 2)
 

@@ -29,7 +29,7 @@ from tstam.demo.config import DemoConfig, demo_threads, stream_config, synth_con
 from tstam.errors import VideoError
 from tstam.files import check_writable_dir
 
-__all__ = ["DemoResult", "run_demo", "prepare_data", "train_stream", "test_stream", "torch_threads"]
+__all__ = ["DemoResult", "run_demo", "prepare_data", "train_stream", "evaluate_stream", "torch_threads"]
 
 log = logging.getLogger(__name__)
 STREAMS = ("rgb", "flow")
@@ -143,7 +143,7 @@ def train_stream(tcfg: Any, label: str, reused: list[str]) -> Path:
     return out / "last.pt"
 
 
-def test_stream(tcfg: Any, ckpt: Path, out: Path, workers: int = 0) -> Any:
+def evaluate_stream(tcfg: Any, ckpt: Path, out: Path, workers: int = 0) -> Any:
     """The test protocol (``tcfg.data.test_frames`` x ``test_crops``) on the test list; saves ``out``."""
     from tstam.checkpoint import load_stream
     from tstam.engine.annotations import load_split
@@ -158,9 +158,6 @@ def test_stream(tcfg: Any, ckpt: Path, out: Path, workers: int = 0) -> Any:
     save_scores(out, scores)
     log.info("test %s: top-1 %.4f", tcfg.model.modality, scores.summary()["top1"])
     return scores
-
-
-test_stream.__test__ = False  # type: ignore[attr-defined]  # not a pytest test when imported into one
 
 
 def run_demo(cfg: DemoConfig) -> DemoResult:
@@ -192,7 +189,7 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
         for stream in STREAMS:
             t = time.perf_counter()
             log.info("[4/6] test %s", stream)
-            scores[stream] = test_stream(tcfgs[stream], ckpts[stream],
+            scores[stream] = evaluate_stream(tcfgs[stream], ckpts[stream],
                                          cfg.root / "scores" / f"{stream}{cfg.suffix}.npz", cfg.workers)
             seconds[f"test {stream}"] = time.perf_counter() - t
         t = time.perf_counter()

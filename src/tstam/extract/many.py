@@ -14,7 +14,7 @@ from tstam.files import check_writable_dir
 from tstam.flow import FlowConfig
 
 from .sources import select_shard, video_id
-from .video import extraction_settings
+from .video import OnWritten, extraction_settings
 from .workers import flow_device, run_batched, run_jobs
 
 __all__ = ["ExtractReport", "extract_many"]
@@ -93,6 +93,7 @@ def extract_many(
     flow_batch: int | None = None,
     progress: bool | None = None,
     on_result: Callable[[str, str | None], None] | None = None,
+    on_written: OnWritten | None = None,
 ) -> ExtractReport:
     """Extract many videos into ``out_root/<video_id>``: parallel, resumable, shardable.
 
@@ -110,6 +111,12 @@ def extract_many(
         flow_batch: pairs per flow batch on ``device`` (default: from its free memory).
         progress: show a progress bar (None: only when stderr is a terminal).
         on_result: called with (video id, error or None) after each video (e.g. for logging).
+        on_written: called with (video folder, part) once a part of a video is on disk: ``"rgb"``
+            (its RGB JPEGs), then ``"flow"`` (its flow JPEGs; meta.json, which marks the video
+            complete, comes right after). It runs in the process that wrote the part: this one
+            with ``workers=1`` and no ``device``, else a worker process, so it must then be
+            picklable (a module-level function, or a ``functools.partial`` of one). For progress
+            within a video, and for tests that stop a run at a known point.
 
     Returns:
         ExtractReport: done, skipped (already complete), failed ``(file, reason)`` and short
@@ -131,7 +138,7 @@ def extract_many(
     log.info("%d video(s) in shard %d/%d: %d to extract, %d already complete",
              len(todo) + len(report.skipped), shard[0], shard[1], len(todo), len(report.skipped))
     kwargs = dict(flow=flow, size=size, short_side=short_side, max_frames=max_frames, jpeg_quality=jpeg_quality,
-                  strict=strict)
+                  strict=strict, on_written=on_written)
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(todo), unit="video", disable=None if progress is None else not progress,

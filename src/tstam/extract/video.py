@@ -1,6 +1,7 @@
 """One video into the frame store: RGB JPEGs, flow JPEGs, and meta.json written last."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,9 @@ from tstam.data import store
 from tstam.flow import FlowConfig, iter_flow, quantize_flow
 from tstam.video import read_video
 
-__all__ = ["extract_video", "decode_and_write_rgb", "extraction_settings"]
+__all__ = ["extract_video", "decode_and_write_rgb", "extraction_settings", "OnWritten"]
+
+OnWritten = Callable[[Path, str], None]  # (video folder, "rgb" or "flow"): that part of the video is on disk
 
 
 def extraction_settings(size: tuple[int, int] | None, short_side: int | None, max_frames: int | None,
@@ -30,6 +33,7 @@ def extract_video(
     max_frames: int | None = None,
     jpeg_quality: int = 95,
     strict: bool = False,
+    on_written: OnWritten | None = None,
 ) -> dict[str, Any]:
     """Extract one video into ``video_dir`` (made or cleared first); ``meta.json`` is written last.
 
@@ -43,6 +47,9 @@ def extract_video(
         jpeg_quality: JPEG quality of RGB and flow images (OpenCV's default, 95).
         strict: refuse a video that decodes fewer frames than its header declares (by default a
             shortfall of ``tstam.video.allowed_shortfall`` frames is accepted; meta.json records both).
+        on_written: called with (``video_dir``, part) once a part is on disk: ``"rgb"`` (the RGB
+            JPEGs), then ``"flow"`` (the flow JPEGs; meta.json comes right after). Not called for
+            the flow of an RGB-only extraction.
 
     Returns:
         The metadata written to ``meta.json``.
@@ -52,19 +59,24 @@ def extract_video(
             Nothing is written to ``video_dir`` in that case.
     """
     frames, meta = decode_and_write_rgb(src, video_dir, flow=flow, size=size, short_side=short_side,
-                                        max_frames=max_frames, jpeg_quality=jpeg_quality, strict=strict)
+                                        max_frames=max_frames, jpeg_quality=jpeg_quality, strict=strict,
+                                        on_written=on_written)
     if flow is not None:
         fields = (quantize_flow(uv, flow.bound) for uv in iter_flow(frames, flow))  # (H, W, 2) uint8 each
         meta["flow_frames"] = store.write_flow(video_dir, fields, jpeg_quality)
+        if on_written is not None:
+            on_written(Path(video_dir), "flow")
     store.write_meta(video_dir, meta)
     return meta
 
 
 def decode_and_write_rgb(src: str | Path, video_dir: str | Path, *, flow: FlowConfig | None,
                          size: tuple[int, int] | None, short_side: int | None, max_frames: int | None,
-                         jpeg_quality: int, strict: bool) -> tuple[np.ndarray, dict[str, Any]]:
+                         jpeg_quality: int, strict: bool,
+                         on_written: OnWritten | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """First half of ``extract_video`` (arguments as there): decode, clear the folder, write the RGB
-    JPEGs. Returns the (T, H, W, 3) RGB frames and the metadata, ``flow_frames`` still 0."""
+    JPEGs (then ``on_written(video_dir, "rgb")``). Returns the (T, H, W, 3) RGB frames and the
+    metadata, ``flow_frames`` still 0."""
     src, video_dir = Path(src), Path(video_dir)
     clip = read_video(src, size=size, short_side=short_side, max_frames=max_frames,
                       min_frames=2 if flow is not None else 1, strict=strict)
@@ -72,6 +84,8 @@ def decode_and_write_rgb(src: str | Path, video_dir: str | Path, *, flow: FlowCo
     video_dir.mkdir(parents=True, exist_ok=True)
     store.clear_partial(video_dir)
     store.write_rgb(video_dir, frames, jpeg_quality)
+    if on_written is not None:
+        on_written(video_dir, "rgb")
     meta = {
         "video_id": video_dir.name,
         "source": str(src),

@@ -38,7 +38,7 @@ from tstam.errors import InputError, TstamError
 from tstam.flow import FlowConfig, flow_pairs, to_gray
 from tstam.watchdog import exit_with
 
-from .video import decode_and_write_rgb, extract_video
+from .video import OnWritten, decode_and_write_rgb, extract_video
 
 __all__ = ["run_jobs", "run_batched", "flow_device"]
 
@@ -131,10 +131,13 @@ def _decode_job(src: str, video_dir: str, kwargs: dict[str, Any]) -> tuple[np.nd
         return None, f"{src}: out of memory while decoding"
 
 
-def _write_job(video_dir: str, fields: np.ndarray, meta: dict[str, Any], jpeg_quality: int) -> str | None:
+def _write_job(video_dir: str, fields: np.ndarray, meta: dict[str, Any], jpeg_quality: int,
+               on_written: OnWritten | None) -> str | None:
     """Run in a worker: the flow JPEGs, then meta.json (last); the error, or None."""
     try:
         meta["flow_frames"] = store.write_flow(video_dir, fields, jpeg_quality)
+        if on_written is not None:
+            on_written(Path(video_dir), "flow")
         store.write_meta(video_dir, meta)
         return None
     except JOB_ERRORS as e:
@@ -243,8 +246,8 @@ class _Batcher:
             v.fields[a:b] = q[i:i + b - a]
             v.done, i = b, i + b - a
             if v.done == v.pairs:  # the whole video: its flow JPEGs and meta.json to a worker
-                jpeg = self.kwargs["jpeg_quality"]
-                self.writing[self.pool.submit(_write_job, v.vdir, v.fields, v.meta, jpeg)] = v
+                jpeg, hook = self.kwargs["jpeg_quality"], self.kwargs["on_written"]
+                self.writing[self.pool.submit(_write_job, v.vdir, v.fields, v.meta, jpeg, hook)] = v
                 self._drop(key, v)
 
     def _drop(self, key: tuple[int, int], v: _Video) -> None:

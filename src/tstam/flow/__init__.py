@@ -16,10 +16,12 @@ the same ``TVL1Params``: it solves many pairs at once, on the CPU or a GPU (``fl
 
 Flow convention (OpenCV's): ``prev[y, x] ~ next[y + flow[y, x, 1], x + flow[y, x, 0]]``.
 """
+from .accuracy import end_point_error, known_motion_pairs
 from .compute import compute_flow, dequantize_flow, flow_pairs, iter_flow, quantize_flow, to_gray
 from .config import FLOW_ALGORITHMS, DISParams, FarnebackParams, FlowAlgorithm, FlowConfig, TVL1Params
 
 __all__ = [
     "FLOW_ALGORITHMS", "FlowAlgorithm", "TVL1Params", "DISParams", "FarnebackParams", "FlowConfig",
     "compute_flow", "iter_flow", "flow_pairs", "quantize_flow", "dequantize_flow", "to_gray",
+    "end_point_error", "known_motion_pairs",
 ]

@@ -22,7 +22,7 @@ import torch
 
 from tstam.checkpoint import LoadedStream, load_stream
 from tstam.data.clips import MIN_FLOW_FRAMES, flow_snippets, rgb_snippets
-from tstam.data.sampling import test_indices
+from tstam.data.sampling import protocol_indices
 from tstam.data.transforms import eval_crops
 from tstam.errors import CheckpointError, InputError
 from tstam.models import DEFAULT_FUSION_WEIGHTS, check_weights, fuse_scores, prepare_for_inference
@@ -198,9 +198,9 @@ class Recognizer:
         stream = self.streams[name]
         n, length = num_snippets or stream.test_frames, int(stream.config.new_length)
         if name == "rgb":
-            starts = test_indices(len(frames), n, length)
+            starts = protocol_indices(len(frames), n, length)
             return rgb_snippets(frames, starts, length), starts
-        starts = test_indices(len(frames) - 1, n, length)
+        starts = protocol_indices(len(frames) - 1, n, length)
         device = next(stream.model.parameters()).device
         return flow_snippets(frames, starts, length, stream.flow, device=device), starts
 

@@ -1,11 +1,11 @@
 """Paths of the real third-party files the tests read, vendored in ``tests/data`` (sources and
-licences in ``tests/data/README.md``). Not a test module. A missing file fails the import, so a
+licences in ``tests/data/README.md``). A missing file fails the import, so a
 test that needs it errors instead of skipping."""
 from __future__ import annotations
 
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 REALDATA = DATA / "realdata"
 VIDEOS = REALDATA / "videos"                      # real UCF101 / MMAction2 clips
 UCF101_SPLITS = REALDATA / "ucf101_splits"        # official UCF101 split files (CRLF)

@@ -1,5 +1,5 @@
 """Running ``python -m tstam`` as a real process, for the checks of what a user sees on stderr
-(no traceback for bad input). Not a test module."""
+(no traceback for bad input)."""
 from __future__ import annotations
 
 import os

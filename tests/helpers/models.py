@@ -1,13 +1,11 @@
 """Tiny trained-model files and small videos for the prediction, visualisation, export and API
-tests. Not a test module: imported by tests/test_predict*.py, test_visualize.py, test_export.py,
-test_api.py."""
+tests."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 import torch
-from fixtures import VIDEOS as REAL_VIDEOS  # noqa: F401  (the tests import it from here)
 
 from tstam.checkpoint import save_checkpoint
 from tstam.config import to_dict

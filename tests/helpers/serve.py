@@ -1,8 +1,7 @@
 """A real ``tstam serve`` for the serve tests: the CLI in a subprocess on a free loopback port
 (``--port 0``), tiny checkpoints, a pool of 1 worker + 1 queued request, a 1 MB upload limit,
 and its own TMPDIR so that the tests can look into its private work folder. Plus a small
-stdlib HTTP client (multipart uploads). Not a test module: the fixture is imported by
-conftest.py."""
+stdlib HTTP client (multipart uploads). The fixtures are imported by conftest.py."""
 from __future__ import annotations
 
 import http.client
@@ -12,16 +11,16 @@ import re
 import signal
 import subprocess
 import sys
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from predict_models import make_checkpoints
 
 from tstam.serve.client import encode_multipart as multipart
+
+from helpers.models import make_checkpoints
+from helpers.processes import OutputLines, wait_until
 
 LIMIT_MB = 1            # --max-upload-mb: mmaction2_test.mp4 (1.35 MB) is over it, the .avi clips are not
 WORKERS, QUEUE = 1, 1   # capacity 2: the third request in flight gets 503
@@ -40,12 +39,16 @@ class Reply:
 class Server:
     """The running server: its URL, work folder and a few HTTP helpers."""
 
-    def __init__(self, proc: subprocess.Popen, url: str, tmp: Path, ckpts: dict[str, Path]):
-        self.proc, self.url, self.tmp, self.ckpts = proc, url, tmp, ckpts
+    def __init__(self, proc: subprocess.Popen, out: OutputLines, url: str, tmp: Path, ckpts: dict[str, Path]):
+        self.proc, self.out, self.url, self.tmp, self.ckpts = proc, out, url, tmp, ckpts
         m = re.match(r"http://([^:/]+):(\d+)/", url)
         assert m, url
         self.host, self.port = m.group(1), int(m.group(2))
-        self.output: list[str] = []
+
+    @property
+    def output(self) -> list[str]:
+        """The server's output lines so far (stdout and stderr)."""
+        return self.out.lines
 
     @property
     def workdir(self) -> Path:
@@ -75,40 +78,28 @@ class Server:
 
     def wait_idle(self, timeout: float = 60) -> None:
         """Until no request holds a slot (healthz busy == 0)."""
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.get("/healthz").json()["busy"] == 0:
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"server still busy after {timeout} s: {self.get('/healthz').json()}")
+        wait_until(lambda: self.get("/healthz").json()["busy"] == 0, timeout, "the server to be idle (healthz busy 0)",
+                   state=lambda: self.get("/healthz").json())
 
 
 TEST_SETTINGS = ("--workers", str(WORKERS), "--queue", str(QUEUE), "--max-upload-mb", str(LIMIT_MB), "--threads", "1")
 
 
-def start_server(tmp: Path, ckpts: dict[str, Path], *settings: str) -> Server:
+def start_server(tmp: Path, ckpts: dict[str, Path], *settings: str, timeout: float = 120) -> Server:
     """Run ``python -m tstam serve`` with ``settings`` and wait until it is up (port 0: the OS
-    picks a free port, which the server prints)."""
+    picks a free port, which the server prints); fail after ``timeout`` s."""
     env = {**os.environ, "TMPDIR": str(tmp), "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "tstam", "serve", "--rgb", str(ckpts["rgb"]), "--flow", str(ckpts["flow"]),
            "--port", "0", *settings]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    lines: list[str] = []
-    url = None
-    assert proc.stdout is not None
-    for line in proc.stdout:  # until uvicorn says it is up
-        lines.append(line)
-        m = re.search(r"listening on (http://\S+/)", line)
-        url = url or (m.group(1) if m else None)
-        if "Application startup complete" in line:
-            break
-    if url is None or proc.poll() is not None:
+    out = OutputLines(proc)
+    try:
+        out.wait_for("Application startup complete", timeout, "tstam serve to start (uvicorn's startup line)")
+        url = out.wait_for(r"listening on (http://\S+/)", 0, "tstam serve's URL").group(1)
+    except AssertionError:
         proc.kill()
-        raise AssertionError("tstam serve did not start:\n" + "".join(lines))
-    server = Server(proc, url, tmp, ckpts)
-    server.output = lines
-    threading.Thread(target=lambda: server.output.extend(proc.stdout), daemon=True).start()  # keep the pipe drained
-    return server
+        raise
+    return Server(proc, out, url, tmp, ckpts)
 
 
 def stop_server(server: Server) -> int:

@@ -1,6 +1,6 @@
 """A tiny real frame store for the engine tests, built from the real MMAction2/UCF101 frames in
 ``tests/data/realdata`` (RGB JPEGs of v_ApplyEyeMakeup_g01_c01, grey flow JPEGs), plus tiny
-training configs. Not a test module: imported by tests/test_engine_*.py."""
+training configs."""
 from __future__ import annotations
 
 import contextlib
@@ -9,10 +9,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from fixtures import MMA_FRAMES as REAL
-
 from tstam.data.store import FLOW_X_TMPL, FLOW_Y_TMPL, RGB_TMPL, write_meta
 from tstam.flow import FlowConfig
+
+from helpers.realdata import MMA_FRAMES as REAL
 
 CLASSES = ["ApplyEyeMakeup", "BaseballPitch", "Clap", "Dive"]
 FLOW_META = FlowConfig().describe()  # what meta.json records (the fixture's flow JPEGs are grey images)
