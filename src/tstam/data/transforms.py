@@ -62,7 +62,7 @@ def resize(clip: torch.Tensor, size: tuple[int, int] | list[int]) -> torch.Tenso
 
 
 def _resize_float(clip: torch.Tensor, size: tuple[int, int], shrink: bool) -> torch.Tensor:
-    """``resize`` off the CPU: uint8 kernels there are missing (antialiased) or truncate instead of rounding."""
+    """``resize`` off the CPU: torch's uint8 kernels for both filters are the CPU's; float32 serves everywhere."""
     out = F.interpolate(clip.float(), size=size, mode="bilinear", align_corners=False, antialias=shrink)
     return out.round_().clamp_(0, 255).to(torch.uint8)
 
