@@ -13,7 +13,8 @@ clip; 224x224 crops):
    flip run per batch on the training device, whose cost on this CPU is shown apart as ``+ device
    finish``) and ``loader`` (``crop_resize_on = "loader"``: the same reading, the resize in the
    worker). Train mode (multi-scale crop, flip) and the evaluation modes (val: centre crop; test:
-   25 frames x 10 crops).
+   25 frames x 10 crops). In train mode also ``decode only``: reading and decoding the clip's
+   JPEGs and nothing else, the floor of any path that gives the same clips.
 2. That every path gives the baseline's clips byte for byte (finished on this CPU).
 3. Loader clips/s with one worker (the per-worker rate; batch 8, the first batch not timed),
    baseline and default, alternating.
@@ -38,6 +39,7 @@ import torch
 from torch.utils.data import default_collate
 
 from tstam.data import DataConfig, FrameDataset, VideoRecord, build_loader, frame_dir
+from tstam.data.frames import _file_bytes  # the readers' own file access, for the decoding floor
 from tstam.data.sampling import snippet_indices
 from tstam.data.transforms import crop, hflip, resize
 from tstam.models import ModelConfig
@@ -165,6 +167,26 @@ def finished(ds: FrameDataset, keys: list[tuple[int, int]], batch: int = BATCH) 
     return out
 
 
+def key_files(ds: FrameDataset, key: tuple[int, int]) -> list[str]:
+    """The JPEGs a training clip of ``key`` decodes (its generator's snippet draws, as the datasets make them)."""
+    index, epoch = key
+    record = ds.records[index]
+    rng = np.random.default_rng([ds.seed, epoch, index])
+    n = record.num_frames if ds.modality == "rgb" else record.num_frames - 1
+    idx = snippet_indices(ds._starts(n, rng), ds.snippet_length, n).ravel().tolist()
+    d = frame_dir(record, ds.root)
+    if ds.modality == "rgb":
+        return [str(d / ds.data.rgb_tmpl.format(i + 1)) for i in idx]
+    return [str(d / t.format(i + 1)) for i in idx for t in (ds.data.flow_x_tmpl, ds.data.flow_y_tmpl)]
+
+
+def decode_only(files: list[list[str]], flags: int) -> None:
+    """Read and decode the files, nothing else: the floor of any path that gives the same clips."""
+    for clip in files:
+        for f in clip:
+            cv2.imdecode(np.frombuffer(_file_bytes(f), np.uint8), flags)
+
+
 def side_by_side(recs: list[VideoRecord], root: str, modality: str, mode: str, keys: list[tuple[int, int]],
                  rounds: int) -> dict:
     """Per-clip CPU ms of each path over ``rounds`` alternating rounds, and whether the clips agree."""
@@ -179,13 +201,17 @@ def side_by_side(recs: list[VideoRecord], root: str, modality: str, mode: str, k
     times: dict[str, list[float]] = {name: [] for name in paths}
     if mode == "train":
         times["+ device finish"] = []
+        times["decode only"] = []
         device = paths["device"]
         batches = [default_collate([device[k] for k in keys[i:i + BATCH]])[0] for i in range(0, len(keys), BATCH)]
+        files = [key_files(device, k) for k in keys]
+        flags = cv2.IMREAD_COLOR if modality == "rgb" else cv2.IMREAD_GRAYSCALE
     for r in range(rounds):
         for name in list(paths) if r % 2 == 0 else list(reversed(paths)):
             times[name].append(cpu_ms(lambda: worker_pass(paths[name], keys, batch), len(keys)))  # noqa: B023
         if mode == "train":
             times["+ device finish"].append(cpu_ms(lambda: [device.batch_transform(b) for b in batches], len(keys)))
+            times["decode only"].append(cpu_ms(lambda: decode_only(files, flags), len(keys)))
     base = finished(paths["baseline"], keys, batch)
     same = {name: all(torch.equal(a, b) for a, b in zip(finished(ds, keys, batch), base, strict=True))
             for name, ds in paths.items() if name != "baseline"}
@@ -222,6 +248,8 @@ def main() -> None:
                     ratio = f"{med[name] / med['baseline']:.3f}" if name != "baseline" else ""
                     if name == "+ device finish":  # what the clip costs in all when the device is this CPU
                         ratio = f"device + finish: {(med['device'] + med[name]) / med['baseline']:.3f}"
+                    if name == "decode only":
+                        ratio = f"{ratio} (the floor)"
                     same = {True: "yes", False: "NO"}.get(res["same"].get(name), "")
                     print(f"| {modality} | {mode} | {name} | {med[name]:.2f} [{min(t):.2f}-{max(t):.2f}] | {ratio} "
                           f"| {same} |", flush=True)
