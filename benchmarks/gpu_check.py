@@ -30,7 +30,8 @@ Sections (``gpu_check_parts.py`` holds the data-side ones):
    / FLOP floor (model FLOPs / TF32 matmul rate), peak memory against the ``--max-memory-mb``
    chunking budget, scores equal to the CPU's (max |p_gpu - p_cpu| <= 1e-3).
 7. the training loader: clips/s of one worker (RGB, flow) against what one GPU step consumes:
-   workers needed to feed one GPU (goal: <= 15 of a 16-core machine).
+   workers needed to feed one GPU (goal: <= 6), and the time the device takes to resize and flip
+   a batch of the loader's crops (``data.crop_resize_on = "device"``, the default).
 8. recognizer and ONNX export from a CUDA stream equal to the CPU's (<= 1e-4); the stream stays usable.
 9. GPU TV-L1 (``tstam.tvl1_torch``): ``benchmarks/gpu_flow.py``'s rows (pairs/s,
    peak memory, end-point error against OpenCV's flow stored in benchmarks/data); on a GPU also the
@@ -329,7 +330,7 @@ def main() -> int:
 
     sections = [("heads", lambda: check_heads(dev, s)), ("syncs", lambda: check_syncs(dev, s)), ("step", step),
                 ("conv", lambda: check_grouped_conv(dev, s)), ("ddp", lambda: check_ddp(Path(__file__), s, args.device, args.tiny)),
-                ("protocol", lambda: check_protocol(dev, s, args.max_memory_mb)), ("loader", lambda: check_loader(s, rates)),
+                ("protocol", lambda: check_protocol(dev, s, args.max_memory_mb)), ("loader", lambda: check_loader(dev, s, rates)),
                 ("recognizer", lambda: check_recognizer(dev)), ("gpu flow", lambda: gpu_flow_rows(dev, args.tiny))]
     if not args.tiny:  # decodes the real clips and times the device for 10 s: not for the suite's CPU run
         sections.append(("extract balance", lambda: extract_balance_rows(dev)))

@@ -239,8 +239,9 @@ def check_protocol(dev: torch.device, s: Sizes, budget_mb: float) -> list[Row]:
 
 # ---------------------------------------------------------------------------------- 7. the loader
 
-def check_loader(s: Sizes, step_rates: dict[str, float]) -> list[Row]:
+def check_loader(dev: torch.device, s: Sizes, step_rates: dict[str, float]) -> list[Row]:
     from bench_loader import loader_rate, make_store
+    from torch.utils.data import default_collate
 
     from tstam.data import DataConfig, FrameDataset
 
@@ -253,9 +254,16 @@ def check_loader(s: Sizes, step_rates: dict[str, float]) -> list[Row]:
                                                 input_size=s.size), seed=0)
             per_worker = loader_rate(ds, 1, s.loader_clips)
             need = step_rates[modality] / per_worker
+            # the crops' resize and flip, which the training step does on the device before its forward
+            batch = default_collate([ds[(i % len(ds), 0)][0] for i in range(s.batch)])
+            if dev.type == "cuda":  # as the loader delivers them
+                batch = batch._replace(pixels=batch.pixels.pin_memory())
+            x = batch.to(dev)
+            finish_ms = timed(lambda: ds.batch_transform(x), dev, 5) / 5 * 1e3  # noqa: B023
             rows.append(Row("7 loader", f"{modality}: one worker vs one GPU step (batch {s.batch}x{s.segments})",
                             f"{per_worker:.1f} clips/s per worker; the step takes {step_rates[modality]:.0f} clips/s "
-                            f"-> {need:.1f} workers", "<= 15 workers", need <= 15 if s is FULL else None))
+                            f"-> {need:.1f} workers; resizing the batch's crops on the device {finish_ms:.1f} ms",
+                            "<= 6 workers", need <= 6 if s is FULL else None))
     return rows
 
 

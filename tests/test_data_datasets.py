@@ -1,20 +1,33 @@
-"""FrameDataset on real JPEG stores (written here and the MMAction2 fixture), determinism, loader."""
+"""FrameDataset on real JPEG stores (written here and the MMAction2 fixture), determinism, loader;
+training clips cut from the stored frames' windows and finished per batch (``TrainCrops``) equal
+the clips of the whole frames resized, cropped, resized and flipped clip by clip."""
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import default_collate
 
+from tstam.config import ConfigError
 from tstam.data.config import DataConfig
 from tstam.data.datasets import FrameDataset
-from tstam.data.loader import ShardSampler, build_loader
+from tstam.data.frames import read_flow_frames, read_rgb_frames
+from tstam.data.loader import ShardSampler, build_loader, finish_batch
 from tstam.data.records import VideoRecord
+from tstam.data.sampling import snippet_indices, train_indices, val_indices
+from tstam.data.transforms import TrainCrops, TrainTransform, resize
 from tstam.models import ModelConfig
 
 from helpers.realdata import MMA_FRAMES as MMA
 
 SMALL = DataConfig(resize=[40, 56])
+
+
+def finished(ds, key):
+    """One training item as the training loop gets it: batched, then finished (``finish_batch``)."""
+    item, label = ds[key]
+    return ds.batch_transform(default_collate([item]))[0], label
 
 
 def clip_of(modality="rgb", **kw):
@@ -75,7 +88,7 @@ def test_train_flip_inverts_flow_x(store):
     ds = FrameDataset(recs[:1], root=root, mode="train", data=SMALL, model=clip_of("flow"))
     xs = set()
     for epoch in range(12):
-        clip, _ = ds[(0, epoch)]
+        clip, _ = finished(ds, (0, epoch))
         xs.add(round(float(clip[0, 0].float().mean())))
     assert any(v > 128 for v in xs) and any(v < 128 for v in xs)  # 100+i unflipped, 155-i flipped
 
@@ -93,10 +106,10 @@ def test_deterministic_by_seed_epoch_index(store):
     root, recs = store
     a = FrameDataset(recs, root=root, mode="train", data=SMALL, model=clip_of(), seed=3)
     b = FrameDataset(recs, root=root, mode="train", data=SMALL, model=clip_of(), seed=3)
-    assert torch.equal(a[(0, 1)][0], b[(0, 1)][0])
-    assert any(not torch.equal(a[(0, 1)][0], a[(0, e)][0]) for e in range(2, 6))
+    assert torch.equal(finished(a, (0, 1))[0], finished(b, (0, 1))[0])
+    assert any(not torch.equal(finished(a, (0, 1))[0], finished(a, (0, e))[0]) for e in range(2, 6))
     c = FrameDataset(recs, root=root, mode="train", data=SMALL, model=clip_of(), seed=4)
-    assert any(not torch.equal(a[(0, e)][0], c[(0, e)][0]) for e in range(4))
+    assert any(not torch.equal(finished(a, (0, e))[0], finished(c, (0, e))[0]) for e in range(4))
 
 
 def test_store_problems_raise_before_training(tmp_path):
@@ -110,7 +123,7 @@ def test_store_problems_raise_before_training(tmp_path):
 def test_mmaction_fixture_rgb_and_flow():
     rec = VideoRecord(MMA.name, MMA.name, 0)
     cfg = DataConfig(flow_x_tmpl="x_{:05d}.jpg", flow_y_tmpl="y_{:05d}.jpg")
-    rgb, _ = FrameDataset([rec], root=MMA.parent, mode="train", data=cfg, model=ModelConfig())[0]
+    rgb, _ = finished(FrameDataset([rec], root=MMA.parent, mode="train", data=cfg, model=ModelConfig()), 0)
     assert rgb.shape == (6, 3, 224, 224)
     flow_ds = FrameDataset([rec], root=MMA.parent, mode="val", data=cfg, model=ModelConfig(modality="flow"))
     assert flow_ds.records[0].num_frames == 6  # 5 flow fields
@@ -140,7 +153,7 @@ def test_ddp_shards_disjoint_and_cover():
 
 
 def _labels_and_sums(loader):
-    return [(b[1].tolist(), [int(x) for x in b[0].long().sum(dim=(1, 2, 3, 4))]) for b in loader]
+    return [(b[1].tolist(), [int(x) for x in finish_batch(loader, b[0]).long().sum(dim=(1, 2, 3, 4))]) for b in loader]
 
 
 @pytest.mark.slow
@@ -192,3 +205,132 @@ def test_resume_on_another_number_of_processes_takes_exactly_the_rest(before, af
     expect = order[done:][: (n - done) // after * after]  # what splits evenly over the new ranks
     assert sorted(rest.tolist()) == sorted(expect.tolist())
     assert {len(s.shard()) for s in new} == {(n - done) // after}
+
+
+def textured_store(root: Path, size: tuple[int, int], frames: int = 14, seed: int = 0) -> list[VideoRecord]:
+    """Two videos of random-textured frames (every crop, scale and flip shows), JPEG quality 95."""
+    rng = np.random.default_rng(seed)
+    recs = []
+    for v in range(2):
+        d = root / f"v_{v}"
+        d.mkdir()
+        for i in range(1, frames + 1):
+            cv2.imwrite(str(d / f"img_{i:05d}.jpg"), rng.integers(0, 256, (*size, 3), dtype=np.uint8),
+                        [cv2.IMWRITE_JPEG_QUALITY, 95])
+            if i < frames:
+                for c in "xy":
+                    cv2.imwrite(str(d / f"flow_{c}_{i:05d}.jpg"), rng.integers(0, 256, size, dtype=np.uint8),
+                                [cv2.IMWRITE_JPEG_QUALITY, 95])
+        recs.append(VideoRecord(d.name, f"C/{d.name}.avi", v))
+    return recs
+
+
+def whole_frames(d: Path, idx: np.ndarray, modality: str) -> torch.Tensor:
+    """The snippets' frames decoded here with OpenCV: uint8 (S, L*C, H, W), RGB order, x/y interleaved."""
+    if modality == "rgb":
+        f = [cv2.imread(str(d / f"img_{i + 1:05d}.jpg"))[..., ::-1].transpose(2, 0, 1) for i in idx.ravel()]
+    else:
+        f = [np.stack([cv2.imread(str(d / f"flow_{c}_{i + 1:05d}.jpg"), cv2.IMREAD_GRAYSCALE) for c in "xy"])
+             for i in idx.ravel()]
+    return torch.from_numpy(np.stack(f)).reshape(idx.shape[0], -1, *f[0].shape[-2:])
+
+
+@pytest.mark.parametrize("where", ["device", "loader"])
+@pytest.mark.parametrize("stored", [(40, 56), (48, 64)])  # as data.resize (windows decoded), larger (resized first)
+@pytest.mark.parametrize("modality", ["rgb", "flow"])
+def test_train_clips_equal_whole_frames_transformed(tmp_path, modality, stored, where):
+    """Training clips, batched with mixed crop sizes and flips and finished as the loop does, are
+    byte for byte the whole stored frames resized, cropped, resized and flipped clip by clip,
+    with the parameters a (seed, epoch, index) generator draws: snippets first, then the crop."""
+    recs = textured_store(tmp_path, stored)
+    data = DataConfig(resize=[40, 56], crop_resize_on=where)
+    model = clip_of(modality)
+    ds = FrameDataset(recs, root=tmp_path, mode="train", data=data, model=model, seed=7)
+    keys = [(i, e) for e in range(8) for i in range(2)]
+    items = [ds[k][0] for k in keys]
+    assert all(isinstance(x, TrainCrops) == (where == "device") for x in items)
+    got = ds.batch_transform(default_collate(items))
+    tf = TrainTransform(data, model)
+    drawn = set()
+    for (i, e), clip in zip(keys, got, strict=True):
+        rng = np.random.default_rng([7, e, i])
+        n = ds.records[i].num_frames - (modality == "flow")
+        idx = snippet_indices(train_indices(n, 3, model.new_length, rng), model.new_length, n)
+        params = tf.draw(rng)
+        drawn.add(params[2:])
+        want = tf.apply(whole_frames(tmp_path / recs[i].video_id, idx, modality), params)
+        assert clip.shape == want.shape == (3, 3 * model.new_length if modality == "rgb" else 10, 32, 32)
+        assert torch.equal(clip, want), (i, e, params)
+    assert len({(h, w) for h, w, _ in drawn}) >= 3 and {f for _, _, f in drawn} == {False, True}  # variety seen
+    if where == "device":  # the crop sits top-left in a buffer of the largest crop, zeros around it
+        x = items[0]
+        h, w, _ = x.params.tolist()
+        assert x.pixels.shape[-2:] == (40, 40) and not x.pixels[..., h:, :].any() and not x.pixels[..., :, w:].any()
+
+
+@pytest.mark.parametrize("modality", ["rgb", "flow"])
+def test_val_clip_is_the_centre_window_of_the_stored_frames(tmp_path, modality):
+    recs = textured_store(tmp_path, (40, 56))
+    ds = FrameDataset(recs, root=tmp_path, mode="val", data=SMALL, model=clip_of(modality))
+    clip, _ = ds[1]
+    n, L = ds.records[1].num_frames - (modality == "flow"), ds.snippet_length
+    idx = snippet_indices(val_indices(n, 3, L), L, n)
+    assert torch.equal(clip, whole_frames(tmp_path / "v_1", idx, modality)[..., 4:36, 12:44])  # (40-32)/2, (56-32)/2
+
+
+def test_readers_keep_a_window_and_fill_a_given_array(tmp_path):
+    recs = textured_store(tmp_path, (40, 56))
+    d = tmp_path / recs[0].video_id
+    full = read_flow_frames(d, [0, 3, 3, 5])
+    assert full.shape == (4, 2, 40, 56)
+    assert np.array_equal(full[1, 0], cv2.imread(str(d / "flow_x_00004.jpg"), cv2.IMREAD_GRAYSCALE))
+    out = np.zeros((4, 2, 30, 40), np.uint8)
+    assert read_flow_frames(d, [0, 3, 3, 5], window=(2, 5, 30, 40), out=out) is out
+    assert np.array_equal(out, full[:, :, 2:32, 5:45])
+    rgb = read_rgb_frames(d, [1, 1, 4], window=(10, 0, 30, 56))
+    assert rgb.shape == (3, 30, 56, 3)
+    assert np.array_equal(rgb[2], cv2.imread(str(d / "img_00005.jpg"))[10:40, :, ::-1])
+    with pytest.raises(ValueError, match=r"crop \(y=20, x=0, h=30, w=40\) does not fit its 40x56 frames"):
+        read_flow_frames(d, [0], window=(20, 0, 30, 40))
+    cv2.imwrite(str(d / "flow_x_00007.jpg"), np.zeros((48, 64), np.uint8))
+    cv2.imwrite(str(d / "flow_y_00007.jpg"), np.zeros((48, 64), np.uint8))
+    with pytest.raises(ValueError, match=r"frames differ in size \[\(40, 56\), \(48, 64\)\]"):
+        read_flow_frames(d, [0, 6])
+
+
+def test_off_the_cpu_resize_is_within_one_grey_level():
+    """Off the CPU ``resize`` computes in float32 and rounds (the stated difference): at most one
+    grey level from the CPU's uint8 kernel, shrinking (antialiased) or enlarging."""
+    from tstam.data.transforms import _resize_float
+
+    clip = torch.randint(0, 256, (2, 10, 40, 40), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    for size in ((32, 32), (48, 56), (32, 56)):
+        diff = (resize(clip, size).int() - _resize_float(clip, size, size[0] < 40 or size[1] < 40).int()).abs()
+        assert diff.max() <= 1 and 0 < diff.float().mean() < 0.5
+
+
+DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU")])]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_train_crops_finished_on_the_device(tmp_path, device):
+    """A batch moved to the device (pinned as the loader does on a GPU machine) and finished there:
+    the same clips as in the loader, within one grey level off the CPU."""
+    recs = textured_store(tmp_path, (40, 56))
+    on_device = FrameDataset(recs, root=tmp_path, mode="train", data=SMALL, model=clip_of("flow"), seed=2)
+    in_loader = FrameDataset(recs, root=tmp_path, mode="train", model=clip_of("flow"), seed=2,
+                             data=DataConfig(resize=[40, 56], crop_resize_on="loader"))
+    loader = build_loader(on_device, batch_size=2, shuffle=True, workers=0, seed=1)
+    want = build_loader(in_loader, batch_size=2, shuffle=True, workers=0, seed=1)
+    for (x, _), (w, _) in zip(loader, want, strict=True):
+        x = x.to(device)
+        assert x.pixels.device.type == device and x.params.device.type == "cpu"  # read without a device sync
+        got = finish_batch(loader, x)
+        assert got.device.type == device and got.dtype == torch.uint8
+        assert (got.cpu().int() - w.int()).abs().max() <= (0 if device == "cpu" else 1)
+
+
+def test_crop_resize_on_must_be_known():
+    with pytest.raises(ConfigError, match=r"data.crop_resize_on='gpu' is not valid; expected one of \['device', 'loader'\]"):
+        DataConfig(crop_resize_on="gpu")

@@ -45,6 +45,9 @@ class DataConfig:
                                           # (default: a shortfall of max(2, 2 %) is accepted, tstam.video)
     flow_on: Literal["loader", "device"] = "loader"  # VideoDataset's flow: per clip in the loader workers
                                           # (CPU), or per batch on the training device (tvl1_torch, e.g. a GPU)
+    crop_resize_on: Literal["device", "loader"] = "device"  # training crops resized to model.input_size and
+                                          # flipped per batch on the training device (the workers then only decode
+                                          # and crop), or per clip in the workers
 
     def __post_init__(self) -> None:
         check_literals(self, "data")

@@ -4,9 +4,11 @@ Items: train/val -> ``(clip, label)`` with clip uint8 (N, C, H, W); test -> clip
 (crops, test_frames, C, H, W). C = 3 x snippet length (RGB) or 2 x snippet length (flow, stacked
 x1, y1, ..., x5, y5). Clips stay uint8 (a quarter of the bytes of float32 through shared memory,
 pinning and PCIe); the consumer normalises them on its device with the ``Preprocess`` that
-travels with the weights (``Preprocess.normalize_clip``). A ``VideoDataset`` with
-``data.flow_on = "device"`` gives ``FlowPairs`` instead of flow clips: the training loop turns a
-batch of them into clips on its device (``tstam.data.loader.finish_batch``). ``build_dataset``
+travels with the weights (``Preprocess.normalize_clip``). Some items are finished on the
+training device, per batch (``tstam.data.loader.finish_batch``, which the training and
+evaluation loops call): training items are ``TrainCrops`` (the crop, to be resized and flipped
+there) unless ``data.crop_resize_on = "loader"``, and a ``VideoDataset`` with
+``data.flow_on = "device"`` gives ``FlowPairs`` (the flow is computed there). ``build_dataset``
 picks the dataset from ``data.input``.
 
 What a clip is (modality, segments, snippet length, crop size) comes from the ``ModelConfig`` it
@@ -26,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from tstam.errors import FrameStoreError, VideoError
 
@@ -35,10 +37,10 @@ from ..flow import FlowConfig, quantize_flow
 from .check import check_records, fill_num_frames, raise_on_problems
 from .clips import MIN_FLOW_FRAMES, FlowPairs, fields_to_clip, flow_fields, flow_snippets, frame_pairs, rgb_snippets
 from .config import DataConfig
-from .frames import read_flow_frames, read_rgb_frames
+from .frames import Window, frame_size, read_flow_frames, read_rgb_frames
 from .records import VideoRecord, frame_dir, video_path
 from .sampling import protocol_indices, snippet_indices, train_indices, val_indices
-from .transforms import EvalTransform, TrainTransform
+from .transforms import EvalTransform, TrainCrops, TrainTransform, center_window
 
 if TYPE_CHECKING:
     from ..models import ModelConfig
@@ -67,6 +69,7 @@ class _ClipDataset(Dataset):
         self.seed = int(seed)
         self.epoch = 0  # used for plain integer keys; loader keys carry their own epoch
         self.records = list(records)
+        self.input_size = model.input_size
         self._train_tf = TrainTransform(data, model)
         self._eval_tf = EvalTransform(data, model, 1 if mode != "test" else data.test_crops)
 
@@ -88,10 +91,14 @@ class _ClipDataset(Dataset):
         """The clip's random crop and flip (training), drawn after its snippets; None otherwise."""
         return self._train_tf.draw(rng) if self.mode == "train" else None
 
-    def _finish(self, clip: torch.Tensor, params: tuple[int, int, int, int, bool] | None) -> torch.Tensor:
-        """uint8 (S, C, H, W) -> augmented, cropped uint8 clip (test: one per crop)."""
+    def _finish(self, clip: torch.Tensor, params: tuple[int, int, int, int, bool] | None) -> torch.Tensor | TrainCrops:
+        """uint8 (S, C, H, W) -> augmented, cropped uint8 clip (test: one per crop); in training
+        with ``data.crop_resize_on = "device"`` the crop, as ``TrainCrops``, for ``batch_transform``."""
         if self.mode == "train":
-            return self._train_tf.apply(clip, params)
+            window = self._train_tf.window(clip, params)
+            if self.data.crop_resize_on == "device":
+                return self._train_tf.crops(window, params[4])
+            return self._train_tf.finish(window, params[4])
         views = self._eval_tf(clip)
         return views[0] if self.mode == "val" else views
 
@@ -109,8 +116,9 @@ class _ClipDataset(Dataset):
 
     def batch_transform(self, x: Any) -> torch.Tensor:
         """A batch moved to the training device, finished there (``tstam.data.loader.finish_batch``):
-        the clips themselves here; ``VideoDataset`` computes flow clips from ``FlowPairs``."""
-        return x
+        ``TrainCrops`` resized to the input size and flipped; clips as they are. ``VideoDataset``
+        also computes flow clips from ``FlowPairs``."""
+        return self._train_tf.finish_batch(x) if isinstance(x, TrainCrops) else x
 
 
 class FrameDataset(_ClipDataset):
@@ -134,6 +142,7 @@ class FrameDataset(_ClipDataset):
         if check:
             raise_on_problems(check_records(self.records, self.root, self.modality, layout=layout))
         self.records = fill_num_frames(self.records, self.root, self.modality, layout=layout)
+        self._sizes: dict[Path, tuple[int, int] | None] = {}  # stored frame size per video folder
         if self.modality == "flow":
             short = [r.video_id for r in self.records if r.num_frames is not None and r.num_frames < 2]
             if short:
@@ -141,19 +150,57 @@ class FrameDataset(_ClipDataset):
                                       f"e.g. {short[0]!r}; drop them from the list")
         log.info("FrameDataset: %d %s videos under %s, mode %s", len(self.records), self.modality, self.root, mode)
 
-    def _read(self, record: VideoRecord, rng: np.random.Generator) -> torch.Tensor:
+    def _item(self, record: VideoRecord, rng: np.random.Generator) -> Any:
         d = frame_dir(record, self.root)
-        L = self.snippet_length
         assert record.num_frames is not None
         num_items = record.num_frames if self.modality == "rgb" else record.num_frames - 1
-        idx = snippet_indices(self._starts(num_items, rng), L, num_items)  # (S, L)
+        idx = snippet_indices(self._starts(num_items, rng), self.snippet_length, num_items)  # (S, L)
+        params = self._draw(rng)  # after the snippets, as every dataset draws them
+        window = (params[:4] if params is not None else
+                  center_window(*self.data.resize, self.input_size) if self.mode == "val" else None)
+        if window is not None and self._stored_size(d, int(idx[0, 0])) == tuple(self.data.resize):
+            return self._read_window(d, idx, window, params)
+        return self._finish(self._read_frames(d, idx), params)
+
+    def _stored_size(self, d: Path, index: int) -> tuple[int, int] | None:
+        """(H, W) of the video's stored frames (from one header, kept), None if unreadable."""
+        size = self._sizes.get(d)
+        if size is None:
+            tmpl = self.data.rgb_tmpl if self.modality == "rgb" else self.data.flow_x_tmpl
+            size = self._sizes[d] = frame_size(d / tmpl.format(index + 1))
+        return size
+
+    def _read_frames(self, d: Path, idx: np.ndarray) -> torch.Tensor:
+        """The snippets' whole frames: uint8 (S, L*C, H, W), x1, y1, ..., xL, yL for flow."""
         S = idx.shape[0]
         if self.modality == "rgb":
             frames = torch.from_numpy(read_rgb_frames(d, idx.ravel().tolist(), self.data.rgb_tmpl))  # (S*L, H, W, 3)
             frames = frames.permute(0, 3, 1, 2)                                                     # (S*L, 3, H, W)
         else:
             frames = torch.from_numpy(read_flow_frames(d, idx.ravel().tolist(), self.data.layout))  # (S*L, 2, H, W)
-        return frames.reshape(S, -1, *frames.shape[-2:])  # (S, L*C, H, W): x1, y1, ..., xL, yL for flow
+        return frames.reshape(S, -1, *frames.shape[-2:])
+
+    def _read_window(self, d: Path, idx: np.ndarray, window: Window,
+                     params: tuple[int, int, int, int, bool] | None) -> torch.Tensor | TrainCrops:
+        """Frames stored at ``data.resize``: only the window of each is kept, decoded straight
+        into the item (what ``_finish`` gives from the whole frames, without their copies)."""
+        S, L = idx.shape
+        C = 3 if self.modality == "rgb" else 2
+        h, w = window[2:]
+        crops = None
+        if params is not None and self.data.crop_resize_on == "device":
+            crops = TrainCrops.empty(S, L * C, self._train_tf.max_crop, h, w, params[4])
+            out = crops.window()
+        else:
+            out = torch.empty((S, L * C, h, w), dtype=torch.uint8)
+        frames = out.view(S * L, C, h, w).numpy()  # a view: the readers write into the item
+        if self.modality == "rgb":
+            read_rgb_frames(d, idx.ravel().tolist(), self.data.rgb_tmpl, window=window, out=frames.transpose(0, 2, 3, 1))
+        else:
+            read_flow_frames(d, idx.ravel().tolist(), self.data.layout, window=window, out=frames)
+        if crops is not None:
+            return crops
+        return self._train_tf.finish(out, params[4]) if params is not None else out
 
 
 class VideoDataset(_ClipDataset):
@@ -213,7 +260,7 @@ class VideoDataset(_ClipDataset):
         all B*S*L pairs at once on that device, quantised there; cropped and flipped on the CPU
         with the loader's functions (the same bytes as ``data.flow_on = "loader"``)."""
         if not isinstance(x, FlowPairs):
-            return x
+            return super().batch_transform(x)
         from ..flow.tvl1_torch import tvl1_flow
 
         frames, crops = x
@@ -223,7 +270,7 @@ class VideoDataset(_ClipDataset):
         crops = crops.tolist()
         clips = [self._finish(fields_to_clip(q[i], n // self.snippet_length),
                               (*crops[i][:4], bool(crops[i][4])) if self.mode == "train" else None) for i in range(b)]
-        return torch.stack(clips).to(frames.device, non_blocking=True)
+        return super().batch_transform(default_collate(clips)).to(frames.device, non_blocking=True)
 
 
 def build_dataset(records: Sequence[VideoRecord], *, data: DataConfig, model: ModelConfig, mode: Mode,

@@ -144,8 +144,10 @@ def _batch_len(batch: Any) -> int:
 
 def finish_batch(loader: Any, x: Any) -> Any:
     """A batch moved to the training device, finished there by its dataset's ``batch_transform``:
-    clips stay as they are; ``FlowPairs`` (``VideoDataset``, ``data.flow_on = "device"``) become
-    flow clips computed on that device. The one call the training and evaluation loops make."""
+    clips stay as they are; ``TrainCrops`` (training, ``data.crop_resize_on = "device"``) are
+    resized to the input size and flipped there; ``FlowPairs`` (``VideoDataset``,
+    ``data.flow_on = "device"``) become flow clips computed there. The one call the training and
+    evaluation loops make."""
     finish = getattr(getattr(loader, "dataset", None), "batch_transform", None)
     return x if finish is None else finish(x)
 

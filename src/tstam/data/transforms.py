@@ -7,10 +7,15 @@ scale jitter, resize to ``input_size``, random horizontal flip; every random par
 once per clip and applied to all its frames. A flip of a flow clip also inverts the x channels
 (``255 - x``), since the motion changes direction. Testing: 1 (centre), 3 or 10 crops
 (4 corners + centre, and their flips). The final normalisation is ``Preprocess.normalize``.
+
+A training clip can stop half way: ``TrainTransform.crops`` keeps the uint8 crop window (padded
+to a fixed size, so that clips of different crop sizes batch together) as ``TrainCrops``, and
+``TrainTransform.finish_batch`` resizes and flips a whole batch of them where it lies, e.g. on the
+training GPU, so that the loader workers only decode and crop (``DataConfig.crop_resize_on``).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
@@ -22,8 +27,8 @@ if TYPE_CHECKING:
     from ..models import ModelConfig
 
 __all__ = [
-    "resize", "crop", "hflip", "fixed_offsets", "multiscale_crop_params",
-    "center_crop", "three_crop", "ten_crop", "eval_crops", "TrainTransform", "EvalTransform",
+    "resize", "crop", "hflip", "fixed_offsets", "crop_sizes", "multiscale_crop_params", "center_window",
+    "center_crop", "three_crop", "ten_crop", "eval_crops", "TrainCrops", "TrainTransform", "EvalTransform",
 ]
 
 
@@ -33,12 +38,17 @@ def _check_clip(clip: torch.Tensor) -> None:
 
 
 def resize(clip: torch.Tensor, size: tuple[int, int] | list[int]) -> torch.Tensor:
-    """Bilinear resize of a uint8 clip to ``size`` = (H, W) (antialiased when shrinking)."""
+    """Bilinear resize of a uint8 clip to ``size`` = (H, W) (antialiased when shrinking).
+
+    On the CPU, torch's uint8 kernel; on other devices the same filter in float32, rounded back to
+    uint8 (each pixel within one grey level of the CPU's fixed-point result)."""
     _check_clip(clip)
     h, w = int(size[0]), int(size[1])
     if clip.shape[-2:] == (h, w):
         return clip
     shrink = h < clip.shape[-2] or w < clip.shape[-1]
+    if clip.device.type != "cpu":
+        return _resize_float(clip, (h, w), shrink)
     # torch's fast uint8 bilinear kernel wants 3 channels; channels resize independently, so
     # regroup all T*C planes in threes (zero planes pad the last group) and undo afterwards.
     T, C, H, W = clip.shape
@@ -51,6 +61,12 @@ def resize(clip: torch.Tensor, size: tuple[int, int] | list[int]) -> torch.Tenso
     return out.reshape(-1, h, w)[: T * C].reshape(T, C, h, w)
 
 
+def _resize_float(clip: torch.Tensor, size: tuple[int, int], shrink: bool) -> torch.Tensor:
+    """``resize`` off the CPU: torch's uint8 kernels for both filters are the CPU's; float32 serves everywhere."""
+    out = F.interpolate(clip.float(), size=size, mode="bilinear", align_corners=False, antialias=shrink)
+    return out.round_().clamp_(0, 255).to(torch.uint8)
+
+
 def crop(clip: torch.Tensor, y: int, x: int, h: int, w: int) -> torch.Tensor:
     """The same window of every frame; raises if it does not fit."""
     H, W = clip.shape[-2:]
@@ -61,10 +77,9 @@ def crop(clip: torch.Tensor, y: int, x: int, h: int, w: int) -> torch.Tensor:
 
 def hflip(clip: torch.Tensor, *, flow: bool) -> torch.Tensor:
     """Horizontal flip; for flow clips also ``x -> 255 - x`` on the x channels (0, 2, 4, ...)."""
-    out = clip.flip(-1)
+    out = clip.flip(-1)  # a copy, never a view
     if flow:
-        out = out.clone()
-        out[..., 0::2, :, :] = 255 - out[..., 0::2, :, :]
+        out[..., 0::2, :, :].bitwise_not_()  # 255 - x, in place: the complement of a byte
     return out
 
 
@@ -78,16 +93,21 @@ def fixed_offsets(height: int, width: int, crop_h: int, crop_w: int, *, more_fix
     return ret
 
 
+def crop_sizes(height: int, width: int, *, input_size: int, scales: list[float]) -> list[int]:
+    """The multi-scale crop sides: ``int(min(H, W) * s)`` for s in ``scales``, snapped to ``input_size`` within 3 px."""
+    base = min(height, width)
+    sizes = [int(base * s) for s in scales]
+    return [input_size if abs(s - input_size) < 3 else s for s in sizes]
+
+
 def multiscale_crop_params(height: int, width: int, *, input_size: int, scales: list[float], max_distort: int,
                            more_fix_crop: bool, rng: np.random.Generator) -> tuple[int, int, int, int]:
     """One random TSN multi-scale crop window (y, x, h, w) for a height x width frame.
 
-    Crop sides are ``int(min(H, W) * s)`` for s in ``scales`` (snapped to ``input_size`` within
-    3 px), height and width scales at most ``max_distort`` apart, at one of the fixed positions.
+    Crop sides are ``crop_sizes``, height and width scales at most ``max_distort`` apart, at one of
+    the fixed positions.
     """
-    base = min(height, width)
-    sizes = [int(base * s) for s in scales]
-    sizes = [input_size if abs(s - input_size) < 3 else s for s in sizes]
+    sizes = crop_sizes(height, width, input_size=input_size, scales=scales)
     pairs = [(h, w) for i, h in enumerate(sizes) for j, w in enumerate(sizes) if abs(i - j) <= max_distort]
     h, w = pairs[int(rng.integers(len(pairs)))]
     offsets = fixed_offsets(height, width, h, w, more_fix_crop=more_fix_crop)
@@ -95,9 +115,13 @@ def multiscale_crop_params(height: int, width: int, *, input_size: int, scales: 
     return y, x, h, w
 
 
+def center_window(height: int, width: int, size: int) -> tuple[int, int, int, int]:
+    """The centred size x size window (y, x, h, w) of a height x width frame."""
+    return (height - size) // 2, (width - size) // 2, size, size
+
+
 def center_crop(clip: torch.Tensor, size: int) -> torch.Tensor:
-    H, W = clip.shape[-2:]
-    return crop(clip, (H - size) // 2, (W - size) // 2, size, size)
+    return crop(clip, *center_window(*clip.shape[-2:], size))
 
 
 def three_crop(clip: torch.Tensor, size: int) -> torch.Tensor:
@@ -133,10 +157,38 @@ def eval_crops(clip: torch.Tensor, *, size: int, num_crops: int, flow: bool) -> 
     raise ValueError(f"num_crops={num_crops} is not valid; expected one of [1, 3, 10]")
 
 
+class TrainCrops(NamedTuple):
+    """Training clips cropped but not yet resized to the input size nor flipped
+    (``TrainTransform.crops``); ``TrainTransform.finish_batch`` finishes them. The loader batches
+    them field by field (``default_collate`` keeps the type); ``.to`` moves the pixels only, so
+    that the parameters are read on the host without waiting for the device."""
+
+    pixels: torch.Tensor  # uint8 (S, C, M, M): the crop in the top-left h x w corner, zeros elsewhere; (B, ...) batched
+    params: torch.Tensor  # int64 (3,): h, w, flip; (B, 3) batched
+
+    @classmethod
+    def empty(cls, num: int, channels: int, side: int, h: int, w: int, flip: bool) -> TrainCrops:
+        """Room for one clip's h x w crop (``window``) in an (num, channels, side, side) buffer, its padding zeroed."""
+        pixels = torch.empty((num, channels, side, side), dtype=torch.uint8)
+        pixels[:, :, h:] = 0
+        pixels[:, :, :h, w:] = 0
+        return cls(pixels, torch.tensor([h, w, int(flip)]))
+
+    def window(self) -> torch.Tensor:
+        """One clip's crop: a (S, C, h, w) view of ``pixels``."""
+        h, w = int(self.params[0]), int(self.params[1])
+        return self.pixels[..., :h, :w]
+
+    def to(self, device: str | torch.device, non_blocking: bool = False) -> TrainCrops:
+        return TrainCrops(self.pixels.to(device, non_blocking=non_blocking), self.params)
+
+
 class TrainTransform:
     """Resize, multi-scale crop, random flip: uint8 (T, C, H, W) -> uint8 (T, C, S, S).
 
     ``data`` gives the frame size and the augmentation; ``model`` the modality and crop size S.
+    The steps: ``draw`` the parameters, cut the ``window`` of the resized frames, ``finish`` it
+    (resize to S, flip); or, for a batch finished elsewhere, ``crops`` then ``finish_batch``.
     """
 
     def __init__(self, data: DataConfig, model: ModelConfig):
@@ -144,6 +196,8 @@ class TrainTransform:
         self.flow = model.modality == "flow"
         self.input_size = model.input_size
         self.scales = data.crop_scales(model.modality)
+        # the largest crop side: every TrainCrops buffer has this size
+        self.max_crop = max(crop_sizes(*data.resize, input_size=self.input_size, scales=self.scales))
 
     def __call__(self, clip: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         return self.apply(clip, self.draw(rng))
@@ -157,11 +211,35 @@ class TrainTransform:
 
     def apply(self, clip: torch.Tensor, params: tuple[int, int, int, int, bool]) -> torch.Tensor:
         """Resize, crop the window of ``params`` and resize it to the input size, flip if drawn."""
-        y, x, h, w, flip = params
-        clip = resize(crop(resize(clip, self.data.resize), y, x, h, w), (self.input_size, self.input_size))
+        return self.finish(self.window(clip, params), params[4])
+
+    def window(self, clip: torch.Tensor, params: tuple[int, int, int, int, bool]) -> torch.Tensor:
+        """The crop window of ``params`` of the clip resized to ``data.resize``: (T, C, h, w)."""
+        y, x, h, w, _flip = params
+        return crop(resize(clip, self.data.resize), y, x, h, w)
+
+    def finish(self, window: torch.Tensor, flip: bool) -> torch.Tensor:
+        """A crop window resized to the input size, flipped if drawn."""
+        clip = resize(window, (self.input_size, self.input_size))
         if flip:
             clip = hflip(clip, flow=self.flow)
         return clip.contiguous()
+
+    def crops(self, window: torch.Tensor, flip: bool) -> TrainCrops:
+        """A crop window kept for ``finish_batch``."""
+        out = TrainCrops.empty(*window.shape[:2], self.max_crop, *window.shape[-2:], flip)
+        out.window().copy_(window)
+        return out
+
+    def finish_batch(self, batch: TrainCrops) -> torch.Tensor:
+        """Batched ``TrainCrops`` (wherever ``pixels`` lies) -> uint8 clips (B, T, C, S, S) there,
+        each clip by ``finish`` (the same bytes as a clip finished in the loader, on the CPU)."""
+        pixels, params = batch
+        s = self.input_size
+        out = pixels.new_empty((*pixels.shape[:3], s, s))
+        for i, (h, w, flip) in enumerate(params.tolist()):
+            out[i] = self.finish(pixels[i, :, :, :h, :w], bool(flip))
+        return out
 
 
 class EvalTransform:
