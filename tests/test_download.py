@@ -11,6 +11,7 @@ import stat
 
 import numpy as np
 import pytest
+import torch
 
 from tstam.cli import main
 from tstam.download import cache_dir, download
@@ -163,3 +164,33 @@ def test_weights_command_downloads_and_refuses(served_entry, capsys, tmp_path):
     assert "Traceback" not in err and not entry.path().exists()
     assert main(["weights", "download", "nope"]) == 2
     assert "weight file name(s) ['nope'] are not valid; expected imagenet, tsn_imagenet, test_w" in capsys.readouterr().err
+
+
+def test_init_weights_by_name_is_downloaded_and_loaded(served_entry, tmp_path, monkeypatch):
+    """run.init_weights=<name>: fetched over HTTP into the cache, then loaded: under partial BN a
+    frozen BN layer keeps the served file's statistics (set here to values no init produces)."""
+    from tstam.checkpoint import load_checkpoint, save_checkpoint
+    from tstam.engine.config import load_train_config
+    from tstam.engine.train import fit
+    from tstam.models import weights_file
+
+    from helpers.engine_store import make_store, tiny_config
+    from helpers.models import make_checkpoint
+
+    register, srv = served_entry
+    donor = make_checkpoint(tmp_path / "donor.pt", "rgb")
+    st = load_checkpoint(donor)
+    key = "backbone.inception_3a_1x1_bn.running_mean"
+    mark = torch.arange(st["model"][key].numel(), dtype=torch.float32)
+    st["model"][key] = mark
+    save_checkpoint(donor, st)
+    data = donor.read_bytes()
+    entry = register(data, hashlib.sha256(data).hexdigest()[:12])
+    store = make_store(tmp_path / "store", n_train=4, n_test=4)
+    cfg = tiny_config(store, tmp_path / "run", optim={"epochs": 1, "bn": "partial"},
+                      run={"eval_every": 0, "max_steps": 1, "init_weights": "test_w", "tensorboard": False})
+    fit(load_train_config(cfg))
+    assert entry.path().read_bytes() == data and len(srv.requests) == 1
+    assert torch.equal(load_checkpoint(tmp_path / "run" / "last.pt")["model"][key], mark)
+    monkeypatch.chdir(tmp_path)  # the bare published name, not in this folder: the cached copy
+    assert weights_file("test_w-x.pth") == entry.path() and len(srv.requests) == 1
