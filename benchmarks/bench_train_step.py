@@ -62,7 +62,8 @@ def before_step(run: TrainRun, x: torch.Tensor, y: torch.Tensor, sums: dict[str,
     run.optimizer.step()
     for k, v in zip(("loss", "correct", "clips"), stats[:3].tolist()):
         sums[k] += v
-    bar.show(bar.shown + 1, {"loss": stats[0].item(), "clips": stats[2].item()}, lr=current_lr(run.optimizer),
+    bar.step()
+    bar.show(bar.done, {"loss": stats[0].item(), "clips": stats[2].item()}, lr=current_lr(run.optimizer),
              clips=int(stats[2].item()))
 
 
@@ -70,8 +71,9 @@ def after_step(run: TrainRun, x: torch.Tensor, y: torch.Tensor, sums: dict[str, 
     """``train_step`` and, every ``run.log_every`` steps, one meter read for the progress display."""
     train_step(run, x, y)
     run.state.step += 1
+    bar.step()
     if run.state.step % run.cfg.run.log_every == 0:
-        bar.show(bar.shown + run.cfg.run.log_every, run.meter.read(), lr=current_lr(run.optimizer), clips=0)
+        bar.show(bar.done, run.meter.read(), lr=current_lr(run.optimizer), clips=0)
 
 
 class ScalarReads(TorchDispatchMode):
@@ -101,7 +103,8 @@ def setup(model_kw: dict, batch: int, device: torch.device) -> tuple[TrainRun, t
 def time_steps(step, run: TrainRun, x, y, steps: int, device: torch.device) -> tuple[float, float]:
     """(wall seconds, CPU seconds of this process) per step."""
     sums = {"loss": 0.0, "correct": 0.0, "clips": 0.0}
-    bar = Progress(total=steps, initial=0, desc="bench", enabled=False)
+    bar = Progress(enabled=False)
+    bar.start_epoch("bench", total=steps, initial=0, step=0, run_steps=steps, validations_left=0)
     if device.type == "cuda":
         torch.cuda.synchronize()
     t, c = time.perf_counter(), time.process_time()

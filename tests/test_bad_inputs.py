@@ -67,6 +67,8 @@ def files(tmp_path_factory) -> Path:
     _scores(d / "label.npz", "flow", labels=np.array([0, 1, 2, 0, 7, 2]), raw=True)
     _scores(d / "dup_ids.npz", "flow", ids=["v0", "v1", "v2", "v1", "v4", "v5"], raw=True)
     (d / "a_file").write_text("a regular file where a folder is expected\n")
+    (d / "oldrun").mkdir()
+    shutil.copyfile(d / "rgb.pt", d / "oldrun" / "last.pt")  # a folder holding a run
     return d
 
 
@@ -191,6 +193,11 @@ ROWS = [
      ["a_file: output folder is an existing file"]),
     ("train-out-dir-read-only", ["train", "--config", "synthetic_rgb", "run.out_dir=" + READ_ONLY + "/run"], 2,
      [f"{READ_ONLY}/run: output folder is not writable"]),
+    ("train-into-an-existing-run", ["train", "--config", "synthetic_rgb", "run.out_dir={d}/oldrun"], 2,
+     ["{d}/oldrun: holds a run (last.pt); continue it with --resume, or start over with --force (moves it to "
+      "{d}/oldrun.old-<date-time>)"]),
+    ("train-resume-and-force", ["train", "--config", "synthetic_rgb", "run.out_dir={d}/oldrun", "--resume", "--force"],
+     2, ["--resume continues the run in run.out_dir and --force moves it aside to start over; give one of them"]),
     # synth / demo / ablate
     ("synth-out-parent-is-a-file", ["synth", "--out", BLOCKED + "/bench", "--preset", "tiny"], 2,
      ["a_file/bench: output folder is not writable (Not a directory)"]),

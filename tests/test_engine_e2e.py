@@ -42,16 +42,16 @@ def test_train_test_fuse_report_cli(tmp_path, capsys):
         assert main(["test", "--checkpoint", str(out / "best.pt"), "--crops", "3", "--frames", "4"]) == 0
         printed = capsys.readouterr().out
         assert "top-1" in printed and "mean class" in printed
-        scores[mod] = out / f"scores_{mod}_split1_test.npz"
+        scores[mod] = out / f"scores_{mod}_split1_test_4x3.npz"
         assert main(["test", "--checkpoint", str(out / "best.pt"), "--crops", "1", "--frames", "4", "--subset", "val"]) == 0
-        scores[mod + "_val"] = out / f"scores_{mod}_split1_val.npz"
+        scores[mod + "_val"] = out / f"scores_{mod}_split1_val_4x1.npz"
         assert not set(load_scores(scores[mod + "_val"]).video_ids) & set(load_scores(scores[mod]).video_ids)
         s = load_scores(scores[mod])
         assert s.classes == CLASSES and len(s.video_ids) == 4 and s.meta["test_crops"] == 3
         np.testing.assert_allclose(s.probs.sum(1), 1.0, rtol=1e-5)  # mean of softmax stays a distribution
-        cm = (out / f"scores_{mod}_split1_test_confusion.csv").read_text().splitlines()
+        cm = (out / f"scores_{mod}_split1_test_4x3_confusion.csv").read_text().splitlines()
         assert cm[0].split(",")[1:] == CLASSES and len(cm) == 1 + len(CLASSES)
-        assert (out / f"scores_{mod}_split1_test_confusion.png").stat().st_size > 0
+        assert (out / f"scores_{mod}_split1_test_4x3_confusion.png").stat().st_size > 0
     flow_meta = load_scores(scores["flow"]).meta
     assert flow_meta["flow"]["algorithm"] == "tvl1"  # the store's flow settings travel with the model
 

@@ -41,7 +41,7 @@ def test_default_holds_out_validation_and_never_reads_the_test_list(tmp_path, ca
     assert load_checkpoint(tmp_path / "run" / "last.pt")["step"] == 4  # 8 training clips, batch 2
     assert main(["test", "--checkpoint", str(tmp_path / "run" / "best.pt"), "--subset", "val", "--crops", "1",
                  "--frames", "3"]) == 0
-    assert load_scores(tmp_path / "run" / "scores_rgb_split1_val.npz").video_ids == sorted(held, key=held.index)
+    assert load_scores(tmp_path / "run" / "scores_rgb_split1_val_3x1.npz").video_ids == sorted(held, key=held.index)
 
 
 def test_without_a_hold_out_no_best_checkpoint_and_no_val_subset(tmp_path, capsys):
@@ -56,7 +56,7 @@ def test_without_a_hold_out_no_best_checkpoint_and_no_val_subset(tmp_path, capsy
     assert "held out no validation videos (annotations.val_fraction=0.0)" in capsys.readouterr().err
     # fusion weights are searched on validation scores, never on the test list unless asked (optimistic)
     assert main(["test", "--checkpoint", str(run / "last.pt"), "--crops", "1", "--frames", "3"]) == 0
-    test_scores = str(run / "scores_rgb_split1_test.npz")
+    test_scores = str(run / "scores_rgb_split1_test_3x1.npz")
     capsys.readouterr()
     assert main(["fuse", test_scores, test_scores, "--search", "--val", test_scores, test_scores]) == 2
     assert "holds scores of the test list" in capsys.readouterr().err

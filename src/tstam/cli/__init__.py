@@ -57,6 +57,7 @@ COMMANDS: tuple[str, ...] = (
     "export",
     "serve",
     "ablate",
+    "weights",
 )
 
 

@@ -25,7 +25,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--subset", choices=("test", "val", "train"), default="test",
                    help="which list to score; val: the training hold-out (annotations.val_fraction), "
                         "the set to search fusion weights on")
-    p.add_argument("-o", "--out", default=None, help="score file (.npz); default beside the checkpoint")
+    p.add_argument("-o", "--out", default=None,
+                   help="score file (.npz); default beside the checkpoint, named by stream, split, subset and "
+                        "protocol: scores_<stream>_split<k>_<subset>_<frames>x<crops>.npz")
     p.set_defaults(run=run)
 
 

@@ -18,6 +18,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="config overrides, e.g. annotations.split=2 optim.lr=0.005 run.out_dir=runs/x")
     p.add_argument("--resume", nargs="?", const=True, default=None, metavar="CHECKPOINT",
                    help="continue from run.out_dir/last.pt, or from the checkpoint given")
+    p.add_argument("--force", action="store_true",
+                   help="start over when run.out_dir holds a run: the old run is moved to <out_dir>.old-<date-time> "
+                        "(default: refuse, naming --resume and --force)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars (default: on a terminal; a log line every run.log_every steps otherwise)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.set_defaults(run=run)
 
@@ -26,16 +31,18 @@ def run(args: argparse.Namespace) -> int:
     from tstam.device import resolve_device
     from tstam.engine.config import load_train_config
     from tstam.engine.train import fit
-    from tstam.files import check_writable_dir
 
     cfg = load_train_config(args.config, args.overrides)
     if args.print_config:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         return 0
     resolve_device(cfg.run.device, option="run.device")  # before any work: a bad name, or CUDA on a CPU build
-    check_writable_dir(cfg.run.out_dir)
-    row = fit(cfg, resume=args.resume)
+    # fit checks run.out_dir first of all: a run there is refused unless --resume or --force
+    row = fit(cfg, resume=args.resume, force=args.force, progress=False if args.no_progress else None)
     if row and os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 reports
-        print(f"done: epoch {row.get('epoch')}, step {row.get('step')}, best val top-1 {row.get('best_top1')}; "
-              f"checkpoints in {cfg.run.out_dir}")
+        best = row.get("best_top1")
+        val = f"best val top-1 {100 * best:.1f} %" if best is not None else "no validation yet"
+        print(f"done: epoch {row.get('epoch')}, step {row.get('step')}, {val}; checkpoints in {cfg.run.out_dir}")
+        if row.get("previous_run"):
+            print(f"the previous run is in {row['previous_run']} (--force)")
     return 0

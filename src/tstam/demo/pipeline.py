@@ -121,6 +121,7 @@ def train_stream(tcfg: Any, label: str, reused: list[str]) -> Path:
     """Train one stream as ``tcfg`` says, unless ``run.out_dir/done.json`` holds the same recipe.
 
     Returns the checkpoint (``last.pt``: the end of the schedule)."""
+    from tstam.engine.rundir import remove_run
     from tstam.engine.train import fit
 
     out = Path(tcfg.run.out_dir)
@@ -135,6 +136,7 @@ def train_stream(tcfg: Any, label: str, reused: list[str]) -> Path:
              label, m.head, m.width_mult, m.input_size, m.num_segments, m.num_heads, tcfg.optim.epochs,
              tcfg.data.batch_size, tcfg.optim.lr, out)
     done.unlink(missing_ok=True)
+    remove_run(out)  # a run of another recipe, or one cut off: trained again from the start
     t = time.perf_counter()
     row = fit(tcfg)
     took = time.perf_counter() - t

@@ -1,4 +1,5 @@
-"""Resuming a run: every RNG state as plain tensors, and the check that a checkpoint fits the run.
+"""Resuming a run: where it stands (``TrainState``), every RNG state as plain tensors, the check that a
+checkpoint fits the run, and ``restore_run``.
 
 The checkpoint file itself (format, atomic write, ``weights_only`` read) is ``tstam.checkpoint``.
 """
@@ -6,17 +7,50 @@ from __future__ import annotations
 
 import logging
 import random
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from tstam.checkpoint import CheckpointError
+from tstam.engine.meter import StepMeter
+from tstam.engine.optim import load_optimizer_state
 
-__all__ = ["capture_rng", "restore_rng", "check_compatible"]
+if TYPE_CHECKING:
+    from tstam.data.loader import ClipLoader
+    from tstam.engine.distributed import DistInfo
+    from tstam.engine.optim import Optimisation
+
+__all__ = ["TrainState", "capture_rng", "restore_rng", "check_compatible", "restore_run"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainState:
+    """Where the run stands; saved in every checkpoint."""
+
+    epoch: int = 0                  # epoch in progress (0-based)
+    epoch_step: int = 0             # steps done in that epoch
+    step: int = 0                   # steps done in total
+    best_top1: float | None = None
+
+
+def restore_run(ckpt: dict[str, Any], opt: Optimisation, train_loader: ClipLoader, dist: DistInfo,
+                device: torch.device) -> tuple[TrainState, StepMeter]:
+    """Optimiser, scheduler, scaler, sampler position and this rank's RNG from ``ckpt``; the
+    state and the epoch's sums (the sums are over all ranks: carried by one)."""
+    load_optimizer_state(opt.optimizer, ckpt["optimizer"])
+    opt.scheduler.load_state_dict(ckpt["scheduler"])
+    if opt.scaler is not None and ckpt.get("scaler"):
+        opt.scaler.load_state_dict(ckpt["scaler"])
+    state = TrainState(ckpt["epoch"], ckpt["epoch_step"], ckpt["step"], ckpt.get("best_top1"))
+    if ckpt.get("sampler") is not None:
+        train_loader.load_state_dict(ckpt["sampler"])
+    restore_rng(ckpt["rng"], rank=dist.rank)
+    return state, StepMeter(device, ckpt.get("epoch_sums") if dist.is_main else None)
 
 
 def check_compatible(state: dict[str, Any], model_config: dict[str, Any], *, path: str | Path = "checkpoint") -> None:

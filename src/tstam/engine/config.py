@@ -80,10 +80,10 @@ class RunConfig:
     max_steps: int = 0                      # stop after this many optimisation steps in total; 0 = run all epochs
     log_every: int = 20                     # read the running loss (progress, non-finite check) every k steps only
     device: str = "auto"                    # auto (CUDA if present), cpu, cuda, cuda:N
-    amp: Literal["none", "bf16", "fp16"] = "none"  # autocast on CUDA (fp16 adds a gradient scaler; bf16 without native support runs fp16)
+    amp: Literal["none", "bf16", "fp16"] = "none"  # autocast on CUDA (fp16 adds a gradient scaler; bf16 without native support runs fp16); a CPU says so and runs float32
     channels_last: bool = False             # channels_last memory format for the convolutions (CUDA; CPU oneDNN too)
     sync_bn: bool = False                   # SyncBatchNorm under DDP for the BN layers that train (CUDA only)
-    init_weights: str | None = None      # ImageNet BN-Inception / TSN weight file for the backbone
+    init_weights: str | None = None      # backbone weights: a file, or imagenet / tsn_imagenet (downloaded once into the cache)
     tensorboard: bool = True                # write TensorBoard events under out_dir/tb
 
     def __post_init__(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -23,10 +23,15 @@ log = logging.getLogger(__name__)
 _AMP = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def resolve_amp(device: torch.device, amp: str) -> str:
+def resolve_amp(device: torch.device, amp: str, *, option: str = "run.amp") -> str:
     """The precision a run uses: ``amp`` ("none", "bf16", "fp16"), except that bf16 on a GPU
     without native bf16 (before Ampere, compute capability < 8.0) becomes fp16, with a warning;
-    off CUDA, autocast is not used at all ("none")."""
+    off CUDA, autocast is not used at all ("none"), and a precision asked for there is said once
+    in the log: CPU autocast to bf16 exists, but on CPUs without bf16 units (most without AMX) it
+    runs slower than float32, and a CPU run stays comparable with the float32 runs and tests."""
+    if amp != "none" and device.type != "cuda":
+        log.warning("%s=%s has no effect on %s: autocast is used on CUDA only; running in float32", option, amp,
+                    device.type)
     if amp == "none" or device.type != "cuda":
         return "none"
     if amp == "bf16" and not torch.cuda.is_bf16_supported(including_emulation=False):
@@ -47,9 +52,10 @@ def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManage
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable[Any], *, device: torch.device, preprocess: Preprocess,
-             amp: str = "none") -> dict[str, float]:
+             amp: str = "none", progress: Callable[[Iterable[Any]], Iterable[Any]] | None = None) -> dict[str, float]:
     """Mean loss, top-1 and top-5 over the validation clips (batches of (uint8 clip, label),
-    normalised on ``device`` with the model's ``preprocess``).
+    normalised on ``device`` with the model's ``preprocess``); ``progress`` wraps the loader's
+    iteration for a display (``tstam.engine.meter.Progress.validation``).
 
     Pass the bare model, not its DDP wrapper: a wrapped forward would broadcast buffers, a
     collective that a rank with fewer (or no) validation batches never joins. The one collective
@@ -61,7 +67,7 @@ def evaluate(model: nn.Module, loader: Iterable[Any], *, device: torch.device, p
     was_training = model.training
     model.eval()
     sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, top1, top5, clips; read once at the end
-    for x, y in loader:
+    for x, y in (progress(loader) if progress is not None else loader):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         x = finish_batch(loader, x)                              # flow of frame pairs on the device, if any
         x = preprocess.normalize_clip(x)

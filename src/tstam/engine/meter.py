@@ -13,15 +13,18 @@ import logging
 import math
 import sys
 import time
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
 
 import torch
 from tqdm import tqdm
 
 from tstam.engine.distributed import all_gather_rows
 
-__all__ = ["StepMeter", "Progress"]
+__all__ = ["StepMeter", "Progress", "format_seconds", "run_plan"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class StepMeter:
@@ -69,25 +72,105 @@ class StepMeter:
 
 
 class Progress:
-    """Progress of one epoch for rank 0: a tqdm bar on a terminal, else a log line, each updated
-    only when the caller has read the meter (every ``run.log_every`` steps)."""
+    """What rank 0 shows of a run (the other ranks show nothing).
 
-    def __init__(self, *, total: int, initial: int, desc: str, enabled: bool):
-        self.tty = enabled and sys.stderr.isatty()
-        self.enabled, self.desc, self.total, self.shown = enabled, desc, total, initial
-        self.bar = tqdm(total=total, initial=initial, desc=desc, disable=not self.tty, leave=False, unit="batch")
+    On a terminal (or with ``bars=True``): one tqdm bar per epoch on stderr that moves at every step
+    (``step`` only counts on the host: no tensor is read), with the loss, learning rate and clips/s
+    of the last meter read (``show``, every ``run.log_every`` steps) and the whole run's ETA; and a
+    validation bar (``validation``). Otherwise a log line at each ``show``. ``bars=False`` (``tstam
+    train --no-progress``) keeps the log lines only.
+
+    The ETA is the steps left times the mean seconds per step this process has taken so far (its
+    loading and checkpoints included), plus the validations left times the last one's seconds.
+
+    Args:
+        enabled: this process reports (rank 0).
+        bars: bars instead of log lines; None: when stderr is a terminal.
+    """
+
+    def __init__(self, *, enabled: bool, bars: bool | None = None):
+        self.enabled = enabled
+        self.bars = enabled and (sys.stderr.isatty() if bars is None else bars)
+        self.total_steps, self.first, self.done = 0, -1, 0  # steps of the run; done when this process began; done
         self.t0 = time.perf_counter()
+        self.val_s: float | None = None     # the last validation's seconds
+        self.val_total, self.val_left = 0.0, 0  # seconds of validation in this process; validations to come
+        self.bar: tqdm | None = None
+        self.desc, self.epoch_total, self.epoch_t0 = "", 0, self.t0
 
-    def show(self, step: int, sums: dict[str, float], *, lr: float, clips: int) -> None:
-        """``step``: steps done in the epoch; ``clips``: clips trained on (all ranks) since the start."""
-        rate = clips / max(time.perf_counter() - self.t0, 1e-9)
+    def start_epoch(self, desc: str, *, total: int, initial: int, step: int, run_steps: int,
+                    validations_left: int) -> None:
+        """A new epoch bar: ``total`` steps, ``initial`` of them done (resumed mid-epoch); ``step``
+        steps of the run done, ``run_steps`` in all, ``validations_left`` from this epoch on."""
+        self.desc, self.epoch_total, self.val_left = desc, total, validations_left
+        self.total_steps, self.done = run_steps, step
+        self.epoch_t0 = time.perf_counter()
+        if self.first < 0:
+            self.first, self.t0 = step, self.epoch_t0
+        self.bar = tqdm(total=total, initial=initial, desc=desc, disable=not self.bars, leave=False, unit="step",
+                        dynamic_ncols=True)
+
+    def step(self) -> None:
+        """One optimisation step done (host-side counting only)."""
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def eta(self) -> float | None:
+        """Seconds the run still needs, or None before its first step."""
+        steps = self.done - self.first
+        if self.first < 0 or steps <= 0:
+            return None
+        per_step = (time.perf_counter() - self.t0 - self.val_total) / steps
+        return max(self.total_steps - self.done, 0) * max(per_step, 0.0) + (self.val_s or 0.0) * self.val_left
+
+    def show(self, epoch_step: int, sums: dict[str, float], *, lr: float, clips: int) -> None:
+        """The meter's latest read: ``epoch_step`` steps done in the epoch, ``clips`` trained on (all
+        ranks) since the epoch started."""
+        rate = clips / max(time.perf_counter() - self.epoch_t0, 1e-9)
         loss = sums["loss"] / max(sums["clips"], 1.0)
-        if self.tty:
-            self.bar.update(step - self.shown)
-            self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", clips_s=f"{rate:.1f}")
+        eta = format_seconds(self.eta())
+        if self.bars and self.bar is not None:
+            self.bar.set_postfix_str(f"loss {loss:.4f}, lr {lr:.2e}, {rate:.1f} clips/s, run ETA {eta}")
         elif self.enabled:
-            log.info("%s [%d/%d] loss %.4f lr %.2e %.1f clips/s", self.desc, step, self.total, loss, lr, rate)
-        self.shown = step
+            log.info("%s [%d/%d] loss %.4f lr %.2e %.1f clips/s, run ETA %s", self.desc, epoch_step, self.epoch_total,
+                     loss, lr, rate, eta)
 
-    def close(self) -> None:
-        self.bar.close()
+    def end_epoch(self) -> float:
+        """Close the epoch bar; the epoch's seconds so far (its training)."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        return time.perf_counter() - self.epoch_t0
+
+    def validation(self, loader: Iterable[T], *, desc: str) -> Iterator[T]:
+        """Iterate ``loader`` under a validation bar (on a terminal), timing it for the ETA."""
+        t = time.perf_counter()
+        total = len(loader) if hasattr(loader, "__len__") else None
+        yield from tqdm(loader, total=total, desc=desc, disable=not self.bars, leave=False, unit="batch",
+                        dynamic_ncols=True)
+        self.val_s = time.perf_counter() - t
+        self.val_total += self.val_s
+        self.val_left = max(self.val_left - 1, 0)
+
+
+def format_seconds(seconds: float | None) -> str:
+    """``1:02:03`` / ``2:03`` for a duration, ``?`` for None."""
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    s = int(round(seconds))
+    h, m = divmod(s // 60, 60)
+    return f"{h}:{m:02d}:{s % 60:02d}" if h else f"{m}:{s % 60:02d}"
+
+
+def run_plan(*, epochs: int, epoch_len: int, epoch: int, max_steps: int, eval_every: int) -> tuple[int, int]:
+    """(optimisation steps of the whole run, validations from ``epoch`` (0-based) on) as
+    ``tstam.engine.train.fit`` runs them: every ``eval_every`` epochs (0: never) and after the last;
+    ``max_steps`` (0: none) may cut the last epoch, which is then not validated."""
+    total = epochs * epoch_len
+    if max_steps:
+        total = min(total, max_steps)
+    full, cut = divmod(total, max(epoch_len, 1))  # complete epochs; steps of a last, cut epoch
+    if not eval_every:
+        return total, 0
+    return total, sum((e + 1) % eval_every == 0 or (e == full - 1 and not cut) for e in range(epoch, full))

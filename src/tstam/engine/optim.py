@@ -6,16 +6,19 @@ weight x5 and bias x10 for flow, biases x2 without decay, BN without decay) and 
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm  # BatchNorm1d/2d and SyncBatchNorm alike
 
-if TYPE_CHECKING:
-    from tstam.engine.config import OptimConfig
+from tstam.engine.evaluate import resolve_amp
 
-__all__ = ["build_optimizer", "load_optimizer_state", "build_scheduler", "apply_bn_mode", "convert_sync_bn", "current_lr"]
+if TYPE_CHECKING:
+    from tstam.engine.config import OptimConfig, TrainConfig
+
+__all__ = ["Optimisation", "setup_optimisation", "build_optimizer", "load_optimizer_state", "build_scheduler",
+           "apply_bn_mode", "convert_sync_bn", "current_lr"]
 
 
 def build_optimizer(model: nn.Module, cfg: OptimConfig, *, grad_scaler: bool = False) -> torch.optim.Optimizer:
@@ -105,3 +108,26 @@ def current_lr(optimizer: torch.optim.Optimizer) -> float:
         if g.get("lr_mult", 1.0) == 1.0:
             return float(g["lr"])
     return float(optimizer.param_groups[0]["lr"])
+
+
+class Optimisation(NamedTuple):
+    """What ``setup_optimisation`` makes for a model."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler | None
+    amp: str
+
+
+def setup_optimisation(cfg: TrainConfig, model: nn.Module, device: torch.device) -> Optimisation:
+    """``model`` on ``device`` as ``cfg`` says (BN mode, channels_last), with its optimiser,
+    scheduler and gradient scaler."""
+    apply_bn_mode(model, cfg.optim.bn)
+    model.to(device)
+    if cfg.run.channels_last:
+        model.to(memory_format=torch.channels_last)
+        model.channels_last = True  # the frames too, not only the weights
+    amp = resolve_amp(device, cfg.run.amp)
+    scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
+    optimizer = build_optimizer(model, cfg.optim, grad_scaler=scaler is not None)
+    return Optimisation(optimizer, build_scheduler(optimizer, cfg.optim), scaler, amp)

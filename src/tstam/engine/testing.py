@@ -31,7 +31,7 @@ from tstam.engine.scores import ScoreSet
 from tstam.errors import CheckpointError, InputError
 from tstam.files import check_output_file
 
-__all__ = ["frame_activation_bytes", "chunk_frames_for", "predict_views", "score_stream", "run_test"]
+__all__ = ["frame_activation_bytes", "chunk_frames_for", "predict_views", "score_stream", "score_file_name", "run_test"]
 
 log = logging.getLogger(__name__)
 
@@ -143,12 +143,19 @@ def score_stream(stream: LoadedStream, records: Sequence[VideoRecord], *, root: 
                     ck_classes, info)
 
 
+def score_file_name(stream: str, split: int, subset: str, frames: int, crops: int) -> str:
+    """``tstam test``'s default score file name, e.g. ``scores_rgb_split1_test_25x10.npz``: stream, split,
+    list scored, and the protocol (frames x crops per video)."""
+    return f"scores_{stream}_split{split}_{subset}_{frames}x{crops}.npz"
+
+
 def run_test(checkpoint: str | Path, *, overrides: Sequence[str] = (), frames: int | None = None,
              crops: int | None = None, chunk_frames: int = 250, max_memory_mb: float = 0, device: str = "auto",
              amp: str = "none", out: str | Path | None = None, subset: str = "test") -> tuple[ScoreSet, dict[str, Any], Path]:
     """``tstam test``: the protocol on the split stored in the checkpoint's config (plus overrides).
 
-    Writes the score file (default ``<checkpoint dir>/scores_<stream>_split<k>.npz``), the
+    Writes the score file (default ``<checkpoint dir>/scores_<stream>_split<k>_<subset>_<frames>x<crops>.npz``:
+    the protocol is in the name, so that ``--crops 1`` and the default 10 crops keep two files), the
     confusion matrix (``.csv`` and ``.png`` beside it) and returns (scores, summary, score path).
     Under torchrun each rank scores every w-th video; the scores are gathered in the list's order
     (no video twice) on every rank, and rank 0 alone writes the files.
@@ -173,12 +180,13 @@ def run_test(checkpoint: str | Path, *, overrides: Sequence[str] = (), frames: i
                 raise InputError(f"{checkpoint}: the run held out no validation videos (annotations.val_fraction="
                                  f"{cfg.annotations.val_fraction}); --subset val needs a run trained with a hold-out, "
                                  "e.g. annotations.val_fraction=0.1 (the test list is never scored as validation)")
-            name = f"scores_{stream.modality}_split{cfg.annotations.split}_{subset}.npz"
+            name = score_file_name(stream.modality, cfg.annotations.split, subset, cfg.data.test_frames,
+                                   cfg.data.test_crops)
             out = check_output_file(out or Path(checkpoint).parent / name, suffix=".npz")  # before hours of scoring
         with all_ranks_agree():
             part = score_stream(stream, records[dist.rank::dist.world_size], root=cfg.data.root, data=cfg.data,
                                 classes=classes, chunk_frames=chunk_frames, max_memory_mb=max_memory_mb,
-                                amp=resolve_amp(dev, amp), workers=cfg.data.workers,
+                                amp=resolve_amp(dev, amp, option="--amp"), workers=cfg.data.workers,
                                 meta={"split": cfg.annotations.split, "subset": subset})
         scores = _gather_in_order(part)
         with all_ranks_agree():

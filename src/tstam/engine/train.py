@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -39,7 +39,7 @@ from torch import nn
 from tstam.checkpoint import load_checkpoint, save_checkpoint
 from tstam.config import to_dict
 from tstam.data.loader import ClipLoader, finish_batch
-from tstam.engine.checkpoint import capture_rng, check_compatible, restore_rng
+from tstam.engine.checkpoint import TrainState, capture_rng, check_compatible, restore_run
 from tstam.engine.config import TrainConfig
 from tstam.engine.distributed import (
     DistInfo,
@@ -49,36 +49,25 @@ from tstam.engine.distributed import (
     gather_to_main,
     init_distributed,
 )
-from tstam.engine.evaluate import autocast, evaluate, resolve_amp
-from tstam.engine.meter import Progress, StepMeter
+from tstam.engine.evaluate import autocast, evaluate
+from tstam.engine.meter import Progress, StepMeter, format_seconds, run_plan
 from tstam.engine.optim import (
+    Optimisation,
     apply_bn_mode,
-    build_optimizer,
-    build_scheduler,
     convert_sync_bn,
     current_lr,
-    load_optimizer_state,
+    setup_optimisation,
 )
+from tstam.engine.rundir import RunDir, claim_run_dir
 from tstam.errors import ConfigError, NonFiniteLossError
 from tstam.files import write_text_atomic
 
 if TYPE_CHECKING:
     from tstam.engine.reports import MetricsLogger
 
-__all__ = ["NonFiniteLossError", "TrainState", "TrainRun", "Optimisation", "setup_optimisation", "prepare_run",
-           "train_step", "train_one_epoch", "fit"]
+__all__ = ["NonFiniteLossError", "TrainState", "TrainRun", "prepare_run", "train_step", "train_one_epoch", "fit"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainState:
-    """Where the run stands; saved in every checkpoint."""
-
-    epoch: int = 0                  # epoch in progress (0-based)
-    epoch_step: int = 0             # steps done in that epoch
-    step: int = 0                   # steps done in total
-    best_top1: float | None = None
 
 
 @dataclass(kw_only=True)
@@ -103,40 +92,19 @@ class TrainRun:
     callbacks: Sequence[Callable[[TrainState], None]]
     state: TrainState
     meter: StepMeter                            # this epoch's sums; a new one every epoch
+    progress: Progress                          # what rank 0 shows (bars or log lines)
 
     @property
     def bare(self) -> nn.Module:
         return self.model.module if hasattr(self.model, "module") else self.model
 
 
-class Optimisation(NamedTuple):
-    """What ``setup_optimisation`` makes for a model."""
-
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    scaler: torch.amp.GradScaler | None
-    amp: str
-
-
-def setup_optimisation(cfg: TrainConfig, model: nn.Module, device: torch.device) -> Optimisation:
-    """``model`` on ``device`` as ``cfg`` says (BN mode, channels_last), with its optimiser,
-    scheduler and gradient scaler."""
-    apply_bn_mode(model, cfg.optim.bn)
-    model.to(device)
-    if cfg.run.channels_last:
-        model.to(memory_format=torch.channels_last)
-        model.channels_last = True  # the frames too, not only the weights
-    amp = resolve_amp(device, cfg.run.amp)
-    scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
-    optimizer = build_optimizer(model, cfg.optim, grad_scaler=scaler is not None)
-    return Optimisation(optimizer, build_scheduler(optimizer, cfg.optim), scaler, amp)
-
-
 def prepare_run(cfg: TrainConfig, model: nn.Module, device: torch.device, *, optimisation: Optimisation | None = None,
                 dist: DistInfo | None = None, loaders: tuple[ClipLoader, ClipLoader | None] | None = None,
                 classes: Sequence[str] = (), flow: dict[str, Any] | None = None, out_dir: Path = Path("."),
                 logger: MetricsLogger | None = None, callbacks: Sequence[Callable[[TrainState], None]] = (),
-                state: TrainState | None = None, meter: StepMeter | None = None) -> TrainRun:
+                state: TrainState | None = None, meter: StepMeter | None = None,
+                progress: Progress | None = None) -> TrainRun:
     """A complete ``TrainRun``. Given only ``cfg``, ``model`` and ``device`` (tests, benchmarks): one
     process without data or output, the model set up by ``setup_optimisation``, for ``train_step``
     on batches given by hand. ``fit`` passes everything it built (``_build``)."""
@@ -146,7 +114,8 @@ def prepare_run(cfg: TrainConfig, model: nn.Module, device: torch.device, *, opt
                     amp=opt.amp, device=device, dist=dist or DistInfo(), train_loader=train_loader,
                     val_loader=val_loader, classes=list(classes), flow=flow, out_dir=Path(out_dir), logger=logger,
                     callbacks=callbacks, state=state if state is not None else TrainState(),
-                    meter=meter if meter is not None else StepMeter(device))
+                    meter=meter if meter is not None else StepMeter(device),
+                    progress=progress if progress is not None else Progress(enabled=False))
 
 
 def train_step(run: TrainRun, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -195,17 +164,21 @@ def train_one_epoch(run: TrainRun) -> tuple[dict[str, float], bool]:
         (``train_loss``, ``train_top1`` (on augmented clips), ``clips_per_s``, ``lr``; whether the
         epoch finished, i.e. ``run.max_steps`` did not stop it).
     """
-    cfg, st = run.cfg, run.state
+    cfg, st, bar = run.cfg, run.state, run.progress
     run.model.train()
     apply_bn_mode(run.model, cfg.optim.bn)
     todo = len(run.train_loader)  # batches left in this epoch (fewer when resumed mid-epoch)
-    bar = Progress(total=st.epoch_step + todo, initial=st.epoch_step, desc=f"epoch {st.epoch + 1}/{cfg.optim.epochs}",
-                   enabled=run.dist.is_main)
+    run_steps, validations = run_plan(epochs=cfg.optim.epochs, epoch_len=st.epoch_step + todo, epoch=st.epoch,
+                                      max_steps=cfg.run.max_steps,
+                                      eval_every=cfg.run.eval_every if run.val_loader is not None else 0)
+    bar.start_epoch(f"epoch {st.epoch + 1}/{cfg.optim.epochs}", total=st.epoch_step + todo, initial=st.epoch_step,
+                    step=st.step, run_steps=run_steps, validations_left=validations)
     t0, done, clips = time.perf_counter(), 0, 0
     for x, y in run.train_loader:
         train_step(run, x, y)
         st.step, st.epoch_step, done = st.step + 1, st.epoch_step + 1, done + 1
         clips += len(y) * run.dist.world_size  # every rank holds the same batch size
+        bar.step()  # counts on the host; the loss is read below, every run.log_every steps only
         if st.step % cfg.run.log_every == 0:
             bar.show(st.epoch_step, _read(run), lr=current_lr(run.optimizer), clips=clips)
         stop = bool(cfg.run.max_steps and st.step >= cfg.run.max_steps)
@@ -217,7 +190,7 @@ def train_one_epoch(run: TrainRun) -> tuple[dict[str, float], bool]:
         if stop:
             break
     sums = _read(run)
-    bar.close()
+    bar.end_epoch()
     n = max(sums["clips"], 1.0)
     return ({"train_loss": sums["loss"] / n, "train_top1": sums["correct"] / n,
              "clips_per_s": clips / max(time.perf_counter() - t0, 1e-9), "lr": current_lr(run.optimizer)},
@@ -267,6 +240,20 @@ def _save(run: TrainRun, *names: str) -> None:
                 save_checkpoint(run.out_dir / name, state)
 
 
+def _init_weights(cfg: TrainConfig, dist: DistInfo) -> Path | None:
+    """Collective: the file of ``run.init_weights``, downloaded into the cache first by each node's
+    first process (the others wait, then find it there)."""
+    from tstam.models import weights_file
+
+    if not cfg.run.init_weights:
+        return None
+    path = None
+    with all_ranks_agree():
+        if dist.local_rank == 0:
+            path = weights_file(cfg.run.init_weights)
+    return path or weights_file(cfg.run.init_weights)
+
+
 def _build(cfg: TrainConfig, dist: DistInfo, device: torch.device, resume: str | Path | bool | None,
            callbacks: Sequence[Callable[[TrainState], None]]) -> TrainRun:
     from tstam.engine.annotations import load_split, store_flow
@@ -292,12 +279,14 @@ def _build(cfg: TrainConfig, dist: DistInfo, device: torch.device, resume: str |
             raise ConfigError(
                 "optim.bn=partial (TSN partial BN) keeps every backbone BN but the first at the ImageNet statistics of "
                 "run.init_weights; without them those layers would run with mean 0 / variance 1 and never learn "
-                "(no normalisation at all). Set run.init_weights=<bn_inception-52deb4733.pth or a TSN file>, or "
-                "optim.bn=full to train from scratch")
+                "(no normalisation at all). Set run.init_weights=imagenet (downloads bn_inception-52deb4733.pth once) "
+                "or a weight file, or optim.bn=full to train from scratch")
+    init = _init_weights(cfg, dist) if ckpt is None else None  # after the checks: no download for a bad run
+    with all_ranks_agree():
         torch.manual_seed(cfg.run.seed)  # the same initial weights on every rank
         model = build_model(cfg.model)
-        if cfg.run.init_weights and ckpt is None:
-            load_pretrained(model, cfg.run.init_weights)
+        if init is not None:
+            load_pretrained(model, init)
         if dist.rank:  # then each rank its own dropout masks (rank 0 draws what one process draws)
             torch.manual_seed(int(np.random.SeedSequence([cfg.run.seed, dist.rank]).generate_state(1)[0]))
         if ckpt is not None:
@@ -305,12 +294,14 @@ def _build(cfg: TrainConfig, dist: DistInfo, device: torch.device, resume: str |
         opt = setup_optimisation(cfg, model, device)
         if dist.enabled and cfg.run.sync_bn and device.type == "cuda":
             convert_sync_bn(model, cfg.optim.bn)  # the same parameter objects: the optimiser keeps them
+        elif cfg.run.sync_bn and dist.is_main:
+            log.warning("run.sync_bn has no effect here (%s): it syncs BN statistics across the processes of a DDP "
+                        "run on CUDA", "one process" if not dist.enabled else device.type)
         loaders = build_train_loaders(cfg, train_recs, val_recs, dist=dist)
-        state, meter = _restore(ckpt, opt, loaders[0], dist, device) if ckpt is not None else (None, None)
+        state, meter = restore_run(ckpt, opt, loaders[0], dist, device) if ckpt is not None else (None, None)
     logger = None
     with all_ranks_agree():
         if dist.is_main:
-            out_dir.mkdir(parents=True, exist_ok=True)
             # the hold-out, for the record (engine/annotations.py): never the test list
             write_text_atomic(out_dir / "validation.txt", "".join(f"{r.video_id}\n" for r in val_recs))
             logger = MetricsLogger(out_dir, tensorboard=cfg.run.tensorboard,
@@ -324,54 +315,56 @@ def _build(cfg: TrainConfig, dist: DistInfo, device: torch.device, resume: str |
                        out_dir=out_dir, logger=logger, callbacks=callbacks, state=state, meter=meter)
 
 
-def _restore(ckpt: dict[str, Any], opt: Optimisation, train_loader: ClipLoader, dist: DistInfo,
-             device: torch.device) -> tuple[TrainState, StepMeter]:
-    """Optimiser, scheduler, scaler, sampler position and this rank's RNG from ``ckpt``; the
-    state and the epoch's sums (the sums are over all ranks: carried by one)."""
-    load_optimizer_state(opt.optimizer, ckpt["optimizer"])
-    opt.scheduler.load_state_dict(ckpt["scheduler"])
-    if opt.scaler is not None and ckpt.get("scaler"):
-        opt.scaler.load_state_dict(ckpt["scaler"])
-    state = TrainState(ckpt["epoch"], ckpt["epoch_step"], ckpt["step"], ckpt.get("best_top1"))
-    if ckpt.get("sampler") is not None:
-        train_loader.load_state_dict(ckpt["sampler"])
-    restore_rng(ckpt["rng"], rank=dist.rank)
-    return state, StepMeter(device, ckpt.get("epoch_sums") if dist.is_main else None)
-
-
-def fit(cfg: TrainConfig, *, resume: str | Path | bool | None = None,
-        callbacks: Sequence[Callable[[TrainState], None]] = ()) -> dict[str, Any]:
+def fit(cfg: TrainConfig, *, resume: str | Path | bool | None = None, force: bool = False,
+        progress: bool | None = None, callbacks: Sequence[Callable[[TrainState], None]] = ()) -> dict[str, Any]:
     """Train one stream as ``cfg`` says; resume from ``run.out_dir/last.pt`` (True) or a path.
+
+    ``run.out_dir`` is claimed first (``tstam.engine.rundir``): a folder holding a run is refused
+    unless resumed or ``force``d (moved aside), and a new run that fails before its first
+    checkpoint leaves nothing behind.
 
     Args:
         cfg: the run's config.
         resume: None/False to start fresh, True for ``<out_dir>/last.pt``, or a checkpoint path.
+        force: start over in a folder that holds a run: it is moved to ``<out_dir>.old-<time>``.
+        progress: progress bars on stderr (True), log lines only (False), bars on a terminal (None).
         callbacks: called with the ``TrainState`` after every optimisation step.
 
     Returns:
-        The last metrics row (epoch, step, train and validation metrics) and ``best_top1``.
+        The last metrics row (epoch, step, train and validation metrics, ``epoch_s``) and
+        ``best_top1``; ``previous_run``: where ``force`` moved the old run (absent otherwise).
 
     Raises:
+        OutputError: ``run.out_dir`` holds a run (neither ``resume`` nor ``force``) or is not writable.
         NonFiniteLossError: the loss became NaN/inf (the last good checkpoint is kept).
         CheckpointError: a checkpoint could not be written or does not fit the config.
     """
     row: dict[str, Any] = {}
     run: TrainRun | None = None
+    claimed: RunDir | None = None
+    ok = False
     dist, device = init_distributed(cfg.run.device, option="run.device")
     try:
+        with all_ranks_agree():
+            if dist.is_main:
+                claimed = claim_run_dir(cfg.run.out_dir, resume=bool(resume), force=force)
         run = _build(cfg, dist, device, resume, callbacks)
+        run.progress = Progress(enabled=dist.is_main, bars=progress)
         st = run.state
         while st.epoch < cfg.optim.epochs:
+            t0 = time.perf_counter()
             run.train_loader.set_epoch(st.epoch)
             metrics, finished = train_one_epoch(run)
             row = {"epoch": st.epoch + 1, **metrics}  # epochs completed after this one
             if not finished:  # max_steps reached mid-epoch: keep an exact resume point, no epoch row
                 _save(run, "last.pt")
+                row.update(step=st.step, best_top1=st.best_top1)
                 break
             last = st.epoch + 1 == cfg.optim.epochs or bool(cfg.run.max_steps and st.step >= cfg.run.max_steps)
             if run.val_loader is not None and ((st.epoch + 1) % cfg.run.eval_every == 0 or last):
                 row.update(evaluate(run.bare, run.val_loader, device=run.device, amp=run.amp,
-                                    preprocess=run.bare.cfg.preprocess))
+                                    preprocess=run.bare.cfg.preprocess,
+                                    progress=lambda it: run.progress.validation(it, desc=f"validation {st.epoch + 1}")))
             run.scheduler.step()
             row["step"] = st.step
             st.epoch, st.epoch_step = st.epoch + 1, 0
@@ -381,16 +374,23 @@ def fit(cfg: TrainConfig, *, resume: str | Path | bool | None = None,
             run.meter = StepMeter(run.device)  # the next epoch's sums (the last one was read above)
             _save(run, "last.pt", *(["best.pt"] if improved else []))
             row["best_top1"] = st.best_top1
+            row["epoch_s"] = time.perf_counter() - t0  # training, validation and checkpoint
             with all_ranks_agree():
                 if run.logger is not None:
                     run.logger.log(row)
-            log.info("epoch %d: %s", st.epoch, ", ".join(f"{k}={v:.4g}" for k, v in row.items()
-                                                        if isinstance(v, float) and math.isfinite(v)))
+            log.info("epoch %d in %.1f s: %s; run ETA %s", st.epoch, row["epoch_s"], ", ".join(
+                f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float) and math.isfinite(v) and k != "epoch_s"),
+                format_seconds(run.progress.eta() if not last else 0.0))
             if last:
                 break
         barrier()
+        ok = True
     finally:
         if run is not None and run.logger is not None:
             run.logger.close()
+        if not ok and claimed is not None and not resume:
+            claimed.discard_if_unstarted()
         cleanup_distributed(dist)
+    if claimed is not None and claimed.moved_to is not None:
+        row["previous_run"] = str(claimed.moved_to)
     return row

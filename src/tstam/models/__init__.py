@@ -4,11 +4,13 @@ from tstam.models.fusion import DEFAULT_FUSION_WEIGHTS, check_weights, fuse_scor
 from tstam.models.heads import HEADS, Head
 from tstam.models.tstam import TSTAM, ModelConfig, ModelOutput, build_model
 from tstam.models.weights import (
+    PRETRAINED,
     WeightsError,
     adapt_input_conv,
     checkpoint_filter_fn,
     load_pretrained,
     read_state_dict,
+    weights_file,
 )
 
 __all__ = [
@@ -16,6 +18,7 @@ __all__ = [
     "TSTAM", "ModelConfig", "ModelOutput", "build_model", "HEADS", "Head",
     "fuse_scores", "check_weights", "DEFAULT_FUSION_WEIGHTS",
     "WeightsError", "adapt_input_conv", "checkpoint_filter_fn", "load_pretrained", "read_state_dict",
+    "PRETRAINED", "weights_file",
 ]
 from tstam.models.inference import fold_bn, merge_parallel_1x1, prepare_for_inference  # noqa: E402
 

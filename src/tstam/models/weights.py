@@ -16,6 +16,11 @@ loaded into a flow model is adapted by cross-modality initialisation (``adapt_in
 Everything else must match: missing keys, unexpected keys and shape mismatches are listed by
 name in one error that names the file. ``.pth`` files are read with ``weights_only=True``
 (never unpickled), ``.safetensors`` with safetensors.
+
+The public ImageNet files are in ``PRETRAINED`` (URL, SHA-256 prefix, origin, licence; docs/training.md):
+``run.init_weights=imagenet`` (or the bare file name ``bn_inception-52deb4733.pth``) is downloaded once
+into the cache (``tstam.download``) and read from there; ``weights_file`` turns any value of
+``run.init_weights`` into a file.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ import json
 import logging
 import pickle
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +37,75 @@ from torch import nn
 
 from tstam.errors import BadFileError, WeightsError
 
-__all__ = ["WeightsError", "read_torch_file", "read_state_dict", "checkpoint_filter_fn", "adapt_input_conv",
-           "load_pretrained"]
+__all__ = ["WeightsError", "PretrainedFile", "PRETRAINED", "weights_file", "read_torch_file", "read_state_dict",
+           "checkpoint_filter_fn", "adapt_input_conv", "load_pretrained"]
 
 _log = logging.getLogger(__name__)
 
 _PREFIXES = ("module.", "base_model.", "backbone.")   # DDP, TSN, tstam; stripped in this order
 _HEADS = ("last_linear.", "fc.", "new_fc.")          # ImageNet / TSN classifiers: not backbone
 _FIRST_CONV = "conv1_7x7_s2.weight"
+
+
+@dataclass(frozen=True)
+class PretrainedFile:
+    """A public weight file that ``run.init_weights=<name>`` downloads into the cache."""
+
+    name: str           # what run.init_weights and ``tstam weights download`` accept
+    filename: str       # its published file name (also accepted by run.init_weights)
+    url: str
+    sha256: str         # the full SHA-256, or the prefix published in the file name (torch.hub's convention)
+    origin: str         # who trained it, who converted it
+    licence: str
+
+    def path(self) -> Path:
+        from tstam.download import cache_dir
+
+        return cache_dir() / "weights" / self.filename
+
+
+# The hashes are the prefixes in the published names: PyTorch's model_zoo, through which both files
+# were first distributed, checked that prefix against the SHA-256 of the bytes it downloaded.
+PRETRAINED: dict[str, PretrainedFile] = {f.name: f for f in (
+    PretrainedFile(
+        "imagenet", "bn_inception-52deb4733.pth",
+        "http://data.lip6.fr/cadene/pretrainedmodels/bn_inception-52deb4733.pth", "52deb4733",
+        "BN-Inception trained on ImageNet-1k with Caffe by Yuanjun Xiong (TSN), converted to PyTorch by Remi Cadene "
+        "(pretrainedmodels, Cadene/pretrained-models.pytorch)",
+        "distributed by Cadene/pretrained-models.pytorch (BSD-3-Clause); no licence is stated for the weights "
+        "themselves, and ImageNet's terms of access (non-commercial research) apply to what was trained on it"),
+    PretrainedFile(
+        "tsn_imagenet", "bn_inception-9f5701afb96c8044.pth",
+        "https://yjxiong.blob.core.windows.net/models/bn_inception-9f5701afb96c8044.pth", "9f5701afb96c8044",
+        "the same Caffe BN-Inception as loaded by TSN's PyTorch code (yjxiong/tsn-pytorch, "
+        "tf_model_zoo/bninception)",
+        "distributed with yjxiong/tsn-pytorch (BSD-2-Clause); no licence is stated for the weights themselves, and "
+        "ImageNet's terms of access (non-commercial research) apply"),
+)}
+
+
+def weights_file(value: str | Path) -> Path:
+    """The file that ``run.init_weights=value`` names: an existing path as it is; a name of
+    ``PRETRAINED`` (or its bare file name, when no such file is here) from the cache, downloaded
+    into it first when not there yet (hash-checked; ``tstam.download.download``).
+
+    Raises:
+        WeightsError: no such file and no such name; or the download failed (the message names the
+            URL and where to put the file by hand).
+    """
+    from tstam.download import download as fetch
+
+    text = str(value)
+    by_file = {f.filename: f for f in PRETRAINED.values()}
+    entry = PRETRAINED.get(text)
+    if entry is None and Path(text).is_file():
+        return Path(text)
+    if entry is None and text in by_file:  # the bare published name, not in this folder: the cached copy
+        entry = by_file[text]
+    if entry is None:
+        raise WeightsError(f"{text}: weight file not found; give the path of a weight file, or "
+                           f"{' or '.join(PRETRAINED)} to download a public ImageNet file (tstam weights list)")
+    return fetch(entry.url, entry.path(), sha256=entry.sha256)
 
 
 def read_torch_file(path: str | Path, *, error: type[BadFileError] = WeightsError,
