@@ -42,17 +42,8 @@ from tstam.inference import Recognizer, stream_metadata
 from tstam.inference.recognizer import CENTRE_CROP, SCHEMA_VERSION
 from tstam.serve.config import LOOPBACK_NAMES, ServeConfig
 from tstam.serve.guard import DRAIN_SECONDS, UploadGuard, UploadRefused, Uploads, WebGuard
-from tstam.serve.jobs import (
-    NO_SPACE,
-    PICTURES,
-    Busy,
-    Job,
-    PredictionPool,
-    display_name,
-    no_space_message,
-    parse_options,
-    upload_suffix,
-)
+from tstam.serve.jobs import NO_SPACE, PICTURES, Busy, Job, PredictionPool, no_space_message
+from tstam.serve.options import display_name, parse_options, upload_suffix
 from tstam.serve.samples import Sample, folder_samples, synthetic_samples
 
 __all__ = ["create_app", "model_info"]
@@ -230,7 +221,10 @@ def create_app(recognizer: Recognizer, cfg: ServeConfig, *,
             log.warning("upload %s: %s", job.name, e)
             pool.abandon(job, 507, no_space_message(f"the upload {job.name}", e))
             return JSONResponse({"detail": job.error}, 507)
-        except BaseException:  # the client went away or was too slow (UploadGuard answers), or a bug
+        except ClientDisconnect:  # the client left during its upload: no one to answer, nothing to log
+            pool.abandon(job, 499, "the client closed its connection during the upload")
+            return JSONResponse({"detail": job.error}, 499)
+        except BaseException:  # too large or too slow (UploadGuard answers), or a bug
             pool.abandon(job, 400, "the upload did not complete")
             raise
         try:
