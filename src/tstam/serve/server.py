@@ -11,8 +11,9 @@ request head is complete, so connections that never finish theirs are not counte
 - a deadline for each request head (``header_timeout`` from the connection's start or from the
   previous answer): past it the connection is closed, with a 408 if part of a head came;
 - a bound on open connections (``max_connections``): one more closes the connection that has
-  been waiting longest for a request head (an idle or slow one; requests in progress are never
-  cut), or, if every connection has a request in progress, is answered 503 and closed;
+  been waiting longest for a request head (an idle or slow one, waiting for at least
+  ``EVICTABLE_AFTER``; requests in progress are never cut), or, if there is none, is answered
+  503 and closed;
 - a deadline for a client that does not read its answer (``body_timeout`` with the writes paused);
 - JSON instead of plain text for a request that is not HTTP (400).
 
@@ -34,6 +35,11 @@ from tstam.serve.config import ServeConfig, is_host
 from tstam.serve.guard import json_body
 
 __all__ = ["bind", "serve", "guarded_protocol", "reserve_files"]
+
+# s a connection waits for a head before it may be closed to make room: a client's head follows its
+# connection within milliseconds, so a real client is not cut before it is read, and a flood of
+# new connections cannot close each other as fast as they come
+EVICTABLE_AFTER = 0.25
 
 log = logging.getLogger(__name__)
 
@@ -170,17 +176,19 @@ def guarded_protocol(cfg: ServeConfig) -> type:
             self.transport.abort()
 
         def _make_room(self) -> None:
+            oldest = self.loop.time() - EVICTABLE_AFTER
             idle = [c for c in self.connections if c is not self and isinstance(c, GuardedH11Protocol)
-                    and c.waiting and not c.transport.is_closing()]
+                    and c.waiting and c._waiting_since <= oldest and not c.transport.is_closing()]
             if idle:
                 min(idle, key=lambda c: c._waiting_since)._give_up(
                     503, f"the server has {cfg.max_connections} connections open (tstam serve --max-connections), "
                          "and this one had waited longest without a request")
             else:
-                log.warning("%d connections, each with a request in progress: a new one is refused",
-                            len(self.connections) - 1)
+                log.info("%d connections, each with a request in progress or just opened: a new one is refused",
+                         len(self.connections) - 1)
                 self._give_up(503, f"the server has {cfg.max_connections} connections open, each with a request in "
-                                   "progress (tstam serve --max-connections); retry in a few seconds", always=True)
+                                   "progress or just opened (tstam serve --max-connections); retry in a second",
+                              always=True)
 
         def _give_up(self, status: int, detail: str, *, always: bool = False) -> None:
             """Close the connection; with the API's JSON answer when a request had begun (or ``always``)."""
