@@ -71,11 +71,19 @@ class Server:
     def get(self, path: str) -> Reply:
         return self.request("GET", path)
 
-    def health(self) -> dict:
-        """/healthz's JSON (200 while ok, 503 while saturated: both carry it)."""
-        r = self.get("/healthz")
-        assert r.status in (200, 503), r
-        return r.json()
+    def health(self, timeout: float = 30) -> dict:
+        """/healthz's JSON (200 while ok, 503 while saturated: both carry it). A connection the
+        server refuses (every one it has is new or busy: a 503 without "status", or a reset) is
+        tried again for up to ``timeout`` s."""
+        def answer() -> dict | None:
+            try:
+                r = self.get("/healthz")
+            except (ConnectionError, http.client.RemoteDisconnected):
+                return None
+            assert r.status in (200, 503), r
+            return r.json() if "status" in r.json() else None
+
+        return wait_until(answer, timeout, "/healthz to be answered")
 
     @property
     def netloc(self) -> str:
