@@ -9,7 +9,7 @@ For each number of workers W:
 - direct (baseline): a fresh Python process loads the checkpoints and submits the N predictions
   at once to a pool of W threads calling ``Recognizer.predict`` (what the server's pool does,
   without HTTP, upload, temporary file and JSON);
-- server: ``tstam serve --workers W --queue N`` in a fresh process, N client threads each POST
+- server: ``tstam serve --workers W --queue N --max-uploads N`` in a fresh process, N client threads each POST
   the clip to /api/predict at once (the predict JSON with attention comes back).
 
 Latency is from submission to answer (it includes waiting for a worker), requests/s is N over
@@ -97,7 +97,7 @@ def run_direct(args: argparse.Namespace) -> None:
 
 def start_server(args: argparse.Namespace, workers: int, threads: int, tmp: Path) -> tuple[subprocess.Popen, str]:
     cmd = [sys.executable, "-m", "tstam", "serve", "--rgb", str(args.rgb), "--flow", str(args.flow), "--port", "0",
-           "--workers", str(workers), "--queue", str(args.n), "--threads", str(threads)]
+           "--workers", str(workers), "--queue", str(args.n), "--max-uploads", str(args.n), "--threads", str(threads)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "TMPDIR": str(tmp)})
     url, lines = None, []

@@ -21,7 +21,7 @@ from tstam.serve.samples import SAMPLE_CLASSES
 from helpers.models import CLASSES, FLOW, RESIZE
 from helpers.processes import wait_until
 from helpers.realdata import VIDEOS as REAL_VIDEOS
-from helpers.serve import LIMIT_MB, QUEUE, WORKERS, multipart
+from helpers.serve import LIMIT_MB, QUEUE, WORKERS, Reply, multipart
 
 pytestmark = pytest.mark.slow  # a real server in a subprocess, real uploads
 
@@ -119,7 +119,7 @@ def _chunked_upload(server, size: int) -> tuple[int, dict]:
     body, ctype = multipart({}, ("big.avi", b"\0" * size))
     conn = socket.create_connection((server.host, server.port), timeout=60)
     try:
-        conn.sendall(f"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\n"
+        conn.sendall(f"POST /api/predict HTTP/1.1\r\nHost: {server.netloc}\r\nContent-Type: {ctype}\r\n"
                      "Transfer-Encoding: chunked\r\n\r\n".encode())
         try:
             for i in range(0, len(body), 1 << 16):
@@ -153,9 +153,8 @@ def test_bad_uploads_answer_and_the_server_stays_up(server, tmp_path):
         assert str(server.tmp) not in r.json()["detail"]  # the private path is not shown
     status, body = _chunked_upload(server, LIMIT_MB * 2**20 + 100_000)
     assert status == 413 and "the limit is" in body["detail"]
-    with socket.create_connection((server.host, server.port), timeout=30) as s:  # as curl sends a large file:
-        s.sendall(b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
-                  b"Content-Length: 4000000000\r\nExpect: 100-continue\r\n\r\n")  # 4 GB, none of it sent
+    with server.connect(30) as s:  # as curl sends a large file: 4 GB, none of it sent until the server asks
+        s.sendall(server.post_head("/api/predict", 4_000_000_000, extra="Expect: 100-continue\r\n"))
         assert s.makefile("rb").readline().split()[1] == b"413"
     body, ctype = multipart({"crops": "1"})
     r = server.request("POST", "/api/predict", body, {"Content-Type": ctype})
@@ -198,28 +197,24 @@ def test_concurrent_uploads_each_get_their_own_answer(server, cli_json):
         assert_same_prediction(r.json(), cli_json[clip.name])
 
 
-def _stalled_upload(server) -> socket.socket:
-    """A request whose body is still on its way: it holds a slot."""
-    s = socket.create_connection((server.host, server.port), timeout=30)
-    body, ctype = multipart({}, ("slow.avi", CLIPS[0].read_bytes()))
-    s.sendall(f"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\n"
-              f"Content-Length: {len(body)}\r\n\r\n".encode() + body[:1000])
-    return s
+def _long_job(server, clip) -> Reply:
+    """/api/jobs with the pictures and 10 crops: it holds its slot for seconds."""
+    return server.upload("/api/jobs", clip.name, clip.read_bytes(), crops="10")
 
 
 def test_full_queue_gets_503_with_retry_after(server):
     server.wait_idle()
-    stalled = [_stalled_upload(server) for _ in range(WORKERS + QUEUE)]
-    try:
-        wait_until(lambda: server.get("/healthz").json()["busy"] == WORKERS + QUEUE, 60,
-                   f"the {WORKERS + QUEUE} stalled uploads to hold every slot", state=lambda: server.get("/healthz").json())
-        r = server.predict(CLIPS[0])
-        assert r.status == 503 and "busy" in r.json()["detail"], r.body
-        assert int(r.headers["retry-after"]) >= 1
-        assert server.upload("/api/jobs", CLIPS[0].name, CLIPS[0].read_bytes()).status == 503
-    finally:
-        for s in stalled:
-            s.close()  # the clients give up: their slots come back
+    held = [_long_job(server, CLIPS[0]) for _ in range(WORKERS + QUEUE)]  # each takes a slot before its 202
+    assert all(r.status == 202 for r in held), held
+    r = server.predict(CLIPS[0])
+    assert r.status == 503 and "busy: all prediction slots are taken" in r.json()["detail"], r.body
+    assert int(r.headers["retry-after"]) >= 1
+    assert server.upload("/api/jobs", CLIPS[0].name, CLIPS[0].read_bytes()).status == 503
+    h = server.health()
+    assert h["status"] == "saturated" and h["free"] == 0, h
+    for job_id in (r.json()["id"] for r in held):  # they finish (the page would poll them; this test asks at the end)
+        wait_until(lambda job_id=job_id: server.get(f"/api/jobs/{job_id}").json()["state"] == "done", 120,
+                   f"job {job_id} to finish", state=server.health)
     server.wait_idle()
     assert server.predict(CLIPS[0]).status == 200
 

@@ -10,7 +10,7 @@ import pytest
 
 from tstam.inference import Recognizer
 
-from helpers.browser import click_sample, new_driver, open_page, result_for, shot, wait_in_page
+from helpers.browser import click_sample, new_driver, open_page, result_for, shot, wait_for, wait_in_page
 from helpers.realdata import VIDEOS as REAL_VIDEOS
 
 pytestmark = pytest.mark.slow  # a real browser against a real server
@@ -83,3 +83,57 @@ def test_page_upload_sample_and_bad_file(server, browser, tmp_path):
             zone.dispatchEvent(new DragEvent(type, {dataTransfer: dt, bubbles: true, cancelable: true}));""")
     wait_in_page(d, lambda d: d.find_element(By.ID, "error").is_displayed(), "the error message", server.output)
     assert "422: notes.txt: unsupported extension '.txt'" in d.find_element(By.ID, "error").text
+
+
+def test_api_docs_run_under_their_content_security_policy(server, browser):
+    """/docs (Swagger UI) and /redoc render with the scripts the server's policy allows; what the
+    policy blocks is only what would have come from elsewhere (ReDoc's logo from its CDN), and
+    nothing did."""
+    d = browser
+    d.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": (
+        "window.cspViolations = []; document.addEventListener('securitypolicyviolation', "
+        "e => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));")})
+    for path, rendered in (("docs", "return document.querySelectorAll('.opblock').length"),
+                           ("redoc", "return document.body.innerText.includes('/api/predict')")):
+        d.get(server.url + path)
+        wait_for(d, lambda d, js=rendered: d.execute_script(js), f"/{path} to render",
+                 lambda: f"policy violations: {d.execute_script('return window.cspViolations')}")
+        blocked = d.execute_script("return window.cspViolations")
+        elsewhere = [v for v in blocked if v.split(" ", 1)[1].startswith(("http://", "https://"))
+                     and not v.split(" ", 1)[1].startswith(server.url)]
+        assert elsewhere == blocked, (path, blocked)  # nothing of the server's own, no inline code, no eval
+        urls = d.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+        others = {u for u in urls if not u.startswith(server.url)}
+        assert others <= {v.split(" ", 1)[1] for v in blocked}, (path, urls, blocked)  # tried, and blocked
+
+
+def test_a_form_on_another_site_cannot_post_to_the_server(server, browser):
+    """A page of another origin (another port of this machine) that posts a form to the API, as
+    a cross-site request forgery would: the browser sends its Origin, the server answers 403."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    page = (f'<form id="f" method="post" enctype="multipart/form-data" action="{server.url}api/predict">'
+            '<input name="crops" value="1"></form><script>document.getElementById("f").submit()</script>').encode()
+
+    class Site(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args):
+            pass
+
+    site = ThreadingHTTPServer(("127.0.0.1", 0), Site)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    try:
+        browser.get(f"http://127.0.0.1:{site.server_address[1]}/")
+        wait_for(browser, lambda d: "is refused" in d.execute_script("return document.body.innerText"),
+                 "the server's refusal", lambda: "page: " + browser.execute_script("return document.body.innerText"))
+    finally:
+        site.shutdown()
+        site.server_close()
+    text = browser.execute_script("return document.body.innerText")
+    assert f"(Origin 'http://127.0.0.1:{site.server_address[1]}') is refused" in text, text

@@ -57,6 +57,14 @@ def test_bad_host(capsys, serve_ckpts, host, message):
     (["--max-upload-mb", "0"], "argument --max-upload-mb: '0' is not valid; expected a finite number > 0"),
     (["--workers", "0"], "argument --workers: '0' is not valid; expected an integer >= 1"),
     (["--samples", "/no/such/folder"], "--samples /no/such/folder: not a folder"),
+    (["--header-timeout", "0"], "argument --header-timeout: '0' is not valid; expected a finite number > 0"),
+    (["--job-timeout", "inf"], "argument --job-timeout: 'inf' is not valid; expected a finite number"),
+    (["--min-upload-rate", "-1"], "argument --min-upload-rate: '-1' is not valid; expected a finite number > 0"),
+    (["--max-uploads", "0"], "argument --max-uploads: '0' is not valid; expected an integer >= 1"),
+    (["--max-connections", "8"], "max_connections=8 is not valid; expected more than max_uploads + workers + "
+                                 "queue + 1 = 15, so that /healthz and the page's questions get through"),
+    (["--allowed-hosts", "http://box.lan"], "allowed_hosts (--allowed-hosts) ['http://box.lan'] is not valid"),
+    (["--allowed-hosts", ","], "allowed_hosts (--allowed-hosts) [] is not valid: empty"),
 ])
 def test_bad_settings(capsys, serve_ckpts, args, message):
     code, err = _serve(capsys, "--rgb", str(serve_ckpts["rgb"]), "--port", "0", *args)
@@ -69,9 +77,32 @@ def test_bad_settings_from_python():
     from tstam.serve.config import ServeConfig
 
     for kw, message in [({"port": 70000}, "port=70000 is not valid"), ({"max_upload_mb": float("nan")}, "nan"),
-                        ({"workers": 0}, "workers=0"), ({"crops": 2}, "crops=2")]:
+                        ({"workers": 0}, "workers=0"), ({"crops": 2}, "crops=2"),
+                        ({"body_timeout": float("nan")}, "body_timeout=nan is not valid"),
+                        ({"shutdown_timeout": 0}, "shutdown_timeout=0 is not valid"),
+                        ({"poll_timeout": "5"}, "poll_timeout='5' is not valid"),
+                        ({"allowed_hosts": ("localhost:8000",)}, r"\['localhost:8000'\] is not valid")]:
         with pytest.raises(ConfigError, match=message):
             ServeConfig(**kw)
+
+
+def test_the_host_names_a_server_answers_to():
+    """On loopback only this machine's names (a page of another site reaching the server through
+    its own name that resolves to 127.0.0.1 is refused: DNS rebinding); on every interface any
+    name; on one other address that address; --allowed-hosts replaces these."""
+    from tstam.serve.config import ServeConfig
+
+    d = ServeConfig()
+    assert d.host_names("127.0.0.1") == {"localhost", "127.0.0.1", "::1"} == d.host_names("::1")
+    assert d.host_names("127.0.0.2") == d.host_names("127.0.0.1")  # all of 127/8 is loopback
+    assert d.host_names("0.0.0.0") is None and d.host_names("::") is None
+    assert d.host_names("192.168.1.20") == {"192.168.1.20"}
+    assert ServeConfig(allowed_hosts=("Box.lan", "[fe80::1]")).host_names("0.0.0.0") == {"box.lan", "fe80::1"}
+    assert ServeConfig(allowed_hosts=("box.lan", "*")).host_names("127.0.0.1") is None
+    from tstam.cli import build_parser
+
+    args = build_parser().parse_args(["serve", "--rgb", "x.pt", "--allowed-hosts", "box.lan, 10.0.0.2"])
+    assert args.allowed_hosts == ("box.lan", "10.0.0.2")  # ServeConfig checks them
 
 
 def test_bind_default_is_loopback_and_port_zero_picks_one():

@@ -33,21 +33,30 @@ def new_driver(profile: Path):
     return driver
 
 
-def wait_in_page(driver, condition, what: str, server_log: tuple[str, ...] | list[str] = ()):
-    """Until ``condition(driver)``; on time-out the page's state, the browser's log and the end of
-    the server's log say why."""
+def wait_for(driver, condition, what: str, state=None):
+    """Until ``condition(driver)``; on time-out ``state()`` (how things stood) and the browser's log
+    say why."""
     from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
     try:
         return WebDriverWait(driver, WAIT_S, poll_frequency=0.1).until(condition)
     except TimeoutException as e:
-        state = driver.execute_script(
+        raise AssertionError(f"timed out waiting for {what}; {state() if state else ''}; "
+                             f"browser log: {driver.get_log('browser')}") from e
+
+
+def wait_in_page(driver, condition, what: str, server_log: tuple[str, ...] | list[str] = ()):
+    """Until ``condition(driver)`` on the page of ``tstam serve``; on time-out the page's state, the
+    browser's log and the end of the server's log say why."""
+    def state() -> str:
+        page = driver.execute_script(
             "return {running, job: document.getElementById('job-name').textContent, "
             "stages: [...document.querySelectorAll('#stages li')].map(l => l.dataset.stage + ':' + l.className), "
             "result_hidden: document.getElementById('result').hidden, error: document.getElementById('error').textContent}")
-        raise AssertionError(f"timed out waiting for {what}; page: {state}; browser log: {driver.get_log('browser')}; "
-                             "server log:\n" + "".join(server_log[-30:])) from e
+        return f"page: {page}; server log:\n" + "".join(server_log[-30:])
+
+    return wait_for(driver, condition, what, state)
 
 
 def shot(driver, path: Path, width: int) -> Path:

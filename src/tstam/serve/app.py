@@ -7,22 +7,22 @@
     GET  /api/jobs/{id}/attention.png | animation.gif   the attention pictures (``tstam.visualize``)
     GET  /api/model            streams, classes, preprocessing, flow settings, limits
     GET  /api/samples[/{name}] the sample clips of the page
-    GET  /healthz              liveness and load;  /docs, /redoc, /openapi.json: the API's docs
+    GET  /healthz              load; 503 while saturated;  /docs, /redoc, /openapi.json: the API's docs
 
-Bad requests get JSON ``{"detail": "..."}``: 413 over the upload limit (checked on the declared
-length before the body is read, and on the bytes as they arrive), 422 for a bad option or a
-video the decoder cannot read (its message, with the client's file name instead of the private
-path), 503 with ``Retry-After`` when every slot of the pool is taken. No CORS headers are sent,
-so other sites' pages cannot read the answers.
+Every GET is answered to HEAD too. Errors are JSON ``{"detail": "..."}`` (docs/serve.md lists
+them): 400 a broken upload or a ``Host`` that is not the server's, 403 a POST from another
+site's page, 408 an upload too slow, 410 a job no one asked for, 413 over the upload limit, 422
+a bad option, a video the decoder cannot read (its message, with the client's file name instead
+of the private path) or one over the time budget, 503 with ``Retry-After`` when every slot is
+taken, 507 when the disk is full, 500 for a bug (its traceback only in the server's log). No CORS
+headers are sent, so other sites' pages cannot read the answers.
 """
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -40,19 +40,20 @@ import tstam
 from tstam.errors import InputError
 from tstam.inference import Recognizer, stream_metadata
 from tstam.inference.recognizer import CENTRE_CROP, SCHEMA_VERSION
-from tstam.serve.config import ServeConfig
-from tstam.serve.jobs import PICTURES, Busy, Job, PredictionPool, display_name, parse_options, upload_suffix
+from tstam.serve.config import LOOPBACK_NAMES, ServeConfig
+from tstam.serve.guard import DRAIN_SECONDS, UploadGuard, UploadRefused, Uploads, WebGuard
+from tstam.serve.jobs import NO_SPACE, PICTURES, Busy, Job, PredictionPool, no_space_message
+from tstam.serve.options import display_name, parse_options, upload_suffix
 from tstam.serve.samples import Sample, folder_samples, synthetic_samples
 
-__all__ = ["create_app", "model_info", "BodyLimit"]
+__all__ = ["create_app", "model_info"]
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
-# the page loads nothing from elsewhere; the browser enforces it
+# the page loads nothing from elsewhere; the browser enforces it (tstam.serve.guard adds the rest)
 PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; "
-                                           "base-uri 'none'; frame-ancestors 'none'",
-                "X-Content-Type-Options": "nosniff"}
+                                           "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"}
 _FORM_FIELD = {"type": "string"}
 UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["file"], "properties": {
@@ -64,69 +65,15 @@ UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-dat
         "pictures": {**_FORM_FIELD, "enum": ["true", "false"],
                      "description": "draw the attention PNG and GIF (URLs in 'pictures')"},
     }}}}}}
-ERRORS = {400: {"description": "not a multipart upload, or no field 'file'"},
+ERRORS = {400: {"description": "not a multipart upload, no field 'file', or a Host that is not the server's"},
+          403: {"description": "a POST from the page of another site (its Origin is not the server's)"},
+          408: {"description": "the upload paused too long or came too slowly (--body-timeout, --min-upload-rate)"},
           413: {"description": "the upload is over the server's limit (tstam serve --max-upload-mb)"},
-          422: {"description": "a bad option, or a video the decoder cannot read (its message)"},
-          503: {"description": "every prediction slot is taken; see Retry-After"}}
-
-
-class UploadTooLarge(Exception):
-    pass
-
-
-def _too_large(size: str, limit: int) -> str:
-    return (f"upload is {size}; the limit is {limit / 2**20:g} MB (the server's --max-upload-mb); "
-            "send a shorter or smaller video")
-
-
-async def _send_json(send: Callable, status: int, body: dict[str, Any]) -> None:
-    data = json.dumps(body).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
-                            (b"connection", b"close")]})
-    await send({"type": "http.response.body", "body": data})
-
-
-class BodyLimit:
-    """ASGI middleware: a POST body over ``max_bytes`` gets 413, without being stored.
-
-    A declared Content-Length over the limit is answered before the body is read; a body without
-    one (chunked) is counted as it arrives. A body of up to twice the limit is read to its end
-    and dropped before the answer, so that a client that sends without waiting for it (a
-    browser; curl waits with ``Expect: 100-continue``) reads the 413 instead of seeing the
-    connection reset; a larger one is cut off.
-    """
-
-    def __init__(self, app: Any, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
-
-    async def _drain(self, receive: Callable, seen: int, more: bool) -> None:
-        while more and seen <= 2 * self.max_bytes:
-            message = await receive()
-            seen += len(message.get("body", b""))
-            more = message["type"] == "http.request" and message.get("more_body", False)
-
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
-            return await self.app(scope, receive, send)
-        headers = dict(scope["headers"])
-        length = headers.get(b"content-length", b"")
-        if length.isdigit() and int(length) > self.max_bytes:
-            if int(length) <= 2 * self.max_bytes and b"100-continue" not in headers.get(b"expect", b"").lower():
-                await self._drain(receive, 0, True)
-            return await _send_json(send, 413, {"detail": _too_large(f"{int(length) / 2**20:.2f} MB", self.max_bytes)})
-        seen = 0
-
-        async def limited() -> dict:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                await self._drain(receive, seen, message.get("more_body", False))
-                raise UploadTooLarge(_too_large(f"more than {self.max_bytes / 2**20:g} MB", self.max_bytes))
-            return message
-
-        await self.app(scope, limited, send)
+          422: {"description": "a bad option, a video the decoder cannot read (its message), or a video over the "
+                               "time budget of one job (--job-timeout)"},
+          503: {"description": "every prediction or upload slot is taken, or the server is shutting down; "
+                               "see Retry-After"},
+          507: {"description": "the server's disk is full"}}
 
 
 class _Refused(Exception):
@@ -136,14 +83,25 @@ class _Refused(Exception):
 
 
 async def _discard_body(request: Request) -> None:
-    """Read and drop a request's body (bounded by ``BodyLimit``) so that a client that is still
-    sending it reads the answer; a client that waits (``Expect: 100-continue``) sends nothing."""
+    """Read and drop a request's body (bounded by ``UploadGuard``, and for at most
+    ``DRAIN_SECONDS``) so that a client that is still sending it reads the answer; a client that
+    waits (``Expect: 100-continue``) sends nothing."""
     if "100-continue" in request.headers.get("expect", "").lower():
         return
-    try:
+
+    async def drain() -> None:
         async for _ in request.stream():
             pass
-    except (UploadTooLarge, ClientDisconnect):
+
+    try:
+        await asyncio.wait_for(drain(), DRAIN_SECONDS)
+    except (UploadRefused, ClientDisconnect, asyncio.TimeoutError):
+        pass
+
+
+async def _client_gone(request: Request) -> None:
+    """Returns when the client of ``request`` (whose body was read) closes its connection."""
+    while (await request.receive())["type"] != "http.disconnect":
         pass
 
 
@@ -162,12 +120,23 @@ def model_info(recognizer: Recognizer, cfg: ServeConfig) -> dict[str, Any]:
             "streams": streams, "weights": dict(recognizer.weights), "resize": list(recognizer.resize),
             "defaults": {"crops": cfg.crops, "top_k": cfg.top_k}, "choices": {"crops": sorted(CENTRE_CROP)},
             "limits": {"max_upload_bytes": cfg.max_upload_bytes, "workers": cfg.workers, "queue": cfg.queue,
-                       "torch_threads": cfg.torch_threads}}
+                       "torch_threads": cfg.torch_threads, "max_uploads": cfg.max_uploads,
+                       "max_connections": cfg.max_connections, "header_timeout_s": cfg.header_timeout,
+                       "body_timeout_s": cfg.body_timeout, "min_upload_rate_kb_s": cfg.min_upload_rate,
+                       "job_timeout_s": cfg.job_timeout, "poll_timeout_s": cfg.poll_timeout}}
 
 
-def create_app(recognizer: Recognizer, cfg: ServeConfig) -> FastAPI:
+def create_app(recognizer: Recognizer, cfg: ServeConfig, *,
+               host_names: frozenset[str] | None = frozenset(LOOPBACK_NAMES)) -> FastAPI:
     """The app; its private work folder (uploads, synthetic samples) is made now and removed
-    when the server shuts down (or by ``app.state.close()``).
+    when the server shuts down (or by ``app.state.close()``). ``host_names``: the names a
+    request's ``Host`` may carry (``ServeConfig.host_names`` of the bound address; None: any).
+
+    ``app.state`` holds ``pool``, ``uploads``, ``workdir``, ``close``; ``begin_shutdown`` and
+    ``end_requests``, which the server calls when it starts to shut down (queued jobs are
+    answered) and just before its time is up (the running jobs and the uploads are answered);
+    and ``connections``: a function giving the number of open connections, which the server
+    sets (``/healthz`` shows it).
 
     Raises:
         InputError: ``cfg.samples`` is not a folder of videos.
@@ -179,11 +148,14 @@ def create_app(recognizer: Recognizer, cfg: ServeConfig) -> FastAPI:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
     by_name: dict[str, Sample] = {s.name: s for s in samples}
-    pool = PredictionPool(recognizer, workdir, workers=cfg.workers, queue=cfg.queue, keep=cfg.keep_results)
+    pool = PredictionPool(recognizer, workdir, workers=cfg.workers, queue=cfg.queue, keep=cfg.keep_results,
+                          job_timeout=cfg.job_timeout, poll_timeout=cfg.poll_timeout)
+    uploads = Uploads(limit=cfg.max_uploads, max_bytes=cfg.max_upload_bytes, pause=cfg.body_timeout,
+                      min_rate=cfg.min_upload_rate * 1024)
     info = model_info(recognizer, cfg)
 
     def close() -> None:
-        pool.shutdown()
+        pool.shutdown(timeout=1.0)
         shutil.rmtree(workdir, ignore_errors=True)
 
     @asynccontextmanager
@@ -196,12 +168,25 @@ def create_app(recognizer: Recognizer, cfg: ServeConfig) -> FastAPI:
     app = FastAPIOffline(title="tstam serve", version=tstam.__version__, lifespan=lifespan,
                          description="T-STAM two-stream action recognition: upload a video, get the classes "
                                      "and where the model looks. The page is at /.")
-    app.state.close, app.state.workdir, app.state.pool = close, workdir, pool
-    app.add_middleware(BodyLimit, max_bytes=cfg.max_upload_bytes)
+    def end_requests() -> None:  # the last moment of a graceful shutdown: every request gets its JSON
+        pool.stop_all()
+        uploads.stop_all("the server is shutting down; send the video again later")
+
+    app.state.close, app.state.begin_shutdown, app.state.end_requests = close, pool.begin_shutdown, end_requests
+    app.state.workdir, app.state.pool, app.state.uploads = workdir, pool, uploads
+    app.state.connections = None  # set by tstam.serve.server.serve: () -> open connections
+    app.add_middleware(UploadGuard, uploads=uploads)
+    app.add_middleware(WebGuard, host_names=host_names)  # added last: runs first
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    async def accept(request: Request, *, pictures: bool) -> Job | JSONResponse:
-        """Take a slot, save the upload in the job's folder, parse the options, queue the job."""
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, e: Exception) -> JSONResponse:
+        # the traceback goes to the server's log (Starlette logs it after this answer), not to the client
+        return JSONResponse({"detail": f"internal error ({type(e).__name__}); the server's log has the details"}, 500)
+
+    async def accept(request: Request, *, pictures: bool, polled: bool) -> Job | JSONResponse:
+        """Make the job, save the upload in its folder, parse the options, queue the job (it
+        takes a slot of the pool now that its video is here)."""
         try:
             job = pool.open()
         except Busy as e:
@@ -210,8 +195,6 @@ def create_app(recognizer: Recognizer, cfg: ServeConfig) -> FastAPI:
         try:
             try:
                 form = await request.form(max_files=1, max_fields=8, max_part_size=64 * 1024)
-            except UploadTooLarge as e:
-                raise _Refused(413, str(e)) from None
             except StarletteHTTPException as e:  # what Starlette's form parser raises on a broken body
                 raise _Refused(400, f"not a valid multipart upload: {e.detail}") from None
             try:
@@ -231,10 +214,23 @@ def create_app(recognizer: Recognizer, cfg: ServeConfig) -> FastAPI:
         except _Refused as e:
             pool.abandon(job, e.status, e.message)
             return JSONResponse({"detail": e.message}, e.status)
-        except BaseException:  # the client went away, or a bug: free the slot, then let the server log it
+        except OSError as e:
+            if e.errno not in NO_SPACE:
+                pool.abandon(job, 500, "the upload could not be stored")
+                raise
+            log.warning("upload %s: %s", job.name, e)
+            pool.abandon(job, 507, no_space_message(f"the upload {job.name}", e))
+            return JSONResponse({"detail": job.error}, 507)
+        except ClientDisconnect:  # the client left during its upload: no one to answer, nothing to log
+            pool.abandon(job, 499, "the client closed its connection during the upload")
+            return JSONResponse({"detail": job.error}, 499)
+        except BaseException:  # too large or too slow (UploadGuard answers), or a bug
             pool.abandon(job, 400, "the upload did not complete")
             raise
-        pool.start(job, video)
+        try:
+            pool.start(job, video, polled=polled)
+        except Busy as e:
+            return JSONResponse({"detail": str(e)}, 503, headers={"Retry-After": str(e.retry_after)})
         return job
 
     def answer(job: Job) -> JSONResponse:
@@ -253,9 +249,16 @@ def create_app(recognizer: Recognizer, cfg: ServeConfig) -> FastAPI:
     async def page() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)
 
-    @app.get("/healthz", summary="liveness and load")
-    async def healthz() -> dict[str, Any]:
-        return {"status": "ok", **pool.stats()}
+    @app.get("/healthz", summary="load: 200 and status 'ok', or 503 and 'saturated' while a new upload would be "
+                                 "refused", responses={503: {"description": "saturated (or shutting down)"}})
+    async def healthz() -> JSONResponse:
+        stats = pool.stats()
+        saturated = stats["free"] == 0 or len(uploads.active) >= uploads.limit or stats["closing"]
+        body = {"status": "saturated" if saturated else "ok", **stats, "uploads": len(uploads.active),
+                "max_uploads": uploads.limit}
+        if app.state.connections is not None:
+            body.update(connections=app.state.connections(), max_connections=cfg.max_connections)
+        return JSONResponse(body, 503 if saturated else 200)
 
     @app.get("/api/model", summary="streams, classes, preprocessing, flow settings, limits")
     async def model() -> dict[str, Any]:
@@ -274,22 +277,30 @@ def create_app(recognizer: Recognizer, cfg: ServeConfig) -> FastAPI:
 
     @app.post("/api/predict", summary="classify one uploaded video", responses=ERRORS, openapi_extra=UPLOAD_BODY)
     async def predict(request: Request) -> Response:
-        job = await accept(request, pictures=False)
+        job = await accept(request, pictures=False, polled=False)
         if isinstance(job, JSONResponse):
             return job
-        assert job.future is not None
-        await asyncio.shield(asyncio.wrap_future(job.future))  # a client that leaves does not cancel a queued job
+        answered = asyncio.wrap_future(job.answered)
+        gone = asyncio.ensure_future(_client_gone(request))
+        try:
+            await asyncio.wait({answered, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+        if not job.finished:  # its client closed the connection: no one will read the answer
+            pool.cancel(job, 499, "the client closed its connection before the answer")
         return answer(job)
 
     @app.post("/api/jobs", status_code=202, summary="start classifying one uploaded video; poll the job",
-              responses=ERRORS, openapi_extra=UPLOAD_BODY)
+              responses={**ERRORS, 410: {"description": "(GET /api/jobs/{id}) no one asked for the job for "
+                                                        "--poll-timeout s, so it was dropped"}},
+              openapi_extra=UPLOAD_BODY)
     async def submit(request: Request) -> Response:
-        job = await accept(request, pictures=True)
+        job = await accept(request, pictures=True, polled=True)
         if isinstance(job, JSONResponse):
             return job
         return JSONResponse(job.public(), 202, headers={"Location": f"/api/jobs/{job.id}"})
 
-    @app.get("/api/jobs/{job_id}", summary="a job's state, stages and result")
+    @app.get("/api/jobs/{job_id}", summary="a job's state, stages and result (ask at least every --poll-timeout s)")
     async def job_state(job_id: str) -> dict[str, Any]:
         return find(job_id).public()
 
