@@ -8,7 +8,7 @@ import math
 import os
 from dataclasses import dataclass
 
-from tstam.config import ConfigError, check_choice
+from tstam.config import ConfigError, check_choice, check_range
 
 __all__ = ["ServeConfig", "SERVE_EXTRA_MODULES", "missing_serve_packages", "INSTALL_HINT"]
 
@@ -53,14 +53,19 @@ class ServeConfig:
             raise ConfigError(f"port={self.port} is not valid; expected 0 .. 65535 (0: any free port)")
         if not (math.isfinite(self.max_upload_mb) and self.max_upload_mb > 0):
             raise ConfigError(f"max_upload_mb={self.max_upload_mb} is not valid; expected a number > 0")
+        check_range("max_upload_mb", self.max_upload_mb, 0, 64 * 1024, lo_open=True, note="64 GB at most")
         if self.workers < 1 or self.queue < 0:
             raise ConfigError(f"workers={self.workers}, queue={self.queue} are not valid; expected workers >= 1 "
                               "and queue >= 0")
+        check_range("workers", self.workers, 1, 256)  # threads that each hold a decoded video
+        check_range("queue", self.queue, 0, 10_000)
         if self.threads < 0:
             raise ConfigError(f"threads={self.threads} is not valid; expected >= 0 (0: (cores - 1) // workers)")
+        check_range("threads", self.threads, 0, 1024)
         check_choice("crops", self.crops, (1, 3, 10))
         if self.top_k < 1 or self.keep_results < 1:
             raise ConfigError(f"top_k={self.top_k}, keep_results={self.keep_results} are not valid; expected >= 1")
+        check_range("keep_results", self.keep_results, 1, 10_000)  # each kept with its pictures in memory
 
     @property
     def max_upload_bytes(self) -> int:
