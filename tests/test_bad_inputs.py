@@ -148,7 +148,7 @@ ROWS = [
      ["--device 'gpu' is not valid; expected auto, cpu, cuda or cuda:N"]),
     # test: parse-time numbers and the device
     ("test-frames-0", ["test", "--checkpoint", "{d}/rgb.pt", "--frames", "0"], 2,
-     ["argument --frames: '0' is not valid; expected an integer >= 1"]),
+     ["argument --frames: '0' is not valid; expected an integer from 1 to 250"]),
     ("test-chunk-frames-0", ["test", "--checkpoint", "{d}/rgb.pt", "--chunk-frames", "0"], 2,
      ["argument --chunk-frames: '0' is not valid; expected an integer >= 1"]),
     ("test-max-memory-mb-0", ["test", "--checkpoint", "{d}/rgb.pt", "--max-memory-mb", "0"], 2,
