@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tstam.errors import OutputError
+from tstam.errors import InputError, OutputError
 from tstam.files import check_writable_dir
 from tstam.inference.recognizer import Prediction, Recognizer
 from tstam.plotting import pyplot
@@ -293,6 +293,8 @@ def visualize_video(recognizer: Recognizer, video: str | Path, out_dir: str | Pa
     out_dir = check_writable_dir(out_dir)
     pred = prediction or recognizer.predict(video, num_crops=num_crops, keep_video=animation is not None)
     stem = name or (Path(pred.source).stem if pred.source != "<frames>" else "frames")
+    if any(c in stem for c in "/\\\0"):  # the pictures are written inside out_dir, never beside it
+        raise InputError(f"picture name {stem!r} is not valid; expected a file name without '/', '\\' or NUL")
     png = attention_figure(pred, out_dir / f"{stem}_attention.png")
     anim = None
     has_attention = any(r.temporal is not None or r.spatial is not None for r in pred.streams.values())
