@@ -198,7 +198,7 @@ def _check_meta(path: Path, meta: dict[str, Any]) -> tuple[ModelConfig, list[str
     Raises:
         CheckpointError: starting with the file and naming the key, for any value tstam would not write.
     """
-    from tstam.engine.config import load_train_config
+    from tstam.engine.config import TrainConfig, load_train_config
 
     def section(key: str, *, optional: bool = False) -> dict[str, Any] | None:
         value = meta.get(key)
@@ -221,8 +221,8 @@ def _check_meta(path: Path, meta: dict[str, Any]) -> tuple[ModelConfig, list[str
     flow = section("flow", optional=True)
     data = section("data", optional=True) or {}
     known = {k: data[k] for k in ("resize", "test_frames") if k in data}
-    try:
-        frames = from_dict(DataConfig, {"resize": _default_resize(cfg.input_size), **known})
+    try:  # as a TrainConfig's data section, so that messages name data.resize, data.test_frames
+        frames = from_dict(TrainConfig, {"data": {"resize": _default_resize(cfg.input_size), **known}}).data
     except ConfigError as e:
         raise CheckpointError(f"{path}: {e}") from None
     if min(frames.resize) < cfg.input_size:

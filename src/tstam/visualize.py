@@ -290,11 +290,11 @@ def visualize_video(recognizer: Recognizer, video: str | Path, out_dir: str | Pa
     Files: ``<out_dir>/<name>_attention.png`` and ``..._attention<animation>`` (None: no
     animation); ``name`` defaults to the video's file stem (several videos: :func:`picture_names`).
     """
+    if name and any(c in name for c in "/\\\0"):  # pictures stay inside out_dir
+        raise InputError(f"picture name {name!r} is not valid; expected a file name without '/', '\\' or NUL")
     out_dir = check_writable_dir(out_dir)
     pred = prediction or recognizer.predict(video, num_crops=num_crops, keep_video=animation is not None)
     stem = name or (Path(pred.source).stem if pred.source != "<frames>" else "frames")
-    if any(c in stem for c in "/\\\0"):  # the pictures are written inside out_dir, never beside it
-        raise InputError(f"picture name {stem!r} is not valid; expected a file name without '/', '\\' or NUL")
     png = attention_figure(pred, out_dir / f"{stem}_attention.png")
     anim = None
     has_attention = any(r.temporal is not None or r.spatial is not None for r in pred.streams.values())
