@@ -8,6 +8,7 @@ any work). Real files: tiny checkpoints (tests/helpers/models.py), score files w
 """
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from tstam.checkpoint import load_checkpoint, save_checkpoint
 from tstam.cli import main
 from tstam.engine.scores import ScoreSet, save_scores
 
+from helpers.hostile import alias_bomb_value, malformed_checkpoint, safetensors_with_meta, write_config_files
 from helpers.models import CLIPS, make_checkpoint
 from helpers.realdata import VIDEOS as REAL_VIDEOS
 
@@ -26,15 +28,15 @@ CLIP = str(REAL_VIDEOS / CLIPS[0])
 CLASSES = ["a", "b", "c"]
 
 
-def _scores(path: Path, stream: str, *, probs=None, labels=None, ids=None, raw: bool = False) -> Path:
+def _scores(path: Path, stream: str, *, probs=None, labels=None, ids=None, raw: bool = False, meta=None) -> Path:
     """A score file of 6 videos; ``raw`` writes the arrays as given (np.savez), bypassing ScoreSet."""
     p = np.random.default_rng(0 if stream == "rgb" else 1).dirichlet(np.ones(3), 6).astype(np.float32)
     probs = p if probs is None else probs
     labels = np.arange(6) % 3 if labels is None else labels
     ids = [f"v{i}" for i in range(6)] if ids is None else ids
     if raw:
-        np.savez(path, video_ids=np.array(ids), labels=labels, probs=probs, logits=np.log(p),
-                 classes=np.array(CLASSES), meta=np.array(f'{{"stream": "{stream}", "split": 1}}'))
+        np.savez(path, video_ids=np.array(ids), labels=labels, probs=probs, logits=np.log(p[:len(ids)]),
+                 classes=np.array(CLASSES), meta=np.array(meta or f'{{"stream": "{stream}", "split": 1}}'))
         return path
     return save_scores(path, ScoreSet(ids, labels, probs, np.log(p), CLASSES, {"stream": stream, "split": 1}))
 
@@ -69,6 +71,19 @@ def files(tmp_path_factory) -> Path:
     (d / "a_file").write_text("a regular file where a folder is expected\n")
     (d / "oldrun").mkdir()
     shutil.copyfile(d / "rgb.pt", d / "oldrun" / "last.pt")  # a folder holding a run
+    # hostile files: configs, score files and checkpoints that load but hold what tstam never writes
+    write_config_files(d)
+    os.mkfifo(d / "fifo.yaml")
+    _scores(d / "no_videos.npz", "flow", probs=good[:0], labels=np.zeros(0, np.int64), ids=[], raw=True)
+    _scores(d / "meta_list.npz", "flow", raw=True, meta="[1, 2]")
+    _scores(d / "float_labels.npz", "flow", labels=np.array([0.0, 1.5, 2.0, 0.0, 1.0, 2.0]), raw=True)
+    _scores(d / "bad_mode.npz", "fused", raw=True, meta='{"stream": "fused", "split": 1, "mode": "bogus"}')
+    malformed_checkpoint(d / "rgb.pt", d / "resize64.pt", data={"resize": [64]})
+    malformed_checkpoint(d / "rgb.pt", d / "frames_huge.pt", data={"test_frames": 10**7})
+    malformed_checkpoint(d / "rgb.pt", d / "classes_str.pt", classes="abc")
+    malformed_checkpoint(d / "rgb.pt", d / "mc_list.pt", model_config=[1, 2])
+    malformed_checkpoint(d / "rgb.pt", d / "bad_recipe.pt", config={"data": {"resize": [64, 80]}, "optim": {"lr": -1.0}})
+    safetensors_with_meta(d / "meta_list.safetensors", "[1]")
     return d
 
 
@@ -150,7 +165,7 @@ ROWS = [
      ["--device 'gpu' is not valid; expected auto, cpu, cuda or cuda:N"]),
     # test: parse-time numbers and the device
     ("test-frames-0", ["test", "--checkpoint", "{d}/rgb.pt", "--frames", "0"], 2,
-     ["argument --frames: '0' is not valid; expected an integer >= 1"]),
+     ["argument --frames: '0' is not valid; expected an integer from 1 to 250"]),
     ("test-chunk-frames-0", ["test", "--checkpoint", "{d}/rgb.pt", "--chunk-frames", "0"], 2,
      ["argument --chunk-frames: '0' is not valid; expected an integer >= 1"]),
     ("test-max-memory-mb-0", ["test", "--checkpoint", "{d}/rgb.pt", "--max-memory-mb", "0"], 2,
@@ -222,6 +237,73 @@ ROWS = [
      ["argument --epochs: '0' is not valid; expected an integer >= 1"]),
     ("ablate-unknown-group", ["ablate", "--out", "{d}/abl", "--only", "heads,colours"], 2,
      ["ablation group(s) or setting(s) ['colours'] do not exist"]),
+    # hostile configs: bounded reading, every number in its range (tests/test_config_ranges.py walks them all)
+    ("train-config-alias-bomb", ["train", "--config", "{d}/bomb.yaml"], 2,
+     ["bomb.yaml: not accepted as a config: its aliases (*name) expand it beyond 2,097,152 values and characters"]),
+    ("train-config-self-reference", ["train", "--config", "{d}/self.yaml"], 2,
+     ["self.yaml: not accepted as a config: an alias (*name) refers to the mapping or list that holds it"]),
+    ("train-config-deep-nesting", ["train", "--config", "{d}/deep.yaml"], 2,
+     ["deep.yaml: not accepted as a config: it nests more than 32 levels deep"]),
+    ("train-config-not-utf8", ["train", "--config", "{d}/latin1.yaml"], 2,
+     ["latin1.yaml: not a UTF-8 text file (byte 0xe9 at offset 19); save the config as UTF-8"]),
+    ("train-config-dev-zero", ["train", "--config", "/dev/zero"], 2,
+     ["/dev/zero: not a regular file (a FIFO, socket or device); expected a YAML config file"]),
+    ("train-config-fifo", ["train", "--config", "{d}/fifo.yaml"], 2,
+     ["fifo.yaml: not a regular file (a FIFO, socket or device)"]),
+    ("train-config-folder", ["train", "--config", "{d}"], 2, ["is a folder; expected a YAML config file"]),
+    ("train-config-too-large", ["train", "--config", "{d}/big.yaml"], 2,
+     ["big.yaml: 1,048,577 bytes is more than a config file may hold (1,048,576 bytes)"]),
+    ("train-override-alias-bomb", ["train", "--config", "synthetic_rgb", "model.se_blocks=" + alias_bomb_value()], 2,
+     ["override 'model.se_blocks': not accepted as a config: its aliases (*name) expand it beyond"]),
+    ("train-override-huge-integer", ["train", "--config", "synthetic_rgb", "run.seed=1" + "0" * 5000], 2,
+     ["override 'run.seed': a value cannot be read: Exceeds the limit (4300 digits)"]),
+    ("train-dropout-1-5", ["train", "--config", "synthetic_rgb", "model.dropout=1.5"], 2,
+     ["model.dropout=1.5 is not valid; expected 0 <= dropout < 1"]),
+    ("train-se-reduction-0", ["train", "--config", "synthetic_rgb", "model.se_reduction=0"], 2,
+     ["model.se_reduction=0 is not valid; expected 1 <= se_reduction <= 1024"]),
+    ("train-seed-negative", ["train", "--config", "synthetic_rgb", "run.seed=-1"], 2,
+     ["run.seed=-1 is not valid; expected 0 <= seed < 4294967296"]),
+    ("train-max-distort-negative", ["train", "--config", "synthetic_rgb", "data.max_distort=-1"], 2,
+     ["data.max_distort=-1 is not valid; expected max_distort >= 0"]),
+    ("train-num-segments-100000", ["train", "--config", "synthetic_rgb", "model.num_segments=100000"], 2,
+     ["model.num_segments=100000 is not valid; expected 1 <= num_segments <= 64"]),
+    ("train-width-mult-0", ["train", "--config", "synthetic_rgb", "model.width_mult=0"], 2,
+     ["model.width_mult=0.0 is not valid; expected 0 < width_mult <= 4"]),
+    ("train-median-filtering-7", ["train", "--config", "synthetic_flow", "data.flow.tvl1.median_filtering=7"], 2,
+     ["flow.tvl1.median_filtering=7 is not valid; expected one of [0, 1, 3, 5]"]),
+    ("train-frame-template-outside", ["train", "--config", "synthetic_rgb", "data.rgb_tmpl=../x_{{:05d}}.jpg"], 2,
+     ["data.rgb_tmpl='../x_{{:05d}}.jpg' is not valid: '../x_00001.jpg' is not a plain file name"]),
+    ("synth-fps-huge", ["synth", "--out", "{d}/bench", "fps=1e308"], 2,
+     ["fps=1e+308 is not valid; expected 1 <= fps <= 1000"]),
+    ("synth-background-pan-huge", ["synth", "--out", "{d}/bench", "background_pan=1e308"], 2,
+     ["background_pan=1e+308 is not valid; expected 0 <= background_pan <= 3.5"]),
+    ("synth-width-million", ["synth", "--out", "{d}/bench", "width=1000000"], 2,
+     ["width=1000000 is not valid; expected an even number from 32 to 2048"]),
+    ("synth-clip-too-large", ["synth", "--out", "{d}/bench", "width=2048", "height=2048"], 2,
+     ["2048 x 2048 x 32 = 134,217,728 pixels is more than a clip may have (16,777,216"]),
+    # hostile score files and checkpoints: load with allow_pickle=False / weights_only, hold what tstam never writes
+    ("fuse-no-videos", ["fuse", "{d}/rgb.npz", "{d}/no_videos.npz"], 2,
+     ["no_videos.npz: holds no videos; a score file holds the scores of one or more videos"]),
+    ("fuse-same-file-twice", ["fuse", "{d}/rgb.npz", "{d}/rgb.npz"], 2,
+     ["{d}/rgb.npz and {d}/rgb.npz hold the same scores: fusing a stream with itself gives that stream's result"]),
+    ("fuse-meta-not-an-object", ["fuse", "{d}/rgb.npz", "{d}/meta_list.npz"], 2,
+     ["meta_list.npz: meta is a JSON list; expected a JSON object"]),
+    ("fuse-float-labels", ["fuse", "{d}/rgb.npz", "{d}/float_labels.npz"], 2,
+     ["float_labels.npz: labels are float64; expected integers (class indices)"]),
+    ("report-mode-not-valid", ["report", "{d}/rgb.npz", "{d}/bad_mode.npz"], 2,
+     ["bad_mode.npz: meta mode='bogus' is not valid; expected 'softmax' or 'raw'"]),
+    ("predict-checkpoint-resize-64", ["predict", "{clip}", "--rgb", "{d}/resize64.pt"], 2,
+     ["resize64.pt: data.resize=[64] is not valid; expected [H, W]"]),
+    ("predict-checkpoint-test-frames-huge", ["predict", "{clip}", "--rgb", "{d}/frames_huge.pt"], 2,
+     ["frames_huge.pt: data.test_frames=10000000 is not valid; expected 1 <= test_frames <= 250"]),
+    ("predict-checkpoint-classes-not-names", ["predict", "{clip}", "--rgb", "{d}/classes_str.pt"], 2,
+     ["classes_str.pt: classes is 'abc'; expected a list of class names (strings)"]),
+    ("predict-checkpoint-model-config-not-mapping", ["predict", "{clip}", "--rgb", "{d}/mc_list.pt"], 2,
+     ["mc_list.pt: model_config is [1, 2]; expected a mapping of its settings"]),
+    ("predict-checkpoint-bad-training-config", ["predict", "{clip}", "--rgb", "{d}/bad_recipe.pt"], 2,
+     ["bad_recipe.pt: the stored training config is not valid: optim.lr=-1.0 is not valid; expected lr > 0"]),
+    ("predict-safetensors-meta-not-an-object", ["predict", "{clip}", "--rgb", "{d}/meta_list.safetensors"], 2,
+     ["meta_list.safetensors: tstam metadata is a JSON list; expected a JSON object"]),
     # extract: parse-time numbers
     ("extract-max-frames-0", ["extract", "{clip}", "--out", "{d}/frames", "--max-frames", "0"], 2,
      ["argument --max-frames: '0' is not valid; expected an integer >= 1"]),

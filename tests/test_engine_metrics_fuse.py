@@ -22,6 +22,8 @@ def _set(probs, labels, stream, split=1, ids=None):
 RGB = [[.6, .3, .1], [.2, .7, .1], [.5, .4, .1], [.25, .6, .15]]
 FLOW = [[.35, .4, .25], [.1, .8, .1], [.1, .2, .7], [.5, .3, .2]]
 LABELS = [0, 1, 2, 0]
+# flow as weak as RGB (right on v0, v1 only) with scores of its own: a copy of RGB's would be refused
+WEAK_FLOW = [[.5, .4, .1], [.3, .6, .1], [.6, .3, .1], [.3, .5, .2]]
 
 
 def test_metrics_by_hand():
@@ -78,7 +80,7 @@ def test_search_prefers_default_on_ties_and_marks_test_search():
 def test_report_three_splits(tmp_path):
     paths = []
     for split in (1, 2, 3):
-        flow = FLOW if split != 3 else RGB  # split 3: flow as weak as RGB
+        flow = FLOW if split != 3 else WEAK_FLOW  # split 3: flow as weak as RGB
         paths.append(save_scores(tmp_path / f"rgb{split}.npz", _set(RGB, LABELS, "rgb", split)))
         paths.append(save_scores(tmp_path / f"flow{split}.npz", _set(flow, LABELS, "flow", split)))
     table = collect(paths)

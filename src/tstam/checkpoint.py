@@ -31,7 +31,8 @@ from typing import Any
 
 import torch
 
-from tstam.config import ConfigError, from_dict, to_dict
+from tstam.config import MAX_CONFIG_BYTES, ConfigError, from_dict, short_repr, to_dict
+from tstam.data.config import DataConfig
 from tstam.device import resolve_device
 from tstam.errors import CheckpointError
 from tstam.files import atomic_write
@@ -139,11 +140,16 @@ def _from_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any
     missing = [k for k in ("model", "model_config", "classes") if k not in state]
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks {missing}; expected a tstam training checkpoint")
+    weights = state["model"]
+    if not isinstance(weights, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                for k, v in weights.items()):
+        raise CheckpointError(f"{path}: model is not a state dict (parameter names -> tensors)")
     config = state.get("config") or None
-    data = (config or {}).get("data") or {}
+    data = config.get("data") if isinstance(config, dict) else None  # _check_meta names a bad config
+    data = data if isinstance(data, dict) else {}
     meta = {"model_config": state["model_config"], "classes": state["classes"], "flow": state.get("flow"),
             "data": {k: data[k] for k in ("resize", "test_frames") if k in data}, "config": config}
-    return state["model"], meta
+    return weights, meta
 
 
 def _from_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -157,18 +163,77 @@ def _from_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, An
         raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
     sidecar = path.with_suffix(".json")
     if text is None and sidecar.is_file():
-        text = sidecar.read_text()
+        if sidecar.stat().st_size > MAX_CONFIG_BYTES:
+            raise CheckpointError(f"{sidecar}: {sidecar.stat().st_size:,} bytes is more than tstam metadata may hold "
+                                  f"({MAX_CONFIG_BYTES:,})")
+        try:
+            text = sidecar.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise CheckpointError(f"{sidecar}: not UTF-8 JSON ({e})") from None
     if text is None:
         raise CheckpointError(f"{path}: safetensors file without tstam metadata (no 'tstam' metadata key and no "
                               f"{sidecar.name}); export it with `tstam export --safetensors`")
     try:
         meta = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{path}: tstam metadata is not valid JSON ({e})") from None
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise CheckpointError(f"{path}: tstam metadata is not valid JSON ({type(e).__name__}: {e})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: tstam metadata is a JSON {type(meta).__name__}; expected a JSON object "
+                              f"with format {EXPORT_FORMAT!r}")
     if meta.get("format") != EXPORT_FORMAT or meta.get("version") != EXPORT_VERSION:
         raise CheckpointError(f"{path}: metadata format {meta.get('format')!r} v{meta.get('version')!r} is not "
                               f"{EXPORT_FORMAT!r} v{EXPORT_VERSION}")
     return weights, meta
+
+
+def _check_meta(path: Path, meta: dict[str, Any]) -> tuple[ModelConfig, list[str], dict[str, Any] | None,
+                                                          DataConfig, dict[str, Any] | None]:
+    """The facts of a checkpoint or export, each checked where it enters: the model config, class
+    names, flow settings and frame size through the config dataclasses (their ranges), the training
+    config through ``load_train_config``.
+
+    Returns:
+        (model config, class names, flow entry, data config holding resize and test_frames, training config).
+
+    Raises:
+        CheckpointError: starting with the file and naming the key, for any value tstam would not write.
+    """
+    from tstam.engine.config import TrainConfig, load_train_config
+
+    def section(key: str, *, optional: bool = False) -> dict[str, Any] | None:
+        value = meta.get(key)
+        if value is None and optional:
+            return None
+        if not isinstance(value, dict):
+            raise CheckpointError(f"{path}: {key} is {short_repr(value)}; expected a mapping of its settings")
+        return value
+
+    try:
+        cfg = from_dict(ModelConfig, dict(section("model_config")))
+    except (ConfigError, TypeError) as e:
+        raise CheckpointError(f"{path}: model_config is not valid: {e}") from None
+    classes = meta.get("classes")
+    if not isinstance(classes, (list, tuple)) or not all(isinstance(c, str) and c.strip() for c in classes):
+        raise CheckpointError(f"{path}: classes is {short_repr(classes)}; expected a list of class names (strings)")
+    if len(set(classes)) != len(classes):
+        dup = next(c for i, c in enumerate(classes) if c in classes[:i])
+        raise CheckpointError(f"{path}: classes lists {short_repr(dup)} twice; each class has one name")
+    flow = section("flow", optional=True)
+    data = section("data", optional=True) or {}
+    known = {k: data[k] for k in ("resize", "test_frames") if k in data}
+    try:  # as a TrainConfig's data section, so that messages name data.resize, data.test_frames
+        frames = from_dict(TrainConfig, {"data": {"resize": _default_resize(cfg.input_size), **known}}).data
+    except ConfigError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    if min(frames.resize) < cfg.input_size:
+        raise CheckpointError(f"{path}: frame size {frames.resize} is smaller than the crop {cfg.input_size}")
+    train = section("config", optional=True) or None
+    if train is not None:
+        try:
+            load_train_config({**train, "model": meta["model_config"]})  # its model is the one checked above
+        except (ConfigError, TypeError) as e:
+            raise CheckpointError(f"{path}: the stored training config is not valid: {e}") from None
+    return cfg, list(classes), flow, frames, train
 
 
 def load_stream(path: str | Path, *, modality: str | None = None, device: str | torch.device = "cpu") -> LoadedStream:
@@ -194,14 +259,10 @@ def load_stream(path: str | Path, *, modality: str | None = None, device: str | 
         raise CheckpointError(f"{path}: unsupported checkpoint type {path.suffix!r}; expected a tstam checkpoint "
                               f"(.pt, .pth, .ckpt) or a safetensors export (.safetensors)")
     weights, meta = _from_safetensors(path) if path.suffix.lower() == ".safetensors" else _from_checkpoint(path)
-    try:
-        cfg = from_dict(ModelConfig, dict(meta["model_config"]))
-    except (ConfigError, TypeError) as e:
-        raise CheckpointError(f"{path}: model_config is not valid: {e}") from None
+    cfg, classes, flow_entry, frames, train_config = _check_meta(path, meta)
     if modality is not None and cfg.modality != modality:
         raise CheckpointError(f"{path}: this is a {cfg.modality!r} stream checkpoint but it was given as the "
                               f"{modality!r} stream; pass it as --{cfg.modality}")
-    classes = [str(c) for c in meta["classes"]]
     if len(classes) != cfg.num_classes:
         raise CheckpointError(f"{path}: {len(classes)} class names for a model with {cfg.num_classes} classes")
     bad = [k for k, v in weights.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
@@ -209,20 +270,16 @@ def load_stream(path: str | Path, *, modality: str | None = None, device: str | 
         raise CheckpointError(f"{path}: non-finite weights (NaN or inf) in {bad[0]}" +
                               (f" and {len(bad) - 1} more tensor(s)" if len(bad) > 1 else "") +
                               "; the run that wrote it diverged: use an earlier checkpoint")
-    flow = FlowConfig.from_describe(meta["flow"], source=str(path)) if meta.get("flow") else None
+    flow = FlowConfig.from_describe(flow_entry, source=str(path)) if flow_entry else None
     model = build_model(cfg)
     try:
         model.load_state_dict(weights)
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not fit the recorded model_config: {str(e)[:400]}") from None
     model.eval().to(resolve_device(device))
-    data = meta.get("data") or {}
-    resize = [int(v) for v in data.get("resize") or _default_resize(cfg.input_size)]
-    if min(resize) < cfg.input_size:
-        raise CheckpointError(f"{path}: frame size {resize} is smaller than the crop {cfg.input_size}")
-    stream = LoadedStream(model=model, classes=classes, flow=flow, resize=resize,
-                          test_frames=int(data.get("test_frames", 25)), source=str(path),
-                          train_config=meta.get("config"))
+    resize = list(frames.resize)
+    stream = LoadedStream(model=model, classes=classes, flow=flow, resize=resize, test_frames=frames.test_frames,
+                          source=str(path), train_config=train_config)
     log.info("loaded %s stream from %s: %d classes, %dx%d crops, frames %s", cfg.modality, path,
              len(classes), cfg.input_size, cfg.input_size, resize)
     return stream

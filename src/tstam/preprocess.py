@@ -13,7 +13,7 @@ from typing import Literal
 
 import torch
 
-from tstam.config import ConfigError, check_literals
+from tstam.config import ConfigError, check_literals, check_range, short_repr
 
 __all__ = ["Preprocess", "rgb_preprocess", "flow_preprocess"]
 
@@ -30,9 +30,21 @@ class Preprocess:
     def __post_init__(self) -> None:
         check_literals(self, "preprocess")
         values = [self.scale, *self.mean, *self.std]
-        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values) or min(map(abs, self.std)) == 0:
-            raise ConfigError(f"preprocess: scale {self.scale}, mean {self.mean}, std {self.std} must be finite "
-                              "numbers with std != 0")
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values) or min(map(abs, self.std), default=0) == 0:
+            raise ConfigError(f"preprocess: scale {short_repr(self.scale)}, mean {short_repr(self.mean)}, std "
+                              f"{short_repr(self.std)} must be finite numbers with std != 0")
+        for name in ("mean", "std"):  # RGB: one value per channel or one for all; flow: averaged over x/y
+            n = len(getattr(self, name))
+            if n == 0 or (self.channel_order != "flow" and n not in (1, 3)):
+                raise ConfigError(f"preprocess.{name}={short_repr(getattr(self, name))} is not valid; expected "
+                                  f"{'one or more values' if self.channel_order == 'flow' else '1 or 3 values'} "
+                                  f"for channel_order {self.channel_order}")
+        # 0-255 frames times scale, minus mean, over std: bounded so that float32 inputs stay finite
+        check_range("preprocess.scale", self.scale, 0, 1e3, lo_open=True, note="1: 0-255 input, 1/255: 0-1 input")
+        for v in self.mean:
+            check_range("preprocess.mean[]", v, -1e6, 1e6)
+        for v in self.std:
+            check_range("preprocess.std[]", abs(v), 1e-6, 1e6, note="the absolute value of each std")
 
     def normalize_clip(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 clips (..., C, H, W) with C = 3 x snippet length (stacked RGB frames) or 2 x

@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tstam.errors import OutputError
+from tstam.errors import InputError, OutputError
 from tstam.files import check_writable_dir
 from tstam.inference.recognizer import Prediction, Recognizer
 from tstam.plotting import pyplot
@@ -290,6 +290,8 @@ def visualize_video(recognizer: Recognizer, video: str | Path, out_dir: str | Pa
     Files: ``<out_dir>/<name>_attention.png`` and ``..._attention<animation>`` (None: no
     animation); ``name`` defaults to the video's file stem (several videos: :func:`picture_names`).
     """
+    if name and any(c in name for c in "/\\\0"):  # pictures stay inside out_dir
+        raise InputError(f"picture name {name!r} is not valid; expected a file name without '/', '\\' or NUL")
     out_dir = check_writable_dir(out_dir)
     pred = prediction or recognizer.predict(video, num_crops=num_crops, keep_video=animation is not None)
     stem = name or (Path(pred.source).stem if pred.source != "<frames>" else "frames")

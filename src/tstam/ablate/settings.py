@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tstam.config import ConfigError, check_choice
+from tstam.config import ConfigError, check_choice, check_range
+from tstam.data.config import MAX_TEST_FRAMES
+from tstam.engine.config import SEED_RANGE
 
 __all__ = ["Setting", "Group", "GROUPS", "REFERENCE", "AUX_WEIGHT", "AblateConfig", "grid", "demo_config",
            "train_config"]
@@ -104,6 +106,12 @@ class AblateConfig:
         if self.epochs < 0 or self.short_epochs < 1:
             raise ConfigError(f"epochs={self.epochs} (0: flow 36, RGB 8) must be >= 0 and short_epochs="
                               f"{self.short_epochs} >= 1")
+        for seed in self.seeds:
+            check_range("seeds[]", seed, *SEED_RANGE, hi_open=True)
+        check_range("epochs", self.epochs, 0, 100_000, note="0: flow 36, RGB 8")
+        check_range("short_epochs", self.short_epochs, 1, 100_000)
+        check_range("test_frames", self.test_frames, 1, MAX_TEST_FRAMES)
+        check_range("threads", self.threads, 0, 256, note="0: one per core")
 
 
 def grid(cfg: AblateConfig) -> list[tuple[str, Setting]]:

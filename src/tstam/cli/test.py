@@ -4,10 +4,12 @@ from __future__ import annotations
 import argparse
 import os
 
-from tstam.cli.args import positive_float, positive_int
+from tstam.cli.args import int_range, positive_float, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from tstam.data.config import MAX_TEST_FRAMES
+
     p = sub.add_parser("test", help="test a checkpoint (25 frames x 10 crops), save per-video scores",
                        description="Score every test video of the checkpoint's split (from its stored config, "
                                    "or overridden) with the paper's protocol; print top-1, top-5 and mean class "
@@ -15,7 +17,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", required=True, help="a tstam checkpoint (best.pt / last.pt)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="overrides of the stored config, e.g. annotations.split=2 data.root=/data/frames")
-    p.add_argument("--frames", type=positive_int, default=None, help="snippets per video (default: config, 25)")
+    p.add_argument("--frames", type=int_range(1, MAX_TEST_FRAMES), default=None,
+                   help=f"snippets per video (default: config, 25; at most {MAX_TEST_FRAMES})")
     p.add_argument("--crops", type=int, choices=(1, 3, 10), default=None, help="crops per snippet (default: config, 10)")
     p.add_argument("--chunk-frames", type=positive_int, default=250, help="most frames per forward (default 250)")
     p.add_argument("--max-memory-mb", type=positive_float, default=None,

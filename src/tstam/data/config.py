@@ -6,18 +6,22 @@ never disagree.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..config import ConfigError, check_choice, check_literals
+from ..config import ConfigError, check_choice, check_literals, check_range, short_repr
+from ..errors import InputError
 from ..flow import FlowConfig
-from .frames import FrameLayout
+from .frames import FrameLayout, template_regex
 from .store import FLOW_X_TMPL, FLOW_Y_TMPL, RGB_TMPL
 
-__all__ = ["DataConfig", "RGB_SCALES", "FLOW_SCALES"]
+__all__ = ["DataConfig", "RGB_SCALES", "FLOW_SCALES", "MAX_TEST_FRAMES", "MAX_FRAME_SIDE"]
 
 RGB_SCALES = [1.0, 0.875, 0.75, 0.66]   # TSN multi-scale crop, RGB
 FLOW_SCALES = [1.0, 0.875, 0.75]        # TSN multi-scale crop, flow
+MAX_TEST_FRAMES = 250                   # snippets per test video: 10x the paper's 25 (each one a forward per crop)
+MAX_FRAME_SIDE = 4096                   # data.resize: frames are decoded at this size (4K is 3840 x 2160)
 
 
 @dataclass
@@ -52,15 +56,19 @@ class DataConfig:
     def __post_init__(self) -> None:
         check_literals(self, "data")
         check_choice("data.test_crops", self.test_crops, (1, 3, 10))
-        for name in ("test_frames", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"data.{name}={getattr(self, name)} is not valid; expected >= 1")
-        if self.workers < 0:
-            raise ConfigError(f"data.workers={self.workers} is not valid; expected >= 0")
-        if len(self.resize) != 2 or min(self.resize) < 1:
-            raise ConfigError(f"data.resize={self.resize} is not valid; expected [H, W], e.g. [240, 320] or [256, 340]")
-        if self.scales is not None and (not self.scales or not all(0 < s <= 1 for s in self.scales)):
-            raise ConfigError(f"data.scales={self.scales} is not valid; expected scales in (0, 1], e.g. {RGB_SCALES}")
+        check_range("data.test_frames", self.test_frames, 1, MAX_TEST_FRAMES, note="the paper's 25")
+        check_range("data.batch_size", self.batch_size, 1, 4096, note="clips per batch and process; the paper's 32")
+        check_range("data.workers", self.workers, 0, 256, note="loader processes; 0: in the main process")
+        check_range("data.max_distort", self.max_distort, 0, note="0: the same scale for height and width")
+        if len(self.resize) != 2 or not all(1 <= v <= MAX_FRAME_SIDE for v in self.resize):
+            raise ConfigError(f"data.resize={short_repr(self.resize)} is not valid; expected [H, W] with each from 1 to "
+                              f"{MAX_FRAME_SIDE}, e.g. [240, 320] or [256, 340]")
+        if self.scales is not None and (not self.scales or len(self.scales) > 16
+                                        or not all(0 < s <= 1 for s in self.scales)):
+            raise ConfigError(f"data.scales={short_repr(self.scales)} is not valid; expected 1 to 16 scales in (0, 1], "
+                              f"e.g. {RGB_SCALES}")
+        for name in ("rgb_tmpl", "flow_x_tmpl", "flow_y_tmpl"):
+            self._check_template(name)
 
         if self.flow_on == "device" and (self.input != "video" or self.flow is None
                                          or self.flow.algorithm != "tvl1_torch"):
@@ -68,6 +76,22 @@ class DataConfig:
                               "tvl1_torch; it needs data.input=video and data.flow.algorithm=tvl1_torch (got "
                               f"data.input={self.input}, data.flow.algorithm="
                               f"{self.flow.algorithm if self.flow else None}); else use data.flow_on=loader")
+
+    def _check_template(self, name: str) -> None:
+        """A frame-name template formats one index into a plain file name (never a path out of the
+        video's folder)."""
+        tmpl = getattr(self, name)
+        try:
+            if len(tmpl) > 255 or re.search(r"\{[^}]*\d{4,}", tmpl):  # {:0999999999d} would build a 1 GB name
+                raise ValueError("longer than a file name may be")
+            template_regex(tmpl)
+            example = tmpl.format(1)
+        except (InputError, IndexError, KeyError, ValueError) as e:
+            raise ConfigError(f"data.{name}={short_repr(tmpl)} is not valid ({e}); expected a file name with one "
+                              f"{{}} field for the 1-based index, e.g. {getattr(DataConfig, name)!r}") from None
+        if any(c in example for c in "/\\\0") or example in (".", ".."):
+            raise ConfigError(f"data.{name}={short_repr(tmpl)} is not valid: {example!r} is not a plain file name; "
+                              f"expected a name inside the video's folder, e.g. {getattr(DataConfig, name)!r}")
 
     def check_crop(self, input_size: int) -> None:
         """Raise ConfigError unless the frames (``resize``) hold a crop of ``input_size``."""

@@ -13,7 +13,7 @@ from tstam.errors import AnnotationError
 
 __all__ = [
     "VideoRecord", "SplitSet", "Annotations", "AnnotationError", "VIDEO_EXTENSIONS",
-    "frame_dir", "video_path", "safe_relpath",
+    "frame_dir", "video_path", "safe_relpath", "check_video_id",
 ]
 
 # File name endings taken to mean "a video file" (otherwise a record's path is a frame folder).
@@ -60,33 +60,60 @@ class SplitSet:
     classes: list[str] = field(default_factory=list)  # class names, index = label
 
 
-def safe_relpath(raw: str, *, where: str, root: str | Path | None = None) -> str:
+def safe_relpath(raw: str, *, where: str, root: str | Path | None = None, absolute: bool = True) -> str:
     """Normalise a path read from a list file and refuse one that escapes the dataset root.
+
+    A relative path must stay inside the root (``a/../b`` is ``b``; ``../x`` is refused). An absolute
+    path is accepted only with ``absolute`` (a user's own list may name files on purpose) and then,
+    when a root is given, only under it; the official UCF101 and HMDB51 lists never hold one.
 
     Args:
         raw: the path as written in the file (``/`` or ``\\`` separators).
         where: ``"file:line"`` for the error message.
         root: the dataset root; an absolute path must lie under it (any absolute path is
             accepted when no root is given).
+        absolute: whether an absolute path may be given at all.
 
     Raises:
-        AnnotationError: the path climbs out of the root with ``..`` or is absolute outside it.
+        AnnotationError: the path is empty, names the root itself, holds a NUL character, climbs out
+            of the root with ``..``, or is absolute (outside the root, or where none may be).
     """
     text = raw.strip().replace("\\", "/")
     if not text:
         raise AnnotationError(f"{where}: empty path")
+    if "\0" in text:
+        raise AnnotationError(f"{where}: path {raw!r} holds a NUL character; expected a path inside the dataset root")
     if os.path.isabs(text):
+        if not absolute:
+            raise AnnotationError(f"{where}: path {raw!r} is absolute; expected a path relative to the dataset root, "
+                                  "e.g. ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi")
         if root is not None:
             rel = os.path.relpath(os.path.normpath(text), os.path.normpath(os.path.abspath(root)))
             if rel == ".." or rel.startswith("../"):
                 raise AnnotationError(f"{where}: path {raw!r} is outside the dataset root {root}; "
                                       "expected a path relative to the root or under it")
+            if rel == ".":
+                raise AnnotationError(f"{where}: path {raw!r} is the dataset root itself; expected a video or a "
+                                      "frame folder inside it")
         return os.path.normpath(text)
     norm = os.path.normpath(text)
     if norm == ".." or norm.startswith("../"):
         raise AnnotationError(f"{where}: path {raw!r} escapes the dataset root with '..'; "
                               "expected a path inside the root")
+    if norm == ".":
+        raise AnnotationError(f"{where}: path {raw!r} is the dataset root itself; expected a video or a frame "
+                              "folder inside it")
     return PurePosixPath(norm).as_posix()
+
+
+def check_video_id(video_id: str, *, where: str) -> str:
+    """``video_id`` if it can name a folder of a frame store (``<root>/<video_id>``), else AnnotationError
+    naming ``where`` (file:line): an id is not empty, ``.`` or ``..``, and holds no ``/``, ``\\`` or NUL."""
+    if not video_id or video_id in (".", "..") or any(c in video_id for c in "/\\\0"):
+        raise AnnotationError(f"{where}: video id {video_id!r} is not valid; an id names the video's folder in a "
+                              "frame store: not empty, '.' or '..', without '/', '\\' or NUL (a video file's id is "
+                              "its name without the extension)")
+    return video_id
 
 
 def _is_video_file(path: str) -> bool:

@@ -13,7 +13,7 @@ import logging
 import re
 from pathlib import Path, PurePosixPath
 
-from .records import AnnotationError, Annotations, SplitSet, VideoRecord, safe_relpath
+from .records import AnnotationError, Annotations, SplitSet, VideoRecord, check_video_id, safe_relpath
 
 __all__ = [
     "parse_class_index", "parse_ucf101", "parse_hmdb51", "parse_rawframe_list", "parse_csv",
@@ -57,6 +57,7 @@ def _unique(rows: list[tuple[str, VideoRecord]], what: str | Path) -> list[Video
     first: dict[str, tuple[str, VideoRecord]] = {}
     out, repeats = [], []
     for where, r in rows:
+        check_video_id(r.video_id, where=where)
         if r.video_id not in first:
             first[r.video_id] = (where, r)
             out.append(r)
@@ -119,7 +120,7 @@ def _ucf_list(path: Path, classes: list[str], *, train: bool) -> list[VideoRecor
             raise AnnotationError(f"{where}: too few fields ({len(fields)}); expected {expected}")
         if len(fields) > 2:
             raise AnnotationError(f"{where}: too many fields ({len(fields)}); expected {expected}")
-        rel = safe_relpath(fields[0], where=where)
+        rel = safe_relpath(fields[0], where=where, absolute=False)  # official lists are relative
         parts = PurePosixPath(rel).parts
         if len(parts) < 2:
             raise AnnotationError(f"{where}: path {fields[0]!r} lacks the class folder; expected {expected}")

@@ -15,9 +15,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from tstam.config import ConfigError, check_choice, check_literals
+from tstam.config import ConfigError, check_choice, check_literals, check_range
+from tstam.data.config import MAX_FRAME_SIDE, MAX_TEST_FRAMES
+from tstam.engine.config import SEED_RANGE
+from tstam.errors import InputError
 from tstam.flow import FlowAlgorithm
-from tstam.models.fusion import DEFAULT_FUSION_WEIGHTS
+from tstam.flow.config import MAX_FLOW_BOUND
+from tstam.models.fusion import DEFAULT_FUSION_WEIGHTS, check_weights
+from tstam.models.tstam import MAX_INPUT_SIZE, MAX_NUM_SEGMENTS, MAX_WIDTH_MULT
 
 __all__ = ["DemoConfig", "DEMO_OPTIONS", "DEMO_WEIGHTS", "recipe_path", "demo_threads", "stream_config", "synth_config"]
 
@@ -59,15 +64,32 @@ class DemoConfig:
 
     def __post_init__(self) -> None:
         check_literals(self, "demo")
-        if self.input_size < 32 or self.input_size % 32:
-            raise ConfigError(f"input_size={self.input_size} is not valid; expected a multiple of 32")
+        # the bounds of the configs these numbers go into (ModelConfig, DataConfig, FlowConfig), checked
+        # here already so that a bad value stops the demo before it generates and extracts anything
+        check_range("seed", self.seed, *SEED_RANGE, hi_open=True)
+        if self.input_size < 32 or self.input_size % 32 or self.input_size > MAX_INPUT_SIZE:
+            raise ConfigError(f"input_size={self.input_size} is not valid; expected a multiple of 32 from 32 to "
+                              f"{MAX_INPUT_SIZE}")
         if self.frame_size < self.input_size:
             raise ConfigError(f"frame_size={self.frame_size} is smaller than input_size={self.input_size}")
-        if not self.flow_bound > 0:
-            raise ConfigError(f"flow_bound={self.flow_bound} is not valid; expected > 0")
+        check_range("frame_size", self.frame_size, self.input_size, MAX_FRAME_SIDE)
+        check_range("flow_bound", self.flow_bound, 0, MAX_FLOW_BOUND, lo_open=True, note="px")
+        check_range("width_mult", self.width_mult, 0, MAX_WIDTH_MULT, lo_open=True)
         check_choice("test_crops", self.test_crops, (1, 3, 10))
         if self.epochs < 0 or self.batch_size < 1 or self.num_segments < 1:
             raise ConfigError("epochs must be >= 0 (0: the recipe's), batch_size and num_segments >= 1")
+        check_range("num_segments", self.num_segments, 1, MAX_NUM_SEGMENTS)
+        check_range("epochs", self.epochs, 0, 100_000, note="0: the recipe's")
+        check_range("batch_size", self.batch_size, 1, 4096)
+        check_range("lr", self.lr, 0, note="0: the recipe's")
+        check_range("test_frames", self.test_frames, 1, MAX_TEST_FRAMES)
+        for name in ("attention_clips", "workers", "extract_workers", "threads"):
+            check_range(name, getattr(self, name), 0, 256)
+        if self.weights is not None:
+            try:
+                check_weights(self.weights, 2)
+            except InputError as e:
+                raise ConfigError(f"weights: {e}") from None
 
     @classmethod
     def make(cls, *, out: str = "demo", seed: int = 0, quick: bool = False, **kw: Any) -> DemoConfig:

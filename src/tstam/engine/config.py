@@ -13,7 +13,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from tstam.config import ConfigError, apply_overrides, check_choice, check_literals, from_dict, load_yaml, to_dict
+from tstam.config import (
+    ConfigError,
+    apply_overrides,
+    check_choice,
+    check_literals,
+    check_range,
+    from_dict,
+    load_yaml,
+    to_dict,
+)
 from tstam.data.config import DataConfig
 from tstam.device import check_device_name
 from tstam.models import ModelConfig
@@ -24,6 +33,8 @@ __all__ = ["AnnotationConfig", "OptimConfig", "RunConfig", "TrainConfig", "PRESE
 PRESETS = ("ucf101_rgb", "ucf101_flow", "hmdb51_rgb", "hmdb51_flow", "synthetic_rgb", "synthetic_flow")
 # Set under ``model`` only; configs stored by tstam 0.1 also carried copies of them under ``data``.
 _MODEL_KEYS_IN_OLD_DATA = ("modality", "num_segments", "new_length", "input_size")
+SEED_RANGE = (0, 2**32)  # NumPy's generators take seeds in [0, 2**32) (torch takes more)
+MAX_STEPS = 10**12       # step and epoch counts: far beyond any run, small enough for an int64 tensor
 
 
 @dataclass
@@ -41,10 +52,12 @@ class AnnotationConfig:
 
     def __post_init__(self) -> None:
         check_literals(self, "annotations")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ConfigError(f"annotations.val_fraction={self.val_fraction} is not valid; expected 0 <= x < 1")
+        check_range("annotations.val_fraction", self.val_fraction, 0, 1, hi_open=True, note="0: no validation hold-out")
+        check_range("annotations.val_seed", self.val_seed, *SEED_RANGE, hi_open=True)
         if self.format in ("ucf101", "hmdb51"):
             check_choice("annotations.split", self.split, (1, 2, 3))
+        else:
+            check_range("annotations.split", self.split, 0, 999, note="a list file's split number, for names and reports")
 
 
 @dataclass
@@ -65,8 +78,16 @@ class OptimConfig:
 
     def __post_init__(self) -> None:
         check_literals(self, "optim")
-        if self.lr <= 0 or self.epochs < 1:
-            raise ConfigError(f"optim.lr ({self.lr}) must be > 0 and optim.epochs ({self.epochs}) >= 1")
+        # a large lr or lr_gamma is accepted: a run it makes diverge stops with the last good checkpoint
+        check_range("optim.lr", self.lr, 0, lo_open=True, note="the paper's 0.001")
+        check_range("optim.momentum", self.momentum, 0, 1, hi_open=True, note="SGD momentum or AdamW beta1; the paper's 0.9")
+        check_range("optim.weight_decay", self.weight_decay, 0, 1, note="the paper's 5e-4")
+        check_range("optim.epochs", self.epochs, 1, MAX_STEPS)
+        for step in self.lr_steps:
+            check_range("optim.lr_steps[]", step, 1, MAX_STEPS, note="epochs after which lr is multiplied by lr_gamma")
+        check_range("optim.lr_gamma", self.lr_gamma, 0, lo_open=True, note="0.1: each step divides lr by 10")
+        if self.clip_grad is not None:
+            check_range("optim.clip_grad", self.clip_grad, 0, lo_open=True, note="TSN: 40 RGB, 20 flow; null: off")
 
 
 @dataclass
@@ -89,10 +110,10 @@ class RunConfig:
     def __post_init__(self) -> None:
         check_literals(self, "run")
         check_device_name(self.device, option="run.device")
-        if self.eval_every < 0 or self.ckpt_every_steps < 0 or self.max_steps < 0:
-            raise ConfigError("run.eval_every, run.ckpt_every_steps and run.max_steps must be >= 0")
-        if self.log_every < 1:
-            raise ConfigError(f"run.log_every={self.log_every} is not valid; expected >= 1")
+        check_range("run.seed", self.seed, *SEED_RANGE, hi_open=True)
+        for name in ("eval_every", "ckpt_every_steps", "max_steps"):
+            check_range(f"run.{name}", getattr(self, name), 0, MAX_STEPS, note="0: never")
+        check_range("run.log_every", self.log_every, 1, MAX_STEPS)
 
 
 @dataclass

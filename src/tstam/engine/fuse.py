@@ -62,7 +62,25 @@ def align(sets: Sequence[ScoreSet], names: Sequence[str] | None = None) -> list[
                                  f"e.g. {v}: {labels[bad[0]]} vs {ref.labels[bad[0]]}")
         out.append(ScoreSet(list(ref.video_ids), labels, s.probs[order], s.logits[order],
                             list(s.classes), dict(s.meta)))
+    _refuse_self_fusion(out, names)
     return out
+
+
+def _refuse_self_fusion(sets: Sequence[ScoreSet], names: Sequence[str]) -> None:
+    """Refuse two aligned score sets with the same scores (one file twice, or a copy): their fusion
+    is that stream's result, presented as a two-stream one. Two sets scored from the same checkpoint
+    file (``meta["checkpoint"]``) with other settings (frames, crops) are fused with a warning: the
+    file may have been retrained in between."""
+    for i, j in itertools.combinations(range(len(sets)), 2):
+        a, b = sets[i], sets[j]
+        if np.array_equal(a.probs, b.probs) and np.array_equal(a.logits, b.logits):
+            raise InputError(f"{names[j]} and {names[i]} hold the same scores: fusing a stream with itself gives "
+                             "that stream's result, not a fusion of two streams; give score files of different "
+                             "streams (e.g. RGB and flow)")
+        ckpt = a.meta.get("checkpoint")
+        if ckpt and ckpt == b.meta.get("checkpoint"):
+            log.warning("%s and %s were both scored from the checkpoint %s: fusing a stream with itself (other "
+                        "test settings) is not a two-stream result", names[j], names[i], ckpt)
 
 
 def default_weights(sets: Sequence[ScoreSet]) -> list[float]:

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-from tstam.config import ConfigError, check_literals, from_dict
+from tstam.config import ConfigError, check_choice, check_literals, check_range, from_dict, short_repr
 from tstam.errors import InputError
 
 __all__ = ["FLOW_ALGORITHMS", "FlowAlgorithm", "TVL1Params", "DISParams", "FarnebackParams", "FlowConfig"]
@@ -19,6 +19,7 @@ __all__ = ["FLOW_ALGORITHMS", "FlowAlgorithm", "TVL1Params", "DISParams", "Farne
 FlowAlgorithm = Literal["tvl1", "dis", "farneback", "tvl1_torch"]
 FLOW_ALGORITHMS: tuple[str, ...] = get_args(FlowAlgorithm)
 _PARAMS = {"tvl1_torch": "tvl1"}  # algorithm -> FlowConfig field of its parameters, where they differ
+MAX_FLOW_BOUND = 1000.0  # px; flow beyond a frame's side is not motion
 
 
 @dataclass
@@ -36,6 +37,20 @@ class TVL1Params:
     scale_step: float = 0.5  # pyramid down-scaling factor; 0.5 sees motions the 0.8 pyramid misses (OpenCV 0.8)
     gamma: float = 0.0  # illumination-variation weight, 0 = off (OpenCV 0)
     median_filtering: int = 5  # median filter size on the flow between warps (OpenCV 5)
+
+    def check(self, prefix: str) -> None:
+        """Raise ConfigError naming the first parameter OpenCV would refuse (an assertion, a crash) or
+        turn into NaN flow, or that would make each pair cost unbounded time."""
+        for name in ("tau", "lambda_", "theta", "epsilon"):  # theta 0: NaN flow
+            check_range(f"{prefix}.{name}", getattr(self, name), 0, 1e3, lo_open=True)
+        check_range(f"{prefix}.nscales", self.nscales, 1, 16)
+        check_range(f"{prefix}.warps", self.warps, 1, 100)
+        check_range(f"{prefix}.inner_iterations", self.inner_iterations, 1, 1000)
+        check_range(f"{prefix}.outer_iterations", self.outer_iterations, 1, 1000)
+        check_range(f"{prefix}.scale_step", self.scale_step, 0, 1, lo_open=True, hi_open=True)
+        check_range(f"{prefix}.gamma", self.gamma, 0, 1e3)
+        # OpenCV's medianBlur takes only 3 and 5 on float flow (an assertion otherwise); 0 and 1 are none
+        check_choice(f"{prefix}.median_filtering", self.median_filtering, (0, 1, 3, 5))
 
     @classmethod
     def opencv_defaults(cls) -> TVL1Params:
@@ -61,6 +76,16 @@ class FarnebackParams:
     poly_n: int = 5  # neighbourhood of the polynomial expansion
     poly_sigma: float = 1.2  # Gaussian sigma of the expansion (OpenCV docs: 1.1 for poly_n 5; 1.2 is usual)
 
+    def check(self, prefix: str) -> None:
+        """Raise ConfigError naming the first parameter OpenCV would refuse (an assertion) or turn
+        into NaN flow (winsize 0)."""
+        check_range(f"{prefix}.pyr_scale", self.pyr_scale, 0, 1, lo_open=True, hi_open=True)
+        check_range(f"{prefix}.levels", self.levels, 0, 16, note="0: the frame itself only")
+        check_range(f"{prefix}.winsize", self.winsize, 1, 255)
+        check_range(f"{prefix}.iterations", self.iterations, 1, 100)
+        check_choice(f"{prefix}.poly_n", self.poly_n, (5, 7))  # the two sizes OpenCV documents
+        check_range(f"{prefix}.poly_sigma", self.poly_sigma, 0, 10, lo_open=True, note="OpenCV: 1.1 for poly_n 5, 1.5 for 7")
+
 
 @dataclass
 class FlowConfig:
@@ -74,8 +99,12 @@ class FlowConfig:
 
     def __post_init__(self) -> None:
         check_literals(self, "flow")
-        if not (math.isfinite(self.bound) and self.bound > 0):
-            raise ConfigError(f"flow.bound={self.bound!r} is not valid; expected a finite number > 0 (TSN: 20)")
+        if not math.isfinite(self.bound):
+            raise ConfigError(f"flow.bound={short_repr(self.bound)} is not valid; expected a finite number > 0 (TSN: 20)")
+        # a bound far beyond any frame's motion quantises every flow to the middle grey (127)
+        check_range("flow.bound", self.bound, 0, MAX_FLOW_BOUND, lo_open=True, note="px; TSN: 20")
+        self.tvl1.check("flow.tvl1")
+        self.farneback.check("flow.farneback")
 
     def min_side(self) -> int:
         """The smallest frame height and width (px) the algorithm works on, measured with OpenCV 5.0

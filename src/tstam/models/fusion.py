@@ -28,9 +28,20 @@ def check_weights(weights: Sequence[float], count: int | None = None) -> list[fl
     w = [float(x) for x in weights]
     if count is not None and len(w) != count:
         raise InputError(f"{len(w)} fusion weight(s) {w} for {count} stream(s); give one weight per stream")
-    if not w or not all(math.isfinite(x) and x >= 0 for x in w) or sum(w) <= 0:
+    if not w or not all(math.isfinite(x) and x >= 0 for x in w) or max(w) <= 0:
         raise InputError(f"fusion weights {w} are not valid; expected finite numbers >= 0, not all 0 (e.g. 1 3)")
     return w
+
+
+def _shares(weights: Sequence[float]) -> list[float]:
+    """Each weight's share of their sum. Weights whose sum overflows (1e308 and 1e308: inf, and
+    x / inf would make every share 0) are divided by the largest first."""
+    total = sum(weights)
+    if not math.isfinite(total):
+        top = max(weights)
+        weights = [x / top for x in weights]
+        total = sum(weights)
+    return [x / total for x in weights]
 
 
 def fuse_scores(scores: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
@@ -49,6 +60,5 @@ def fuse_scores(scores: Sequence[np.ndarray], weights: Sequence[float]) -> np.nd
     shapes = {np.shape(s) for s in scores}
     if len(shapes) != 1:
         raise ValueError(f"score sets differ in shape: {sorted(shapes)}")
-    total = sum(w)
-    out = sum((wi / total) * np.asarray(s, dtype=np.float64) for wi, s in zip(w, scores))
+    out = sum(share * np.asarray(s, dtype=np.float64) for share, s in zip(_shares(w), scores))
     return np.asarray(out, dtype=np.float32)

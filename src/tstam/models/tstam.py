@@ -31,7 +31,6 @@ and ONNX are the paper's graph.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
@@ -40,12 +39,21 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm  # BatchNorm1d/2d and SyncBatchNorm alike
 
-from tstam.config import ConfigError, check_literals
+from tstam.config import ConfigError, check_literals, check_range
 from tstam.models.bninception import BLOCK_NAMES, GOOGLENET_BLOCKS, BNInception
 from tstam.models.heads import HEADS, Head, HeadName, HeadParts
 from tstam.preprocess import Preprocess, flow_preprocess, rgb_preprocess
 
-__all__ = ["ModelConfig", "ModelOutput", "FrameTerms", "TSTAM", "build_model"]
+__all__ = ["ModelConfig", "ModelOutput", "FrameTerms", "TSTAM", "build_model", "MAX_NUM_SEGMENTS", "MAX_CLASSES"]
+
+# Bounds of ModelConfig's numbers: far beyond any published setting, low enough that building the
+# model and a training batch cannot exhaust memory before the first step.
+MAX_NUM_SEGMENTS = 64       # training segments; TSN and the paper use 3-7 (the test frames are data.test_frames)
+MAX_NEW_LENGTH = 32         # frames per snippet; TSN: 1 RGB, 5 flow
+MAX_CLASSES = 100_000       # ImageNet-21k has 21,841, Kinetics-700 700
+MAX_INPUT_SIZE = 1024       # crop side; the paper 224
+MAX_WIDTH_MULT = 4.0        # backbone width; BN-Inception is 1.0 (~10 M parameters), 4.0 ~16x that
+MAX_HIDDEN = 8192           # attention_hidden and map_dim; the paper 256 and C = 1024
 
 
 @dataclass
@@ -73,26 +81,17 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         check_literals(self, "model")
+        self._check_numbers()
         both = HEADS[self.head] == Head(temporal=True, spatial=True)  # f_t beside the f_sj
         if self.frame_pool == "alpha" and not both:
             raise ConfigError(f"model.frame_pool=alpha pools frames with the temporal weights of the T-STAM head; "
                               f"model.head={self.head!r} has no both-path head (use head=tstam or another frame_pool)")
-        if not (self.temporal_aux_weight >= 0 and math.isfinite(self.temporal_aux_weight)):
-            raise ConfigError(f"model.temporal_aux_weight={self.temporal_aux_weight} is not valid; expected a "
-                              "finite number >= 0 (0: the paper's loss)")
         if self.temporal_aux_weight > 0 and not both:
             raise ConfigError(f"model.temporal_aux_weight={self.temporal_aux_weight} needs model.head=tstam "
                               f"(an auxiliary classifier on f_t beside the full head); got {self.head!r}")
         bad = sorted(set(self.se_blocks) - set(BLOCK_NAMES))
         if bad:
             raise ConfigError(f"model.se_blocks: {bad} are not blocks; expected names from {list(BLOCK_NAMES)}")
-        if self.num_classes < 1 or self.num_segments < 1 or not 1 <= self.num_heads <= 16:
-            raise ConfigError(
-                f"model: num_classes ({self.num_classes}) and num_segments ({self.num_segments}) must be "
-                f">= 1 and num_heads ({self.num_heads}) in 1..16"
-            )
-        if self.input_size < 32 or self.input_size % 32:
-            raise ConfigError(f"model.input_size={self.input_size}: expected a multiple of 32, >= 32")
         if self.new_length is None:
             self.new_length = 1 if self.modality == "rgb" else 5
         if self.dropout is None:
@@ -107,6 +106,23 @@ class ModelConfig:
                 f"model.modality={self.modality!r}: expected {want}; give the whole preprocess "
                 f"(flow: channel_order=flow, mean=[128.0], std=[...])"
             )
+
+    def _check_numbers(self) -> None:
+        check_range("model.num_classes", self.num_classes, 1, MAX_CLASSES)
+        check_range("model.num_segments", self.num_segments, 1, MAX_NUM_SEGMENTS,
+                    note="training segments; the paper's best is 6, the test frames are data.test_frames")
+        if self.new_length is not None:
+            check_range("model.new_length", self.new_length, 1, MAX_NEW_LENGTH, note="TSN: 1 RGB, 5 flow; null: those")
+        if self.input_size < 32 or self.input_size % 32 or self.input_size > MAX_INPUT_SIZE:
+            raise ConfigError(f"model.input_size={self.input_size}: expected a multiple of 32 from 32 to {MAX_INPUT_SIZE}")
+        check_range("model.width_mult", self.width_mult, 0, MAX_WIDTH_MULT, lo_open=True, note="1.0 = BN-Inception")
+        check_range("model.se_reduction", self.se_reduction, 1, 1024, note="the paper's 16")
+        check_range("model.attention_hidden", self.attention_hidden, 1, MAX_HIDDEN, note="the paper's 256")
+        check_range("model.num_heads", self.num_heads, 1, 16, note="the paper's 4")
+        check_range("model.map_dim", self.map_dim, 0, MAX_HIDDEN, note="0: the backbone's channels")
+        check_range("model.temporal_aux_weight", self.temporal_aux_weight, 0, 100, note="0: the paper's loss")
+        if self.dropout is not None:
+            check_range("model.dropout", self.dropout, 0, 1, hi_open=True, note="TSN: 0.8 RGB, 0.7 flow; null: those")
 
     @property
     def in_chans(self) -> int:

@@ -10,7 +10,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from tstam.config import ConfigError, check_choice
+from tstam.config import ConfigError, check_choice, check_range
 
 __all__ = ["ServeConfig", "SERVE_EXTRA_MODULES", "missing_serve_packages", "INSTALL_HINT", "LOOPBACK_NAMES", "is_host"]
 
@@ -69,21 +69,24 @@ class ServeConfig:
             raise ConfigError(f"port={self.port} is not valid; expected 0 .. 65535 (0: any free port)")
         if not (math.isfinite(self.max_upload_mb) and self.max_upload_mb > 0):
             raise ConfigError(f"max_upload_mb={self.max_upload_mb} is not valid; expected a number > 0")
+        check_range("max_upload_mb", self.max_upload_mb, 0, 64 * 1024, lo_open=True, note="64 GB at most")
         if self.workers < 1 or self.queue < 0:
             raise ConfigError(f"workers={self.workers}, queue={self.queue} are not valid; expected workers >= 1 "
                               "and queue >= 0")
+        check_range("workers", self.workers, 1, 256)  # threads that each hold a decoded video
+        check_range("queue", self.queue, 0, 10_000)
         if self.threads < 0:
             raise ConfigError(f"threads={self.threads} is not valid; expected >= 0 (0: (cores - 1) // workers)")
+        check_range("threads", self.threads, 0, 1024)
         check_choice("crops", self.crops, (1, 3, 10))
         if self.top_k < 1 or self.keep_results < 1:
             raise ConfigError(f"top_k={self.top_k}, keep_results={self.keep_results} are not valid; expected >= 1")
-        for name in ("header_timeout", "body_timeout", "min_upload_rate", "job_timeout", "poll_timeout",
-                     "shutdown_timeout"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ConfigError(f"{name}={value!r} is not valid; expected a finite number > 0")
-        if self.max_uploads < 1:
-            raise ConfigError(f"max_uploads={self.max_uploads} is not valid; expected >= 1")
+        # a deadline beyond a day is no deadline; bounded so that timer arithmetic stays exact
+        for name in ("header_timeout", "body_timeout", "job_timeout", "poll_timeout", "shutdown_timeout"):
+            check_range(name, getattr(self, name), 0, 86_400, lo_open=True, note="seconds, at most a day")
+        check_range("min_upload_rate", self.min_upload_rate, 0, 10**7, lo_open=True, note="KB/s, at most 10 GB/s")
+        check_range("max_uploads", self.max_uploads, 1, 10_000)
+        check_range("max_connections", self.max_connections, None, 1_000_000, note="each costs a file descriptor")
         held = self.max_uploads + self.workers + self.queue  # connections that uploads and waiting answers may hold
         if self.max_connections <= held + 1:
             raise ConfigError(f"max_connections={self.max_connections} is not valid; expected more than "
@@ -96,6 +99,7 @@ class ServeConfig:
                 raise ConfigError(f"allowed_hosts (--allowed-hosts) {list(self.allowed_hosts)} is not valid: "
                                   f"{bad or 'empty'}; expected host names or IP addresses without scheme or port, "
                                   "separated by commas, or *; e.g. localhost,192.168.1.20")
+        check_range("keep_results", self.keep_results, 1, 10_000)  # each kept with its pictures in memory
 
     @property
     def max_upload_bytes(self) -> int:

@@ -56,7 +56,8 @@ def synthetic_samples(out_dir: Path, *, classes: Sequence[str] = SAMPLE_CLASSES)
 
 
 def folder_samples(folder: str | Path) -> list[Sample]:
-    """The first ``MAX_FOLDER_SAMPLES`` video files of ``folder`` (UCF101-style names give the class).
+    """The first ``MAX_FOLDER_SAMPLES`` video files of ``folder`` (UCF101-style names give the class);
+    a file that is a link to somewhere outside the folder is left out.
 
     Raises:
         InputError: the folder does not exist or holds no video file.
@@ -66,9 +67,13 @@ def folder_samples(folder: str | Path) -> list[Sample]:
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"--samples {folder}: not a folder; give a folder of video files")
+    base = folder.resolve()
     videos = collect_videos([folder])[:MAX_FOLDER_SAMPLES]
     out, seen = [], set()
     for path in videos:
+        if not path.resolve().is_relative_to(base):  # a link to a file elsewhere: the server offers only the folder
+            log.warning("--samples: %s links to %s, outside %s; not offered", path, path.resolve(), base)
+            continue
         if path.name in seen:  # the name is the key: keep the first of equal names
             continue
         seen.add(path.name)

@@ -10,14 +10,22 @@ by a cue: see ``untrimmed.py``) and ``tiny`` (tests).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tstam.config import ConfigError, check_choice, from_dict, to_dict
+from tstam.config import ConfigError, check_choice, check_range, from_dict, short_repr, to_dict
 
 from .classes import CATALOG, DEMO_CLASSES, TINY_CLASSES
 
-__all__ = ["SynthConfig", "PRESETS", "make_config"]
+__all__ = ["SynthConfig", "PRESETS", "make_config", "MAX_CLIP_PIXELS"]
+
+# A clip is rendered in memory as float32 RGB (12 bytes a pixel, a few copies at once): its
+# height x width x num_frames is bounded to 2**24 pixels (about 200 MB a copy); the demo's is 0.4 M.
+MAX_CLIP_PIXELS = 2**24
+MAX_SIDE = 2048           # frame height and width
+MAX_FRAMES = 10_000       # frames per clip
+MAX_CLIPS = 10_000        # clips per class and split
 
 
 @dataclass
@@ -58,21 +66,22 @@ class SynthConfig:
         check_choice("container", self.container, ("avi", "mp4"))
         for name in ("height", "width"):
             v = getattr(self, name)
-            if v < 32 or v % 2:
-                raise ConfigError(f"{name}={v} is not valid; expected an even number >= 32")
-        if self.num_frames < 4:
-            raise ConfigError(f"num_frames={self.num_frames} is not valid; expected >= 4")
-        if self.fps <= 0:
-            raise ConfigError(f"fps={self.fps} is not valid; expected > 0")
+            if v < 32 or v % 2 or v > MAX_SIDE:
+                raise ConfigError(f"{name}={short_repr(v)} is not valid; expected an even number from 32 to {MAX_SIDE}")
+        check_range("num_frames", self.num_frames, 4, MAX_FRAMES)
+        pixels = self.height * self.width * self.num_frames
+        if pixels > MAX_CLIP_PIXELS:
+            raise ConfigError(f"height x width x num_frames = {self.height} x {self.width} x {self.num_frames} = "
+                              f"{pixels:,} pixels is more than a clip may have ({MAX_CLIP_PIXELS:,}: it is rendered in "
+                              "memory); make the frames smaller or fewer")
+        check_range("fps", self.fps, 1, 1000, note="the frame rate written into the videos; UCF101's 25")
         if not 2 <= self.quality <= 31:
             raise ConfigError(f"quality={self.quality} is not valid; expected 2 .. 31")
         for name in ("train_per_class", "test_per_class"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name}={getattr(self, name)} is not valid; expected >= 0")
+            check_range(name, getattr(self, name), 0, MAX_CLIPS)
         if self.train_per_class + self.test_per_class == 0:
             raise ConfigError("train_per_class + test_per_class is 0; expected at least one clip")
-        if self.clips_per_group < 1:
-            raise ConfigError(f"clips_per_group={self.clips_per_group} is not valid; expected >= 1")
+        check_range("clips_per_group", self.clips_per_group, 1, MAX_CLIPS)
         if not self.classes:
             raise ConfigError(f"classes is empty; expected names from {sorted(CATALOG)}")
         for name in self.classes:
@@ -84,12 +93,18 @@ class SynthConfig:
                 f"window_min={self.window_min}, window_max={self.window_max} are not valid; "
                 "expected 0.05 <= window_min <= window_max <= 1"
             )
-        for name in ("idle_jitter", "idle_rotation", "distractor_speed", "background_contrast", "background_pan",
-                     "noise_std"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name}={getattr(self, name)} is not valid; expected >= 0")
-        if self.distractors_max < 0:
-            raise ConfigError(f"distractors_max={self.distractors_max} is not valid; expected >= 0")
+        # lengths in px: at most the shorter frame side (a wobble or a step across the whole frame)
+        for name in ("idle_jitter", "distractor_speed"):
+            check_range(name, getattr(self, name), 0, self.size, note=f"px; at most the shorter frame side, {self.size}")
+        # the background texture is rendered with a margin of the whole pan: the background may travel at
+        # most the shorter frame side over the clip
+        check_range("background_pan", self.background_pan, 0, self.size / self.num_frames,
+                    note=f"px per frame; over the {self.num_frames} frames the background may travel at most "
+                         f"the shorter frame side, {self.size} px")
+        check_range("idle_rotation", self.idle_rotation, 0, math.pi, note="radians")
+        check_range("background_contrast", self.background_contrast, 0, 128, note="grey levels")
+        check_range("noise_std", self.noise_std, 0, 255, note="grey levels")
+        check_range("distractors_max", self.distractors_max, 0, 32)
 
     @property
     def size(self) -> int:
