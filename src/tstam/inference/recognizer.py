@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 from tstam.checkpoint import LoadedStream, load_stream
-from tstam.data.clips import MIN_FLOW_FRAMES, flow_snippets, rgb_snippets
-from tstam.data.sampling import protocol_indices
+from tstam.data.clips import MIN_FLOW_FRAMES
 from tstam.data.transforms import eval_crops
 from tstam.errors import CheckpointError, InputError
+from tstam.inference.clip import decode_frames, sample_snippets
 from tstam.models import DEFAULT_FUSION_WEIGHTS, check_weights, fuse_scores, prepare_for_inference
 
 __all__ = ["StreamResult", "Prediction", "Recognizer", "CENTRE_CROP", "SCHEMA_VERSION"]
@@ -103,29 +103,6 @@ class Prediction:
         return out
 
 
-def _as_frames(video: str | Path | np.ndarray, resize: Sequence[int], min_frames: int,
-               strict: bool) -> tuple[np.ndarray, float, str]:
-    """Decode a file at (H, W) = ``resize`` (``tstam.video``'s decoding policy), or resize an
-    array of RGB frames."""
-    h, w = int(resize[0]), int(resize[1])
-    if isinstance(video, (str, Path)):
-        from tstam.video import read_video
-
-        clip = read_video(video, size=(w, h), min_frames=min_frames, strict=strict)
-        return clip.frames, clip.fps, str(video)
-    frames = np.asarray(video)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"frames must be a (T, H, W, 3) uint8 RGB array, got {frames.shape} {frames.dtype}")
-    if len(frames) < min_frames:
-        raise ValueError(f"<frames>: only {len(frames)} frame(s); at least {min_frames} needed")
-    if frames.shape[1:3] != (h, w):
-        from tstam.data.transforms import resize as resize_clip
-
-        t = resize_clip(torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2), (h, w))
-        frames = t.permute(0, 2, 3, 1).contiguous().numpy()
-    return frames, 25.0, "<frames>"
-
-
 class Recognizer:
     """One or two trained T-STAM streams with their preprocessing and class names.
 
@@ -196,13 +173,9 @@ class Recognizer:
         """One stream's uint8 clip (S, C, H, W) from decoded frames, and its starts. Flow is computed
         here: ``tvl1_torch`` on the stream's device (e.g. its GPU), OpenCV's algorithms on the CPU."""
         stream = self.streams[name]
-        n, length = num_snippets or stream.test_frames, int(stream.config.new_length)
-        if name == "rgb":
-            starts = protocol_indices(len(frames), n, length)
-            return rgb_snippets(frames, starts, length), starts
-        starts = protocol_indices(len(frames) - 1, n, length)
-        device = next(stream.model.parameters()).device
-        return flow_snippets(frames, starts, length, stream.flow, device=device), starts
+        return sample_snippets(frames, modality=name, new_length=int(stream.config.new_length),
+                               num_snippets=num_snippets or stream.test_frames, flow=stream.flow,
+                               device=next(stream.model.parameters()).device)
 
     @torch.inference_mode()
     def run_stream(self, name: str, clip: torch.Tensor, starts: np.ndarray, *, num_crops: int = 1,
@@ -270,7 +243,7 @@ class Recognizer:
         timings = {"decode": 0.0, "flow": 0.0, "model": 0.0}
         stage("decode", None)
         t0 = time.perf_counter()
-        frames, fps, source = _as_frames(video, self.resize, MIN_FLOW_FRAMES if "flow" in self.streams else 1, strict)
+        frames, fps, source = decode_frames(video, self.resize, MIN_FLOW_FRAMES if "flow" in self.streams else 1, strict)
         timings["decode"] = time.perf_counter() - t0
         if len(frames) < 6:
             log.warning("%s: only %d frame(s); snippets repeat frames", source, len(frames))
