@@ -71,9 +71,8 @@ def run(args: argparse.Namespace) -> int:
                           strict=args.strict, on_result=on_result)
     if args.json:
         print(f"wrote {write_json(args.json, result, k=args.top_k, attention=not args.no_attention)}")
-    for _path, msg in result.failures:
-        print(f"tstam predict: skipped: {msg}", file=sys.stderr)
-    if result.failures:
-        print(f"tstam predict: {len(result.failures)} of {len(videos)} video(s) could not be read", file=sys.stderr)
+    if result.failures:  # each was logged as it was skipped
+        print(f"tstam predict: {len(result.failures)} of {len(videos)} video(s) could not be read (skipped, "
+              "reasons above)", file=sys.stderr)
         return 1
     return 0
