@@ -3,8 +3,10 @@
 One video is decoded once at the training frame size; each stream samples its 25 snippets
 (``tstam.data.clips``, as ``VideoDataset``), takes 1, 3 or 10 crops, normalises them with the
 ``Preprocess`` stored with its weights and runs the model; softmax probabilities are averaged over
-crops (as ``tstam test``). With both streams the class probabilities are fused with weights
-RGB:flow = 1:3 (paper 4.3.3, ``tstam.models.fuse_scores``).
+crops (as ``tstam test``). With both streams the class probabilities are fused
+(``tstam.models.fuse_scores``) with the weights given, else those ``tstam fuse --search`` chose on
+validation for exactly these two checkpoints (``tstam.fusion_record``), else RGB:flow = 1:3 (paper
+4.3.3); ``Recognizer.weights_source`` says which.
 The attention that the forward returns (alpha over frames, the l spatial maps) is kept for the
 centre crop, for the pictures of ``tstam.visualize``.
 """
@@ -24,6 +26,7 @@ from tstam.checkpoint import LoadedStream, load_stream
 from tstam.data.clips import MIN_FLOW_FRAMES
 from tstam.data.transforms import eval_crops
 from tstam.errors import CheckpointError, InputError
+from tstam.fusion_record import find_record
 from tstam.inference.clip import decode_frames, sample_snippets
 from tstam.models import DEFAULT_FUSION_WEIGHTS, check_weights, fuse_scores, prepare_for_inference
 
@@ -111,7 +114,8 @@ class Recognizer:
 
     Args:
         streams: one or two loaded streams (different modalities).
-        weights: fusion weights (RGB, flow); default 1:3.
+        weights: fusion weights (RGB, flow); default: the weights recorded for these two checkpoints
+            by ``tstam fuse --search`` (``fusion.json`` beside them), else 1:3.
         fast: run inference copies with BatchNorm folded and 1x1 convs merged (same outputs to 1e-4).
     """
 
@@ -137,6 +141,15 @@ class Recognizer:
         self.classes = list(first.classes)
         self.resize = list(first.resize)
         self.weights = self._weights(weights)
+        self.weights_source = "one stream, no fusion"  # how the weights were chosen, for people
+        if len(self.streams) == 2:
+            rec = find_record({m: s.source for m, s in self.streams.items()}) if weights is None else None
+            if rec is not None:
+                self.weights = self._weights(rec.ordered())
+            w = ":".join(f"{self.weights[m]:g}" for m in STREAM_ORDER)
+            self.weights_source = (f"RGB:flow = {w}, given" if weights is not None else rec.describe() if rec else
+                                   f"RGB:flow = {w}, the paper's default (none recorded for these checkpoints)")
+            log.info("fusion weights %s", self.weights_source)
         # fast: run a copy with BN folded into the convs and the parallel 1x1 convs merged
         # (tstam.models.prepare_for_inference; same outputs to 1e-4); ``streams`` keep the originals
         self._runners = {m: prepare_for_inference(s.model) if fast else s.model for m, s in self.streams.items()}
