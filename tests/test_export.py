@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
 import shutil
 import stat
@@ -48,8 +49,8 @@ def flow_ckpt(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """``tstam export --onnx --check --safetensors`` of the offset stream into an empty folder,
-    under umask 022; returns (checkpoint, output folder, exit status, stdout, the mode a file
-    made with open() in that folder gets)."""
+    under umask 022; returns (checkpoint, output folder, exit status, what it printed followed by
+    its INFO-and-up log lines prefixed "LOG ", the mode a file made with open() in that folder gets)."""
     d = tmp_path_factory.mktemp("export")
     ckpt = _offset_checkpoint(d / "flow.pt", seed=5)
     out = d / "out"
@@ -60,13 +61,29 @@ def exported(tmp_path_factory):
             f.write("reference")
         ref_mode = stat.S_IMODE((out / "by_open.txt").stat().st_mode)
         (out / "by_open.txt").unlink()
-        buf = io.StringIO()
-        with contextlib.redirect_stdout(buf):
-            rc = main(["export", str(ckpt), "--onnx", str(out / "flow.onnx"), "--check",
-                       "--safetensors", str(out / "flow.safetensors")])
+        buf, logged, root = io.StringIO(), _Records(logging.INFO), logging.getLogger()
+        level = root.level
+        root.addHandler(logged)  # what the command's log shows a user on stderr: INFO and up
+        root.setLevel(logging.INFO)
+        try:
+            with contextlib.redirect_stdout(buf):
+                rc = main(["export", str(ckpt), "--onnx", str(out / "flow.onnx"), "--check",
+                           "--safetensors", str(out / "flow.safetensors")])
+        finally:
+            root.removeHandler(logged)
+            root.setLevel(level)
     finally:
         os.umask(old)
-    return ckpt, out, rc, buf.getvalue(), ref_mode
+    return ckpt, out, rc, buf.getvalue() + "".join(f"LOG {m}\n" for m in logged.messages), ref_mode
+
+
+class _Records(logging.Handler):
+    def __init__(self, level: int):
+        super().__init__(level)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
 
 
 @pytest.mark.slow  # the dynamo ONNX exporter takes ~30-45 s on 2 busy cores
@@ -76,7 +93,7 @@ def test_onnx_cli_matches_pytorch(exported):
     lines = printed.splitlines()
     assert lines.count(f"wrote {out / 'flow.onnx'}") == 1
     assert lines.count(f"wrote {out / 'flow.safetensors'} and {out / 'flow.json'}") == 1
-    assert len([ln for ln in lines if ln.startswith("wrote ")]) == 2        # each said once
+    assert len([ln for ln in lines if "wrote " in ln]) == 2        # each said once: printed, not also logged
     check_line = next(ln for ln in lines if ln.startswith("onnxruntime vs PyTorch: max relative error"))
     assert f"passes at <= {CHECK_RTOL:g}" in check_line and "WARNING" not in printed
     # one self-contained file each: no external-data file, no temporary file left behind
