@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -227,7 +227,8 @@ class Recognizer:
     def predict(self, video: str | Path | np.ndarray, *, num_crops: int = 1, num_snippets: int | None = None,
                 keep_video: bool = False, batch_crops: int = 10, strict: bool = False,
                 weights: Sequence[float] | None = None,
-                on_stage: Callable[[str, str | None], None] | None = None) -> Prediction:
+                on_stage: Callable[[str, str | None], None] | None = None,
+                clips: Mapping[str, tuple[torch.Tensor, np.ndarray]] | None = None) -> Prediction:
         """Classify one video.
 
         Args:
@@ -241,6 +242,9 @@ class Recognizer:
             weights: fusion weights (RGB, flow) for this call (default: the recognizer's).
             on_stage: called as each stage starts with (stage, stream): ("decode", None),
                 ("flow", "flow"), ("model", "rgb" or "flow"); e.g. to show progress.
+            clips: per stream, its snippets already sampled (uint8 (S, C, H, W) at the training
+                frame size, and their starts), e.g. the flow a frame store holds; those streams
+                are not sampled (nor their flow computed) from the frames.
 
         Returns:
             A :class:`Prediction`.
@@ -265,7 +269,7 @@ class Recognizer:
             if name == "flow":
                 stage("flow", name)
             t0 = time.perf_counter()
-            clip, starts = self.sample(name, frames, num_snippets=num_snippets)
+            clip, starts = clips[name] if clips and name in clips else self.sample(name, frames, num_snippets=num_snippets)
             if name == "flow":
                 timings["flow"] += time.perf_counter() - t0
             stage("model", name)

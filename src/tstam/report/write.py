@@ -31,11 +31,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Clip:
-    """A test clip to draw: its id, the video file or (T, H, W, 3) RGB frames, and a caption."""
+    """A test clip to draw: its id, the video file or (T, H, W, 3) RGB frames, a caption, and
+    streams whose snippets are already sampled (``Recognizer.predict(clips=...)``: a store's flow)."""
 
     video_id: str
     source: Any
     caption: str
+    clips: dict[str, Any] | None = None
 
 
 def safe_name(video_id: str) -> str:
@@ -63,9 +65,25 @@ def pick_clips(scores: Any, k: int) -> list[str]:
     return take_in_turn(by_class, k)
 
 
-def _clip_sources(checkpoint: Path, video_ids: Sequence[str]) -> dict[str, Any]:
-    """Video file (``data.input=video``) or the frame store's RGB frames of each clip, found
-    through the run's stored config (its annotations and ``data.root``)."""
+def _stored_flow(recognizer: Any, video_dir: Path, layout: Any) -> dict[str, Any]:
+    """The flow stream's protocol snippets as the store holds them (the flow the model was tested
+    on, and no TV-L1 to recompute), at the recognizer's frame size; {} without a flow stream."""
+    from tstam.data.frames import list_indices, read_snippets
+    from tstam.data.sampling import protocol_indices, snippet_indices
+    from tstam.data.transforms import resize
+
+    stream = recognizer.streams.get("flow")
+    if stream is None:
+        return {}
+    length, fields = int(stream.config.new_length), len(list_indices(video_dir, layout.flow_x_tmpl))
+    starts = protocol_indices(fields, stream.test_frames, length)
+    clip = read_snippets(video_dir, snippet_indices(starts, length, fields), "flow", layout)
+    return {"flow": (resize(clip, recognizer.resize), starts)}
+
+
+def _clip_sources(checkpoint: Path, video_ids: Sequence[str], recognizer: Any) -> dict[str, tuple[Any, dict[str, Any]]]:
+    """Per clip: the video file (``data.input=video``), or the frame store's RGB frames and stored
+    flow snippets, found through the run's stored config (its annotations and ``data.root``)."""
     from tstam.checkpoint import load_stream
     from tstam.data.frames import list_indices, read_rgb_frames
     from tstam.data.records import frame_dir, video_path
@@ -78,16 +96,17 @@ def _clip_sources(checkpoint: Path, video_ids: Sequence[str]) -> dict[str, Any]:
     cfg = load_train_config(stream.train_config)
     train, val, test, _classes = load_split(cfg.annotations, cfg.data)
     records = {r.video_id: r for r in [*train, *val, *test]}
-    out: dict[str, Any] = {}
+    out: dict[str, tuple[Any, dict[str, Any]]] = {}
     for vid in video_ids:
         rec = records.get(vid)
         if rec is None:
             raise TstamError(f"video {vid!r} is not in the annotations of {checkpoint} ({cfg.annotations.path})")
         if cfg.data.input == "video":
-            out[vid] = video_path(rec, cfg.data.root)
+            out[vid] = (video_path(rec, cfg.data.root), {})
         else:
-            d = frame_dir(rec, cfg.data.root)
-            out[vid] = read_rgb_frames(d, [i - 1 for i in list_indices(d, cfg.data.rgb_tmpl)], cfg.data.rgb_tmpl)
+            d, layout = frame_dir(rec, cfg.data.root), cfg.data.layout
+            frames = read_rgb_frames(d, [i - 1 for i in list_indices(d, layout.rgb_tmpl)], layout.rgb_tmpl)
+            out[vid] = (frames, _stored_flow(recognizer, d, layout))
     return out
 
 
@@ -109,14 +128,14 @@ def run_clips(inputs: ReportInputs, k: int) -> tuple[Any, list[Clip]] | str:
             w = [by_stream[s] for s in ("rgb", "flow")] if {"rgb", "flow"} <= set(by_stream) else None
         judge = fused or next(iter(entries.values()))
         ids = pick_clips(judge.scores, k)
-        sources = _clip_sources(next(iter(ckpts.values())), ids)
         rec = Recognizer([load_stream(p) for p in ckpts.values()], weights=w)
+        sources = _clip_sources(next(iter(ckpts.values())), ids, rec)
         pred = judge.scores.scores(inputs.mode).argmax(1)
         where = {v: i for i, v in enumerate(judge.scores.video_ids)}
         classes = judge.scores.classes
-        clips = [Clip(v, sources[v], f"**{v}**: class {classes[judge.scores.labels[where[v]]]}; the "
-                                     f"{judge.scores.name()} test scores put {classes[pred[where[v]]]} first")
-                 for v in ids]
+        clips = [Clip(v, sources[v][0], f"**{v}**: class {classes[judge.scores.labels[where[v]]]}; the "
+                                        f"{judge.scores.name()} test scores put {classes[pred[where[v]]]} first",
+                      sources[v][1]) for v in ids]
         return rec, clips
     return "the checkpoints that the score files name are not there"
 
@@ -178,7 +197,7 @@ def _attention_lines(out: Path, recognizer: Any, clips: Sequence[Clip]) -> list[
         while name in used:
             name += "_"
         used.add(name)
-        pred = recognizer.predict(clip.source)
+        pred = recognizer.predict(clip.source, clips=clip.clips)
         if pred.source == "<frames>":  # frames read from the store: name the picture after the clip
             pred.source = clip.video_id
         png = attention_figure(pred, out / f"attention_{name}.png")
