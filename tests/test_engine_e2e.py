@@ -56,6 +56,7 @@ def test_train_test_fuse_report_cli(tmp_path, capsys):
     assert flow_meta["flow"]["algorithm"] == "tvl1"  # the store's flow settings travel with the model
 
     fused = tmp_path / "fused.npz"
+    capsys.readouterr()  # what tstam test printed
     assert main(["fuse", str(scores["rgb"]), str(scores["flow"]), "-o", str(fused), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["weights"] == [1.0, 3.0]
     f = load_scores(fused)
