@@ -35,7 +35,7 @@ from ..flow import FlowConfig, quantize_flow
 from .check import check_records, fill_num_frames, raise_on_problems
 from .clips import MIN_FLOW_FRAMES, FlowPairs, fields_to_clip, flow_fields, flow_snippets, frame_pairs, rgb_snippets
 from .config import DataConfig
-from .frames import read_snippets
+from .frames import read_flow_frames, read_rgb_frames
 from .records import VideoRecord, frame_dir, video_path
 from .sampling import protocol_indices, snippet_indices, train_indices, val_indices
 from .transforms import EvalTransform, TrainTransform
@@ -147,7 +147,13 @@ class FrameDataset(_ClipDataset):
         assert record.num_frames is not None
         num_items = record.num_frames if self.modality == "rgb" else record.num_frames - 1
         idx = snippet_indices(self._starts(num_items, rng), L, num_items)  # (S, L)
-        return read_snippets(d, idx, self.modality, self.data.layout)      # (S, L*C, H, W)
+        S = idx.shape[0]
+        if self.modality == "rgb":
+            frames = torch.from_numpy(read_rgb_frames(d, idx.ravel().tolist(), self.data.rgb_tmpl))  # (S*L, H, W, 3)
+            frames = frames.permute(0, 3, 1, 2)                                                     # (S*L, 3, H, W)
+        else:
+            frames = torch.from_numpy(read_flow_frames(d, idx.ravel().tolist(), self.data.layout))  # (S*L, 2, H, W)
+        return frames.reshape(S, -1, *frames.shape[-2:])  # (S, L*C, H, W): x1, y1, ..., xL, yL for flow
 
 
 class VideoDataset(_ClipDataset):

@@ -15,13 +15,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
 from tstam.errors import FrameStoreError, InputError
 
 from .store import FLOW_X_TMPL, FLOW_Y_TMPL, RGB_TMPL
 
-__all__ = ["FrameLayout", "template_regex", "list_indices", "read_rgb_frames", "read_flow_frames", "read_snippets"]
+__all__ = ["FrameLayout", "template_regex", "list_indices", "read_rgb_frames", "read_flow_frames"]
 
 
 @dataclass(frozen=True)
@@ -103,18 +102,6 @@ def read_flow_frames(video_dir: str | Path, indices: Sequence[int], layout: Fram
             cache[i] = np.stack([x, y])
         out.append(cache[i])
     return _stack(out, video_dir)
-
-
-def read_snippets(video_dir: str | Path, idx: np.ndarray, modality: str, layout: FrameLayout = FrameLayout()) -> torch.Tensor:
-    """Stored snippets as a clip: ``idx`` (S, L) 0-based frames (RGB) or flow fields
-    (``tstam.data.sampling.snippet_indices``) -> uint8 (S, L * C, H, W), channels stacked per
-    snippet (flow: x1, y1, ..., xL, yL)."""
-    if modality == "rgb":
-        frames = torch.from_numpy(read_rgb_frames(video_dir, idx.ravel().tolist(), layout.rgb_tmpl))  # (S*L, H, W, 3)
-        frames = frames.permute(0, 3, 1, 2)                                                         # (S*L, 3, H, W)
-    else:
-        frames = torch.from_numpy(read_flow_frames(video_dir, idx.ravel().tolist(), layout))        # (S*L, 2, H, W)
-    return frames.reshape(idx.shape[0], -1, *frames.shape[-2:])
 
 
 def _stack(frames: list[np.ndarray], video_dir: Path) -> np.ndarray:

@@ -9,6 +9,7 @@ caller's closing lines.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -65,20 +66,21 @@ def pick_clips(scores: Any, k: int) -> list[str]:
     return take_in_turn(by_class, k)
 
 
-def _stored_flow(recognizer: Any, video_dir: Path, layout: Any) -> dict[str, Any]:
-    """The flow stream's protocol snippets as the store holds them (the flow the model was tested
-    on, and no TV-L1 to recompute), at the recognizer's frame size; {} without a flow stream."""
-    from tstam.data.frames import list_indices, read_snippets
-    from tstam.data.sampling import protocol_indices, snippet_indices
-    from tstam.data.transforms import resize
+def _stored_flow(recognizer: Any, record: Any, data: Any) -> dict[str, Any]:
+    """The flow stream's protocol snippets as the store holds them, centre-cropped as the test
+    protocol's one crop (``FrameDataset``): the flow the model was tested on, and no TV-L1 to
+    recompute; {} without a flow stream."""
+    from tstam.data.datasets import FrameDataset
+    from tstam.data.sampling import protocol_indices
 
     stream = recognizer.streams.get("flow")
     if stream is None:
         return {}
-    length, fields = int(stream.config.new_length), len(list_indices(video_dir, layout.flow_x_tmpl))
-    starts = protocol_indices(fields, stream.test_frames, length)
-    clip = read_snippets(video_dir, snippet_indices(starts, length, fields), "flow", layout)
-    return {"flow": (resize(clip, recognizer.resize), starts)}
+    data = dataclasses.replace(data, test_crops=1, workers=0)
+    ds = FrameDataset([record], data=data, model=stream.config, mode="test")
+    views = ds[0][0]                                                        # (1, S, C, size, size)
+    fields = int(ds.records[0].num_frames) - 1
+    return {"flow": (views[0], protocol_indices(fields, data.test_frames, int(stream.config.new_length)))}
 
 
 def _clip_sources(checkpoint: Path, video_ids: Sequence[str], recognizer: Any) -> dict[str, tuple[Any, dict[str, Any]]]:
@@ -104,9 +106,9 @@ def _clip_sources(checkpoint: Path, video_ids: Sequence[str], recognizer: Any) -
         if cfg.data.input == "video":
             out[vid] = (video_path(rec, cfg.data.root), {})
         else:
-            d, layout = frame_dir(rec, cfg.data.root), cfg.data.layout
-            frames = read_rgb_frames(d, [i - 1 for i in list_indices(d, layout.rgb_tmpl)], layout.rgb_tmpl)
-            out[vid] = (frames, _stored_flow(recognizer, d, layout))
+            d, tmpl = frame_dir(rec, cfg.data.root), cfg.data.rgb_tmpl
+            frames = read_rgb_frames(d, [i - 1 for i in list_indices(d, tmpl)], tmpl)
+            out[vid] = (frames, _stored_flow(recognizer, rec, cfg.data))
     return out
 
 
