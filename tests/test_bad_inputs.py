@@ -53,6 +53,16 @@ def files(tmp_path_factory) -> Path:
     save_checkpoint(d / "raft_flow.pt", st)
     (d / "truncated.pt").write_bytes((d / "rgb.pt").read_bytes()[:3000])
     (d / "empty.pt").write_bytes(b"")
+    other = np.random.default_rng(2).dirichlet(np.ones(3), 6).astype(np.float32)
+    save_scores(d / "other_classes.npz", ScoreSet([f"v{i}" for i in range(6)], np.arange(6) % 3, other, np.log(other),
+                                                  ["x", "y", "z"], {"stream": "flow", "split": 1}))
+    (d / "run_no_scores").mkdir()
+    shutil.copy(d / "rgb.pt", d / "run_no_scores" / "last.pt")
+    (d / "badfusion").mkdir()
+    for m in ("rgb", "flow"):
+        shutil.copy(d / f"{m}.pt", d / "badfusion" / f"{m}.pt")
+    (d / "badfusion" / "fusion.json").write_text(
+        '{"format": "tstam-fusion", "version": 1, "weights": {"rgb": 1, "flow": NaN}, "checkpoints": {}}\n')
     _scores(d / "rgb.npz", "rgb")
     _scores(d / "flow.npz", "flow")
     (d / "empty.npz").write_bytes(b"")
@@ -67,15 +77,6 @@ def files(tmp_path_factory) -> Path:
     _scores(d / "label.npz", "flow", labels=np.array([0, 1, 2, 0, 7, 2]), raw=True)
     _scores(d / "dup_ids.npz", "flow", ids=["v0", "v1", "v2", "v1", "v4", "v5"], raw=True)
     (d / "a_file").write_text("a regular file where a folder is expected\n")
-    save_scores(d / "other_classes.npz", ScoreSet([f"v{i}" for i in range(6)], np.arange(6) % 3, good, np.log(good),
-                                                  ["x", "y", "z"], {"stream": "flow", "split": 1}))
-    (d / "run_no_scores").mkdir()
-    shutil.copy(d / "rgb.pt", d / "run_no_scores" / "last.pt")
-    (d / "badfusion").mkdir()
-    for m in ("rgb", "flow"):
-        shutil.copy(d / f"{m}.pt", d / "badfusion" / f"{m}.pt")
-    (d / "badfusion" / "fusion.json").write_text(
-        '{"format": "tstam-fusion", "version": 1, "weights": {"rgb": 1, "flow": NaN}, "checkpoints": {}}\n')
     return d
 
 
