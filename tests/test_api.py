@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,17 +12,8 @@ import pytest
 import tstam
 
 from helpers.models import CLASSES, CLIPS, RESIZE, make_checkpoint, moving_frames
+from helpers.readme import python_block
 from helpers.realdata import VIDEOS as REAL_VIDEOS
-
-README = Path(__file__).resolve().parents[1] / "README.md"
-
-
-def _readme_python_block() -> str:
-    text = README.read_text()
-    section = text.split("## Using a trained model", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
-    assert len(blocks) == 1, "the README's 'Using a trained model' section should have one python example"
-    return blocks[0]
 
 
 @pytest.mark.slow
@@ -33,7 +22,7 @@ def test_readme_example_runs(tmp_path):
     make_checkpoint(tmp_path / "rgb.pt", "rgb", seed=6)
     make_checkpoint(tmp_path / "flow.pt", "flow", seed=7)
     shutil.copy(REAL_VIDEOS / CLIPS[1], tmp_path / "video.avi")
-    (tmp_path / "example.py").write_text(_readme_python_block())
+    (tmp_path / "example.py").write_text(python_block("Using a trained model", "tstam.load("))
     r = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, capture_output=True, text=True, timeout=240,
                        env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr[-3000:]

@@ -55,6 +55,16 @@ def files(tmp_path_factory) -> Path:
     save_checkpoint(d / "raft_flow.pt", st)
     (d / "truncated.pt").write_bytes((d / "rgb.pt").read_bytes()[:3000])
     (d / "empty.pt").write_bytes(b"")
+    other = np.random.default_rng(2).dirichlet(np.ones(3), 6).astype(np.float32)
+    save_scores(d / "other_classes.npz", ScoreSet([f"v{i}" for i in range(6)], np.arange(6) % 3, other, np.log(other),
+                                                  ["x", "y", "z"], {"stream": "flow", "split": 1}))
+    (d / "run_no_scores").mkdir()
+    shutil.copy(d / "rgb.pt", d / "run_no_scores" / "last.pt")
+    (d / "badfusion").mkdir()
+    for m in ("rgb", "flow"):
+        shutil.copy(d / f"{m}.pt", d / "badfusion" / f"{m}.pt")
+    (d / "badfusion" / "fusion.json").write_text(
+        '{"format": "tstam-fusion", "version": 1, "weights": {"rgb": 1, "flow": NaN}, "checkpoints": {}}\n')
     _scores(d / "rgb.npz", "rgb")
     _scores(d / "flow.npz", "flow")
     (d / "empty.npz").write_bytes(b"")
@@ -133,8 +143,20 @@ ROWS = [
     ("report-nan-probabilities", ["report", "{d}/rgb.npz", "{d}/nan.npz"], 2, ["nan.npz: probs of 1 video(s) hold NaN"]),
     ("report-weights-inf", ["report", "{d}/rgb.npz", "{d}/flow.npz", "--weights", "inf", "1"], 2,
      ["argument --weights: 'inf' is not valid; expected a finite number"]),
-    ("report-out-parent-is-a-file", ["report", "{d}/rgb.npz", "{d}/flow.npz", "-o", BLOCKED + "/r.md"], 2,
-     ["a_file: output folder is an existing file"]),
+    ("report-out-parent-is-a-file", ["report", "{d}/rgb.npz", "{d}/flow.npz", "-o", BLOCKED + "/rep"], 2,
+     ["a_file/rep: output folder is not writable (Not a directory)"]),
+    ("report-out-is-a-markdown-file", ["report", "{d}/rgb.npz", "{d}/flow.npz", "-o", "{d}/report.md"], 2,
+     ["report.md: -o takes a folder (the report writes report.md and its pictures into it), e.g. -o report"]),
+    ("report-no-such-input", ["report", "{d}/rgb.npz", "{d}/runs/flow"], 2,
+     ["runs/flow: no such run folder or score file; give run folders (run.out_dir of tstam train, after tstam test) "
+      "or score files (.npz)"]),
+    ("report-run-folder-without-scores", ["report", "{d}/run_no_scores"], 2,
+     ["run_no_scores: run folder holds no test score file; run `tstam test --checkpoint {d}/run_no_scores/best.pt` "
+      "first"]),
+    ("report-same-stream-twice", ["report", "{d}/rgb.npz", "{d}/rgb.npz"], 2,
+     ["rgb.npz: a second 'rgb' score file for split 1 (the first: {d}/rgb.npz)"]),
+    ("report-class-lists-differ", ["report", "{d}/rgb.npz", "{d}/other_classes.npz"], 2,
+     ["other_classes.npz and {d}/rgb.npz have different class lists (3 vs 3 classes, or another order)"]),
     # predict / visualize: checkpoints, options, outputs
     ("predict-weights-inf", ["predict", "{clip}", "--rgb", "{d}/rgb.pt", "--flow", "{d}/flow.pt", "--weights", "inf", "1"],
      2, ["argument --weights: 'inf' is not valid; expected a finite number"]),
@@ -155,6 +177,8 @@ ROWS = [
      ["truncated.pt: not a readable weights-only PyTorch file: truncated, damaged or not a PyTorch file"]),
     ("predict-zero-byte-checkpoint", ["predict", "{clip}", "--rgb", "{d}/empty.pt"], 2,
      ["empty.pt: not a readable weights-only PyTorch file"]),
+    ("predict-bad-fusion-file", ["predict", "{clip}", "--rgb", "{d}/badfusion/rgb.pt", "--flow", "{d}/badfusion/flow.pt"],
+     2, ["badfusion/fusion.json: not a valid fusion file (ValueError: weights", "delete it, or rerun tstam fuse --search"]),
     ("predict-unreproducible-flow", ["predict", "{clip}", "--flow", "{d}/raft_flow.pt"], 2,
      ["raft_flow.pt: flow settings", "cannot be reproduced", "expected an algorithm of ['tvl1', 'dis', 'farneback'"]),
     ("visualize-out-read-only", ["visualize", "{clip}", "--rgb", "{d}/rgb.pt", "-o", READ_ONLY], 2,
@@ -183,6 +207,8 @@ ROWS = [
     ("export-onnx-read-only", ["export", "{d}/rgb.pt", "--safetensors", "{d}/m.safetensors", "--onnx", READ_ONLY + "/m.onnx"],
      2, [f"{READ_ONLY}: output folder is not writable"]),
     ("export-wrong-suffix", ["export", "{d}/rgb.pt", "--onnx", "{d}/m.pt"], 2, ["m.pt: expected a .onnx file name"]),
+    ("export-check-without-onnx", ["export", "{d}/rgb.pt", "--safetensors", "{d}/m.safetensors", "--check"], 2,
+     ["--check compares an ONNX export with PyTorch; give --onnx OUT with it"]),
     ("export-truncated-checkpoint", ["export", "{d}/truncated.pt", "--onnx", "{d}/m.onnx"], 2,
      ["truncated.pt: not a readable weights-only PyTorch file"]),
     # train: overrides, YAML, run settings (the store-backed cases are in test_train_* below)

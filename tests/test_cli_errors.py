@@ -79,9 +79,9 @@ def test_an_unexpected_error_is_reported_as_a_bug(blocked, monkeypatch, capsys, 
     """A ValueError escaping from a library (not worded by tstam) or any other exception is a bug:
     exit 3, the traceback, and a line saying where to report it. The fault is injected into the
     real report command's library call, as a bug there would surface."""
-    import tstam.engine.split_report
+    import tstam.report
 
-    monkeypatch.setattr(tstam.engine.split_report, "build_report", bug)
+    monkeypatch.setattr(tstam.report, "build_report", bug)
     assert main(["report", f"{blocked}/x.npz"]) == EXIT_INTERNAL
     err = capsys.readouterr().err
     assert "Traceback (most recent call last)" in err
@@ -134,9 +134,9 @@ def test_the_type_of_the_error_decides_the_exit_status(blocked, monkeypatch, cap
     """A ``TstamError`` or an ``OSError`` naming a file is the user's: exit 2, its message in one
     line, no traceback. Anything else is a bug: exit 3 with the traceback. The errors are raised
     from this test file, outside tstam's code: where an error comes from does not matter."""
-    import tstam.engine.split_report
+    import tstam.report
 
-    monkeypatch.setattr(tstam.engine.split_report, "build_report", _raises(error))
+    monkeypatch.setattr(tstam.report, "build_report", _raises(error))
     assert main(["report", f"{blocked}/x.npz"]) == status
     err = capsys.readouterr().err
     assert message in err
@@ -147,11 +147,11 @@ def test_the_type_of_the_error_decides_the_exit_status(blocked, monkeypatch, cap
 
 
 def test_ctrl_c_exits_130(monkeypatch, capsys, blocked):
-    import tstam.engine.split_report
+    import tstam.report
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(tstam.engine.split_report, "build_report", interrupted)
+    monkeypatch.setattr(tstam.report, "build_report", interrupted)
     assert main(["report", f"{blocked}/x.npz"]) == EXIT_INTERRUPTED == 130
     assert capsys.readouterr().err == "tstam report: interrupted\n"

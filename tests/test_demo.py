@@ -32,7 +32,8 @@ def test_quick_demo_writes_report(quick_run):
     out, res = quick_run
     assert res.report == out / "report" / "report.md" and res.report.is_file()
     text = res.report.read_text()
-    for part in ("## Accuracy", "motion-only", "appearance-only", "alpha in window", "uniform on the window (oracle)",
+    assert text.count("# T-STAM demo report") == 1  # tstam report's report with the demo's sections
+    for part in ("## Accuracy", "## Per class", "| fused |", "motion-only", "appearance-only", "alpha in window", "uniform on the window (oracle)",
                  "f_t inside", "curves_rgb.png", "confusion_fused.png", "alpha_windows.png", "attention_v_",
                  "Model options beyond the paper", "flow: frame_pool=alpha", "tstam demo --paper", "Fusion RGB:flow = 1:1"):
         assert part in text, part

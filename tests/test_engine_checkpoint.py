@@ -1,9 +1,11 @@
 """Checkpoint I/O: atomic writes, safe reads, RNG round trips, refusal of mismatched files."""
 from __future__ import annotations
 
+import os
 import random
 import resource
 import signal
+import stat
 
 import numpy as np
 import pytest
@@ -25,6 +27,25 @@ def test_round_trip_with_weights_only(tmp_path):
     assert torch.equal(st["model"]["w"], torch.full((4, 4), 1.5))
     assert st["classes"] == ["a", "b", "c"] and st["step"] == 7
     assert [p.name for p in (tmp_path / "ck").iterdir()] == ["last.pt"]  # no temp file left
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
+def test_outputs_get_the_mode_of_any_new_file(tmp_path, umask):
+    """Every atomically written output (checkpoint, JSON, text) gets the permissions that open()
+    gives a new file under the same umask (0o644 under the usual 022), not mkstemp's private 0o600."""
+    from tstam.files import write_json_atomic, write_text_atomic
+
+    old = os.umask(umask)
+    try:
+        with open(tmp_path / "by_open", "w"):
+            pass
+        paths = [save_checkpoint(tmp_path / "last.pt", _state(1.0)), write_json_atomic(tmp_path / "a.json", {"a": 1}),
+                 write_text_atomic(tmp_path / "r.md", "# r\n")]
+    finally:
+        os.umask(old)
+    want = stat.S_IMODE((tmp_path / "by_open").stat().st_mode)
+    assert want == 0o666 & ~umask
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in paths} == dict.fromkeys(["last.pt", "a.json", "r.md"], want)
 
 
 def test_rng_states_round_trip(tmp_path):

@@ -56,24 +56,24 @@ def test_train_test_fuse_report_cli(tmp_path, capsys):
     assert flow_meta["flow"]["algorithm"] == "tvl1"  # the store's flow settings travel with the model
 
     fused = tmp_path / "fused.npz"
-    assert main(["fuse", str(scores["rgb"]), str(scores["flow"]), "-o", str(fused)]) == 0
-    last = capsys.readouterr().out.strip().splitlines()[-1]
-    assert json.loads(last)["weights"] == [1.0, 3.0]
+    capsys.readouterr()  # what tstam test printed
+    assert main(["fuse", str(scores["rgb"]), str(scores["flow"]), "-o", str(fused), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["weights"] == [1.0, 3.0]
     f = load_scores(fused)
     r, fl = load_scores(scores["rgb"]), load_scores(scores["flow"])
     np.testing.assert_allclose(f.probs, (r.probs + 3 * fl.probs) / 4, rtol=1e-6)
 
     assert main(["fuse", str(scores["rgb"]), str(scores["flow"]), "--search",
-                 "--val", str(scores["rgb_val"]), str(scores["flow_val"])]) == 0
-    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["optimistic"] is False
+                 "--val", str(scores["rgb_val"]), str(scores["flow_val"]), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["optimistic"] is False
     assert main(["fuse", str(scores["rgb"]), str(scores["flow"]), "--search"]) == 2  # no --val: refused
     assert "search-on-test" in capsys.readouterr().err
-    assert main(["fuse", str(scores["rgb"]), str(scores["flow"]), "--search", "--search-on-test"]) == 0
-    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["optimistic"] is True
+    assert main(["fuse", str(scores["rgb"]), str(scores["flow"]), "--search", "--search-on-test", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["optimistic"] is True
 
-    report = tmp_path / "report.md"
-    assert main(["report", str(scores["rgb"]), str(scores["flow"]), "-o", str(report)]) == 0
-    md = report.read_text()
+    report = tmp_path / "report"
+    assert main(["report", str(scores["rgb"]), str(scores["flow"]), "-o", str(report), "--clips", "0"]) == 0
+    md = (report / "report.md").read_text()
     for stream in ("rgb", "flow", "fused"):
         assert f"| {stream} |" in md
 

@@ -1,4 +1,4 @@
-"""Metrics, score files, fusion, weight search and the split report, on hand-checkable numbers."""
+"""Metrics, score files, fusion, weight search and the report's tables, on hand-checkable numbers."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +7,7 @@ import pytest
 from tstam.engine import metrics
 from tstam.engine.fuse import fuse, search_weights
 from tstam.engine.scores import ScoreSet, load_scores, save_scores
-from tstam.engine.split_report import build_report, collect
+from tstam.report import build_report, gather
 
 CLASSES = ["a", "b", "c"]
 
@@ -83,13 +83,29 @@ def test_report_three_splits(tmp_path):
         flow = FLOW if split != 3 else WEAK_FLOW  # split 3: flow as weak as RGB
         paths.append(save_scores(tmp_path / f"rgb{split}.npz", _set(RGB, LABELS, "rgb", split)))
         paths.append(save_scores(tmp_path / f"flow{split}.npz", _set(flow, LABELS, "flow", split)))
-    table = collect(paths)
-    assert table["rgb"] == {"1": 0.5, "2": 0.5, "3": 0.5}
-    assert table["flow"] == {"1": 0.75, "2": 0.75, "3": 0.5}
-    assert table["fused"]["1"] == 1.0 and table["fused"]["3"] == 0.5
-    md = build_report(paths)
+    inputs = gather(paths)
+    top1 = {st: {sp: e.scores.summary()["top1"] for sp, es in inputs.splits.items() for s2, e in es.items() if s2 == st}
+            for st in ("rgb", "flow", "fused")}
+    assert top1["rgb"] == {"1": 0.5, "2": 0.5, "3": 0.5}
+    assert top1["flow"] == {"1": 0.75, "2": 0.75, "3": 0.5}
+    assert top1["fused"]["1"] == 1.0 and top1["fused"]["3"] == 0.5   # 1:3 (no weights recorded, none given)
+    assert inputs.fusion["1"].startswith("RGB:flow = 1:3, the paper's default")
+    md, path = build_report(paths)
+    assert path is None
     lines = md.splitlines()
     assert "| rgb | 50.0 | 50.0 | 50.0 | 50.0 | 0.0 |" in lines
     # flow: mean of 75, 75, 50 = 66.7, sample std = 14.4
     assert "| flow | 75.0 | 75.0 | 50.0 | 66.7 | 14.4 |" in lines
-    assert lines.index("| rgb | 50.0 | 50.0 | 50.0 | 50.0 | 0.0 |") < [i for i, line in enumerate(lines) if line.startswith("| fused")][0]
+    assert lines.index("| rgb | 50.0 | 50.0 | 50.0 | 50.0 | 0.0 |") < [i for i, line in enumerate(lines) if line.startswith("| fused")][-1]
+    # per split: top-1, top-5, mean class; RGB split 1: mean class (.5 + 1 + 0) / 3
+    assert "| 1 | rgb | 50.0 | 100.0 | 50.0 | 4 | – |" in lines
+
+
+def test_report_of_one_split_has_no_spread_and_takes_given_weights(tmp_path):
+    """One split: no "± std" anywhere (a spread of one number means nothing); --weights 1 1 are used."""
+    paths = [save_scores(tmp_path / "rgb.npz", _set(RGB, LABELS, "rgb")),
+             save_scores(tmp_path / "flow.npz", _set(FLOW, LABELS, "flow"))]
+    md, _ = build_report(paths, weights=[1, 1])
+    assert "±" not in md and "std" not in md
+    # 1:1 -> v3: (.25+.5)/2=.375 vs (.6+.3)/2=.45 -> wrong; v0: .475 vs .35 right; v1, v2 right -> 75 %
+    assert "| fused | 75.0 |" in md and "Fusion: RGB:flow = 1:1, given." in md

@@ -186,4 +186,4 @@ def test_onnx_of_a_model_with_options_is_the_inference_graph(tmp_path):
 
     ckpt = make_checkpoint(tmp_path / "flow.pt", "flow", seed=3, frame_pool="alpha", temporal_aux_weight=0.3)
     out = export_onnx(ckpt, tmp_path / "flow.onnx", segments=3)
-    assert max(check_onnx(out, load_stream(ckpt), shapes=((2, 5),)).values()) <= 1e-4
+    assert check_onnx(out, load_stream(ckpt), shapes=((2, 5),)).ok

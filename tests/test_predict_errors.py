@@ -17,6 +17,7 @@ from tstam.inference import Recognizer, load_stream
 from tstam.models import build_model
 from tstam.video import VideoError, write_video
 
+from helpers.cli import run_tstam
 from helpers.models import CLIPS, RESIZE, make_checkpoint, moving_frames, tiny_config
 from helpers.realdata import VIDEOS as REAL_VIDEOS
 
@@ -125,7 +126,7 @@ def test_output_folder_not_writable(tmp_path, ckpts, capsys):
     assert f"{blocker}: output folder is an existing file" in capsys.readouterr().err
 
 
-def test_folder_skips_bad_files_and_exits_nonzero(tmp_path, ckpts, capsys):
+def test_folder_skips_bad_files_and_exits_nonzero(tmp_path, ckpts, capsys, caplog):
     d = tmp_path / "videos"
     _bad_videos(d)
     shutil.copy(REAL_VIDEOS / CLIPS[1], d / CLIPS[1])
@@ -135,13 +136,31 @@ def test_folder_skips_bad_files_and_exits_nonzero(tmp_path, ckpts, capsys):
     assert rc == 1
     cap = capsys.readouterr()
     assert CLIPS[1] in cap.out and "#  class" in cap.out
-    assert cap.err.count("skipped:") == 3 and "3 of 4 video(s) could not be read" in cap.err
+    assert "3 of 4 video(s) could not be read" in cap.err
+    skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipped ")]
+    assert sorted(Path(m.split()[1].rstrip(":")).name for m in skipped) == ["empty.avi", "notes.mp4", "truncated.avi"]
     data = json.loads(out.read_text())
     assert [Path(p["video"]).name for p in data["predictions"]] == [CLIPS[1]]
     assert {Path(f["video"]).name for f in data["failures"]} == {"notes.mp4", "empty.avi", "truncated.avi"}
     p = data["predictions"][0]
     assert len(p["top"]) == 2 and len(p["attention"]["flow"]["spatial"]) == 4
     assert np.isclose(sum(p["probabilities"]["fused"]), 1.0, atol=1e-5)
+
+
+@pytest.mark.slow  # a real `tstam` process: its log goes to its stderr, as a user sees it
+@pytest.mark.parametrize("command", ["predict", "visualize"])
+def test_a_skipped_file_is_reported_once(tmp_path, ckpts, command):
+    d = tmp_path / "videos"
+    bad = _bad_videos(d)["truncated"]
+    for other in ("notes.mp4", "empty.avi"):
+        (d / other).unlink()
+    shutil.copy(REAL_VIDEOS / CLIPS[1], d / CLIPS[1])
+    extra = ["-o", str(tmp_path / "pics"), "--animation", "none"] if command == "visualize" else []
+    r = run_tstam([command, str(d), "--rgb", str(ckpts["rgb"]), *extra], timeout=300)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.count(str(bad)) == 1, r.stderr
+    assert f"tstam {command}: 1 of 2 video(s) could not be read" in r.stderr
+    assert CLIPS[1] in r.stdout
 
 
 def test_predict_cli_needs_a_checkpoint(capsys):

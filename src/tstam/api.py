@@ -31,7 +31,8 @@ def load(path: str | Path, *more: str | Path, weights: Sequence[float] | None = 
     Args:
         path: the first checkpoint.
         *more: a second checkpoint, of the other stream.
-        weights: fusion weights (RGB, flow); default 1:3 (paper 4.3.3).
+        weights: fusion weights (RGB, flow); default: those ``tstam fuse --search`` recorded for
+            these two checkpoints (``tstam.fusion_record``), else 1:3 (paper 4.3.3).
         device: where the models run ("cpu", "cuda", ...).
 
     Returns:

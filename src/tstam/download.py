@@ -16,7 +16,6 @@ The expected hash is the full SHA-256 or its published prefix (the ``-<hex>.`` p
 """
 from __future__ import annotations
 
-import hashlib
 import http.client
 import logging
 import os
@@ -29,8 +28,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from tstam.errors import OutputError, WeightsError
+from tstam.files import file_sha256
 
-__all__ = ["cache_dir", "download", "sha256_of"]
+__all__ = ["cache_dir", "download"]
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +45,6 @@ def cache_dir() -> Path:
         return Path(env).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "tstam"
-
-
-def sha256_of(path: str | Path) -> str:
-    """The SHA-256 of a file's bytes, in hexadecimal."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(_CHUNK):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _by_hand(url: str, dest: Path) -> str:
@@ -89,7 +80,7 @@ def download(url: str, dest: str | Path, *, sha256: str, timeout: float = 30.0, 
         raise ValueError(f"sha256={sha256!r} is not valid; expected 8 to 64 hexadecimal digits")
     dest = Path(dest)
     if dest.is_file():
-        digest = sha256_of(dest)
+        digest = file_sha256(dest)
         if not digest.startswith(sha256):
             raise WeightsError(f"{dest}: SHA-256 {digest[:16]}..., expected {sha256}... (the file of {url}); delete it "
                                "to download it again")
@@ -100,11 +91,11 @@ def download(url: str, dest: str | Path, *, sha256: str, timeout: float = 30.0, 
         raise OutputError(f"{dest.parent}: cannot create the download folder ({e.strerror or e}); set TSTAM_CACHE "
                           "to a folder you can write to") from None
     part = dest.with_name(dest.name + ".part")
-    done = part.is_file() and sha256_of(part).startswith(sha256)  # complete, stopped before its rename
+    done = part.is_file() and file_sha256(part).startswith(sha256)  # complete, stopped before its rename
     for attempt in range(0 if done else 2):  # a second time only when the server refused to resume the part
         if _fetch(url, part, dest, timeout=timeout, progress=progress, resume=attempt == 0):
             break
-    digest = sha256_of(part)
+    digest = file_sha256(part)
     if not digest.startswith(sha256):
         part.unlink(missing_ok=True)
         raise WeightsError(f"{url}: the downloaded file has SHA-256 {digest[:16]}..., expected {sha256}...; it was "

@@ -9,6 +9,7 @@ hour of computing.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -18,7 +19,23 @@ from typing import Any, BinaryIO
 
 from tstam.errors import OutputError
 
-__all__ = ["atomic_write", "write_text_atomic", "write_json_atomic", "check_writable_dir", "check_output_file"]
+__all__ = ["atomic_write", "write_text_atomic", "write_json_atomic", "check_writable_dir", "check_output_file",
+           "new_file_mode", "file_sha256"]
+
+
+def new_file_mode() -> int:
+    """The permissions ``open(path, "w")`` gives a new file: 0o666 less the process's umask
+    (0o644 under the usual umask 022), so that every output is as readable as any other file the
+    user creates. ``mkstemp`` and some writers (safetensors) make files private (0o600) instead."""
+    try:  # Linux >= 4.7 reports it without changing it
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o22)  # elsewhere the only way to read it is to set it; put it straight back
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def _fsync_dir(path: Path) -> None:
@@ -34,7 +51,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], *, mode: int = 0o644) -> Path:
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], *, mode: int | None = None) -> Path:
     """Write ``path`` through ``write(file)`` atomically: temp file beside it, fsync, rename.
 
     On any error the temp file is removed and the file already at ``path`` is left as it was.
@@ -43,7 +60,8 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], *, mode: i
     Args:
         path: the destination.
         write: called with the open binary temp file.
-        mode: permissions of the new file (``mkstemp`` would make it private).
+        mode: permissions of the new file; None: :func:`new_file_mode`, those of any new file
+            (``mkstemp`` alone would make it private).
 
     Returns:
         The path written.
@@ -56,7 +74,7 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], *, mode: i
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, mode)
+        os.chmod(tmp, new_file_mode() if mode is None else mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -74,6 +92,15 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
 def write_json_atomic(path: str | Path, data: Any, *, indent: int | None = 1) -> Path:
     """Write JSON atomically (keys sorted, so that equal data gives equal bytes)."""
     return write_text_atomic(path, json.dumps(data, indent=indent, sort_keys=True) + "\n")
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, hex (read in 1 MiB blocks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def check_writable_dir(path: str | Path) -> Path:

@@ -12,7 +12,8 @@ def add_checkpoint_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rgb", default=None, metavar="CKPT", help="RGB stream checkpoint (.pt) or export (.safetensors)")
     p.add_argument("--flow", default=None, metavar="CKPT", help="flow stream checkpoint (.pt) or export (.safetensors)")
     p.add_argument("--weights", type=nonnegative_float, nargs=2, default=None, metavar=("RGB", "FLOW"),
-                   help="fusion weights (default 1 3, paper 4.3.3)")
+                   help="fusion weights (default: those tstam fuse --search recorded for these two checkpoints, "
+                        "else 1 3, paper 4.3.3)")
     p.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N (default cpu)")
 
 
@@ -29,7 +30,8 @@ def add_stream_args(p: argparse.ArgumentParser) -> None:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="classify videos with trained RGB and/or flow checkpoints",
                        description="Decode each video, compute flow with the algorithm recorded in the flow "
-                                   "checkpoint, sample 25 snippets, run the streams, fuse RGB:flow = 1:3 and print a "
+                                   "checkpoint, sample 25 snippets, run the streams, fuse them (RGB:flow = 1:3, or the weights "
+                                   "tstam fuse --search recorded for these checkpoints; the log says which) and print a "
                                    "top-k table per video. Unreadable files are reported and skipped; the exit status "
                                    "is 1 if any failed.")
     add_stream_args(p)
@@ -71,9 +73,8 @@ def run(args: argparse.Namespace) -> int:
                           strict=args.strict, on_result=on_result)
     if args.json:
         print(f"wrote {write_json(args.json, result, k=args.top_k, attention=not args.no_attention)}")
-    for _path, msg in result.failures:
-        print(f"tstam predict: skipped: {msg}", file=sys.stderr)
-    if result.failures:
-        print(f"tstam predict: {len(result.failures)} of {len(videos)} video(s) could not be read", file=sys.stderr)
+    if result.failures:  # each was logged as it was skipped
+        print(f"tstam predict: {len(result.failures)} of {len(videos)} video(s) could not be read (skipped, "
+              "reasons above)", file=sys.stderr)
         return 1
     return 0

@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
     result = predict_many(recognizer, videos, num_crops=args.crops, keep_video=anim is not None, strict=args.strict,
                           on_result=on_result)
-    for _path, msg in result.failures:
-        print(f"tstam visualize: skipped: {msg}", file=sys.stderr)
+    if result.failures:  # each was logged as it was skipped
+        print(f"tstam visualize: {len(result.failures)} of {len(videos)} video(s) could not be read (skipped, "
+              "reasons above)", file=sys.stderr)
     return 1 if result.failures else 0

@@ -140,7 +140,8 @@ def train_stream(tcfg: Any, label: str, reused: list[str]) -> Path:
     t = time.perf_counter()
     row = fit(tcfg)
     took = time.perf_counter() - t
-    log.info("train %s: done in %.0f s, last validation top-1 %s", label, took, row.get("val_top1"))
+    val = row.get("val_top1")
+    log.info("train %s: done in %.0f s%s", label, took, "" if val is None else f", last validation top-1 {100 * val:.1f} %")
     done.write_text(json.dumps({"config": want, "seconds": took}, indent=1, sort_keys=True))
     return out / "last.pt"
 

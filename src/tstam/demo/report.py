@@ -1,26 +1,25 @@
-"""The demo's report: ``report/report.md`` with its PNGs (curves, confusion matrices, attention).
-
-Contents: the three accuracies, accuracy per class group (motion-only / interaction /
-appearance-only), what the temporal attention does (``analysis.analyse_stream``: its share in the
-true action window against uniform weights, top-1 when alpha is replaced, where the true-class
-evidence comes from), the training curves and confusion matrices of each stream and of the fusion,
-and for a few test clips the alpha of both streams over the clip's frames against its action
-window, plus the per-head spatial maps (``tstam.visualize.attention_figure``). The text states
-what was measured, nothing more.
+"""The demo's report: ``tstam report``'s report of the demo's runs (``tstam.report.write_report``:
+accuracy per stream and fused, per class, confusion matrices, training curves, attention pictures
+of test clips) with the demo's own sections added: the benchmark and model, accuracy per class group
+(motion-only / interaction / appearance-only), the other variant's numbers, what the temporal
+attention does (``analysis.analyse_stream``: its share in the true action window against uniform
+weights, top-1 when alpha is replaced, where the true-class evidence comes from), the alpha of both
+streams over a few clips' frames against their action windows, and the time per stage. The text
+states what was measured, nothing more.
 """
 from __future__ import annotations
 
 import json
 import logging
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from tstam.demo.analysis import INTERVENTIONS
 from tstam.demo.config import DemoConfig, stream_config
-from tstam.engine.metrics import confusion_matrix
-from tstam.engine.reports import save_confusion
+from tstam.report import Clip, ReportInputs, entries_from_scores
+from tstam.report import write_report as write_general_report
+from tstam.report.write import take_in_turn
 
 __all__ = ["write_report", "plot_alpha_windows", "alpha_panel", "pick_clips"]
 
@@ -40,12 +39,7 @@ def pick_clips(per_clip: list[dict[str, Any]], k: int) -> list[str]:
     by_group: dict[str, list[str]] = {}
     for c in per_clip:
         by_group.setdefault(c["group"], []).append(c["video_id"])
-    out: list[str] = []
-    while len(out) < k and any(by_group.values()):
-        for g in sorted(by_group):
-            if by_group[g] and len(out) < k:
-                out.append(by_group[g].pop(0))
-    return out
+    return take_in_turn(by_group, k)
 
 
 def alpha_panel(attention: Mapping[str, Mapping[str, Any]], video_id: str) -> dict[str, Any] | None:
@@ -106,8 +100,7 @@ def _header(cfg: DemoConfig, bench: Path, scores: Mapping[str, Any]) -> list[str
     options = [f"{s}: " + ", ".join(f"{k}={v}" for k, v in opts.items()) for s, opts in
                ((s, model_options(t.model)) for s, t in tcfgs.items()) if opts]
     n_test = len(scores["fused"].video_ids)
-    lines = ["# T-STAM demo report", "",
-             f"Synthetic benchmark `{bench}` ({cfg.synth_preset} preset, generator version "
+    lines = [f"Synthetic benchmark `{bench}` ({cfg.synth_preset} preset, generator version "
              f"{info.get('generator_version')}, seed {cfg.seed}; test clips come from their own seed), "
              f"{len(scores['fused'].classes)} classes, {n_test} test clips. Flow: {cfg.flow}. Model: T-STAM width "
              f"{cfg.width_mult}, input {cfg.input_size}, {cfg.num_segments} segments, trained from scratch (epochs: "
@@ -152,7 +145,7 @@ def _other_variant(cfg: DemoConfig) -> list[str]:
 
 
 def _accuracy(groups: Mapping[str, Mapping[str, float]]) -> list[str]:
-    lines = ["## Accuracy (top-1 on the test clips)", "", "| | RGB | flow | fused |", "|---|---|---|---|"]
+    lines = ["## Accuracy per class group (top-1 on the test clips)", "", "| | RGB | flow | fused |", "|---|---|---|---|"]
     for g in ["all"] + [g for g in GROUP_TEXT if g in groups["rgb"]]:
         label = "all classes" if g == "all" else GROUP_TEXT[g]
         lines.append(f"| {label} | " + " | ".join(_pct(groups[n].get(g)) for n in NAMES) + " |")
@@ -203,60 +196,41 @@ def _attention_text(stream: str, a: Mapping[str, Any]) -> list[str]:
             f"other snippets {a['temporal_out']:+.2f} (per clip, centred over classes).", ""]
 
 
-def _figures(cfg: DemoConfig, out: Path, ckpts: Mapping[str, Path], scores: Mapping[str, Any]) -> list[str]:
-    lines = ["## Training curves", ""]
-    for s, ck in ckpts.items():
-        src = Path(ck).parent / "curves.png"
-        if src.is_file():
-            shutil.copy(src, out / f"curves_{s}.png")
-            lines += [f"**{s}**", "", f"![{s} curves](curves_{s}.png)", ""]
-    lines += ["## Confusion matrices", ""]
-    for n in NAMES:
-        s = scores[n]
-        save_confusion(confusion_matrix(s.probs, s.labels), s.classes, out / f"confusion_{n}")
-        lines += [f"**{n}**", "", f"![{n} confusion](confusion_{n}.png)", ""]
-    return lines
-
-
-def _clips(cfg: DemoConfig, out: Path, bench: Path, ckpts: Mapping[str, Path],
-           attention: Mapping[str, Mapping[str, Any]], annotations: Mapping[str, Any]) -> list[str]:
-    from tstam.inference import Recognizer
-    from tstam.visualize import attention_figure
-
-    per_clip = (attention.get("flow") or {}).get("per_clip") or (attention.get("rgb") or {}).get("per_clip", [])
-    chosen = pick_clips(per_clip, cfg.attention_clips)
+def _alpha_windows(out: Path, attention: Mapping[str, Mapping[str, Any]], chosen: list[str]) -> list[str]:
     if not chosen:
         return []
     plot_alpha_windows(attention, chosen, out / "alpha_windows.png")
-    lines = ["## Attention on test clips", "", "Temporal weights of both streams over each clip's frames; the shaded "
-             "band is the true action window.", "", "![alpha against the action window](alpha_windows.png)", ""]
-    rec = Recognizer.from_paths(rgb=ckpts["rgb"], flow=ckpts["flow"], weights=list(cfg.fusion_weights))
-    for vid in chosen:
-        ann = annotations[vid]
-        pred = rec.predict(bench / "videos" / ann.path, num_snippets=cfg.test_frames)
-        png = attention_figure(pred, out / f"attention_{vid}.png")
-        lines += [f"**{vid}** ({ann.class_name}, {ann.group}; action in frames {ann.window[0]}-{ann.window[1] - 1}"
-                  f"): predicted {pred.label}", "", f"![attention {vid}]({png.name})", ""]
-    return lines
+    return ["### Alpha against the action window", "", "Temporal weights of both streams over the frames of the clips "
+            "drawn below; the shaded band is the true action window.", "",
+            "![alpha against the action window](alpha_windows.png)", ""]
 
 
 def write_report(cfg: DemoConfig, *, bench: Path, ckpts: Mapping[str, Path], scores: Mapping[str, Any],
                  groups: Mapping[str, Mapping[str, float]], attention: Mapping[str, Mapping[str, Any]],
                  annotations: Mapping[str, Any], seconds: Mapping[str, float], reused: list[str]) -> Path:
     """Write ``<out>/report/report.md``, its pictures and ``summary.json``; returns the Markdown file."""
+    from tstam.inference import Recognizer
+
     out = cfg.root / f"report{cfg.suffix}"
     out.mkdir(parents=True, exist_ok=True)
+    files = {n: cfg.root / "scores" / f"{n}{cfg.suffix}.npz" for n in NAMES}
+    splits = entries_from_scores([(str(files[n]), scores[n]) for n in NAMES],
+                                 run_folders=[Path(ckpts[n]).parent if n in ckpts else None for n in NAMES])
+    w = ":".join(f"{x:g}" for x in cfg.fusion_weights)
+    why = "the paper's" if cfg.paper and cfg.weights is None else "the demo's (docs/demo.md)" if cfg.weights is None else "given"
+    inputs = ReportInputs(splits, {split: f"RGB:flow = {w}, {why}" for split in splits})
     group_names = [g for g in GROUP_TEXT if g in groups["rgb"]]
-    lines = _header(cfg, bench, scores) + _accuracy(groups) + _other_variant(cfg) + _attention(attention, group_names)
-    lines += _figures(cfg, out, ckpts, scores) + _clips(cfg, out, bench, ckpts, attention, annotations)
-    lines += ["## Time", "", "| stage | seconds |", "|---|---|"] + [f"| {k} | {v:.1f} |" for k, v in seconds.items()]
+    per_clip = (attention.get("flow") or {}).get("per_clip") or (attention.get("rgb") or {}).get("per_clip", [])
+    chosen = pick_clips(per_clip, cfg.attention_clips)
+    clips = [Clip(vid, bench / "videos" / annotations[vid].path,
+                  f"**{vid}** ({annotations[vid].class_name}, {annotations[vid].group}; action in frames "
+                  f"{annotations[vid].window[0]}-{annotations[vid].window[1] - 1})") for vid in chosen]
+    recognizer = Recognizer.from_paths(rgb=ckpts["rgb"], flow=ckpts["flow"], weights=list(cfg.fusion_weights))
+    extra = _accuracy(groups) + _other_variant(cfg) + _attention(attention, group_names) + _alpha_windows(out, attention, chosen)
+    closing = ["## Time", "", "| stage | seconds |", "|---|---|"] + [f"| {k} | {v:.1f} |" for k, v in seconds.items()]
     if reused:
-        lines += ["", "Reused from an earlier run: " + ", ".join(reused) + "."]
-    summary = {"top1": {n: float(scores[n].summary()["top1"]) for n in NAMES}, "groups": groups,
-               "attention": {s: {k: v for k, v in a.items() if k != "per_clip"} for s, a in attention.items()},
-               "seconds": dict(seconds), "reused": reused}
-    (out / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
-    path = out / "report.md"
-    path.write_text("\n".join(lines) + "\n")
-    log.info("report written to %s", path)
-    return path
+        closing += ["", "Reused from an earlier run: " + ", ".join(reused) + "."]
+    summary = {"groups": groups, "seconds": dict(seconds), "reused": reused,
+               "attention": {s: {k: v for k, v in a.items() if k != "per_clip"} for s, a in attention.items()}}
+    return write_general_report(inputs, out, title="T-STAM demo report", intro=_header(cfg, bench, scores), extra=extra,
+                                closing=closing, clips=clips, recognizer=recognizer, summary_extra=summary)

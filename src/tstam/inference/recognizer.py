@@ -3,8 +3,10 @@
 One video is decoded once at the training frame size; each stream samples its 25 snippets
 (``tstam.data.clips``, as ``VideoDataset``), takes 1, 3 or 10 crops, normalises them with the
 ``Preprocess`` stored with its weights and runs the model; softmax probabilities are averaged over
-crops (as ``tstam test``). With both streams the class probabilities are fused with weights
-RGB:flow = 1:3 (paper 4.3.3, ``tstam.models.fuse_scores``).
+crops (as ``tstam test``). With both streams the class probabilities are fused
+(``tstam.models.fuse_scores``) with the weights given, else those ``tstam fuse --search`` chose on
+validation for exactly these two checkpoints (``tstam.fusion_record``), else RGB:flow = 1:3 (paper
+4.3.3); ``Recognizer.weights_source`` says which.
 The attention that the forward returns (alpha over frames, the l spatial maps) is kept for the
 centre crop, for the pictures of ``tstam.visualize``.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,10 +23,11 @@ import numpy as np
 import torch
 
 from tstam.checkpoint import LoadedStream, load_stream
-from tstam.data.clips import MIN_FLOW_FRAMES, flow_snippets, rgb_snippets
-from tstam.data.sampling import protocol_indices
+from tstam.data.clips import MIN_FLOW_FRAMES
 from tstam.data.transforms import eval_crops
 from tstam.errors import CheckpointError, InputError
+from tstam.fusion_record import find_record
+from tstam.inference.clip import decode_frames, sample_snippets
 from tstam.models import DEFAULT_FUSION_WEIGHTS, check_weights, fuse_scores, prepare_for_inference
 
 __all__ = ["StreamResult", "Prediction", "Recognizer", "CENTRE_CROP", "SCHEMA_VERSION"]
@@ -103,29 +106,6 @@ class Prediction:
         return out
 
 
-def _as_frames(video: str | Path | np.ndarray, resize: Sequence[int], min_frames: int,
-               strict: bool) -> tuple[np.ndarray, float, str]:
-    """Decode a file at (H, W) = ``resize`` (``tstam.video``'s decoding policy), or resize an
-    array of RGB frames."""
-    h, w = int(resize[0]), int(resize[1])
-    if isinstance(video, (str, Path)):
-        from tstam.video import read_video
-
-        clip = read_video(video, size=(w, h), min_frames=min_frames, strict=strict)
-        return clip.frames, clip.fps, str(video)
-    frames = np.asarray(video)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"frames must be a (T, H, W, 3) uint8 RGB array, got {frames.shape} {frames.dtype}")
-    if len(frames) < min_frames:
-        raise ValueError(f"<frames>: only {len(frames)} frame(s); at least {min_frames} needed")
-    if frames.shape[1:3] != (h, w):
-        from tstam.data.transforms import resize as resize_clip
-
-        t = resize_clip(torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2), (h, w))
-        frames = t.permute(0, 2, 3, 1).contiguous().numpy()
-    return frames, 25.0, "<frames>"
-
-
 class Recognizer:
     """One or two trained T-STAM streams with their preprocessing and class names.
 
@@ -134,7 +114,8 @@ class Recognizer:
 
     Args:
         streams: one or two loaded streams (different modalities).
-        weights: fusion weights (RGB, flow); default 1:3.
+        weights: fusion weights (RGB, flow); default: the weights recorded for these two checkpoints
+            by ``tstam fuse --search`` (``fusion.json`` beside them), else 1:3.
         fast: run inference copies with BatchNorm folded and 1x1 convs merged (same outputs to 1e-4).
     """
 
@@ -160,6 +141,15 @@ class Recognizer:
         self.classes = list(first.classes)
         self.resize = list(first.resize)
         self.weights = self._weights(weights)
+        self.weights_source = "one stream, no fusion"  # how the weights were chosen, for people
+        if len(self.streams) == 2:
+            rec = find_record({m: s.source for m, s in self.streams.items()}) if weights is None else None
+            if rec is not None:
+                self.weights = self._weights(rec.ordered())
+            w = ":".join(f"{self.weights[m]:g}" for m in STREAM_ORDER)
+            self.weights_source = (f"RGB:flow = {w}, given" if weights is not None else rec.describe() if rec else
+                                   f"RGB:flow = {w}, the paper's default (none recorded for these checkpoints)")
+            log.info("fusion weights %s", self.weights_source)
         # fast: run a copy with BN folded into the convs and the parallel 1x1 convs merged
         # (tstam.models.prepare_for_inference; same outputs to 1e-4); ``streams`` keep the originals
         self._runners = {m: prepare_for_inference(s.model) if fast else s.model for m, s in self.streams.items()}
@@ -196,13 +186,9 @@ class Recognizer:
         """One stream's uint8 clip (S, C, H, W) from decoded frames, and its starts. Flow is computed
         here: ``tvl1_torch`` on the stream's device (e.g. its GPU), OpenCV's algorithms on the CPU."""
         stream = self.streams[name]
-        n, length = num_snippets or stream.test_frames, int(stream.config.new_length)
-        if name == "rgb":
-            starts = protocol_indices(len(frames), n, length)
-            return rgb_snippets(frames, starts, length), starts
-        starts = protocol_indices(len(frames) - 1, n, length)
-        device = next(stream.model.parameters()).device
-        return flow_snippets(frames, starts, length, stream.flow, device=device), starts
+        return sample_snippets(frames, modality=name, new_length=int(stream.config.new_length),
+                               num_snippets=num_snippets or stream.test_frames, flow=stream.flow,
+                               device=next(stream.model.parameters()).device)
 
     @torch.inference_mode()
     def run_stream(self, name: str, clip: torch.Tensor, starts: np.ndarray, *, num_crops: int = 1,
@@ -241,7 +227,8 @@ class Recognizer:
     def predict(self, video: str | Path | np.ndarray, *, num_crops: int = 1, num_snippets: int | None = None,
                 keep_video: bool = False, batch_crops: int = 10, strict: bool = False,
                 weights: Sequence[float] | None = None,
-                on_stage: Callable[[str, str | None], None] | None = None) -> Prediction:
+                on_stage: Callable[[str, str | None], None] | None = None,
+                clips: Mapping[str, tuple[torch.Tensor, np.ndarray]] | None = None) -> Prediction:
         """Classify one video.
 
         Args:
@@ -255,6 +242,9 @@ class Recognizer:
             weights: fusion weights (RGB, flow) for this call (default: the recognizer's).
             on_stage: called as each stage starts with (stage, stream): ("decode", None),
                 ("flow", "flow"), ("model", "rgb" or "flow"); e.g. to show progress.
+            clips: per stream, its snippets already sampled (uint8 (S, C, H, W) at the training
+                frame size, and their starts), e.g. the flow a frame store holds; those streams
+                are not sampled (nor their flow computed) from the frames.
 
         Returns:
             A :class:`Prediction`.
@@ -270,7 +260,7 @@ class Recognizer:
         timings = {"decode": 0.0, "flow": 0.0, "model": 0.0}
         stage("decode", None)
         t0 = time.perf_counter()
-        frames, fps, source = _as_frames(video, self.resize, MIN_FLOW_FRAMES if "flow" in self.streams else 1, strict)
+        frames, fps, source = decode_frames(video, self.resize, MIN_FLOW_FRAMES if "flow" in self.streams else 1, strict)
         timings["decode"] = time.perf_counter() - t0
         if len(frames) < 6:
             log.warning("%s: only %d frame(s); snippets repeat frames", source, len(frames))
@@ -279,7 +269,7 @@ class Recognizer:
             if name == "flow":
                 stage("flow", name)
             t0 = time.perf_counter()
-            clip, starts = self.sample(name, frames, num_snippets=num_snippets)
+            clip, starts = clips[name] if clips and name in clips else self.sample(name, frames, num_snippets=num_snippets)
             if name == "flow":
                 timings["flow"] += time.perf_counter() - t0
             stage("model", name)
