@@ -20,9 +20,9 @@ from tstam.data.splits import parse_csv, parse_rawframe_list, parse_ucf101
 from tstam.engine import scores as scores_mod
 from tstam.engine.fuse import fuse
 from tstam.engine.scores import ScoreSet, load_scores, save_scores
-from tstam.engine.split_report import build_report
 from tstam.errors import InputError, ScoreFileError
 from tstam.models import fuse_scores
+from tstam.report import build_report
 from tstam.serve.jobs import parse_options
 from tstam.serve.samples import folder_samples
 
