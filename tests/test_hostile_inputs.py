@@ -23,7 +23,7 @@ from tstam.engine.scores import ScoreSet, load_scores, save_scores
 from tstam.errors import InputError, ScoreFileError
 from tstam.models import fuse_scores
 from tstam.report import build_report
-from tstam.serve.jobs import parse_options
+from tstam.serve.options import parse_options
 from tstam.serve.samples import folder_samples
 
 from helpers.hostile import alias_bomb, alias_bomb_value, malformed_checkpoint
