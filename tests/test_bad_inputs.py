@@ -296,7 +296,7 @@ ROWS = [
     ("train-width-mult-0", ["train", "--config", "synthetic_rgb", "model.width_mult=0"], 2,
      ["model.width_mult=0.0 is not valid; expected 0 < width_mult <= 4"]),
     ("train-median-filtering-7", ["train", "--config", "synthetic_flow", "data.flow.tvl1.median_filtering=7"], 2,
-     ["flow.tvl1.median_filtering=7 is not valid; expected one of [0, 1, 3, 5]"]),
+     ["data.flow.tvl1.median_filtering=7 is not valid; expected one of [0, 1, 3, 5]"]),
     ("train-frame-template-outside", ["train", "--config", "synthetic_rgb", "data.rgb_tmpl=../x_{{:05d}}.jpg"], 2,
      ["data.rgb_tmpl='../x_{{:05d}}.jpg' is not valid: '../x_00001.jpg' is not a plain file name"]),
     ("synth-fps-huge", ["synth", "--out", "{d}/bench", "fps=1e308"], 2,

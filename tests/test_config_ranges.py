@@ -224,3 +224,16 @@ def test_non_finite_numbers_are_refused_in_every_float_field():
         for value in (math.nan, math.inf, -math.inf):
             with pytest.raises(ConfigError, match=name):
                 _build(cls, name, value)
+
+
+@pytest.mark.parametrize("section,expected", [
+    ({"data": {"flow": {"bound": -1}}}, "data.flow.bound=-1"),
+    ({"data": {"flow": {"tvl1": {"tau": 0}}}}, "data.flow.tvl1.tau=0"),
+    ({"data": {"flow": {"farneback": {"levels": -1}}}}, "data.flow.farneback.levels=-1"),
+    ({"data": {"test_crops": 4}}, "data.test_crops=4"),
+])
+def test_a_nested_section_names_the_key_as_typed_in_a_train_config(section, expected):
+    # FlowConfig checks itself as "flow"; inside a training config it is data.flow, and the user types that
+    with pytest.raises(ConfigError) as err:
+        from_dict(TrainConfig, section)
+    assert str(err.value).startswith(expected), str(err.value)

@@ -194,7 +194,15 @@ def from_dict(cls: type[T], data: dict[str, Any], *, _prefix: str = "") -> T:
             f"valid keys: {', '.join(sorted(fields))}"
         )
     kwargs = {k: _convert(_prefix + k, hints[k], v) for k, v in data.items()}
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError as e:
+        # a section checks itself under its own name (FlowConfig says "flow.bound"); where it sits
+        # deeper (data.flow) the message names the key as the user types it
+        own = _prefix.rstrip(".").rpartition(".")[2] + "."
+        if own != _prefix and str(e).startswith(own):
+            raise ConfigError(_prefix + str(e)[len(own):]) from None
+        raise
 
 
 class _BoundedLoader(yaml.SafeLoader):
