@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from tstam.engine.config import load_train_config
 from tstam.engine.train import NonFiniteLossError, fit
 
 from helpers.engine_store import make_store, tiny_config
+from helpers.hostile import malformed_checkpoint
 
 TESTS = Path(__file__).resolve().parent
 
@@ -97,3 +99,32 @@ def test_resume_refuses_other_stream_or_class_count(tmp_path):
     st = load_checkpoint(tmp_path / "run" / "last.pt")
     assert st["classes"] == ["ApplyEyeMakeup", "BaseballPitch", "Clap", "Dive"] and st["flow"] is None
     assert st["config"]["model"]["width_mult"] == 0.125 and st["model_config"]["modality"] == "rgb"
+
+
+@pytest.fixture(scope="module")
+def one_epoch_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("resume")
+    store = make_store(root / "store")
+    fit(load_train_config(tiny_config(store, root / "run", optim={"epochs": 1}, run={"eval_every": 0})))
+    return store, root / "run"
+
+
+@pytest.mark.parametrize("entries,message", [
+    ({"epoch": "3"}, "entry 'epoch' is str; expected int"),
+    ({"optimizer": None}, "entry 'optimizer' is NoneType; expected dict"),
+    ({"step": -1}, "entry 'step' is -1; expected a count >= 0"),
+    ({"best_top1": float("nan")}, "entry 'best_top1' is nan; expected a top-1 in [0, 1]"),
+    ({"rng": {"not": "a list"}}, "entry 'rng' is dict; expected list"),
+    ({"model": {"backbone.conv1.weight": [1, 2]}}, "model entry 'backbone.conv1.weight' is not a tensor"),
+    ({"model": {"classifier.weight": torch.zeros(3)}}, "its weights do not fit its own model config"),
+])
+def test_resume_refuses_a_malformed_last_checkpoint_by_name(one_epoch_run, tmp_path, entries, message):
+    # files torch.load(weights_only=True) reads but tstam never writes: refused as bad files (exit 2), by entry
+    store, run = one_epoch_run
+    shutil.copytree(run, tmp_path / "run")
+    last = tmp_path / "run" / "last.pt"
+    malformed_checkpoint(last, last, **entries)
+    with pytest.raises(CheckpointError) as err:
+        fit(load_train_config(tiny_config(store, tmp_path / "run", optim={"epochs": 2}, run={"eval_every": 0})),
+            resume=True)
+    assert str(err.value).startswith(f"{last}: ") and message in str(err.value), str(err.value)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from tstam.engine.distributed import DistInfo
     from tstam.engine.optim import Optimisation
 
-__all__ = ["TrainState", "capture_rng", "restore_rng", "check_compatible", "restore_run"]
+__all__ = ["TrainState", "capture_rng", "restore_rng", "check_compatible", "check_resumable", "restore_run"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,38 @@ class TrainState:
     epoch_step: int = 0             # steps done in that epoch
     step: int = 0                   # steps done in total
     best_top1: float | None = None
+
+
+# what a training checkpoint holds besides the model config, and the type each entry must have to be
+# resumed from; a file that loads with weights_only but holds something else is refused by name here
+# rather than failing inside the optimiser or the sampler (a bug's exit status for a user's bad file)
+_RESUME_ENTRIES: dict[str, tuple[type, ...]] = {
+    "model": (dict,), "optimizer": (dict,), "scheduler": (dict,), "rng": (list,),
+    "epoch": (int,), "epoch_step": (int,), "step": (int,),
+    "best_top1": (float, int, type(None)), "epoch_sums": (dict, type(None)), "sampler": (dict, type(None)),
+    "scaler": (dict, type(None)),
+}
+
+
+def check_resumable(ckpt: dict[str, Any], *, path: str | Path) -> None:
+    """Refuse (CheckpointError naming ``path`` and the entry) a checkpoint that cannot be resumed:
+    an entry missing or of another type, a negative count, a best top-1 outside [0, 1], weights
+    that are not tensors."""
+    for key, types in _RESUME_ENTRIES.items():
+        value = ckpt.get(key)
+        if not isinstance(value, types) or isinstance(value, bool):
+            names = " or ".join("none" if t is type(None) else t.__name__ for t in types)
+            raise CheckpointError(f"{path}: entry {key!r} is {type(value).__name__ if key in ckpt else 'missing'}; "
+                                  f"expected {names}: not a training checkpoint tstam can resume")
+    for key in ("epoch", "epoch_step", "step"):
+        if ckpt[key] < 0:
+            raise CheckpointError(f"{path}: entry {key!r} is {ckpt[key]}; expected a count >= 0")
+    best = ckpt.get("best_top1")
+    if best is not None and not 0 <= best <= 1:  # also refuses NaN
+        raise CheckpointError(f"{path}: entry 'best_top1' is {best!r}; expected a top-1 in [0, 1] or none")
+    bad = next((k for k, v in ckpt["model"].items() if not isinstance(v, torch.Tensor)), None)
+    if bad is not None:
+        raise CheckpointError(f"{path}: model entry {bad!r} is not a tensor")
 
 
 def restore_run(ckpt: dict[str, Any], opt: Optimisation, train_loader: ClipLoader, dist: DistInfo,
