@@ -32,6 +32,6 @@ def test_synthetic_preset_on_generated_clips(tmp_path, capsys):
         if mod == "flow":
             assert ck["flow"]["algorithm"] == "dis"  # the store's flow settings travel with the weights
         assert main(["test", "--checkpoint", str(out / "last.pt"), "--crops", "1", "--frames", "5"]) == 0
-        s = load_scores(out / f"scores_{mod}_split1_test.npz")
+        s = load_scores(out / f"scores_{mod}_split1_test_5x1.npz")
         assert len(s.video_ids) == 8 and s.probs.shape == (8, 4)
     capsys.readouterr()
