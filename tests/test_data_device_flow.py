@@ -134,7 +134,7 @@ def test_train_and_test_from_video_files(tmp_path: Path, capsys: pytest.CaptureF
     assert "top-1" in capsys.readouterr().out
     from tstam.engine.scores import load_scores
 
-    scores = load_scores(tmp_path / "run" / "scores_flow_split1_test_25x1.npz")
+    scores = load_scores(tmp_path / "run" / "scores_flow_split1_test_2x1.npz")
     assert scores.video_ids == [Path(CLIPS[2]).stem] and scores.probs.shape == (1, 2)
 
 
