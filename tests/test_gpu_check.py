@@ -25,7 +25,7 @@ def test_gpu_check_tiny_on_cpu(tmp_path):
     rows = json.loads(out.read_text())
     sections = Counter(r["section"].split()[0] for r in rows)
     # 6 head variants x 3 precisions x 2 layouts; the others as the check's docstring lists them
-    assert sections == {"0": 2, "1": 36, "2": 2, "3": 4, "4": 1, "5": 2, "6": 7, "7": 2, "8": 3, "9": 1}
+    assert sections == {"0": 2, "1": 36, "2": 2, "3": 4, "3b": 2, "4": 1, "5": 2, "6": 7, "7": 2, "8": 3, "9": 1}
     (prof,) = [r for r in rows if "torch.profiler" in r["case"]]
     assert prof["value"].count(" %") >= 3  # operators with their shares of the step
     assert all(r["ok"] is not False for r in rows)
