@@ -8,9 +8,9 @@
 # gpu_check.json and rehearsal.json: 4 files. Packages the GPU machine lacks (PyAV, for decoding
 # and writing videos) travel as wheels in .whl/ (`make gpu-wheels` on a machine with a registry)
 # and are installed into /tmp/tstam-site here. Parts, in order (limit in seconds):
-#   flow      gpu_check --only "gpu flow"        TV-L1 pairs/s eager and compiled, EPE to OpenCV  (80)
-#   step      gpu_check --only step,peer         T-STAM training step vs the ResNet-50 TSN peer  (200)
-#   protocol  gpu_check --only protocol          25 x 10 test protocol on 200 videos vs its floors (80)
+#   flow      gpu_check --only "gpu flow"        TV-L1 pairs/s eager and compiled, EPE to OpenCV  (85)
+#   step      gpu_check --only step,peer         T-STAM training step vs the ResNet-50 TSN peer  (210)
+#   protocol  gpu_check --only protocol          25 x 10 test protocol on 200 videos vs its floors (65)
 #   rehearsal gpu_rehearsal.py                   videos -> extract -> train -> test -> fuse      (180)
 # PARTS="flow step" runs some of them. A part that runs out of time keeps the rows it printed.
 # CHECK_ARGS / REHEARSAL_ARGS add arguments (e.g. "--tiny --device cpu" for a dry run on a CPU).
@@ -77,9 +77,9 @@ PYEOF
 
 for p in $PARTS; do
   case $p in
-    flow) check flow 80 "gpu flow" ;;
-    step) check step 200 "step,peer" ;;
-    protocol) check protocol 80 protocol ;;
+    flow) check flow 85 "gpu flow" ;;
+    step) check step 210 "step,peer" ;;
+    protocol) check protocol 65 protocol ;;
     rehearsal)
       if [ "$HAVE_AV" = yes ]; then
         rm -rf /tmp/tstam-rehearsal

@@ -200,6 +200,8 @@ def test_compiled_iteration_gives_the_eager_flow(clips: list[np.ndarray]) -> Non
     iw, rho_c = 10 * torch.randn(b, 2, h, w, generator=g), 10 * torch.randn(b, h, w, generator=g)
     neg_inv = -1.0 / (iw.square().sum(1) + 0.1)
     args = (u, dual, iw, neg_inv, rho_c, 0.15 * 0.3, 0.3, 0.25 / 0.3)
+    explained = torch._dynamo.explain(tt._step)(*args)
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons  # all of it fuses
     for eager, fused in zip(tt._step(*args), tt._compiled_step()(*args)):
         torch.testing.assert_close(fused, eager, rtol=1e-5, atol=1e-5)
     prev = np.stack([clips[c][FIRST[c]] for c in range(3)])
