@@ -5,7 +5,7 @@ VENV   ?= .venv
 TORCH  ?= torch==2.13.0
 BIN     = $(VENV)/bin
 
-.PHONY: demo test check lint bench gpu-check clean browser
+.PHONY: demo test check lint bench gpu-check gpu-session gpu-wheels clean browser
 
 $(BIN)/tstam: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,16 @@ bench: $(BIN)/tstam
 GPU_PYTHON ?= python3
 gpu-check:
 	PYTHONPATH=src $(GPU_PYTHON) benchmarks/gpu_check.py $(ARGS)
+
+# The one command of a session with a GPU (docs/gpu.md): results as markdown into $OUT, else gpu-results/.
+gpu-session:
+	GPU_PYTHON=$(GPU_PYTHON) benchmarks/gpu_session.sh $(RESULTS)
+
+# PyAV as a wheel for the GPU machine's Python 3.12 (its image has no PyAV and no registry); run here.
+gpu-wheels: $(BIN)/tstam
+	mkdir -p .whl && $(BIN)/pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
+	  "av==$$($(BIN)/python -c 'import av; print(av.__version__)')"
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -189,6 +189,30 @@ def test_batch_equals_pairs_one_at_a_time(device: str, clips: list[np.ndarray]) 
     np.testing.assert_allclose(_ours(prev, nxt, TVL1Params(), device, batch_size=3), batch, atol=1e-5)
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_compiled_iteration_gives_the_eager_flow(clips: list[np.ndarray]) -> None:
+    # the fused kernels (Inductor's C++ here, Triton on CUDA) compute the same iteration: one step
+    # on random state agrees to float32 rounding, and whole flows to far below the OpenCV tolerance
+    g = torch.Generator().manual_seed(0)
+    b, h, w = 2, 13, 17
+    u, dual = torch.randn(b, 2, h, w, generator=g), 0.5 * torch.randn(b, 2, 2, h, w, generator=g)
+    iw, rho_c = 10 * torch.randn(b, 2, h, w, generator=g), 10 * torch.randn(b, h, w, generator=g)
+    neg_inv = -1.0 / (iw.square().sum(1) + 0.1)
+    args = (u, dual, iw, neg_inv, rho_c, 0.15 * 0.3, 0.3, 0.25 / 0.3)
+    explained = torch._dynamo.explain(tt._step)(*args)
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons  # all of it fuses
+    for eager, fused in zip(tt._step(*args), tt._compiled_step()(*args)):
+        torch.testing.assert_close(fused, eager, rtol=1e-5, atol=1e-5)
+    prev = np.stack([clips[c][FIRST[c]] for c in range(3)])
+    nxt = np.stack([clips[c][FIRST[c] + 1] for c in range(3)])
+    eager = _ours(prev, nxt, TVL1Params(), "cpu", compile=False)
+    fused = _ours(prev, nxt, TVL1Params(), "cpu", compile=True)
+    motion = np.linalg.norm(eager, axis=-1).mean()
+    diff = np.mean([end_point_error(f, e) for f, e in zip(fused, eager)])
+    assert motion > 0.1 and diff <= 0.01, (motion, diff)
+
+
 class _PeakMemory(TorchDispatchMode):
     """Peak bytes of the tensor storages alive at once while the mode is active."""
 

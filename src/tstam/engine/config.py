@@ -104,6 +104,7 @@ class RunConfig:
     amp: Literal["none", "bf16", "fp16"] = "none"  # autocast on CUDA (fp16 adds a gradient scaler; bf16 without native support runs fp16); a CPU says so and runs float32
     channels_last: bool = False             # channels_last memory format for the convolutions (CUDA; CPU oneDNN too)
     sync_bn: bool = False                   # SyncBatchNorm under DDP for the BN layers that train (CUDA only)
+    compile: bool = False                   # torch.compile the model for the training steps (the first steps compile: tens of seconds to minutes); validation, test and checkpoints use the plain module
     init_weights: str | None = None      # backbone weights: a file, or imagenet / tsn_imagenet (downloaded once into the cache)
     tensorboard: bool = True                # write TensorBoard events under out_dir/tb
 

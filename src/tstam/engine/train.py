@@ -96,7 +96,9 @@ class TrainRun:
 
     @property
     def bare(self) -> nn.Module:
-        return self.model.module if hasattr(self.model, "module") else self.model
+        """The model without its torch.compile and DDP wrappers (what checkpoints and validation use)."""
+        model = getattr(self.model, "_orig_mod", self.model)
+        return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
 def prepare_run(cfg: TrainConfig, model: nn.Module, device: torch.device, *, optimisation: Optimisation | None = None,
@@ -110,6 +112,8 @@ def prepare_run(cfg: TrainConfig, model: nn.Module, device: torch.device, *, opt
     on batches given by hand. ``fit`` passes everything it built (``_build``)."""
     opt = optimisation if optimisation is not None else setup_optimisation(cfg, model, device)
     train_loader, val_loader = loaders or (None, None)
+    if cfg.run.compile:  # the same parameters: the optimiser built above keeps them
+        model = torch.compile(model)
     return TrainRun(cfg=cfg, model=model, optimizer=opt.optimizer, scheduler=opt.scheduler, scaler=opt.scaler,
                     amp=opt.amp, device=device, dist=dist or DistInfo(), train_loader=train_loader,
                     val_loader=val_loader, classes=list(classes), flow=flow, out_dir=Path(out_dir), logger=logger,
@@ -166,7 +170,7 @@ def train_one_epoch(run: TrainRun) -> tuple[dict[str, float], bool]:
     """
     cfg, st, bar = run.cfg, run.state, run.progress
     run.model.train()
-    apply_bn_mode(run.model, cfg.optim.bn)
+    apply_bn_mode(run.bare, cfg.optim.bn)
     todo = len(run.train_loader)  # batches left in this epoch (fewer when resumed mid-epoch)
     run_steps, validations = run_plan(epochs=cfg.optim.epochs, epoch_len=st.epoch_step + todo, epoch=st.epoch,
                                       max_steps=cfg.run.max_steps,
