@@ -21,6 +21,7 @@ import numpy as np
 
 from tstam.errors import InputError, OutputError
 from tstam.files import check_writable_dir
+from tstam.inference.clip import animation_frames
 from tstam.inference.recognizer import Prediction, Recognizer
 from tstam.plotting import pyplot
 
@@ -210,7 +211,7 @@ def attention_animation(pred: Prediction, path: str | Path, *, stream: str | Non
     check_writable_dir(path.parent)
     y, x, c = pred.crop
     t_all = len(pred.video)
-    frame_ids = np.unique(np.linspace(0, t_all - 1, min(max_frames, t_all)).round().astype(int))
+    frame_ids = animation_frames(t_all, max_frames)
     nearest = np.abs(frame_ids[:, None] - pred.frame_indices[None, :]).argmin(1)   # snippet per frame
     crops = _tiles(pred.video[frame_ids, y:y + c, x:x + c], size)
     if res.spatial is not None:

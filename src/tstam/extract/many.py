@@ -12,6 +12,7 @@ from tstam.data import store
 from tstam.errors import FrameStoreError, OutputError
 from tstam.files import check_writable_dir
 from tstam.flow import FlowConfig
+from tstam.video import DecodeLimits
 
 from .sources import select_shard, video_id
 from .video import OnWritten, extraction_settings
@@ -88,6 +89,7 @@ def extract_many(
     max_frames: int | None = None,
     jpeg_quality: int = 95,
     strict: bool = False,
+    limits: DecodeLimits | None = None,
     force: bool = False,
     device: str | None = None,
     flow_batch: int | None = None,
@@ -103,7 +105,7 @@ def extract_many(
         workers: worker processes (1: run in this process); each ends if this process is killed.
         shard: ``(i, n)``: extract only the videos of shard i of n (``shard_of``).
         flow: flow settings; None extracts RGB only. Pass ``FlowConfig()`` for TV-L1.
-        size, short_side, max_frames, jpeg_quality, strict: as ``extract_video``.
+        size, short_side, max_frames, jpeg_quality, strict, limits: as ``extract_video``.
         force: re-extract finished videos whose recorded settings differ (else that is refused).
         device: with ``tvl1_torch`` flow, compute it in this process on this device (``cuda``,
             ``cuda:N``, ``cpu``), in batches of frame pairs across videos, while ``workers``
@@ -138,7 +140,7 @@ def extract_many(
     log.info("%d video(s) in shard %d/%d: %d to extract, %d already complete",
              len(todo) + len(report.skipped), shard[0], shard[1], len(todo), len(report.skipped))
     kwargs = dict(flow=flow, size=size, short_side=short_side, max_frames=max_frames, jpeg_quality=jpeg_quality,
-                  strict=strict, on_written=on_written)
+                  strict=strict, limits=limits, on_written=on_written)
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(todo), unit="video", disable=None if progress is None else not progress,

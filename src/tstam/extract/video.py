@@ -9,7 +9,7 @@ import numpy as np
 
 from tstam.data import store
 from tstam.flow import FlowConfig, iter_flow, quantize_flow
-from tstam.video import read_video
+from tstam.video import DecodeLimits, read_video
 
 __all__ = ["extract_video", "decode_and_write_rgb", "extraction_settings", "OnWritten"]
 
@@ -33,6 +33,7 @@ def extract_video(
     max_frames: int | None = None,
     jpeg_quality: int = 95,
     strict: bool = False,
+    limits: DecodeLimits | None = None,
     on_written: OnWritten | None = None,
 ) -> dict[str, Any]:
     """Extract one video into ``video_dir`` (made or cleared first); ``meta.json`` is written last.
@@ -47,6 +48,7 @@ def extract_video(
         jpeg_quality: JPEG quality of RGB and flow images (OpenCV's default, 95).
         strict: refuse a video that decodes fewer frames than its header declares (by default a
             shortfall of ``tstam.video.allowed_shortfall`` frames is accepted; meta.json records both).
+        limits: the decoding budget (default ``tstam.video.DecodeLimits()``); a video over it fails.
         on_written: called with (``video_dir``, part) once a part is on disk: ``"rgb"`` (the RGB
             JPEGs), then ``"flow"`` (the flow JPEGs; meta.json comes right after). Not called for
             the flow of an RGB-only extraction.
@@ -60,7 +62,7 @@ def extract_video(
     """
     frames, meta = decode_and_write_rgb(src, video_dir, flow=flow, size=size, short_side=short_side,
                                         max_frames=max_frames, jpeg_quality=jpeg_quality, strict=strict,
-                                        on_written=on_written)
+                                        limits=limits, on_written=on_written)
     if flow is not None:
         fields = (quantize_flow(uv, flow.bound) for uv in iter_flow(frames, flow))  # (H, W, 2) uint8 each
         meta["flow_frames"] = store.write_flow(video_dir, fields, jpeg_quality)
@@ -72,14 +74,14 @@ def extract_video(
 
 def decode_and_write_rgb(src: str | Path, video_dir: str | Path, *, flow: FlowConfig | None,
                          size: tuple[int, int] | None, short_side: int | None, max_frames: int | None,
-                         jpeg_quality: int, strict: bool,
+                         jpeg_quality: int, strict: bool, limits: DecodeLimits | None = None,
                          on_written: OnWritten | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """First half of ``extract_video`` (arguments as there): decode, clear the folder, write the RGB
     JPEGs (then ``on_written(video_dir, "rgb")``). Returns the (T, H, W, 3) RGB frames and the
     metadata, ``flow_frames`` still 0."""
     src, video_dir = Path(src), Path(video_dir)
     clip = read_video(src, size=size, short_side=short_side, max_frames=max_frames,
-                      min_frames=2 if flow is not None else 1, strict=strict)
+                      min_frames=2 if flow is not None else 1, strict=strict, limits=limits)
     frames = clip.frames  # (T, H, W, 3) RGB
     video_dir.mkdir(parents=True, exist_ok=True)
     store.clear_partial(video_dir)
