@@ -40,7 +40,7 @@ from tstam.config import check_range
 from tstam.errors import VideoError
 
 __all__ = ["VideoError", "VideoClip", "VIDEO_EXTENSIONS", "read_video", "write_video", "probe_video",
-           "allowed_shortfall", "DecodeLimits", "FrameSubset"]
+           "allowed_shortfall", "DecodeLimits", "FrameSubset", "output_size"]
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +183,12 @@ def _target_size(width: int, height: int, size: tuple[int, int] | None, short_si
             return int(short_side), max(1, round(height * short_side / width))
         return max(1, round(width * short_side / height)), int(short_side)
     return width, height
+
+
+def output_size(width: int, height: int, size: tuple[int, int] | None = None,
+                short_side: int | None = None) -> tuple[int, int]:
+    """(W, H) that ``read_video(size=..., short_side=...)`` decodes a ``width`` x ``height`` video to."""
+    return _target_size(width, height, size, short_side)
 
 
 def _fps(stream: av.video.stream.VideoStream) -> float:

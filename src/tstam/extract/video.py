@@ -9,7 +9,7 @@ import numpy as np
 
 from tstam.data import store
 from tstam.flow import FlowConfig, iter_flow, quantize_flow
-from tstam.video import DecodeLimits, read_video
+from tstam.video import DecodeLimits, VideoError, output_size, probe_video, read_video
 
 __all__ = ["extract_video", "decode_and_write_rgb", "extraction_settings", "OnWritten"]
 
@@ -80,6 +80,12 @@ def decode_and_write_rgb(src: str | Path, video_dir: str | Path, *, flow: FlowCo
     JPEGs (then ``on_written(video_dir, "rgb")``). Returns the (T, H, W, 3) RGB frames and the
     metadata, ``flow_frames`` still 0."""
     src, video_dir = Path(src), Path(video_dir)
+    try:
+        info = probe_video(src)  # the header: a size JPEG cannot store is refused before decoding
+    except VideoError:
+        info = None              # read_video says what is wrong with the file
+    if info is not None and info["width"] and info["height"]:
+        store.check_jpeg_size(*output_size(int(info["width"]), int(info["height"]), size, short_side), str(src))
     clip = read_video(src, size=size, short_side=short_side, max_frames=max_frames,
                       min_frames=2 if flow is not None else 1, strict=strict, limits=limits)
     frames = clip.frames  # (T, H, W, 3) RGB

@@ -1,0 +1,159 @@
+"""Extraction under hostile conditions: a worker killed mid-video (kill -9, as the OOM killer), Ctrl-C
+to the main process, two runs into one frame store, a full disk, a frame size JPEG cannot hold.
+Each case is a row of docs/bad_inputs.md."""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tstam.data import store
+from tstam.errors import OutputError
+from tstam.extract import collect_sources, extract_many
+from tstam.extract.many import LOCK_NAME
+from tstam.flow import FlowConfig
+
+from helpers.cli import run_tstam
+from helpers.clips import drifting_clip
+from helpers.extract_driver import kill_self_at
+from helpers.extraction import start_driver
+from helpers.processes import assert_all_exit, kill_all, process_tree, wait_until
+from helpers.serve import FSIZE
+
+FAST = FlowConfig(algorithm="farneback")
+
+
+def clips(folder: Path, n: int, frames: int = 6) -> Path:
+    for k in range(n):
+        drifting_clip(folder / f"clip{k}.avi", frames, k)
+    return folder
+
+
+def test_a_killed_worker_fails_only_its_video(tmp_path, caplog):
+    """kill -9 of the worker on clip1 (after its RGB JPEGs): clip1 fails, named with the signal, in
+    the log and the failures; a new worker extracts the other four; a rerun finishes clip1."""
+    videos = clips(tmp_path / "v", 5)
+    out = tmp_path / "s"
+    hook = functools.partial(kill_self_at, "clip1")
+    with caplog.at_level(logging.ERROR, logger="tstam.extract.workers"):
+        report = extract_many(collect_sources(videos), out, workers=2, flow=FAST, progress=False, on_written=hook)
+    assert sorted(report.done) == ["clip0", "clip2", "clip3", "clip4"], report
+    assert len(report.failed) == 1 and report.failed[0][0].endswith("clip1.avi"), report.failed
+    assert "the worker process died (crash or killed): killed by SIGKILL while extracting this video" in report.failed[0][1]
+    assert any("clip1.avi" in r.getMessage() and "SIGKILL" in r.getMessage() for r in caplog.records), caplog.text
+    assert not store.is_complete(out / "clip1")
+    assert all(store.is_complete(out / f"clip{k}") for k in (0, 2, 3, 4))
+    again = run_tstam(["extract", str(videos), "--out", str(out), "--flow", "farneback", "--workers", "2"])
+    assert again.returncode == 0 and "1 extracted, 4 already done" in again.stdout, again.stdout + again.stderr
+    assert store.is_complete(out / "clip1")
+
+
+def test_ctrl_c_stops_promptly_leaves_no_worker_and_resumes(tmp_path):
+    """SIGINT to the main process while both workers are mid-video (each holding after its RGB
+    JPEGs): it ends at once (was: it went on to the end), no worker is left, and a rerun completes."""
+    videos = clips(tmp_path / "v", 4)
+    out = tmp_path / "s"
+    ready = tmp_path / "ready"
+    ready.mkdir()
+    log = tmp_path / "driver.log"
+    proc = start_driver("hold", videos, out, {"flow": "farneback", "workers": 2}, ready, log=log)
+    try:
+        wait_until(lambda: len(list(ready.iterdir())) == 2 or None, 120, "both workers to hold mid-video",
+                   state=lambda: log.read_text()[-2000:])
+        spawned = process_tree(proc.pid)
+        assert len(spawned) >= 2, spawned
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)  # the workers hold for 600 s: only an interrupt that ends them returns here
+    except BaseException:
+        kill_all(process_tree(proc.pid) | {proc.pid})
+        raise
+    assert_all_exit(spawned, "extraction workers")
+    assert not any(store.is_complete(d) for d in out.iterdir() if d.is_dir())
+    again = run_tstam(["extract", str(videos), "--out", str(out), "--flow", "farneback"])
+    assert again.returncode == 0 and "4 extracted" in again.stdout, again.stdout + again.stderr
+
+
+def test_a_second_extraction_into_the_same_store_is_refused(tmp_path):
+    """The first run holds the store's lock (here: a process holding it as the extraction does); a
+    second run is refused naming its pid and writes nothing; once it ends, the store is free."""
+    videos = clips(tmp_path / "v", 1)
+    out = tmp_path / "s"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from tstam.extract.many import _extraction_lock\n"
+        "with _extraction_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(120)"), str(out)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        r = run_tstam(["extract", str(videos), "--out", str(out), "--flow", "none"])
+        assert r.returncode == 2, r.stderr
+        assert f"another tstam extract (pid {holder.pid}) is writing to this frame store" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr and sorted(p.name for p in out.iterdir()) == [LOCK_NAME]
+        with pytest.raises(OutputError, match=f"pid {holder.pid}"):
+            extract_many(collect_sources(videos), out, flow=None, progress=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    r = run_tstam(["extract", str(videos), "--out", str(out), "--flow", "none"])  # the kernel dropped the lock
+    assert r.returncode == 0, r.stderr
+
+
+def test_two_real_runs_at_once_one_refused(tmp_path):
+    """Two real `tstam extract` runs with different settings started together on one --out: one
+    extracts, the other is refused (was: both "succeeded", mixing their frames)."""
+    videos = clips(tmp_path / "v", 3, frames=12)
+    out = tmp_path / "s"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    runs = [subprocess.Popen([sys.executable, "-m", "tstam", "extract", str(videos), "--out", str(out), "--flow",
+                              "farneback", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            for extra in ([], ["--size", "32x24"])]
+    results = [(p.wait(timeout=240), *p.communicate()) for p in runs]
+    codes = sorted(code for code, _, _ in results)
+    refused = [err for code, _, err in results if code == 2]
+    # either they overlapped (one refused naming the other's pid), or the second started after
+    # the first ended and was refused for settings differing from the finished videos
+    assert codes == [0, 2], results
+    assert ("another tstam extract (pid" in refused[0] or "--force" in refused[0]), refused
+
+
+def test_a_full_disk_is_reported_with_the_path(tmp_path):
+    """A file size limit (RLIMIT_FSIZE: writes past it fail with EFBIG, as a full disk with ENOSPC;
+    both go through the same branch): the video fails naming the JPEG and "no space left"; was
+    "could not write JPEG"."""
+    videos = clips(tmp_path / "v", 1)
+    out = tmp_path / "s"
+    r = subprocess.run([sys.executable, "-c", FSIZE, "300", "-m", "tstam", "extract", str(videos), "--out", str(out),
+                        "--flow", "none"], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 1, r.stderr
+    assert f"{out / 'clip0' / 'img_00001.jpg'}: no space left to write the frame store (File too large)" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_jpeg_side_limit_is_refused_before_the_work(tmp_path):
+    videos = clips(tmp_path / "v", 1)
+    r = run_tstam(["extract", str(videos), "--out", str(tmp_path / "s"), "--flow", "none", "--size", "70000x16"])
+    assert r.returncode == 2 and "--size 70000x16: frames of 70000 x 16 cannot be stored as JPEG, whose sides are " \
+                                 "at most 65,535 pixels" in r.stderr, r.stderr
+    assert not (tmp_path / "s").exists()
+    # from the video's own header: a 70,000-pixel-wide frame (1.1 megapixels, within the decoding budget)
+    import av
+    import numpy as np
+    wide = tmp_path / "w" / "wide.mkv"
+    wide.parent.mkdir()
+    with av.open(str(wide), "w") as c:
+        s = c.add_stream("ffv1", rate=5)
+        s.width, s.height, s.pix_fmt = 70_000, 16, "yuv420p"
+        for p in s.encode(av.VideoFrame.from_ndarray(np.zeros((16, 70_000, 3), np.uint8), format="rgb24")):
+            c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    r = run_tstam(["extract", str(wide), "--out", str(tmp_path / "s2"), "--flow", "none"])
+    assert r.returncode == 1 and "wide.mkv: frames of 70000 x 16 cannot be stored as JPEG" in r.stderr, r.stderr
+    assert not any((tmp_path / "s2" / "wide").glob("*.jpg"))
