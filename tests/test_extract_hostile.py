@@ -104,22 +104,28 @@ def test_a_second_extraction_into_the_same_store_is_refused(tmp_path):
     assert r.returncode == 0, r.stderr
 
 
-def test_two_real_runs_at_once_one_refused(tmp_path):
-    """Two real `tstam extract` runs with different settings started together on one --out: one
-    extracts, the other is refused (was: both "succeeded", mixing their frames)."""
-    videos = clips(tmp_path / "v", 3, frames=12)
+def test_a_second_run_while_a_real_one_works_is_refused(tmp_path):
+    """A real extraction (``extract_many``, held mid-video by its hook) and a second `tstam extract`
+    with other settings into the same --out (was: both "succeeded", mixing their frames): the second
+    is refused naming the first one's pid; once the first is killed, the second runs."""
+    videos = clips(tmp_path / "v", 2)
     out = tmp_path / "s"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    runs = [subprocess.Popen([sys.executable, "-m", "tstam", "extract", str(videos), "--out", str(out), "--flow",
-                              "farneback", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-            for extra in ([], ["--size", "32x24"])]
-    results = [(p.wait(timeout=240), *p.communicate()) for p in runs]
-    codes = sorted(code for code, _, _ in results)
-    refused = [err for code, _, err in results if code == 2]
-    # either they overlapped (one refused naming the other's pid), or the second started after
-    # the first ended and was refused for settings differing from the finished videos
-    assert codes == [0, 2], results
-    assert ("another tstam extract (pid" in refused[0] or "--force" in refused[0]), refused
+    ready = tmp_path / "ready"
+    ready.mkdir()
+    log = tmp_path / "driver.log"
+    first = start_driver("hold", videos, out, {"flow": "farneback", "workers": 1}, ready, log=log)
+    try:
+        wait_until(lambda: list(ready.iterdir()) or None, 120, "the first run to hold mid-video",
+                   state=lambda: log.read_text()[-2000:])
+        r = run_tstam(["extract", str(videos), "--out", str(out), "--flow", "none", "--size", "32x24"])
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert f"another tstam extract (pid {first.pid}) is writing to this frame store" in r.stderr, r.stderr
+        assert not any(store.is_complete(d) for d in out.iterdir() if d.is_dir())
+    finally:
+        kill_all(process_tree(first.pid) | {first.pid})
+        first.wait(timeout=30)
+    r = run_tstam(["extract", str(videos), "--out", str(out), "--flow", "none", "--size", "32x24"])
+    assert r.returncode == 0 and "2 extracted" in r.stdout, r.stdout + r.stderr
 
 
 def test_a_full_disk_is_reported_with_the_path(tmp_path):
