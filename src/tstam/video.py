@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -39,7 +40,7 @@ from tstam.decoding import DecodeLimits, FrameSubset, rotation_turns, video_stre
 from tstam.errors import VideoError
 
 __all__ = ["VideoError", "VideoClip", "VIDEO_EXTENSIONS", "read_video", "write_video", "probe_video",
-           "allowed_shortfall", "DecodeLimits", "FrameSubset", "output_size"]
+           "allowed_shortfall", "DecodeLimits", "FrameSubset", "output_size", "iter_video"]
 
 log = logging.getLogger(__name__)
 
@@ -186,9 +187,33 @@ def read_video(
     path = Path(path)
     _check_path(path)
     limits = limits or DecodeLimits()
-    declared, fps, frames, kept, n = _decode(path, size, short_side, max_frames, threads, limits, keep, None)
-    if keep is not None and n != declared:  # the header said nothing, or not the truth: keep from the count
-        declared, fps, frames, kept, n = _decode(path, size, short_side, max_frames, threads, limits, keep, n)
+    info: dict[str, Any] = {}
+    got = list(_frames(path, size, short_side, max_frames, threads, limits, keep, None, info))
+    if keep is not None and info["decoded"] != info["declared"]:  # no count, or a wrong one: keep from the count
+        got = list(_frames(path, size, short_side, max_frames, threads, limits, keep, info["decoded"], info))
+    _check_count(path, info["decoded"], info["declared"], max_frames, strict, min_frames)
+    stacked = np.stack([f for _, f in got]) if got else np.zeros((0, 1, 1, 3), np.uint8)
+    out: np.ndarray | FrameSubset = stacked if keep is None else \
+        FrameSubset(stacked, np.asarray([i for i, _ in got], np.int64), info["decoded"])
+    return VideoClip(frames=out, fps=info["fps"], path=str(path), declared_frames=info["declared"])
+
+
+def iter_video(path: str | os.PathLike, *, size: tuple[int, int] | None = None, short_side: int | None = None,
+               max_frames: int | None = None, min_frames: int = 1, strict: bool = False, threads: int = 1,
+               limits: DecodeLimits | None = None, info: dict[str, Any] | None = None) -> Iterator[np.ndarray]:
+    """``read_video``'s frames one at a time, (H, W, 3) uint8 RGB, holding none of them: for a
+    consumer that needs every frame once (extraction). The checks of ``read_video`` run at the end
+    (a truncated file raises after its last frame). ``info`` gets ``declared``, ``fps`` and ``decoded``."""
+    path = Path(path)
+    _check_path(path)
+    info = {} if info is None else info
+    for _, rgb in _frames(path, size, short_side, max_frames, threads, limits or DecodeLimits(), None, None, info):
+        yield rgb
+    _check_count(path, info["decoded"], info["declared"], max_frames, strict, min_frames)
+
+
+def _check_count(path: Path, n: int, declared: int, max_frames: int | None, strict: bool, min_frames: int) -> None:
+    """The decoding policy on the count: none decoded, a shortfall beyond the tolerance, too few."""
     if n == 0:
         raise VideoError(f"{path}: no frames could be decoded (corrupt or truncated file)")
     if max_frames is None and declared and n < declared:
@@ -202,19 +227,14 @@ def read_video(
                  path, n, declared, tolerated)
     if n < min_frames:
         raise VideoError(f"{path}: only {n} frame(s); at least {min_frames} needed")
-    stacked = np.stack(frames) if frames else np.zeros((0, 1, 1, 3), np.uint8)
-    out: np.ndarray | FrameSubset = stacked if keep is None else FrameSubset(stacked, kept, n)
-    return VideoClip(frames=out, fps=fps, path=str(path), declared_frames=declared)
 
 
-def _decode(path: Path, size: tuple[int, int] | None, short_side: int | None, max_frames: int | None,
-            threads: int, limits: DecodeLimits, keep: Callable[[int], np.ndarray] | None,
-            count: int | None) -> tuple[int, float, list[np.ndarray], np.ndarray, int]:
-    """One pass over the file: (declared frames, fps, kept RGB frames, their places, frames decoded).
-    ``keep`` None keeps every frame; else those it names for ``count`` frames (None: the declared
-    count; nothing is kept when that is 0)."""
-    frames: list[np.ndarray] = []
-    kept: list[int] = []
+def _frames(path: Path, size: tuple[int, int] | None, short_side: int | None, max_frames: int | None,
+            threads: int, limits: DecodeLimits, keep: Callable[[int], np.ndarray] | None, count: int | None,
+            info: dict[str, Any]) -> Iterator[tuple[int, np.ndarray]]:
+    """One pass over the file, yielding (place, RGB frame) as they decode; ``info`` gets
+    ``declared``, ``fps`` (at the start) and ``decoded`` (at the end). ``keep`` None yields every
+    frame; else those it names for ``count`` frames (None: the declared count; none when that is 0)."""
     n = 0
     pixels = 0
     try:
@@ -222,8 +242,8 @@ def _decode(path: Path, size: tuple[int, int] | None, short_side: int | None, ma
             stream = video_stream(container, path, VIDEO_EXTENSIONS)
             stream.thread_type = "AUTO" if threads > 1 else "SLICE"
             stream.thread_count = max(1, threads)
-            declared = int(stream.frames or 0)
-            fps = _fps(stream)
+            declared = info["declared"] = int(stream.frames or 0)
+            info["fps"] = _fps(stream)
             width, height = stream.codec_context.width, stream.codec_context.height
             if width * height > limits.max_frame_pixels:
                 raise limits.over(path, f"frames of {width} x {height} =", width * height, "max_frame_pixels")
@@ -261,13 +281,12 @@ def _decode(path: Path, size: tuple[int, int] | None, short_side: int | None, ma
                     w_, h_ = (out_h, out_w) if turns % 2 else (out_w, out_h)
                     rgb = reformatter.reformat(frame, width=w_, height=h_, format="rgb24",
                                                interpolation="BILINEAR").to_ndarray()
-                    frames.append(np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb)
-                    kept.append(n - 1)
+                    yield n - 1, (np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb)
                 if max_frames is not None and n >= max_frames:
                     break
     except av.FFmpegError as e:
         raise VideoError(f"{path}: corrupt or not a video file ({e}); decoded {n} frame(s) before the error") from None
-    return declared, fps, frames, np.asarray(kept, np.int64), n
+    info["decoded"] = n
 
 
 def _choose_codec(ext: str, width: int, height: int) -> tuple[str, dict[str, str]]:

@@ -98,16 +98,16 @@ def _imwrite(path: Path, image: np.ndarray, quality: int) -> None:
         raise
 
 
-def write_rgb(video_dir: str | Path, frames: np.ndarray, jpeg_quality: int) -> None:
-    """(T, H, W, 3) uint8 RGB frames -> ``img_00001.jpg ...``."""
-    for t, rgb in enumerate(frames, 1):
+def write_rgb(video_dir: str | Path, frames: np.ndarray, jpeg_quality: int, first: int = 1) -> None:
+    """(T, H, W, 3) uint8 RGB frames -> ``img_<first>.jpg ...`` (1-based)."""
+    for t, rgb in enumerate(frames, first):
         _imwrite(Path(video_dir) / RGB_TMPL.format(t), rgb[:, :, ::-1], jpeg_quality)  # BGR for OpenCV
 
 
-def write_flow(video_dir: str | Path, fields: Iterable[np.ndarray], jpeg_quality: int) -> int:
-    """Quantised (H, W, 2) uint8 flow fields -> ``flow_x/y_00001.jpg ...``; returns how many."""
+def write_flow(video_dir: str | Path, fields: Iterable[np.ndarray], jpeg_quality: int, first: int = 1) -> int:
+    """Quantised (H, W, 2) uint8 flow fields -> ``flow_x/y_<first>.jpg ...``; returns how many."""
     n = 0
     for n, q in enumerate(fields, 1):
-        _imwrite(Path(video_dir) / FLOW_X_TMPL.format(n), q[:, :, 0], jpeg_quality)
-        _imwrite(Path(video_dir) / FLOW_Y_TMPL.format(n), q[:, :, 1], jpeg_quality)
+        _imwrite(Path(video_dir) / FLOW_X_TMPL.format(first + n - 1), q[:, :, 0], jpeg_quality)
+        _imwrite(Path(video_dir) / FLOW_Y_TMPL.format(first + n - 1), q[:, :, 1], jpeg_quality)
     return n
