@@ -201,3 +201,23 @@ def test_extraction_memory_does_not_grow_with_the_video(tmp_path):
         print(f"tstam extract {name} ({n} frames at 320x240): peak {peaks[name] / 1024:.0f} MB")
     assert len(list((tmp_path / "long" / "long").glob("img_*.jpg"))) == 5000
     assert peaks["long"] <= 1.5 * peaks["short"], peaks
+
+
+def test_batched_flow_a_killed_worker_fails_only_the_videos_it_held(tmp_path):
+    """The batched path (tvl1_torch on a device; here the CPU): kill -9 of the decoding worker on
+    clip1. ProcessPoolExecutor cannot say which video killed it, so the videos the workers held then
+    fail (clip1, and clip2 queued behind it with one worker), named; a new pool extracts the rest
+    (was: every video left failed, those never started too); a rerun finishes the failed ones."""
+    videos = clips(tmp_path / "v", 5)
+    out = tmp_path / "s"
+    torch_flow = FlowConfig(algorithm="tvl1_torch")
+    report = extract_many(collect_sources(videos), out, workers=1, flow=torch_flow, device="cpu", progress=False,
+                          on_written=functools.partial(kill_self_at, "clip1"))
+    failed = {Path(f).stem for f, _ in report.failed}
+    assert "clip1" in failed and failed <= {"clip1", "clip2"}, report.failed
+    assert {"clip0", "clip3", "clip4"} <= set(report.done), report
+    assert all("the worker process died (crash or killed) while this video was being decoded or written" in why
+               for _, why in report.failed), report.failed
+    again = run_tstam(["extract", str(videos), "--out", str(out), "--flow", "tvl1_torch", "--device", "cpu"])
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert all(store.is_complete(out / f"clip{k}") for k in range(5))
