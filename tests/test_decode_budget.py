@@ -234,3 +234,18 @@ def test_cover_picture_first_is_not_the_video(tmp_path, both, flagged):
     clip = read_video(path)
     assert clip.num_frames == 8 and clip.frames[..., 1].mean() > 150 and clip.frames[..., 0].mean() < 200
     np.testing.assert_allclose(both.predict(path).probabilities, both.predict(plain).probabilities, atol=1e-4)
+
+
+def test_animation_from_kept_frames_at_any_length(tmp_path, both, hostile):
+    """keep_video keeps the default animation's 120 frames (of 2,000) besides the snippets': an
+    animation of another length uses the nearest kept frames instead of failing on frames never kept."""
+    from PIL import Image
+
+    from tstam.visualize import attention_animation
+
+    pred = both.predict(hostile["mp4"], keep_video=True)
+    assert isinstance(pred.video, FrameSubset) and len(pred.video.indices) < 400 and pred.num_frames == 2000
+    for n in (120, 30):
+        gif = attention_animation(pred, tmp_path / f"a{n}.gif", max_frames=n)
+        frames = Image.open(gif).n_frames
+        assert n // 2 < frames <= n, (n, frames)
