@@ -207,12 +207,13 @@ def test_still_image_named_mp4_is_refused(tmp_path, both, fmt):
     assert r.returncode == 1 and f"a still image ({fmt} data)" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_display_matrix_rotate_90_is_decoded_upright(tmp_path, both):
+@pytest.mark.parametrize("quarters", [1, 2, 3], ids=["rotate90", "rotate180", "rotate270"])
+def test_display_matrix_rotate_90_is_decoded_upright(tmp_path, both, quarters):
     """The truth: the upright frames the file was made from (stored turned, with the matrix saying
-    "turn 90 clockwise to show", as a phone held upright records)."""
+    "turn 90 (180, 270) clockwise to show", as a phone held upright records)."""
     upright = np.zeros((6, 48, 32, 3), np.uint8)
     upright[:, :16, :16] = 255          # a white square top left of a portrait picture
-    path = mp4_turned(tmp_path / "phone.mp4", upright)
+    path = mp4_turned(tmp_path / "phone.mp4", upright, quarters=quarters)
     clip = read_video(path)
     assert clip.size == (32, 48)
     np.testing.assert_allclose(clip.frames.mean(-1), upright.mean(-1), atol=40)

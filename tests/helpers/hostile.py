@@ -116,21 +116,24 @@ def still_image_named_video(path: Path, fmt: str) -> Path:
     return path
 
 
-def mp4_turned(path: Path, upright: np.ndarray, fps: int = 10) -> Path:
+def mp4_turned(path: Path, upright: np.ndarray, fps: int = 10, quarters: int = 1) -> Path:
     """An MP4 as a phone held upright records it: the pixels stored turned a quarter to the left
     (landscape) and the track header's display matrix saying "rotate 90 clockwise to show". The
     matrix (ISO/IEC 14496-12 ``tkhd``: a, b, u, c, d, v, x, y, w in 16.16 / 2.30 fixed point) is
-    written into the file's bytes, as the phone's muxer does; ``upright`` is (T, H, W, 3)."""
+    written into the file's bytes, as the phone's muxer does; ``upright`` is (T, H, W, 3).
+    ``quarters``: 1, 2 or 3 quarter turns to the left stored (the matrix says 90, 180, 270 clockwise)."""
     from tstam.video import write_video
 
-    write_video(path, np.ascontiguousarray(np.rot90(upright, 1, axes=(1, 2))), fps, codec="mpeg4")
+    write_video(path, np.ascontiguousarray(np.rot90(upright, quarters, axes=(1, 2))), fps, codec="mpeg4")
     data = bytearray(path.read_bytes())
     at = data.index(b"tkhd")
     version = data[at + 4]
     matrix_at = at + 4 + 4 + (8 + 8 + 4 + 4 + 8 if version == 1 else 4 + 4 + 4 + 4 + 4) + 8 + 2 + 2 + 2 + 2
     identity = struct.pack(">9i", 1 << 16, 0, 0, 0, 1 << 16, 0, 0, 0, 1 << 30)
     assert bytes(data[matrix_at:matrix_at + 36]) == identity, "no identity matrix where tkhd keeps it"
-    data[matrix_at:matrix_at + 36] = struct.pack(">9i", 0, 1 << 16, 0, -(1 << 16), 0, 0, 0, 0, 1 << 30)
+    one = 1 << 16
+    a, b, c, d = {1: (0, one, -one, 0), 2: (-one, 0, 0, -one), 3: (0, -one, one, 0)}[quarters]
+    data[matrix_at:matrix_at + 36] = struct.pack(">9i", a, b, 0, c, d, 0, 0, 0, 1 << 30)
     path.write_bytes(bytes(data))
     return path
 
