@@ -35,6 +35,7 @@ def clips(folder: Path, n: int, frames: int = 6) -> Path:
     return folder
 
 
+@pytest.mark.slow  # 17-20 s on 2 loaded cores: two spawned workers, a third after the kill, and a rerun
 def test_a_killed_worker_fails_only_its_video(tmp_path, caplog):
     """kill -9 of the worker on clip1 (after its RGB JPEGs): clip1 fails, named with the signal, in
     the log and the failures; a new worker extracts the other four; a rerun finishes clip1."""
