@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import multiprocessing.connection as mp_connection
 import os
-import signal
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -40,6 +38,7 @@ from tstam.errors import InputError, TstamError
 from tstam.flow import FlowConfig, flow_pairs, to_gray
 from tstam.watchdog import exit_with
 
+from .pool import run_each
 from .video import OnWritten, decode_and_write_rgb, extract_video
 
 __all__ = ["run_jobs", "run_batched", "flow_device"]
@@ -79,47 +78,6 @@ def _extract_job(src: str, video_dir: str, kwargs: dict[str, Any]) -> tuple[str,
         return video_dir, 0, 0, f"{src}: out of memory while extracting"
 
 
-def _worker_main(conn: Any, parent: int) -> None:
-    """A per-video worker: take (source, folder, kwargs) from ``conn``, answer ``_extract_job``'s
-    tuple; None ends it. Ctrl-C is the main process's to handle: it ends the workers itself."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _init_worker(parent)
-    while (job := conn.recv()) is not None:
-        conn.send(_extract_job(*job))
-
-
-class _Worker:
-    """One worker process, its end of the pipe, and the video it is on (None: idle)."""
-
-    def __init__(self, ctx: Any):
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker_main, args=(child, os.getpid()), daemon=True)
-        self.proc.start()
-        child.close()
-        self.job: tuple[Path, Path] | None = None
-
-    def give(self, src: Path, vdir: Path, kwargs: dict[str, Any]) -> None:
-        self.job = (src, vdir)
-        self.conn.send((str(src), str(vdir), kwargs))
-
-    def died(self) -> str:
-        """How the process ended, for the message (it has ended)."""
-        self.proc.join(timeout=5)
-        code = self.proc.exitcode
-        if code is not None and code < 0:
-            try:
-                return f"killed by {signal.Signals(-code).name}"
-            except ValueError:
-                return f"killed by signal {-code}"
-        return f"exit status {code}"
-
-    def stop(self) -> None:
-        if self.proc.is_alive():
-            self.proc.kill()
-        self.proc.join(timeout=10)
-        self.conn.close()
-
-
 def run_jobs(todo: Todo, kwargs: dict[str, Any], workers: int, record: Record) -> None:
     """Extract every (source, folder) pair in this process or in ``workers`` processes, whole videos.
 
@@ -135,50 +93,17 @@ def run_jobs(todo: Todo, kwargs: dict[str, Any], workers: int, record: Record) -
             for src, vdir in todo:
                 record(src, *_extract_job(str(src), str(vdir), kwargs))
             return
-        _run_workers(todo, kwargs, workers, record)
+
+        def died(item: tuple[str, str, dict[str, Any]], how: str) -> None:
+            src, vdir, _ = item
+            log.error("the worker extracting %s died (%s); a new worker goes on with the rest", src, how)
+            record(Path(src), vdir, 0, 0, f"{src}: {_DIED}: {how} while extracting this video")
+
+        run_each([(str(src), str(vdir), kwargs) for src, vdir in todo], job=_extract_job, init=_init_worker,
+                 init_args=(os.getpid(),), workers=workers,
+                 on_result=lambda item, result: record(Path(item[0]), *result), on_death=died)
     finally:
         cv2.setNumThreads(threads)
-
-
-def _run_workers(todo: Todo, kwargs: dict[str, Any], workers: int, record: Record) -> None:
-    ctx = multiprocessing.get_context("spawn")  # no fork after OpenCV/torch threads started
-    waiting = list(reversed(todo))
-    pool = [_Worker(ctx) for _ in range(min(workers, len(todo)))]
-    try:
-        for w in pool:
-            if waiting:
-                w.give(*waiting.pop(), kwargs)
-        while any(w.job is not None for w in pool):
-            busy = [w for w in pool if w.job is not None]
-            ready = mp_connection.wait([w.conn for w in busy] + [w.proc.sentinel for w in busy])
-            for i, w in enumerate(pool):
-                if w.job is None or (w.conn not in ready and w.proc.sentinel not in ready):
-                    continue
-                src, vdir = w.job
-                try:
-                    result = w.conn.recv()
-                except (EOFError, OSError):  # the process ended without an answer
-                    how = w.died()
-                    log.error("the worker extracting %s died (%s); a new worker goes on with the rest", src, how)
-                    w.stop()
-                    pool[i] = w = _Worker(ctx)
-                    result = (str(vdir), 0, 0, f"{src}: {_DIED}: {how} while extracting this video")
-                w.job = None
-                record(src, *result)
-                if waiting:
-                    w.give(*waiting.pop(), kwargs)
-    finally:
-        for w in pool:
-            if w.proc.is_alive() and w.job is None:
-                try:
-                    w.conn.send(None)
-                except OSError:
-                    pass
-        for w in pool:
-            if w.job is not None:  # interrupted mid-video: end it now (its folder has no meta.json)
-                w.proc.kill()
-            w.proc.join(timeout=10)
-            w.stop()
 
 
 def flow_device(flow: FlowConfig | None, device: str | None):
