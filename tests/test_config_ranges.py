@@ -27,6 +27,7 @@ from tstam.models import ModelConfig
 from tstam.preprocess import Preprocess
 from tstam.serve.config import ServeConfig
 from tstam.synthetic import SynthConfig, make_config
+from tstam.video import DecodeLimits
 
 ROOTS = (TrainConfig, SynthConfig, ServeConfig, DemoConfig, AblateConfig)
 BIG = 1e308  # finite, and its sum with itself is not
@@ -127,6 +128,11 @@ RANGES: dict[tuple[type, str], tuple[list[Any], list[Any]]] = {
     (ServeConfig, "max_uploads"): ([0, -1, HUGE], [1, 8, 80]),  # 80: the most the default 100 connections allow
     # more than max_uploads + workers + queue + 1 (so /healthz gets through), at most a million
     (ServeConfig, "max_connections"): ([0, 15, HUGE], [16, 100, 1_000_000]),
+    # the decoding budget: one frame at most FFmpeg's INT_MAX pixels; counts bounded so that the
+    # products stay exact (the defaults: an hour at 30 fps, that hour at 320 x 240, 4096 x 4096)
+    (DecodeLimits, "max_frames"): ([0, -1, 10**9 + 1], [1, 108_000, 10**9]),
+    (DecodeLimits, "max_pixels"): ([0, -1.0, BIG], [1, 8.3e9, 1e15]),
+    (DecodeLimits, "max_frame_pixels"): ([0, 2**31], [1, 4096 * 4096, 2**31 - 1]),
     (DemoConfig, "seed"): ([-1, 2**32], [0]),
     (DemoConfig, "frame_size"): ([32, 10**6], [64, 80]),  # 32: below input_size 64
     (DemoConfig, "flow_bound"): ([0.0, BIG], [4.0]),
@@ -153,7 +159,7 @@ RANGES: dict[tuple[type, str], tuple[list[Any], list[Any]]] = {
 # How a value reaches each class (as from YAML or an override) and the section its messages name.
 SECTION = {ModelConfig: "model", Preprocess: "preprocess", DataConfig: "data", AnnotationConfig: "annotations",
            OptimConfig: "optim", RunConfig: "run", FlowConfig: "flow", TVL1Params: "flow.tvl1",
-           FarnebackParams: "flow.farneback", SynthConfig: "", ServeConfig: "", DemoConfig: "", AblateConfig: ""}
+           FarnebackParams: "flow.farneback", DecodeLimits: "decode", SynthConfig: "", ServeConfig: "", DemoConfig: "", AblateConfig: ""}
 
 
 def _build(cls: type, name: str, value: Any) -> Any:

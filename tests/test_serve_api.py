@@ -18,6 +18,7 @@ from tstam.cli import main
 from tstam.serve.client import ServeError, predict_file
 from tstam.serve.samples import SAMPLE_CLASSES
 
+from helpers.hostile import gif_bomb, still_image_named_video
 from helpers.models import CLASSES, FLOW, RESIZE
 from helpers.processes import wait_until
 from helpers.realdata import VIDEOS as REAL_VIDEOS
@@ -139,12 +140,17 @@ def _chunked_upload(server, size: int) -> tuple[int, dict]:
 
 def test_bad_uploads_answer_and_the_server_stays_up(server, tmp_path):
     real = CLIPS[1].read_bytes()
+    bomb = gif_bomb(tmp_path / "bomb.gif").read_bytes()  # 46 KB: an 8000 x 8000 canvas, 2,000 one-pixel frames
+    photo = still_image_named_video(tmp_path / "photo.mp4", "PNG").read_bytes()
     cases = [  # (file name, bytes, status, part of the decoder's message)
         ("empty.avi", b"", 422, "empty.avi: empty file (0 bytes)"),
         ("cut.avi", real[: len(real) * 2 // 5], 422, "cut.avi: truncated or damaged"),
         ("text.avi", b"just some text, not a video\n" * 50, 422, "text.avi: corrupt or not a video file"),
         ("notes.txt", real, 422, "notes.txt: unsupported extension '.txt'; expected one of .avi"),
         ("noext", real, 422, "noext: unsupported extension ''"),
+        ("bomb.gif", bomb, 422, "bomb.gif: frames of 8000 x 8000 = 64,000,000, over the decoding budget of "
+                                "16,777,216 per frame (--decode-max-frame-pixels"),
+        ("photo.mp4", photo, 422, "photo.mp4: a still image (PNG data), not a video"),
         (BIG.name, BIG.read_bytes(), 413, f"the limit is {LIMIT_MB} MB"),
     ]
     for name, data, status, message in cases:

@@ -26,18 +26,21 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from tstam.decoding import DecodeLimits, FrameSubset, rotation_turns, video_stream
 from tstam.errors import VideoError
 
 __all__ = ["VideoError", "VideoClip", "VIDEO_EXTENSIONS", "read_video", "write_video", "probe_video",
-           "allowed_shortfall"]
+           "allowed_shortfall", "DecodeLimits", "FrameSubset", "output_size", "iter_video"]
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +57,7 @@ _H264_ENCODERS = ("libx264", "libopenh264", "h264")
 class VideoClip:
     """Decoded frames of one video."""
 
-    frames: np.ndarray  # (T, H, W, 3) uint8 RGB
+    frames: np.ndarray  # (T, H, W, 3) uint8 RGB; a FrameSubset when read_video kept only some
     fps: float  # average frame rate declared by the container (25.0 if it declares none)
     path: str  # the file the frames came from
     declared_frames: int = 0  # what the header declares (0: it declares nothing, e.g. WebM/MKV)
@@ -66,6 +69,7 @@ class VideoClip:
 
     @property
     def num_frames(self) -> int:
+        """Frames the video decoded to (all of them, also when only some were kept)."""
         return int(self.frames.shape[0])
 
     @property
@@ -109,6 +113,12 @@ def _target_size(width: int, height: int, size: tuple[int, int] | None, short_si
     return width, height
 
 
+def output_size(width: int, height: int, size: tuple[int, int] | None = None,
+                short_side: int | None = None) -> tuple[int, int]:
+    """(W, H) that ``read_video(size=..., short_side=...)`` decodes a ``width`` x ``height`` video to."""
+    return _target_size(width, height, size, short_side)
+
+
 def _fps(stream: av.video.stream.VideoStream) -> float:
     for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
         if rate:
@@ -122,15 +132,13 @@ def probe_video(path: str | os.PathLike) -> dict[str, float | int]:
     ``frames`` is what the header declares (0 when it declares nothing, e.g. WebM/MKV).
 
     Raises:
-        VideoError: the file is missing, empty, unsupported or has no video stream.
+        VideoError: the file is missing, empty, unsupported, a still image or has no video stream.
     """
     path = Path(path)
     _check_path(path)
     try:
         with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise VideoError(f"{path}: no video stream (audio-only or data-only file)")
-            s = container.streams.video[0]
+            s = video_stream(container, path, VIDEO_EXTENSIONS)
             return {"frames": int(s.frames or 0), "fps": _fps(s), "width": s.codec_context.width,
                     "height": s.codec_context.height}
     except av.FFmpegError as e:
@@ -146,8 +154,10 @@ def read_video(
     min_frames: int = 1,
     strict: bool = False,
     threads: int = 1,
+    limits: DecodeLimits | None = None,
+    keep: Callable[[int], np.ndarray] | None = None,
 ) -> VideoClip:
-    """Decode every frame of a video file to RGB.
+    """Decode a video file to RGB: every frame, or only those ``keep`` asks for.
 
     Args:
         path: the video file.
@@ -158,46 +168,52 @@ def read_video(
         strict: refuse any file that yields fewer frames than its header declares. By default a
             shortfall up to ``allowed_shortfall(declared)`` is accepted (see the module docstring).
         threads: FFmpeg decoding threads (1: parallelism comes from running videos in parallel).
+        limits: the decoding budget (default ``DecodeLimits()``); a file over it is refused.
+        keep: the frames to keep, as a function of the video's frame count (e.g. the test
+            protocol's snippets): only those are converted and held, so memory does not grow with
+            the video's length. The count is the header's when it declares one and all of it
+            decodes (one pass), else it is counted first (a second pass). ``frames`` is then a
+            :class:`FrameSubset`.
 
     Returns:
-        VideoClip with ``frames`` (T, H, W, 3) uint8 RGB.
+        VideoClip with ``frames`` (T, H, W, 3) uint8 RGB, upright (a display matrix or ``rotate``
+        tag is applied; ``size`` is the upright size).
 
     Raises:
         VideoError: missing, empty, unsupported, corrupt, truncated (beyond the tolerance, or at
-            all with ``strict``) or audio-only file, or fewer than ``min_frames`` frames. The
-            message names the file and the problem.
+            all with ``strict``), audio-only file, a still image, over the decoding budget, or fewer
+            than ``min_frames`` frames. The message names the file and the problem.
     """
     path = Path(path)
     _check_path(path)
-    frames: list[np.ndarray] = []
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                kinds = sorted({s.type for s in container.streams}) or ["no"]
-                raise VideoError(f"{path}: no video stream (it has {', '.join(kinds)} streams only)")
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO" if threads > 1 else "SLICE"
-            stream.thread_count = max(1, threads)
-            declared = int(stream.frames or 0)
-            fps = _fps(stream)
-            width, height = stream.codec_context.width, stream.codec_context.height
-            out_w, out_h = (None, None)
-            if width and height:
-                out_w, out_h = _target_size(width, height, size, short_side)
-            # One reformatter for the whole video: frame.to_ndarray(format=...) builds a new
-            # swscale context per frame, which costs twice the decoding itself.
-            reformatter = VideoReformatter()
-            for frame in container.decode(stream):
-                if out_w is None:  # size unknown from the header (rare): take the first frame's
-                    out_w, out_h = _target_size(frame.width, frame.height, size, short_side)
-                rgb = reformatter.reformat(frame, width=out_w, height=out_h, format="rgb24",
-                                           interpolation="BILINEAR")
-                frames.append(rgb.to_ndarray())
-                if max_frames is not None and len(frames) >= max_frames:
-                    break
-    except av.FFmpegError as e:
-        raise VideoError(f"{path}: corrupt or not a video file ({e}); decoded {len(frames)} frame(s) before the error") from None
-    n = len(frames)
+    limits = limits or DecodeLimits()
+    info: dict[str, Any] = {}
+    got = list(_frames(path, size, short_side, max_frames, threads, limits, keep, None, info))
+    if keep is not None and info["decoded"] != info["declared"]:  # no count, or a wrong one: keep from the count
+        got = list(_frames(path, size, short_side, max_frames, threads, limits, keep, info["decoded"], info))
+    _check_count(path, info["decoded"], info["declared"], max_frames, strict, min_frames)
+    stacked = np.stack([f for _, f in got]) if got else np.zeros((0, 1, 1, 3), np.uint8)
+    out: np.ndarray | FrameSubset = stacked if keep is None else \
+        FrameSubset(stacked, np.asarray([i for i, _ in got], np.int64), info["decoded"])
+    return VideoClip(frames=out, fps=info["fps"], path=str(path), declared_frames=info["declared"])
+
+
+def iter_video(path: str | os.PathLike, *, size: tuple[int, int] | None = None, short_side: int | None = None,
+               max_frames: int | None = None, min_frames: int = 1, strict: bool = False, threads: int = 1,
+               limits: DecodeLimits | None = None, info: dict[str, Any] | None = None) -> Iterator[np.ndarray]:
+    """``read_video``'s frames one at a time, (H, W, 3) uint8 RGB, holding none of them: for a
+    consumer that needs every frame once (extraction). The checks of ``read_video`` run at the end
+    (a truncated file raises after its last frame). ``info`` gets ``declared``, ``fps`` and ``decoded``."""
+    path = Path(path)
+    _check_path(path)
+    info = {} if info is None else info
+    for _, rgb in _frames(path, size, short_side, max_frames, threads, limits or DecodeLimits(), None, None, info):
+        yield rgb
+    _check_count(path, info["decoded"], info["declared"], max_frames, strict, min_frames)
+
+
+def _check_count(path: Path, n: int, declared: int, max_frames: int | None, strict: bool, min_frames: int) -> None:
+    """The decoding policy on the count: none decoded, a shortfall beyond the tolerance, too few."""
     if n == 0:
         raise VideoError(f"{path}: no frames could be decoded (corrupt or truncated file)")
     if max_frames is None and declared and n < declared:
@@ -211,7 +227,66 @@ def read_video(
                  path, n, declared, tolerated)
     if n < min_frames:
         raise VideoError(f"{path}: only {n} frame(s); at least {min_frames} needed")
-    return VideoClip(frames=np.stack(frames), fps=fps, path=str(path), declared_frames=declared)
+
+
+def _frames(path: Path, size: tuple[int, int] | None, short_side: int | None, max_frames: int | None,
+            threads: int, limits: DecodeLimits, keep: Callable[[int], np.ndarray] | None, count: int | None,
+            info: dict[str, Any]) -> Iterator[tuple[int, np.ndarray]]:
+    """One pass over the file, yielding (place, RGB frame) as they decode; ``info`` gets
+    ``declared``, ``fps`` (at the start) and ``decoded`` (at the end). ``keep`` None yields every
+    frame; else those it names for ``count`` frames (None: the declared count; none when that is 0)."""
+    n = 0
+    pixels = 0
+    try:
+        with av.open(str(path)) as container:
+            stream = video_stream(container, path, VIDEO_EXTENSIONS)
+            stream.thread_type = "AUTO" if threads > 1 else "SLICE"
+            stream.thread_count = max(1, threads)
+            declared = info["declared"] = int(stream.frames or 0)
+            info["fps"] = _fps(stream)
+            width, height = stream.codec_context.width, stream.codec_context.height
+            if width * height > limits.max_frame_pixels:
+                raise limits.over(path, f"frames of {width} x {height} =", width * height, "max_frame_pixels")
+            if declared > limits.max_frames and max_frames is None:
+                raise limits.over(path, "declares frames:", declared, "max_frames")
+            if declared * width * height > limits.max_pixels and max_frames is None:
+                raise limits.over(path, f"declares {declared:,} frames of {width} x {height}, pixels:",
+                                  declared * width * height, "max_pixels")
+            out_w: int | None = None
+            out_h: int | None = None
+            turns = 0
+            # One reformatter for the whole video: frame.to_ndarray(format=...) builds a new
+            # swscale context per frame, which costs twice the decoding itself.
+            reformatter = VideoReformatter()
+            wanted: set[int] | None = None
+            if keep is not None:
+                total = declared if count is None else count
+                wanted = set(np.asarray(keep(total), np.int64).ravel().tolist()) if total else set()
+            for frame in container.decode(stream):
+                area = frame.width * frame.height
+                pixels += area
+                n += 1
+                if area > limits.max_frame_pixels:
+                    raise limits.over(path, f"a frame of {frame.width} x {frame.height} =", area, "max_frame_pixels")
+                if n > limits.max_frames:
+                    raise limits.over(path, "decoded frames: more than", n - 1, "max_frames")
+                if pixels > limits.max_pixels:
+                    raise limits.over(path, f"decoded {n:,} frames, pixels:", pixels, "max_pixels")
+                if wanted is None or (n - 1) in wanted:
+                    if out_w is None:
+                        turns = rotation_turns(stream, frame)
+                        up_w, up_h = (frame.height, frame.width) if turns % 2 else (frame.width, frame.height)
+                        out_w, out_h = _target_size(up_w, up_h, size, short_side)
+                    # swscale resizes to the upright size turned back, then the quarter turns
+                    w_, h_ = (out_h, out_w) if turns % 2 else (out_w, out_h)
+                    rgb = reformatter.reformat(frame, width=w_, height=h_, format="rgb24",
+                                               interpolation="BILINEAR").to_ndarray()
+                    yield n - 1, (np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb)
+                if max_frames is not None and n >= max_frames:
+                    break
+    except av.FFmpegError as e:
+        raise VideoError(f"{path}: corrupt or not a video file ({e}); decoded {n} frame(s) before the error") from None
+    info["decoded"] = n
 
 
 def _choose_codec(ext: str, width: int, height: int) -> tuple[str, dict[str, str]]:

@@ -21,8 +21,10 @@ import numpy as np
 
 from tstam.errors import InputError, OutputError
 from tstam.files import check_writable_dir
+from tstam.inference.clip import animation_frames
 from tstam.inference.recognizer import Prediction, Recognizer
 from tstam.plotting import pyplot
+from tstam.video import FrameSubset
 
 __all__ = ["attention_figure", "attention_animation", "visualize_video", "picture_names", "Pictures", "FigureLayout"]
 
@@ -210,7 +212,15 @@ def attention_animation(pred: Prediction, path: str | Path, *, stream: str | Non
     check_writable_dir(path.parent)
     y, x, c = pred.crop
     t_all = len(pred.video)
-    frame_ids = np.unique(np.linspace(0, t_all - 1, min(max_frames, t_all)).round().astype(int))
+    frame_ids = animation_frames(t_all, max_frames)
+    if isinstance(pred.video, FrameSubset):  # only some frames were kept while decoding: the nearest of them
+        kept = pred.video.indices
+        nearest_kept = np.clip(np.searchsorted(kept, frame_ids), 1, len(kept) - 1) if len(kept) > 1 else None
+        if nearest_kept is not None:
+            left, right = kept[nearest_kept - 1], kept[nearest_kept]
+            frame_ids = np.unique(np.where(frame_ids - left <= right - frame_ids, left, right))
+        else:
+            frame_ids = kept[:1]
     nearest = np.abs(frame_ids[:, None] - pred.frame_indices[None, :]).argmin(1)   # snippet per frame
     crops = _tiles(pred.video[frame_ids, y:y + c, x:x + c], size)
     if res.spatial is not None:

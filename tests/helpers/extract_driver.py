@@ -33,6 +33,13 @@ def kill_once_another_is_complete(out: Path, video_dir: Path, part: str) -> None
         os.killpg(os.getpgrp(), signal.SIGKILL)
 
 
+def kill_self_at(video: str, video_dir: Path, part: str) -> None:
+    """SIGKILL to this process (a worker) once ``video``'s RGB JPEGs are written: what the kernel's
+    OOM killer does to a worker mid-video."""
+    if part == "rgb" and video_dir.name == video:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def hold(ready: Path, video_dir: Path, part: str) -> None:
     if part == "rgb":
         (ready / str(os.getpid())).touch()

@@ -17,7 +17,7 @@ from tstam.errors import InputError
 T = TypeVar("T")
 
 __all__ = ["positive_int", "nonnegative_int", "int_range", "positive_float", "nonnegative_float", "int_list",
-           "argument_type"]
+           "argument_type", "add_decode_args", "decode_limits"]
 
 
 def _int(text: str) -> int:
@@ -80,3 +80,22 @@ def argument_type(parse: Callable[[str], T]) -> Callable[[str], T]:
 
     wrapped.__name__ = parse.__name__
     return wrapped
+
+
+def add_decode_args(p: argparse.ArgumentParser) -> None:
+    """The decoding budget per video (``tstam.video.DecodeLimits``), shared by every command that decodes."""
+    g = p.add_argument_group("decoding budget per video (a file over it is refused; docs/bad_inputs.md)")
+    g.add_argument("--decode-max-frames", type=positive_int, default=None, metavar="N",
+                   help="frames decoded per video (default 108000: an hour at 30 fps)")
+    g.add_argument("--decode-max-pixels", type=positive_float, default=None, metavar="P",
+                   help="pixels decoded per video, frames x width x height (default 8.3e9: that hour at 320x240)")
+    g.add_argument("--decode-max-frame-pixels", type=positive_int, default=None, metavar="P",
+                   help="width x height of one frame (default 16777216 = 4096x4096)")
+
+
+def decode_limits(args: argparse.Namespace):  # -> tstam.video.DecodeLimits (imported late: it loads PyAV)
+    """The ``DecodeLimits`` of the options of :func:`add_decode_args` (the defaults where not given)."""
+    from tstam.video import DecodeLimits
+
+    given = {k: getattr(args, f"decode_{k}", None) for k in ("max_frames", "max_pixels", "max_frame_pixels")}
+    return DecodeLimits(**{k: v for k, v in given.items() if v is not None})

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tstam.cli.args import argument_type, int_range, positive_float, positive_int
+from tstam.cli.args import add_decode_args, argument_type, decode_limits, int_range, positive_float, positive_int
 from tstam.extract import collect_sources, extract_many, parse_shard, parse_size
 from tstam.flow import FLOW_ALGORITHMS, FlowConfig
 
@@ -49,6 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="re-extract finished videos whose recorded settings (size, frames, quality, flow) differ "
                         "from these (default: refuse)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_decode_args(p)
     p.set_defaults(run=run)
     return p
 
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     report = extract_many(
         sources, args.out, workers=args.workers, shard=args.shard, flow=flow, size=args.size,
         short_side=args.short_side, max_frames=args.max_frames, jpeg_quality=args.jpeg_quality,
-        strict=args.strict, force=args.force, device=args.device, flow_batch=args.flow_batch,
+        strict=args.strict, limits=decode_limits(args), force=args.force, device=args.device, flow_batch=args.flow_batch,
         progress=False if args.no_progress else None,
     )
     secs = max(report.seconds, 1e-9)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tstam.cli.args import nonnegative_float, positive_int
+from tstam.cli.args import add_decode_args, decode_limits, nonnegative_float, positive_int
 
 
 def add_checkpoint_args(p: argparse.ArgumentParser) -> None:
@@ -25,6 +25,7 @@ def add_stream_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strict", action="store_true",
                    help="refuse videos that decode fewer frames than their header declares (default: a "
                         "shortfall of max(2 frames, 2%%) is accepted)")
+    add_decode_args(p)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
             pred.video = None  # free the frames
 
     result = predict_many(recognizer, videos, num_crops=args.crops, keep_video=bool(args.visualize and anim),
-                          strict=args.strict, on_result=on_result)
+                          strict=args.strict, limits=decode_limits(args), on_result=on_result)
     if args.json:
         print(f"wrote {write_json(args.json, result, k=args.top_k, attention=not args.no_attention)}")
     if result.failures:  # each was logged as it was skipped

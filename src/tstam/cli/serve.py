@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tstam.cli.args import int_range, nonnegative_int, positive_float, positive_int
+from tstam.cli.args import add_decode_args, decode_limits, int_range, nonnegative_int, positive_float, positive_int
 from tstam.cli.predict import add_checkpoint_args
 from tstam.serve.config import INSTALL_HINT, ServeConfig, missing_serve_packages
 
@@ -55,6 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--allowed-hosts", type=host_list, default=d.allowed_hosts, metavar="H1,H2",
                    help="names a request's Host header may carry (* any); default: localhost,127.0.0.1,::1 on a "
                         "loopback address, any on 0.0.0.0 or ::, else the --host address")
+    add_decode_args(p)
     p.set_defaults(run=run)
 
 
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
                       header_timeout=args.header_timeout, body_timeout=args.body_timeout,
                       min_upload_rate=args.min_upload_rate, job_timeout=args.job_timeout,
                       poll_timeout=args.poll_timeout, shutdown_timeout=args.shutdown_timeout,
-                      allowed_hosts=args.allowed_hosts)
+                      allowed_hosts=args.allowed_hosts, decode=decode_limits(args))
     import torch
 
     from tstam.inference import Recognizer

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tstam.cli.args import decode_limits
 from tstam.cli.predict import add_stream_args
 
 
@@ -38,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
         pred.video = None
 
     result = predict_many(recognizer, videos, num_crops=args.crops, keep_video=anim is not None, strict=args.strict,
+                          limits=decode_limits(args),
                           on_result=on_result)
     if result.failures:  # each was logged as it was skipped
         print(f"tstam visualize: {len(result.failures)} of {len(videos)} video(s) could not be read (skipped, "

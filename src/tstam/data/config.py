@@ -13,6 +13,7 @@ from typing import Literal
 from ..config import ConfigError, check_choice, check_literals, check_range, short_repr
 from ..errors import InputError
 from ..flow import FlowConfig
+from ..video import DecodeLimits
 from .frames import FrameLayout, template_regex
 from .store import FLOW_X_TMPL, FLOW_Y_TMPL, RGB_TMPL
 
@@ -47,6 +48,8 @@ class DataConfig:
                                           # (training checks it); VideoDataset computes it (default TV-L1, bound 20)
     strict_decode: bool = False           # VideoDataset: refuse videos decoding fewer frames than declared
                                           # (default: a shortfall of max(2, 2 %) is accepted, tstam.video)
+    decode: DecodeLimits = field(default_factory=DecodeLimits)  # VideoDataset: what one video may cost to
+                                          # decode (frames, pixels, frame size); a video over it is refused
     flow_on: Literal["loader", "device"] = "loader"  # VideoDataset's flow: per clip in the loader workers
                                           # (CPU), or per batch on the training device (tvl1_torch, e.g. a GPU)
     crop_resize_on: Literal["device", "loader"] = "device"  # training crops resized to model.input_size and

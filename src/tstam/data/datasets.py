@@ -232,24 +232,41 @@ class VideoDataset(_ClipDataset):
         log.info("VideoDataset: %d %s videos under %s, mode %s%s", len(self.records), self.modality, self.root, mode,
                  ", flow per batch on the training device" if self.on_device else "")
 
-    def _decode(self, record: VideoRecord) -> np.ndarray:
+    def _decode(self, record: VideoRecord, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """The frames the clip needs (a ``FrameSubset`` indexed like the whole video: only those are
+        kept while decoding) and the snippet starts drawn with ``rng`` (over frames for RGB, flow
+        fields for flow), drawn once for the video's true frame count."""
         from ..video import read_video  # imported here: the frame-store path needs no decoder
 
         h, w = self.data.resize
-        return read_video(video_path(record, self.root), size=(w, h), strict=self.data.strict_decode,
-                          min_frames=1 if self.modality == "rgb" else MIN_FLOW_FRAMES).frames  # (T, H, W, 3)
+        flow = self.modality != "rgb"
+        drawn: dict[int, np.ndarray] = {}
+        state = rng.bit_generator.state
+
+        def keep(total: int) -> np.ndarray:
+            rng.bit_generator.state = state  # a second pass (the header's count was wrong) draws the same way
+            starts = self._starts(max(total - 1, 1) if flow else total, rng)
+            drawn[total] = starts
+            if not flow:
+                return snippet_indices(starts, self.snippet_length, total)
+            fields = snippet_indices(starts, self.snippet_length, max(total - 1, 1))
+            return np.minimum(np.concatenate([fields.ravel(), fields.ravel() + 1]), total - 1)
+
+        frames = read_video(video_path(record, self.root), size=(w, h), strict=self.data.strict_decode,
+                            min_frames=MIN_FLOW_FRAMES if flow else 1, limits=self.data.decode, keep=keep).frames
+        return frames, drawn[len(frames)]
 
     def _read(self, record: VideoRecord, rng: np.random.Generator) -> torch.Tensor:
-        frames = self._decode(record)
+        frames, starts = self._decode(record, rng)
         if self.modality == "rgb":
-            return rgb_snippets(frames, self._starts(len(frames), rng), self.snippet_length)
-        return flow_snippets(frames, self._starts(len(frames) - 1, rng), self.snippet_length, self.flow)
+            return rgb_snippets(frames, starts, self.snippet_length)
+        return flow_snippets(frames, starts, self.snippet_length, self.flow)
 
     def _item(self, record: VideoRecord, rng: np.random.Generator) -> Any:
         if not self.on_device:
             return super()._item(record, rng)
-        frames = self._decode(record)
-        idx = flow_fields(frames, self._starts(len(frames) - 1, rng), self.snippet_length)  # (S, L)
+        frames, starts = self._decode(record, rng)
+        idx = flow_fields(frames, starts, self.snippet_length)  # (S, L)
         prev, nxt = frame_pairs(frames, idx.ravel())                                     # (S*L, H, W) each
         params = self._draw(rng)
         crop = torch.tensor(params if params is not None else (0, 0, 0, 0, 0), dtype=torch.int64)

@@ -6,6 +6,7 @@ a video folder without ``meta.json`` is unfinished and is redone by a resumed ex
 """
 from __future__ import annotations
 
+import errno
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -19,7 +20,8 @@ from ..files import write_json_atomic
 
 __all__ = [
     "RGB_TMPL", "FLOW_X_TMPL", "FLOW_Y_TMPL", "META_NAME", "META_VERSION",
-    "write_meta", "read_meta", "is_complete", "clear_partial", "write_rgb", "write_flow",
+    "write_meta", "read_meta", "is_complete", "clear_partial", "write_rgb", "write_flow", "check_jpeg_size",
+    "JPEG_MAX_SIDE",
 ]
 
 RGB_TMPL = "img_{:05d}.jpg"
@@ -67,23 +69,45 @@ def clear_partial(video_dir: str | Path) -> None:
     (Path(video_dir) / META_NAME).unlink(missing_ok=True)
 
 
+JPEG_MAX_SIDE = 65_535  # the JPEG format stores each side in 16 bits
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # the disk, a quota or the file size limit is full
+
+
+def check_jpeg_size(width: int, height: int, what: str) -> None:
+    """Refuse a frame size that JPEG cannot store, before any work (``OutputError`` naming ``what``)."""
+    if max(width, height) > JPEG_MAX_SIDE:
+        raise OutputError(f"{what}: frames of {width} x {height} cannot be stored as JPEG, whose sides are at most "
+                          f"{JPEG_MAX_SIDE:,} pixels; resize them on decode (tstam extract --size or --short-side)")
+
+
 def _imwrite(path: Path, image: np.ndarray, quality: int) -> None:
+    """Encode in memory, then write with Python: a full disk is an error naming the file and the
+    reason (``cv2.imwrite`` only returns False)."""
     import cv2
 
-    if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, quality]):
-        raise OutputError(f"{path}: could not write JPEG")
+    check_jpeg_size(image.shape[1], image.shape[0], str(path))
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise OutputError(f"{path}: could not encode a {image.shape[1]} x {image.shape[0]} JPEG")
+    try:
+        path.write_bytes(data.tobytes())
+    except OSError as e:
+        if e.errno in _NO_SPACE:
+            raise OutputError(f"{path}: no space left to write the frame store ({e.strerror}); free some space, "
+                              "or give another --out, and run the same command again to resume") from None
+        raise
 
 
-def write_rgb(video_dir: str | Path, frames: np.ndarray, jpeg_quality: int) -> None:
-    """(T, H, W, 3) uint8 RGB frames -> ``img_00001.jpg ...``."""
-    for t, rgb in enumerate(frames, 1):
+def write_rgb(video_dir: str | Path, frames: np.ndarray, jpeg_quality: int, first: int = 1) -> None:
+    """(T, H, W, 3) uint8 RGB frames -> ``img_<first>.jpg ...`` (1-based)."""
+    for t, rgb in enumerate(frames, first):
         _imwrite(Path(video_dir) / RGB_TMPL.format(t), rgb[:, :, ::-1], jpeg_quality)  # BGR for OpenCV
 
 
-def write_flow(video_dir: str | Path, fields: Iterable[np.ndarray], jpeg_quality: int) -> int:
-    """Quantised (H, W, 2) uint8 flow fields -> ``flow_x/y_00001.jpg ...``; returns how many."""
+def write_flow(video_dir: str | Path, fields: Iterable[np.ndarray], jpeg_quality: int, first: int = 1) -> int:
+    """Quantised (H, W, 2) uint8 flow fields -> ``flow_x/y_<first>.jpg ...``; returns how many."""
     n = 0
     for n, q in enumerate(fields, 1):
-        _imwrite(Path(video_dir) / FLOW_X_TMPL.format(n), q[:, :, 0], jpeg_quality)
-        _imwrite(Path(video_dir) / FLOW_Y_TMPL.format(n), q[:, :, 1], jpeg_quality)
+        _imwrite(Path(video_dir) / FLOW_X_TMPL.format(first + n - 1), q[:, :, 0], jpeg_quality)
+        _imwrite(Path(video_dir) / FLOW_Y_TMPL.format(first + n - 1), q[:, :, 1], jpeg_quality)
     return n

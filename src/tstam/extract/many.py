@@ -1,9 +1,14 @@
 """Many videos: the plan (skip, redo, refuse), the workers, the report."""
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import logging
+import os
+import struct
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +17,7 @@ from tstam.data import store
 from tstam.errors import FrameStoreError, OutputError
 from tstam.files import check_writable_dir
 from tstam.flow import FlowConfig
+from tstam.video import DecodeLimits
 
 from .sources import select_shard, video_id
 from .video import OnWritten, extraction_settings
@@ -88,6 +94,7 @@ def extract_many(
     max_frames: int | None = None,
     jpeg_quality: int = 95,
     strict: bool = False,
+    limits: DecodeLimits | None = None,
     force: bool = False,
     device: str | None = None,
     flow_batch: int | None = None,
@@ -103,7 +110,7 @@ def extract_many(
         workers: worker processes (1: run in this process); each ends if this process is killed.
         shard: ``(i, n)``: extract only the videos of shard i of n (``shard_of``).
         flow: flow settings; None extracts RGB only. Pass ``FlowConfig()`` for TV-L1.
-        size, short_side, max_frames, jpeg_quality, strict: as ``extract_video``.
+        size, short_side, max_frames, jpeg_quality, strict, limits: as ``extract_video``.
         force: re-extract finished videos whose recorded settings differ (else that is refused).
         device: with ``tvl1_torch`` flow, compute it in this process on this device (``cuda``,
             ``cuda:N``, ``cpu``), in batches of frame pairs across videos, while ``workers``
@@ -123,22 +130,76 @@ def extract_many(
         (fewer frames than declared, within the tolerance) videos.
 
     Raises:
-        OutputError: ``out_root`` is not writable, or finished videos differ in settings without ``force``.
+        OutputError: ``out_root`` is not writable, another extraction is writing there (its lock,
+            naming its pid), finished videos differ in settings without ``force``, or ``size``
+            is beyond JPEG's 65,535 pixels a side.
         InputError: ``device`` is not valid (or given without ``tvl1_torch`` flow).
     """
 
-    start = time.perf_counter()
     dev = flow_device(flow, device)
     if flow_batch is not None and flow_batch < 1:
         raise ValueError(f"flow_batch={flow_batch} (--flow-batch) is not valid; expected a number of pairs >= 1")
+    if size is not None:
+        store.check_jpeg_size(int(size[0]), int(size[1]), f"--size {size[0]}x{size[1]}")
+    if short_side is not None and short_side > store.JPEG_MAX_SIDE:
+        store.check_jpeg_size(short_side, short_side, f"--short-side {short_side}")
     out_root = check_writable_dir(out_root)
+    with _extraction_lock(out_root):
+        return _extract(sources, out_root, workers, shard, flow, size, short_side, max_frames, jpeg_quality, strict,
+                        limits, force, dev, flow_batch, progress, on_result, on_written)
+
+
+LOCK_NAME = ".tstam-extract.lock"  # in --out: held (fcntl) by the extraction writing there
+
+
+@contextlib.contextmanager
+def _extraction_lock(out_root: Path) -> Iterator[None]:
+    """Hold the frame store's lock for the run: a second extraction into the same ``--out`` is
+    refused naming the first one's process. The lock is the kernel's (fcntl), so it ends with its
+    process however that ends (a SIGKILL or an OOM kill leave no stale lock); the empty file stays."""
+    path = out_root / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EACCES, errno.EAGAIN):
+                raise
+            holder = _lock_holder(fd)
+            who = f"pid {holder}" if holder else "another process"
+            raise OutputError(f"{out_root}: another tstam extract ({who}) is writing to this frame store (it holds "
+                              f"{path}); wait for it to end, or give another --out") from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _lock_holder(fd: int) -> int | None:
+    """The pid holding a write lock on ``fd``'s file (fcntl F_GETLK), or None."""
+    fmt = "hhqqi"  # struct flock on Linux: l_type, l_whence, l_start, l_len, l_pid
+    size = struct.calcsize(fmt) + 4  # the C struct's tail padding
+    try:
+        got = fcntl.fcntl(fd, fcntl.F_GETLK, struct.pack(fmt, fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0).ljust(size, b"\0"))
+        l_type, _, _, _, pid = struct.unpack(fmt, got[:struct.calcsize(fmt)])
+    except OSError:
+        return None
+    return int(pid) if l_type != fcntl.F_UNLCK and pid > 0 else None
+
+
+def _extract(sources: Sequence[str | Path], out_root: Path, workers: int, shard: tuple[int, int],
+             flow: FlowConfig | None, size: tuple[int, int] | None, short_side: int | None,
+             max_frames: int | None, jpeg_quality: int, strict: bool, limits: DecodeLimits | None, force: bool,
+             dev: Any, flow_batch: int | None, progress: bool | None,
+             on_result: Callable[[str, str | None], None] | None, on_written: OnWritten | None) -> ExtractReport:
+    """``extract_many``'s run, with the store's lock held."""
+    start = time.perf_counter()
     report = ExtractReport()
     settings = extraction_settings(size, short_side, max_frames, jpeg_quality)
     todo = _plan(sources, out_root, shard, flow, settings, force, report)
     log.info("%d video(s) in shard %d/%d: %d to extract, %d already complete",
              len(todo) + len(report.skipped), shard[0], shard[1], len(todo), len(report.skipped))
     kwargs = dict(flow=flow, size=size, short_side=short_side, max_frames=max_frames, jpeg_quality=jpeg_quality,
-                  strict=strict, on_written=on_written)
+                  strict=strict, limits=limits, on_written=on_written)
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(todo), unit="video", disable=None if progress is None else not progress,

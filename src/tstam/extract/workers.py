@@ -24,7 +24,7 @@ import logging
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, as_completed, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +38,7 @@ from tstam.errors import InputError, TstamError
 from tstam.flow import FlowConfig, flow_pairs, to_gray
 from tstam.watchdog import exit_with
 
+from .pool import run_each
 from .video import OnWritten, decode_and_write_rgb, extract_video
 
 __all__ = ["run_jobs", "run_batched", "flow_device"]
@@ -78,7 +79,13 @@ def _extract_job(src: str, video_dir: str, kwargs: dict[str, Any]) -> tuple[str,
 
 
 def run_jobs(todo: Todo, kwargs: dict[str, Any], workers: int, record: Record) -> None:
-    """Extract every (source, folder) pair in this process or in ``workers`` processes, whole videos."""
+    """Extract every (source, folder) pair in this process or in ``workers`` processes, whole videos.
+
+    A worker that dies (killed, as by the kernel's OOM killer, or crashed) fails only the video it
+    was on, named with how the worker ended; a new worker takes its place and the run goes on. An
+    interrupt (Ctrl-C) ends every worker at once: the videos under way have no meta.json yet, so a
+    rerun redoes them and skips the finished ones.
+    """
     threads = cv2.getNumThreads()
     try:
         if workers <= 1:
@@ -86,14 +93,15 @@ def run_jobs(todo: Todo, kwargs: dict[str, Any], workers: int, record: Record) -
             for src, vdir in todo:
                 record(src, *_extract_job(str(src), str(vdir), kwargs))
             return
-        with _pool(workers) as pool:
-            futures = {pool.submit(_extract_job, str(src), str(vdir), kwargs): (src, vdir) for src, vdir in todo}
-            for fut in as_completed(futures):
-                src, vdir = futures[fut]
-                try:
-                    record(src, *fut.result())
-                except BrokenProcessPool:
-                    record(src, str(vdir), 0, 0, f"{src}: {_DIED}")
+
+        def died(item: tuple[str, str, dict[str, Any]], how: str) -> None:
+            src, vdir, _ = item
+            log.error("the worker extracting %s died (%s); a new worker goes on with the rest", src, how)
+            record(Path(src), vdir, 0, 0, f"{src}: {_DIED}: {how} while extracting this video")
+
+        run_each([(str(src), str(vdir), kwargs) for src, vdir in todo], job=_extract_job, init=_init_worker,
+                 init_args=(os.getpid(),), workers=workers,
+                 on_result=lambda item, result: record(Path(item[0]), *result), on_death=died)
     finally:
         cv2.setNumThreads(threads)
 
@@ -172,13 +180,22 @@ class _Batcher:
         self.pending: dict[tuple[int, int], list[_Video]] = {}  # per frame size, in decoding order
         self.decoding: dict[Future, tuple[Path, Path]] = {}
         self.writing: dict[Future, _Video] = {}
+        self.unsent: list[tuple[Path, Path]] = []  # taken from the list when the pool broke: sent again
+        self.unwritten: list[_Video] = []           # flow done when the pool broke: sent again
 
     def run(self, todo: Iterator[tuple[Path, Path]]) -> None:
+        while self.unwritten:
+            self._write(self.unwritten.pop())
         while True:
-            for src, vdir in todo if len(self.decoding) < self.depth else ():
-                self.decoding[self.pool.submit(_decode_job, str(src), str(vdir), self.kwargs)] = (src, vdir)
-                if len(self.decoding) >= self.depth:
+            while len(self.decoding) < self.depth:
+                item = self.unsent.pop() if self.unsent else next(todo, None)
+                if item is None:
                     break
+                try:
+                    self.decoding[self.pool.submit(_decode_job, str(item[0]), str(item[1]), self.kwargs)] = item
+                except BrokenProcessPool:
+                    self.unsent.append(item)
+                    raise
             key = self._next_batch()
             if key is not None:
                 if len(self.writing) >= self.depth:
@@ -211,7 +228,7 @@ class _Batcher:
     def _wait(self, futures: dict[Future, Any]) -> None:
         finished, _ = wait(list(futures), return_when=FIRST_COMPLETED)
         for fut in finished:
-            if fut in self.decoding:  # result() first: a dead worker leaves the video listed for fail_all
+            if fut in self.decoding:  # result() first: a dead worker leaves the video listed for fail_in_flight
                 (gray, meta), (src, vdir) = fut.result(), self.decoding.pop(fut)
                 if gray is None:
                     self.record(src, str(vdir), 0, 0, str(meta))
@@ -246,9 +263,18 @@ class _Batcher:
             v.fields[a:b] = q[i:i + b - a]
             v.done, i = b, i + b - a
             if v.done == v.pairs:  # the whole video: its flow JPEGs and meta.json to a worker
-                jpeg, hook = self.kwargs["jpeg_quality"], self.kwargs["on_written"]
-                self.writing[self.pool.submit(_write_job, v.vdir, v.fields, v.meta, jpeg, hook)] = v
+                fields = v.fields
                 self._drop(key, v)
+                v.fields = fields
+                self._write(v)
+
+    def _write(self, v: _Video) -> None:
+        try:
+            jpeg, hook = self.kwargs["jpeg_quality"], self.kwargs["on_written"]
+            self.writing[self.pool.submit(_write_job, v.vdir, v.fields, v.meta, jpeg, hook)] = v
+        except BrokenProcessPool:
+            self.unwritten.append(v)
+            raise
 
     def _drop(self, key: tuple[int, int], v: _Video) -> None:
         """``v`` leaves the pending videos (its frames and flow are freed here)."""
@@ -270,22 +296,37 @@ class _Batcher:
                 torch.cuda.empty_cache()
                 log.warning("%s out of memory: flow batches of %d pairs from now on", self.device, self.sizes[key])
 
-    def fail_all(self, todo: Iterator[tuple[Path, Path]]) -> None:
-        """After a worker died: report every video not finished."""
-        left = [*self.decoding.values(), *((v.src, Path(v.vdir)) for v in self.writing.values()),
-                *((v.src, Path(v.vdir)) for vs in self.pending.values() for v in vs), *todo]
-        for src, vdir in left:
-            self.record(src, str(vdir), 0, 0, f"{src}: {_DIED}")
+    def fail_in_flight(self) -> None:
+        """After a worker died (the pool is broken): report the videos the workers held, being
+        decoded or written; one of them killed it. The decoded videos waiting for their flow and
+        the videos not started go on with a new pool."""
+        held = [*self.decoding.values(), *((v.src, Path(v.vdir)) for v in self.writing.values())]
+        names = ", ".join(Path(src).name for src, _ in held)
+        log.error("a worker died (crash or killed) while the workers held %s; they fail, a new pool goes on "
+                  "with the rest", names)
+        for src, vdir in held:
+            self.record(src, str(vdir), 0, 0, f"{src}: {_DIED} while this video was being decoded or written, "
+                                              f"with {len(held) - 1} other(s) ({names}); rerun to redo them")
+        self.decoding.clear()
+        self.writing.clear()
 
 
 def run_batched(todo: Todo, kwargs: dict[str, Any], *, workers: int, device, batch_size: int | None,
                 record: Record) -> None:
     """Extract the (source, folder) pairs with ``workers`` decoding processes and ``tvl1_torch``
     flow computed here on ``device`` in batches of ``batch_size`` pairs (default: from the free
-    memory, ``tstam.flow.tvl1_torch.batch_size_for``). Writes the same files as ``extract_video``."""
-    with _pool(max(1, workers)) as pool:
-        batcher, rest = _Batcher(pool, kwargs, device, batch_size, 2 * max(1, workers), record), iter(todo)
-        try:
-            batcher.run(rest)
-        except BrokenProcessPool:
-            batcher.fail_all(rest)
+    memory, ``tstam.flow.tvl1_torch.batch_size_for``). Writes the same files as ``extract_video``.
+    A worker that dies fails the videos the workers held then; a new pool goes on with the rest."""
+    pool = _pool(max(1, workers))
+    batcher, rest = _Batcher(pool, kwargs, device, batch_size, 2 * max(1, workers), record), iter(todo)
+    try:
+        while True:
+            try:
+                batcher.run(rest)
+                return
+            except BrokenProcessPool:
+                batcher.fail_in_flight()
+                pool.shutdown(wait=False, cancel_futures=True)
+                pool = batcher.pool = _pool(max(1, workers))
+    finally:
+        pool.shutdown()

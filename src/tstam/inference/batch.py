@@ -14,7 +14,7 @@ from tqdm import tqdm
 from tstam.errors import BadFileError, InputError, OutputError
 from tstam.files import check_output_file, write_text_atomic
 from tstam.inference.recognizer import Prediction, Recognizer
-from tstam.video import VideoError
+from tstam.video import DecodeLimits, VideoError
 
 __all__ = ["BatchResult", "collect_videos", "predict_many", "format_table", "write_json"]
 
@@ -54,7 +54,7 @@ def collect_videos(inputs: Iterable[str | Path]) -> list[Path]:
 
 
 def predict_many(recognizer: Recognizer, videos: list[Path], *, num_crops: int = 1, keep_video: bool = False,
-                 strict: bool = False, progress: bool | None = None,
+                 strict: bool = False, limits: DecodeLimits | None = None, progress: bool | None = None,
                  on_result: Callable[[Prediction], None] | None = None) -> BatchResult:
     """Predict every video; a file that cannot be read is logged and skipped, the rest go on.
 
@@ -68,6 +68,8 @@ def predict_many(recognizer: Recognizer, videos: list[Path], *, num_crops: int =
         num_crops: 1, 3 or 10 crops per snippet.
         keep_video: keep the decoded frames (for animations) in each prediction.
         strict: refuse videos that decode fewer frames than their header declares.
+        limits: the decoding budget per video (default ``tstam.video.DecodeLimits()``); a video over
+            it is reported and skipped like an unreadable one.
         progress: show a tqdm bar (default: when stderr is a terminal and there are several videos).
         on_result: called with each prediction as it comes (e.g. to draw pictures and drop frames).
     """
@@ -75,7 +77,8 @@ def predict_many(recognizer: Recognizer, videos: list[Path], *, num_crops: int =
     show = (sys.stderr.isatty() and len(videos) > 1) if progress is None else progress
     for path in tqdm(videos, desc="predict", unit="video", disable=not show):
         try:
-            pred = recognizer.predict(path, num_crops=num_crops, keep_video=keep_video, strict=strict)
+            pred = recognizer.predict(path, num_crops=num_crops, keep_video=keep_video, strict=strict,
+                                     limits=limits)
         except VideoError as e:  # this file cannot be read: report, skip, go on
             log.error("skipped %s", e)
             result.failures.append((str(path), str(e)))

@@ -5,7 +5,7 @@ settings), crop and normalise. ``Recognizer`` runs these steps with the PyTorch 
 ONNX file of ``tstam export`` under onnxruntime, README "Using a trained model")."""
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,24 +14,47 @@ import torch
 
 from tstam.config import ConfigError, from_dict
 from tstam.data.clips import MIN_FLOW_FRAMES, flow_snippets, rgb_snippets
-from tstam.data.sampling import protocol_indices
+from tstam.data.sampling import protocol_indices, snippet_indices
 from tstam.data.transforms import eval_crops
 from tstam.errors import CheckpointError
 from tstam.flow import FlowConfig
 from tstam.models import ModelConfig
+from tstam.video import DecodeLimits
 
-__all__ = ["decode_frames", "sample_snippets", "prepare_clip"]
+__all__ = ["decode_frames", "sample_snippets", "prepare_clip", "snippet_frames", "animation_frames",
+           "ANIMATION_FRAMES"]
+
+ANIMATION_FRAMES = 120  # frames an attention animation shows at most, evenly spaced over the video
+
+
+def animation_frames(num_frames: int, max_frames: int = ANIMATION_FRAMES) -> np.ndarray:
+    """The frames an attention animation shows (``tstam.visualize.attention_animation``): at most
+    ``max_frames``, evenly spaced, first and last included."""
+    return np.unique(np.linspace(0, num_frames - 1, min(max_frames, num_frames)).round().astype(np.int64))
+
+
+def snippet_frames(num_frames: int, *, modality: str, new_length: int, num_snippets: int) -> np.ndarray:
+    """The frames :func:`sample_snippets` reads from a video of ``num_frames`` frames (sorted, unique):
+    what decoding has to keep (``tstam.video.read_video(keep=...)``)."""
+    if modality == "rgb":
+        starts = protocol_indices(num_frames, num_snippets, new_length)
+        return np.unique(snippet_indices(starts, new_length, num_frames))
+    fields = snippet_indices(protocol_indices(max(num_frames - 1, 1), num_snippets, new_length), new_length,
+                             max(num_frames - 1, 1))
+    return np.unique(np.minimum(np.concatenate([fields.ravel(), fields.ravel() + 1]), num_frames - 1))
 
 
 def decode_frames(video: str | Path | np.ndarray, resize: Sequence[int], min_frames: int,
-                  strict: bool = False) -> tuple[np.ndarray, float, str]:
-    """Decode a file at (H, W) = ``resize`` (``tstam.video``'s decoding policy), or resize an
-    array of RGB frames; returns (frames (T, H, W, 3) uint8, fps, source name)."""
+                  strict: bool = False, *, keep: Callable[[int], np.ndarray] | None = None,
+                  limits: DecodeLimits | None = None) -> tuple[np.ndarray, float, str]:
+    """Decode a file at (H, W) = ``resize`` (``tstam.video``'s decoding policy and budget
+    ``limits``; only the frames ``keep`` names, when given), or resize an array of RGB frames;
+    returns (frames (T, H, W, 3) uint8, or a ``FrameSubset`` of them, fps, source name)."""
     h, w = int(resize[0]), int(resize[1])
     if isinstance(video, (str, Path)):
         from tstam.video import read_video
 
-        clip = read_video(video, size=(w, h), min_frames=min_frames, strict=strict)
+        clip = read_video(video, size=(w, h), min_frames=min_frames, strict=strict, keep=keep, limits=limits)
         return clip.frames, clip.fps, str(video)
     frames = np.asarray(video)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
@@ -61,7 +84,8 @@ def sample_snippets(frames: np.ndarray, *, modality: str, new_length: int, num_s
 
 
 def prepare_clip(video: str | Path | np.ndarray, meta: Mapping[str, Any], *, num_crops: int = 1,
-                 num_snippets: int | None = None, strict: bool = False) -> np.ndarray:
+                 num_snippets: int | None = None, strict: bool = False,
+                 limits: DecodeLimits | None = None) -> np.ndarray:
     """The input an exported stream takes for one video, from the export's metadata alone.
 
     Args:
@@ -71,6 +95,7 @@ def prepare_clip(video: str | Path | np.ndarray, meta: Mapping[str, Any], *, num
         num_crops: 1 (centre), 3 or 10 (corners, centre and their flips) per snippet.
         num_snippets: snippets sampled (default: the export's ``data.test_frames``, 25).
         strict: refuse a file that decodes fewer frames than its header declares.
+        limits: the decoding budget (default ``tstam.video.DecodeLimits()``).
 
     Returns:
         float32 (num_crops, S, C, size, size), cropped and normalised: the ONNX model's ``input``
@@ -90,7 +115,10 @@ def prepare_clip(video: str | Path | np.ndarray, meta: Mapping[str, Any], *, num
         raise CheckpointError(f"export metadata lacks what prepare_clip needs ({type(e).__name__}: {e}); "
                               "expected the JSON of tstam export (tstam.export.read_metadata)") from None
     n = int(num_snippets or data.get("test_frames", 25))
-    frames, _fps, _source = decode_frames(video, resize, MIN_FLOW_FRAMES if cfg.modality == "flow" else 1, strict)
+    length = int(cfg.new_length)
+    keep = lambda t: snippet_frames(t, modality=cfg.modality, new_length=length, num_snippets=n)  # noqa: E731
+    frames, _fps, _source = decode_frames(video, resize, MIN_FLOW_FRAMES if cfg.modality == "flow" else 1, strict,
+                                          keep=keep, limits=limits)
     clip, _starts = sample_snippets(frames, modality=cfg.modality, new_length=int(cfg.new_length), num_snippets=n,
                                     flow=flow)
     crops = eval_crops(clip, size=cfg.input_size, num_crops=num_crops, flow=cfg.modality == "flow")

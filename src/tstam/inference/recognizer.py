@@ -27,8 +27,9 @@ from tstam.data.clips import MIN_FLOW_FRAMES
 from tstam.data.transforms import eval_crops
 from tstam.errors import CheckpointError, InputError
 from tstam.fusion_record import find_record
-from tstam.inference.clip import decode_frames, sample_snippets
+from tstam.inference.clip import animation_frames, decode_frames, sample_snippets, snippet_frames
 from tstam.models import DEFAULT_FUSION_WEIGHTS, check_weights, fuse_scores, prepare_for_inference
+from tstam.video import DecodeLimits
 
 __all__ = ["StreamResult", "Prediction", "Recognizer", "CENTRE_CROP", "SCHEMA_VERSION"]
 
@@ -67,7 +68,7 @@ class Prediction:
     crop: tuple[int, int, int]             # (y, x, size) of the centre crop in the decoded frame
     frames: np.ndarray                     # (S, size, size, 3) uint8: centre crop of each sampled RGB frame
     frame_indices: np.ndarray              # (S,) the decoded frames shown in ``frames``
-    video: np.ndarray | None = None     # (T, H, W, 3) all decoded frames when asked for (animations)
+    video: np.ndarray | None = None     # (T, H, W, 3) with keep_video: a FrameSubset holding the animation's frames
     timings: dict[str, float] = field(default_factory=dict)  # seconds: decode, flow, model
 
     @property
@@ -228,14 +229,17 @@ class Recognizer:
                 keep_video: bool = False, batch_crops: int = 10, strict: bool = False,
                 weights: Sequence[float] | None = None,
                 on_stage: Callable[[str, str | None], None] | None = None,
-                clips: Mapping[str, tuple[torch.Tensor, np.ndarray]] | None = None) -> Prediction:
+                clips: Mapping[str, tuple[torch.Tensor, np.ndarray]] | None = None,
+                limits: DecodeLimits | None = None) -> Prediction:
         """Classify one video.
 
         Args:
             video: a video file, or (T, H, W, 3) uint8 RGB frames (resized to the training size).
             num_crops: 1 (centre), 3 or 10 (corners, centre and flips; paper 4.2) per snippet.
             num_snippets: snippets sampled per stream (default: the checkpoint's, 25).
-            keep_video: keep all decoded frames in ``Prediction.video`` (for animations).
+            keep_video: keep the frames an animation shows in ``Prediction.video`` too (the
+                ``tstam.inference.clip.animation_frames``). Only the frames the snippets (and the
+                animation) need are kept while decoding a file, so memory does not grow with its length.
             batch_crops: crops run through the model at once (lower it to save memory).
             strict: refuse a file that decodes fewer frames than its header declares (by default
                 a shortfall of ``tstam.video.allowed_shortfall`` frames is accepted).
@@ -245,6 +249,7 @@ class Recognizer:
             clips: per stream, its snippets already sampled (uint8 (S, C, H, W) at the training
                 frame size, and their starts), e.g. the flow a frame store holds; those streams
                 are not sampled (nor their flow computed) from the frames.
+            limits: the decoding budget of a file (default ``tstam.video.DecodeLimits()``).
 
         Returns:
             A :class:`Prediction`.
@@ -260,7 +265,20 @@ class Recognizer:
         timings = {"decode": 0.0, "flow": 0.0, "model": 0.0}
         stage("decode", None)
         t0 = time.perf_counter()
-        frames, fps, source = decode_frames(video, self.resize, MIN_FLOW_FRAMES if "flow" in self.streams else 1, strict)
+        sampled = [m for m in self.streams if not (clips and m in clips)]
+
+        def keep(total: int) -> np.ndarray:  # the frames the streams' snippets read, for a video of total frames
+            parts = [snippet_frames(total, modality=m, new_length=int(self.streams[m].config.new_length),
+                                    num_snippets=num_snippets or self.streams[m].test_frames) for m in sampled]
+            first = next(iter(self.streams))  # the frames shown come from the first stream's starts
+            if first not in sampled:
+                parts.append(np.asarray(clips[first][1], np.int64) if clips else np.zeros(0, np.int64))
+            if keep_video:
+                parts.append(animation_frames(total))
+            return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+
+        frames, fps, source = decode_frames(video, self.resize, MIN_FLOW_FRAMES if "flow" in self.streams else 1,
+                                            strict, keep=keep, limits=limits)
         timings["decode"] = time.perf_counter() - t0
         if len(frames) < 6:
             log.warning("%s: only %d frame(s); snippets repeat frames", source, len(frames))

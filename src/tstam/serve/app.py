@@ -149,7 +149,7 @@ def create_app(recognizer: Recognizer, cfg: ServeConfig, *,
         raise
     by_name: dict[str, Sample] = {s.name: s for s in samples}
     pool = PredictionPool(recognizer, workdir, workers=cfg.workers, queue=cfg.queue, keep=cfg.keep_results,
-                          job_timeout=cfg.job_timeout, poll_timeout=cfg.poll_timeout)
+                          job_timeout=cfg.job_timeout, poll_timeout=cfg.poll_timeout, limits=cfg.decode)
     uploads = Uploads(limit=cfg.max_uploads, max_bytes=cfg.max_upload_bytes, pause=cfg.body_timeout,
                       min_rate=cfg.min_upload_rate * 1024)
     info = model_info(recognizer, cfg)

@@ -8,9 +8,10 @@ import ipaddress
 import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tstam.config import ConfigError, check_choice, check_range
+from tstam.video import DecodeLimits
 
 __all__ = ["ServeConfig", "SERVE_EXTRA_MODULES", "missing_serve_packages", "INSTALL_HINT", "LOOPBACK_NAMES", "is_host"]
 
@@ -63,6 +64,7 @@ class ServeConfig:
     poll_timeout: float = 30.0       # s a job of POST /api/jobs lives unasked-for (the page asks every 0.25 s)
     shutdown_timeout: float = 10.0   # s Ctrl-C waits for running requests; then about 1 s for predictions
     allowed_hosts: tuple[str, ...] | None = None  # Host header names answered; None: by the address (host_names)
+    decode: DecodeLimits = field(default_factory=DecodeLimits)  # what one upload may cost to decode -> 422
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

@@ -41,6 +41,7 @@ from typing import Any
 from tstam.errors import TstamError
 from tstam.inference import Recognizer
 from tstam.serve.options import Options
+from tstam.video import DecodeLimits
 
 __all__ = ["Busy", "Job", "PredictionPool", "PICTURES", "NO_SPACE", "no_space_message"]
 
@@ -124,11 +125,13 @@ class PredictionPool:
         keep: finished jobs kept for the page.
         job_timeout: seconds a prediction may run.
         poll_timeout: seconds a polled job may go without a question from its client.
+        limits: the decoding budget of one upload (default ``tstam.video.DecodeLimits()``).
     """
 
     def __init__(self, recognizer: Recognizer, workdir: Path, *, workers: int = 1, queue: int = 4, keep: int = 16,
-                 job_timeout: float = 120.0, poll_timeout: float = 30.0):
+                 job_timeout: float = 120.0, poll_timeout: float = 30.0, limits: DecodeLimits | None = None):
         self.recognizer = recognizer
+        self.limits = limits
         self.uploads = Path(workdir) / "uploads"
         self.uploads.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.workers, self.queue, self.keep = workers, queue, keep
@@ -339,7 +342,7 @@ class PredictionPool:
         opts = job.options
         try:
             pred = self.recognizer.predict(video, num_crops=opts.crops, weights=opts.weights,
-                                           keep_video=opts.pictures,
+                                           keep_video=opts.pictures, limits=self.limits,
                                            on_stage=lambda name, stream: self._checkpoint(job, name, stream))
             pred.source = job.name
             result = pred.to_dict(k=opts.top_k, attention=opts.attention)
