@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from tstam.checkpoint import CheckpointError
+from tstam.checkpoint import CheckpointError, load_checkpoint
 from tstam.engine.meter import StepMeter
 from tstam.engine.optim import load_optimizer_state
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from tstam.engine.distributed import DistInfo
     from tstam.engine.optim import Optimisation
 
-__all__ = ["TrainState", "capture_rng", "restore_rng", "check_compatible", "check_resumable", "restore_run"]
+__all__ = ["TrainState", "capture_rng", "restore_rng", "check_compatible", "check_resumable", "load_resumable", "restore_weights", "restore_run"]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,22 @@ def check_resumable(ckpt: dict[str, Any], *, path: str | Path) -> None:
     bad = next((k for k, v in ckpt["model"].items() if not isinstance(v, torch.Tensor)), None)
     if bad is not None:
         raise CheckpointError(f"{path}: model entry {bad!r} is not a tensor")
+
+
+def load_resumable(path: str | Path, model_config: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint at ``path``, checked to be resumable by a run of ``model_config``."""
+    ckpt = load_checkpoint(path)
+    check_resumable(ckpt, path=path)
+    check_compatible(ckpt, model_config, path=path)
+    return ckpt
+
+
+def restore_weights(model: torch.nn.Module, ckpt: dict[str, Any], *, path: str | Path) -> None:
+    """``ckpt``'s weights into ``model``; CheckpointError naming ``path`` when they do not fit."""
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:  # names or shapes that the model config the file carries does not make
+        raise CheckpointError(f"{path}: its weights do not fit its own model config: {str(e)[:300]}") from None
 
 
 def restore_run(ckpt: dict[str, Any], opt: Optimisation, train_loader: ClipLoader, dist: DistInfo,

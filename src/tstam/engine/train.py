@@ -36,10 +36,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from tstam.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from tstam.checkpoint import save_checkpoint
 from tstam.config import to_dict
 from tstam.data.loader import ClipLoader, finish_batch
-from tstam.engine.checkpoint import TrainState, capture_rng, check_compatible, check_resumable, restore_run
+from tstam.engine.checkpoint import TrainState, capture_rng, load_resumable, restore_run, restore_weights
 from tstam.engine.config import TrainConfig
 from tstam.engine.distributed import (
     DistInfo,
@@ -275,9 +275,7 @@ def _build(cfg: TrainConfig, dist: DistInfo, device: torch.device, resume: str |
         ckpt = None
         if resume:
             path = out_dir / "last.pt" if resume is True else Path(resume)
-            ckpt = load_checkpoint(path)
-            check_resumable(ckpt, path=path)
-            check_compatible(ckpt, to_dict(cfg.model), path=path)
+            ckpt = load_resumable(path, to_dict(cfg.model))
             log.info("resuming from %s (epoch %d, step %d, %d process(es) -> %d)", path, ckpt["epoch"] + 1,
                      ckpt["step"], ckpt.get("world_size", 1), dist.world_size)
         if cfg.optim.bn == "partial" and not cfg.run.init_weights and ckpt is None:
@@ -295,10 +293,7 @@ def _build(cfg: TrainConfig, dist: DistInfo, device: torch.device, resume: str |
         if dist.rank:  # then each rank its own dropout masks (rank 0 draws what one process draws)
             torch.manual_seed(int(np.random.SeedSequence([cfg.run.seed, dist.rank]).generate_state(1)[0]))
         if ckpt is not None:
-            try:
-                model.load_state_dict(ckpt["model"])
-            except RuntimeError as e:  # names or shapes that the model config it carries does not make
-                raise CheckpointError(f"{path}: its weights do not fit its own model config: {str(e)[:300]}") from None
+            restore_weights(model, ckpt, path=path)
         opt = setup_optimisation(cfg, model, device)
         if dist.enabled and cfg.run.sync_bn and device.type == "cuda":
             convert_sync_bn(model, cfg.optim.bn)  # the same parameter objects: the optimiser keeps them
