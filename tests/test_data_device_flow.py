@@ -1,4 +1,4 @@
-"""Training straight from video files with TV-L1 on the training device (issue 15):
+"""Training straight from video files with TV-L1 on the training device:
 ``VideoDataset`` with ``data.flow_on = "device"`` sends frame pairs (``FlowPairs``), the loop's
 ``finish_batch`` computes the batch's flow on its device. The clips equal those of the loader path
 and (up to JPEG) of the frame store; ``tstam train`` / ``tstam test`` run on video files; a

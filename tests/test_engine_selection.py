@@ -1,4 +1,4 @@
-"""Honest model selection and BN practice (issue 11.3-11.4): validation is held out of the
+"""Honest model selection and BN practice: validation is held out of the
 training list, never the test list; partial BN needs pretrained BN statistics; SE weights are
 never loaded under another gate."""
 from __future__ import annotations

@@ -191,7 +191,7 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path: Path) -> None:
     kill_mid_video_and_rerun(videos, out, ref, {"flow": "tvl1"}, ["--flow", "tvl1", "--no-progress"])
 
 
-# --- issue 11: headers that over-count, single files, changed settings, killed runs -----------
+# --- headers that over-count, single files, changed settings, killed runs -----------
 
 def test_header_over_count_recorded_and_counted_cut_file_fails(tmp_path: Path, capsys) -> None:
     videos = tmp_path / "v"

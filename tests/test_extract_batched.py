@@ -1,4 +1,4 @@
-"""Batched extraction (issue 15): ``tstam extract --flow tvl1_torch --device D`` decodes in worker
+"""Batched extraction: ``tstam extract --flow tvl1_torch --device D`` decodes in worker
 processes and computes the flow of frame pairs across videos on D. The same files as the
 per-video path and as ``compute_flow``; resumable after SIGKILL; corrupt videos reported while the
 others finish; device errors named. Every test runs on CPU and, when present, CUDA."""

@@ -1,4 +1,4 @@
-"""The package's shape (issue 12.6): no module imports one that imports it back (lazy imports in
+"""The package's shape: no module imports one that imports it back (lazy imports in
 functions count too), no private name is imported across modules, no source file is over 400
 lines, no function or class named like a test; and the suite's own rules: no test module imports
 another, none loads a script by path. Read from the source with ``ast``, so it holds for every

@@ -1,4 +1,4 @@
-"""Opt-in head options beyond the paper (issue 13) and the intervention hook: each equals the
+"""Opt-in head options beyond the paper and the intervention hook: each equals the
 paper's model where it should, and differs where it should not."""
 from __future__ import annotations
 

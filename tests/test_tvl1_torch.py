@@ -1,4 +1,4 @@
-"""tvl1_torch (issue 15): its building blocks against the OpenCV functions they mirror, its flow
+"""tvl1_torch: its building blocks against the OpenCV functions they mirror, its flow
 against OpenCV's TV-L1 on the real clips and against ground truth on known motions, batching,
 memory per pair, and its use through FlowConfig. Every test runs on CPU and, when present, CUDA.
 

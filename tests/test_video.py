@@ -1,4 +1,4 @@
-"""Decoding real and generated files, and every bad input of issue 4 for decoding."""
+"""Decoding real and generated files, and every bad input documented for decoding."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -164,7 +164,7 @@ def test_bad_write_arguments(tmp_path: Path) -> None:
         write_video(tmp_path / "x.flv", np.zeros((2, 8, 8, 3), np.uint8), fps=25)
 
 
-# --- real clips whose header and content disagree (issue 11.1) --------------------------------
+# --- real clips whose header and content disagree --------------------------------
 
 UCF = REAL / "v_ApplyEyeMakeup_g01_c01.avi"  # 164 frames, header says 164
 
