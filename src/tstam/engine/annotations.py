@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from tstam.data.records import Annotations, SplitSet, VideoRecord, frame_dir
-from tstam.data.splits import check_disjoint, load_annotations
+from tstam.data.splits import check_disjoint, load_annotations, read_split, scan_folder, split_folder
 from tstam.data.store import read_meta
 from tstam.errors import ConfigError, FrameStoreError
 from tstam.flow import FlowConfig
@@ -61,8 +61,10 @@ def load_split(ann: Any, data: Any) -> tuple[list[VideoRecord], list[VideoRecord
         data: ``DataConfig`` (root, modality, frame name templates).
     """
     if not ann.path:
-        raise ConfigError("annotations.path is empty; set it to the split folder (ucf101, hmdb51) "
-                          "or the training list file (rawframes, csv)")
+        raise ConfigError("annotations.path is empty; set it to the split folder (ucf101, hmdb51), "
+                          "the training list file (rawframes, csv) or the dataset folder (folder)")
+    if ann.format == "folder":
+        return _folder_split(ann)
     got = load_annotations(ann.format, ann.path, split=ann.split, root=data.root or None)
     if isinstance(got, SplitSet):
         train, test, classes = got.train, got.test, got.classes
@@ -79,6 +81,23 @@ def load_split(ann: Any, data: Any) -> tuple[list[VideoRecord], list[VideoRecord
     log.info("%s split %s: %d train / %d held-out validation / %d test videos, %d classes", ann.format, ann.split,
              len(train), len(val), len(test), len(classes))
     return train, val, list(test), list(classes)
+
+
+def _folder_split(ann: Any) -> tuple[list[VideoRecord], list[VideoRecord], list[VideoRecord], list[str]]:
+    """A folder of class folders: the split of ``ann.split_dir`` (``tstam split``), else the same
+    rule made here: ``split_folder`` with the test and validation shares and ``val_seed``."""
+    data = scan_folder(ann.path)
+    if ann.split_dir:
+        parts = read_split(ann.split_dir, data, ann.path)
+        where = f"{ann.split_dir}/train.csv"
+    else:
+        parts = split_folder(data, test=ann.test_fraction, val=ann.val_fraction, seed=ann.val_seed, where=ann.path)
+        where = f"{ann.path} (training part)"
+    check_disjoint(parts["train"], parts["test"], train_name=where, test_name="the test part")
+    check_disjoint(parts["val"], parts["test"], train_name="the validation part", test_name="the test part")
+    log.info("folder %s: %d train / %d validation / %d test videos, %d classes", ann.path, len(parts["train"]),
+             len(parts["val"]), len(parts["test"]), len(data.classes))
+    return parts["train"], parts["val"], parts["test"], list(data.classes)
 
 
 def store_flow(records: list[VideoRecord], data: Any) -> FlowConfig:
