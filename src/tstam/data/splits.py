@@ -18,7 +18,6 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from .records import (
-    VIDEO_EXTENSIONS,
     AnnotationError,
     Annotations,
     SplitSet,
@@ -351,7 +350,7 @@ def load_annotations(fmt: str, path: str | Path, *, split: int = 1, root: str | 
 
 def scan_folder(root: str | Path) -> Annotations:
     """A folder of class folders as one list: class = the name of each sub-folder of ``root``
-    (sorted; any characters), its videos found recursively by extension (``VIDEO_EXTENSIONS``),
+    (sorted; any characters), its videos found recursively by the extensions ``tstam extract`` takes,
     paths relative to ``root``, ids from ``records.video_ids`` (the same as ``tstam extract root``).
 
     Raises:
@@ -359,6 +358,8 @@ def scan_folder(root: str | Path) -> Annotations:
             holds no video, a video lies directly in ``root`` (it has no class), or two videos would
             share an id; each names the folder or files.
     """
+    from tstam.video import VIDEO_EXTENSIONS  # what tstam extract takes
+
     root = Path(root)
     if not root.is_dir():
         raise AnnotationError(f"{root}: not a folder; annotations.format=folder expects a folder holding one "

@@ -24,7 +24,7 @@ from tstam.data.store import read_meta
 from tstam.errors import ConfigError, FrameStoreError
 from tstam.flow import FlowConfig
 
-__all__ = ["load_split", "hold_out", "store_flow"]
+__all__ = ["load_split", "hold_out", "store_flow", "store_frame_size"]
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,47 @@ def _folder_split(ann: Any) -> tuple[list[VideoRecord], list[VideoRecord], list[
     log.info("folder %s: %d train / %d validation / %d test videos, %d classes", ann.path, len(parts["train"]),
              len(parts["val"]), len(parts["test"]), len(data.classes))
     return parts["train"], parts["val"], parts["test"], list(data.classes)
+
+
+def store_frame_size(records: list[VideoRecord], data: Any) -> list[int]:
+    """The frame size ``[H, W]`` a run trains at: the frame store's (``width`` and ``height`` of the
+    ``meta.json`` of its first videos, which must agree), or ``data.resize`` for video files and for
+    a store without them (e.g. made by other tools).
+
+    Raises:
+        ConfigError: ``data.resize`` disagrees with the store (naming both values and the file; the
+            flow of a store is only right at the size it was computed at), or neither gives a size.
+    """
+    if data.input == "video":
+        if data.resize is None:
+            raise ConfigError("data.resize is null; with data.input=video set the size videos are decoded at, "
+                              "e.g. data.resize=[240,320]")
+        return list(data.resize)
+    found: list[int] | None = None
+    where = ""
+    for r in records[:16]:
+        try:
+            meta = read_meta(frame_dir(r, data.root))
+        except FrameStoreError:
+            continue
+        if not isinstance(meta.get("width"), int) or not isinstance(meta.get("height"), int):
+            continue
+        size = [meta["height"], meta["width"]]
+        if found is not None and size != found:
+            raise ConfigError(f"{frame_dir(r, data.root)}/meta.json: frames of {size[1]}x{size[0]} differ from "
+                              f"{where}'s {found[1]}x{found[0]}; extract a store at one size (tstam extract --size WxH)")
+        if found is None:
+            found, where = size, str(frame_dir(r, data.root) / "meta.json")
+    if found is None:
+        if data.resize is None:
+            raise ConfigError(f"{data.root}: the frame store's meta.json files record no frame size; set data.resize="
+                              "[H,W] to the size of its frames")
+        return list(data.resize)
+    if data.resize is not None and list(data.resize) != found:
+        raise ConfigError(f"data.resize={list(data.resize)} (H, W) differs from the frame store's frames of {found} "
+                          f"({found[1]}x{found[0]}, {where}); remove data.resize (null takes the store's) or extract "
+                          f"again with --size {data.resize[1]}x{data.resize[0]}")
+    return found
 
 
 def store_flow(records: list[VideoRecord], data: Any) -> FlowConfig:

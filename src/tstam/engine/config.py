@@ -1,8 +1,8 @@
 """``TrainConfig``: the whole recipe of a run, from a YAML preset plus ``key=value`` overrides.
 
-Presets ship in ``tstam/configs/`` (``ucf101_rgb``, ``ucf101_flow``, ``hmdb51_rgb``,
-``hmdb51_flow``, ``synthetic_rgb``, ``synthetic_flow``) with the paper's numbers (section 4.2)
-and TSN's practices (docs/design.md, Training recipe); the split is an override (``annotations.split=2``). What a clip is (modality,
+Presets ship in ``tstam/configs/``: ``scratch_*`` (your own folder of class folders, from scratch
+on a CPU or small GPU) and ``finetune_*`` (the same data, from ImageNet weights at 224 px), and
+``ucf101_*``, ``hmdb51_*``, ``synthetic_*`` with the paper's numbers (section 4.2) and TSN's practices (docs/design.md, Training recipe); the split is an override (``annotations.split=2``). What a clip is (modality,
 segments, snippet length, crop size) is set once, under ``model``; the datasets read it from there.
 """
 from __future__ import annotations
@@ -30,7 +30,8 @@ from tstam.models import ModelConfig
 __all__ = ["AnnotationConfig", "OptimConfig", "RunConfig", "TrainConfig", "PRESETS", "load_train_config", "preset_path",
            "shipped_presets"]
 
-PRESETS = ("ucf101_rgb", "ucf101_flow", "hmdb51_rgb", "hmdb51_flow", "synthetic_rgb", "synthetic_flow")
+PRESETS = ("scratch_rgb", "scratch_flow", "finetune_rgb", "finetune_flow", "ucf101_rgb", "ucf101_flow", "hmdb51_rgb",
+           "hmdb51_flow", "synthetic_rgb", "synthetic_flow")
 # Set under ``model`` only; configs stored by tstam 0.1 also carried copies of them under ``data``.
 _MODEL_KEYS_IN_OLD_DATA = ("modality", "num_segments", "new_length", "input_size")
 SEED_RANGE = (0, 2**32)  # NumPy's generators take seeds in [0, 2**32) (torch takes more)
