@@ -158,6 +158,20 @@ def test_collect_sources(tmp_path: Path) -> None:
         collect_sources(tmp_path / "nowhere")
 
 
+@pytest.mark.parametrize("name", ["..avi", "...avi"])
+def test_a_video_named_dots_is_refused_and_nothing_written_outside_out(tmp_path: Path, capsys, name: str) -> None:
+    # its stem ('.' or '..') would make <out>/<stem> the store itself or the folder above it
+    src = tmp_path / "in"
+    drifting_clip(src / "ok.avi", 3, 0)
+    (src / name).write_bytes((src / "ok.avi").read_bytes())
+    (tmp_path / "store").mkdir()
+    code = cli_main(["extract", str(src), "--out", str(tmp_path / "store" / "out"), "--flow", "none", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{src / name}: video id {Path(name).stem!r} is not valid" in err and "Traceback" not in err
+    assert list((tmp_path / "store").iterdir()) == []  # not even --out was made
+    assert sorted(p.name for p in src.iterdir()) == sorted(["ok.avi", name])
+
+
 def test_real_ucf101_split_file() -> None:
     sources = collect_sources(REAL / "ucf101_splits" / "testlist01.txt", root="/data/UCF-101")
     assert len(sources) == 3783
