@@ -40,6 +40,12 @@ def run(args: argparse.Namespace) -> int:
     from tstam.engine.testing import run_test
     from tstam.errors import InputError
 
+    # KEY=VALUE words after --checkpoint's files are overrides (argparse gives them to --checkpoint)
+    given = [c for c in args.checkpoint if "=" not in c or os.path.exists(c)]
+    args.overrides = [c for c in args.checkpoint if c not in given] + list(args.overrides)
+    args.checkpoint = given
+    if not given:
+        raise InputError("--checkpoint names no checkpoint file; expected e.g. --checkpoint runs/rgb/best.pt")
     if args.out and len(args.checkpoint) > 1:
         raise InputError(f"-o {args.out} names one score file but {len(args.checkpoint)} checkpoints were given; "
                          "leave -o out (each score file goes beside its checkpoint) or test one checkpoint")
