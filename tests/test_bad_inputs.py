@@ -483,3 +483,94 @@ def test_repeated_train_lines_warn_naming_them(tmp_path, caplog):
     vid = lines[2].split(",")[0]
     assert (f"{store['train']}: 1 repeated line(s) ignored, each video is used once: {store['train']}:6 repeats "
             f"{store['train']}:3 ({vid})") in caplog.text
+
+
+# A folder of class folders (annotations.format=folder, tstam split): real clips, 2 classes x 3.
+def _folder(root: Path, classes=("Jump Rope", "wave"), per_class: int = 3) -> Path:
+    from helpers.clips import drifting_clip
+
+    for k, c in enumerate(classes):
+        for i in range(per_class):
+            drifting_clip(root / c / f"IMG_{i}.{'mp4' if i % 2 else 'avi'}", 4, 3 * k + i, h=32, w=32)
+    return root
+
+
+def _train_folder(tmp_path: Path, *extra: str) -> list[str]:
+    return ["train", "--config", "scratch_rgb", "--no-progress", f"annotations.path={tmp_path / 'mydata'}",
+            f"data.root={tmp_path / 'frames'}", f"run.out_dir={tmp_path / 'run'}", "model.input_size=32",
+            "model.width_mult=0.125", "run.device=cpu", "data.batch_size=2", "data.workers=0", *extra]
+
+
+def test_folder_with_one_class_is_refused(tmp_path, capsys):
+    _folder(tmp_path / "mydata", classes=("only",))
+    assert main(["split", str(tmp_path / "mydata"), "--out", str(tmp_path / "splits")]) == 2
+    assert main(_train_folder(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert err.count(f"{tmp_path / 'mydata'}: 1 class folder(s) ('only'); a dataset folder needs one sub-folder per "
+                     "class and at least 2 classes") == 2 and "Traceback" not in err
+    assert not (tmp_path / "splits").exists() and not (tmp_path / "run").exists()
+
+
+def test_empty_class_folder_is_refused(tmp_path, capsys):
+    _folder(tmp_path / "mydata")
+    (tmp_path / "mydata" / "Empty one" / "sub").mkdir(parents=True)
+    (tmp_path / "mydata" / "Empty one" / "notes.txt").write_text("not a video\n")
+    assert main(["split", str(tmp_path / "mydata"), "--out", str(tmp_path / "splits")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'mydata' / 'Empty one'}: class folder holds no video (looked for .3gp, .avi" in err
+    assert "add its videos or remove the folder" in err and not (tmp_path / "splits").exists()
+
+
+def test_unreadable_clip_inside_a_class_folder(tmp_path, capsys):
+    _folder(tmp_path / "mydata")
+    bad = tmp_path / "mydata" / "wave" / "IMG_9.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42 not really a video" * 10)
+    code = main(["extract", str(tmp_path / "mydata"), "--out", str(tmp_path / "frames"), "--flow", "none",
+                 "--size", "32x32", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1 and f"FAILED {bad}:" in err and "Traceback" not in err
+    assert sorted(p.name for p in (tmp_path / "frames").iterdir() if (p / "meta.json").exists()) == \
+        ["Jump Rope__IMG_0", "Jump Rope__IMG_1", "Jump Rope__IMG_2", "wave__IMG_0", "wave__IMG_1",
+         "wave__IMG_2"]  # the readable ones, named by folder (IMG_0.. repeat)
+    # training on the folder then names the clip the store lacks (in the training part: the split is
+    # written and the clip's row moved there, so that the test does not rest on the seed)
+    assert main(["split", str(tmp_path / "mydata"), "--out", str(tmp_path / "splits"), "--val", "0"]) == 0
+    rows = {n: (tmp_path / "splits" / n).read_text().splitlines() for n in ("train.csv", "test.csv")}
+    row = next(r for r in rows["train.csv"] + rows["test.csv"] if r.startswith("wave/IMG_9.mp4,"))
+    rows = {n: [r for r in lines if r != row] + ([row] if n == "train.csv" else []) for n, lines in rows.items()}
+    for n, lines in rows.items():
+        (tmp_path / "splits" / n).write_text("\n".join(lines) + "\n")
+    capsys.readouterr()
+    assert main(_train_folder(tmp_path, f"annotations.split_dir={tmp_path / 'splits'}")) == 2
+    err = capsys.readouterr().err
+    assert "1 problem(s) in the frame store" in err and \
+        f"{tmp_path / 'frames' / 'IMG_9'}: frame folder does not exist (not extracted? wrong root?)" in err and "Traceback" not in err and not (tmp_path / "run").exists()
+
+
+def test_split_whose_classes_differ_from_the_folder_is_refused(tmp_path, capsys):
+    _folder(tmp_path / "mydata")
+    assert main(["split", str(tmp_path / "mydata"), "--out", str(tmp_path / "splits"), "--val", "0"]) == 0
+    train = tmp_path / "splits" / "train.csv"
+    train.write_text(train.read_text().replace(",wave,", ",Wave Hello,"))
+    assert main(_train_folder(tmp_path, f"annotations.split_dir={tmp_path / 'splits'}")) == 2
+    err = capsys.readouterr().err
+    assert (f"{train}: its classes differ from the dataset folder's (not class folders of {tmp_path / 'mydata'}: "
+            "['Wave Hello']; class folders it lacks: ['wave'])") in err
+    assert f"tstam split {tmp_path / 'mydata'} --out {tmp_path / 'splits'}" in err and "Traceback" not in err
+
+
+def test_store_whose_meta_disagrees_with_the_config_is_refused(tmp_path, capsys):
+    _folder(tmp_path / "mydata")
+    assert main(["extract", str(tmp_path / "mydata"), "--out", str(tmp_path / "frames"), "--size", "32x32",
+                 "--no-progress"]) == 0  # TV-L1, bound 20
+    assert main(_train_folder(tmp_path, "data.resize=[48,64]", "annotations.val_fraction=0")) == 2
+    err = capsys.readouterr().err
+    assert ("data.resize=[48, 64] (H, W) differs from the frame store's frames of [32, 32] (32x32, "
+            f"{tmp_path / 'frames'}/") in err and "extract again with --size 64x48" in err
+    assert "Traceback" not in err and not (tmp_path / "run").exists()
+    flow = _train_folder(tmp_path, "model.modality=flow", "model.preprocess=null", "data.flow.algorithm=farneback",
+                         "annotations.val_fraction=0")
+    assert main(flow) == 2
+    err = capsys.readouterr().err
+    assert "data.flow {'algorithm': 'farneback'" in err and "differs from the frame store's {'algorithm': 'tvl1'" in err
+    assert "remove data.flow or re-extract the store" in err and not (tmp_path / "run").exists()

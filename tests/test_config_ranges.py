@@ -63,6 +63,7 @@ RANGES: dict[tuple[type, str], tuple[list[Any], list[Any]]] = {
     (AnnotationConfig, "split"): ([0, 4], [1, 3]),
     (AnnotationConfig, "val_fraction"): ([-0.1, 1.0, BIG], [0.0, 0.5]),
     (AnnotationConfig, "val_seed"): ([-1, 2**32], [0, 2**32 - 1]),
+    (AnnotationConfig, "test_fraction"): ([0.0, -0.1, 1.0, BIG], [0.05, 0.5]),
     (OptimConfig, "lr"): ([0.0, -1.0], [1e-5, BIG]),  # a diverging run stops with its last good checkpoint
     (OptimConfig, "momentum"): ([-0.1, 1.0, BIG], [0.0, 0.9]),
     (OptimConfig, "weight_decay"): ([-1.0, 2.0, BIG], [0.0, 5e-4, 1.0]),

@@ -9,8 +9,10 @@ from tstam.engine.config import PRESETS, load_train_config
 from tstam.engine.optim import build_optimizer, build_scheduler
 from tstam.models import build_model
 
+OWN_DATA = ("scratch_rgb", "scratch_flow", "finetune_rgb", "finetune_flow")
 
-@pytest.mark.parametrize("name", PRESETS)
+
+@pytest.mark.parametrize("name", [p for p in PRESETS if p not in OWN_DATA])
 def test_presets_load_with_paper_numbers(name):
     cfg = load_train_config(name, ["annotations.split=3"])
     assert cfg.annotations.split == 3
@@ -26,6 +28,30 @@ def test_presets_load_with_paper_numbers(name):
         assert (cfg.optim.lr, cfg.data.batch_size, cfg.model.input_size) == (0.001, 32, 224)
         assert (cfg.optim.epochs, cfg.optim.lr_steps) == ((340, [190, 300]) if flow else (80, [30, 60]))
         assert cfg.model.num_classes == (101 if name.startswith("ucf") else 51)
+
+
+@pytest.mark.parametrize("name", OWN_DATA)
+def test_own_data_presets_resolve_on_their_own(name):
+    cfg = load_train_config(name)
+    # nothing typed twice: the classes come from the folder, the frame size from the store
+    assert (cfg.annotations.format, cfg.model.num_classes, cfg.data.resize) == ("folder", None, None)
+    assert cfg.model.modality == name.split("_")[1]
+    assert cfg.optim.clip_grad == (20.0 if cfg.model.modality == "flow" else 40.0)
+    if name.startswith("scratch"):  # the demo's lessons: full BN, unit-scale input, small width and crops
+        assert (cfg.optim.bn, cfg.run.init_weights, cfg.model.width_mult, cfg.model.dropout) == ("full", None, 0.25, 0.5)
+        assert 64 <= cfg.model.input_size <= 112
+        if cfg.model.modality == "rgb":
+            assert cfg.model.preprocess.scale == 1.0 and max(cfg.model.preprocess.std) > 1
+    else:
+        assert (cfg.optim.bn, cfg.run.init_weights, cfg.model.input_size) == ("partial", "imagenet", 224)
+
+
+def test_demo_recipes_are_not_presets():
+    from tstam.engine.config import shipped_presets
+
+    assert not [p for p in shipped_presets() if p.startswith("demo")]
+    with pytest.raises((ConfigError, OSError), match="demo_rgb"):
+        load_train_config("demo_rgb")
 
 
 def test_bad_keys_and_values_name_what_is_valid():

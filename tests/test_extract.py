@@ -21,7 +21,6 @@ from tstam.extract import (
     parse_size,
     select_shard,
     shard_of,
-    video_id,
 )
 from tstam.flow import FlowConfig, compute_flow, dequantize_flow, quantize_flow
 from tstam.video import VideoError, read_video
@@ -36,7 +35,7 @@ FAST = FlowConfig(algorithm="farneback")  # fast flow for tests of the machinery
 
 
 def test_real_clip_layout_and_meta(tmp_path: Path) -> None:
-    out = tmp_path / "store" / video_id(REAL_CLIP)
+    out = tmp_path / "store" / REAL_CLIP.stem
     meta = extract_video(REAL_CLIP, out, flow=FlowConfig(), max_frames=6)
     names = sorted(os.listdir(out))
     assert names == ([f"flow_x_{i:05d}.jpg" for i in range(1, 6)] + [f"flow_y_{i:05d}.jpg" for i in range(1, 6)]
@@ -103,7 +102,7 @@ def test_half_written_folder_is_redone(tmp_path: Path) -> None:
 def test_shards_partition_the_videos(tmp_path: Path) -> None:
     ids = [f"v_Class{c}_g{g:02d}_c01" for c in range(20) for g in range(10)]
     shards = [select_shard([f"/data/{i}.avi" for i in ids], (k, 3)) for k in range(3)]
-    flat = [video_id(p) for s in shards for p in s]
+    flat = [v for s in shards for v in s.values()]
     assert sorted(flat) == sorted(ids)  # each video in exactly one shard
     assert all(len(s) > 30 for s in shards)  # and the hash spreads them
     # pinned: these values were computed once (SHA-1 of the id); a machine, Python or release that
@@ -139,29 +138,45 @@ def test_collect_sources(tmp_path: Path) -> None:
     assert [p.name for p in collect_sources(tmp_path / "v")] == ["v_ClassA_g01_c01.avi", "x.mp4"]
     ucf = tmp_path / "trainlist01.txt"
     ucf.write_bytes(b"ClassA/v_ClassA_g01_c01.avi 1\r\nClassB/deep/x.mp4 2 \r\n\r\n")
-    assert collect_sources(ucf, root=tmp_path / "v") == [tmp_path / "v" / "ClassA" / "v_ClassA_g01_c01.avi",
+    assert list(collect_sources(ucf, root=tmp_path / "v")) == [tmp_path / "v" / "ClassA" / "v_ClassA_g01_c01.avi",
                                                          tmp_path / "v" / "ClassB" / "deep" / "x.mp4"]
     hmdb = tmp_path / "ClassA_test_split1.txt"
     hmdb.write_text("v_ClassA_g01_c01.avi 1 \nmissing.avi 0 \n")
-    assert collect_sources(hmdb, root=tmp_path / "v") == [tmp_path / "v" / "ClassA" / "missing.avi",
+    assert list(collect_sources(hmdb, root=tmp_path / "v")) == [tmp_path / "v" / "ClassA" / "missing.avi",
                                                           tmp_path / "v" / "ClassA" / "v_ClassA_g01_c01.avi"]
     bad = tmp_path / "list.txt"
     bad.write_text("../outside.avi\n")
     with pytest.raises(AnnotationError, match=r"list\.txt:1.*escapes"):
         collect_sources(bad)
-    dup = tmp_path / "dup.txt"
-    dup.write_text("a/x.avi\nb/x.mp4\n")
-    with pytest.raises(ValueError, match="share the video id 'x'"):
+    dup = tmp_path / "dup.txt"  # one stem in two folders: the folder joins the id
+    dup.write_text("a/x.avi\nb/x.mp4\na__b/y.avi\na/b/y.mp4\n")
+    with pytest.raises(AnnotationError, match=r"a/b/y\.mp4 and .*a__b/y\.avi would share the frame-store id 'a__b__y'"):
         collect_sources(dup)
+    dup.write_text("a/x.avi\nb/x.mp4\nc/x.mp4\nc/y.mp4\n")
+    assert list(collect_sources(dup).values()) == ["a__x", "b__x", "c__x", "y"]
     with pytest.raises(ValueError, match="nowhere: no such folder"):
         collect_sources(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("name", ["..avi", "...avi"])
+def test_a_video_named_dots_is_refused_and_nothing_written_outside_out(tmp_path: Path, capsys, name: str) -> None:
+    # its stem ('.' or '..') would make <out>/<stem> the store itself or the folder above it
+    src = tmp_path / "in"
+    drifting_clip(src / "ok.avi", 3, 0)
+    (src / name).write_bytes((src / "ok.avi").read_bytes())
+    (tmp_path / "store").mkdir()
+    code = cli_main(["extract", str(src), "--out", str(tmp_path / "store" / "out"), "--flow", "none", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{src / name}: video id {Path(name).stem!r} is not valid" in err and "Traceback" not in err
+    assert list((tmp_path / "store").iterdir()) == []  # not even --out was made
+    assert sorted(p.name for p in src.iterdir()) == sorted(["ok.avi", name])
 
 
 def test_real_ucf101_split_file() -> None:
     sources = collect_sources(REAL / "ucf101_splits" / "testlist01.txt", root="/data/UCF-101")
     assert len(sources) == 3783
     assert Path("/data/UCF-101/ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi") in sources
-    assert len(set(video_id(p) for p in sources)) == 3783
+    assert len(set(sources.values())) == 3783 and sources[Path("/data/UCF-101/ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi")] == "v_ApplyEyeMakeup_g01_c01"
 
 
 @pytest.mark.slow

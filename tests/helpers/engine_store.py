@@ -45,7 +45,7 @@ def make_store(root: Path, *, n_train: int = 8, n_test: int = 4, frames: int = 8
             shutil.copyfile(fx[(i + v) % 5], d / FLOW_X_TMPL.format(i + 1))
             shutil.copyfile(fy[(i + v) % 5], d / FLOW_Y_TMPL.format(i + 1))
         write_meta(d, {"video_id": vid, "source": "realdata fixture", "frames": frames, "flow_frames": frames - 1,
-                       "fps": 25.0, "width": 320, "height": 240, "flow": FLOW_META})
+                       "fps": 25.0, "flow": FLOW_META})  # no width/height: a store of other tools, read at data.resize
         rows[part].append(f"{vid},{CLASSES[v % len(CLASSES)]},{frames}")
     out = {"root": root}
     for part, lines in rows.items():

@@ -47,6 +47,7 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 COMMANDS: tuple[str, ...] = (
     "demo",
     "extract",
+    "split",
     "synth",
     "train",
     "test",

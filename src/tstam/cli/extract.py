@@ -15,7 +15,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="decode videos into RGB and optical-flow JPEGs (TSN/MMAction frame store)",
         description="Write <out>/<video_id>/img_00001.jpg.., flow_x_/flow_y_00001.jpg.. and meta.json "
         "(written last) for every video of a folder (recursive), a UCF101/HMDB51 split file or a "
-        "list file. The video id is the file stem. Resumable (finished videos are skipped, "
+        "list file. The video id is the file stem, or where two files share a stem the folder relative to the "
+        "input and the stem (a/IMG_1.mp4 -> a__IMG_1). Resumable (finished videos are skipped, "
         "half-written ones redone), shardable over machines with --shard i/n. Exits with status 1 "
         "when any video failed; the failures are listed at the end.",
     )

@@ -14,7 +14,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Score every test video of the checkpoint's split (from its stored config, "
                                    "or overridden) with the paper's protocol; print top-1, top-5 and mean class "
                                    "accuracy; write the score file and the confusion matrix.")
-    p.add_argument("--checkpoint", required=True, help="a tstam checkpoint (best.pt / last.pt)")
+    p.add_argument("--checkpoint", required=True, nargs="+",
+                   help="a tstam checkpoint (best.pt / last.pt), or several (e.g. an RGB and a flow one), each tested "
+                        "in turn")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="overrides of the stored config, e.g. annotations.split=2 data.root=/data/frames")
     p.add_argument("--frames", type=int_range(1, MAX_TEST_FRAMES), default=None,
@@ -36,13 +38,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tstam.engine.testing import run_test
+    from tstam.errors import InputError
 
-    _, s, path = run_test(args.checkpoint, overrides=args.overrides, frames=args.frames, crops=args.crops,
-                          chunk_frames=args.chunk_frames, max_memory_mb=args.max_memory_mb or 0, device=args.device,
-                          amp=args.amp, out=args.out, subset=args.subset)
-    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 reports
-        return 0
-    print(f"top-1 {100 * s['top1']:.2f}  top-5 {100 * s['top5']:.2f}  mean class {100 * s['mean_class']:.2f}  "
-          f"({s['videos']} videos)")
-    print(f"scores: {path}\nconfusion matrix: {path.with_name(path.stem + '_confusion.csv')} (+ .png)")
+    # KEY=VALUE words after --checkpoint's files are overrides (argparse gives them to --checkpoint)
+    given = [c for c in args.checkpoint if "=" not in c or os.path.exists(c)]
+    args.overrides = [c for c in args.checkpoint if c not in given] + list(args.overrides)
+    args.checkpoint = given
+    if not given:
+        raise InputError("--checkpoint names no checkpoint file; expected e.g. --checkpoint runs/rgb/best.pt")
+    if args.out and len(args.checkpoint) > 1:
+        raise InputError(f"-o {args.out} names one score file but {len(args.checkpoint)} checkpoints were given; "
+                         "leave -o out (each score file goes beside its checkpoint) or test one checkpoint")
+    for ckpt in args.checkpoint:
+        _, s, path = run_test(ckpt, overrides=args.overrides, frames=args.frames, crops=args.crops,
+                              chunk_frames=args.chunk_frames, max_memory_mb=args.max_memory_mb or 0,
+                              device=args.device, amp=args.amp, out=args.out, subset=args.subset)
+        if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 reports
+            continue
+        print(f"{ckpt}: top-1 {100 * s['top1']:.2f}  top-5 {100 * s['top5']:.2f}  mean class "
+              f"{100 * s['mean_class']:.2f}  ({s['videos']} videos)")
+        print(f"scores: {path}\nconfusion matrix: {path.with_name(path.stem + '_confusion.csv')} (+ .png)")
     return 0

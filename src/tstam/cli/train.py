@@ -12,8 +12,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Train one T-STAM stream. Under torchrun the run uses DDP "
                                    "(e.g. torchrun --nproc-per-node 4 -m tstam train --config ucf101_rgb).")
     p.add_argument("--config", required=True,
-                   help="a shipped preset (ucf101_rgb, ucf101_flow, hmdb51_rgb, hmdb51_flow, synthetic_rgb, "
-                        "synthetic_flow, ...) or a YAML file")
+                   help="a shipped preset (scratch_rgb, scratch_flow: your own folder of class folders from scratch; "
+                        "finetune_rgb, finetune_flow: the same from ImageNet weights; ucf101_*, hmdb51_*, synthetic_*) "
+                        "or a YAML file")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="config overrides, e.g. annotations.split=2 optim.lr=0.005 run.out_dir=runs/x")
     p.add_argument("--resume", nargs="?", const=True, default=None, metavar="CHECKPOINT",

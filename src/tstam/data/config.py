@@ -32,7 +32,9 @@ class DataConfig:
     root: str = ""                        # frame-store root (FrameDataset) or video root (VideoDataset)
     input: Literal["frames", "video"] = "frames"  # frames: root is a frame store (tstam extract); video:
                                           # root holds the video files the annotations name (VideoDataset)
-    resize: list[int] = field(default_factory=lambda: [240, 320])  # H, W before cropping (paper); [256, 340] as TSN
+    resize: list[int] | None = field(default_factory=lambda: [240, 320])  # H, W before cropping (paper); [256, 340]
+                                          # as TSN; null: a frame store's size (its meta.json); with a store, both
+                                          # must agree (tstam extract --size WxH sets it)
     scales: list[float] | None = None  # crop scales; None: [1, .875, .75, .66] RGB, [1, .875, .75] flow (TSN)
     max_distort: int = 1                  # most index distance between the height and width scales (TSN)
     more_fix_crop: bool = True            # 13 fixed crop positions (TSN); False: 4 corners + centre
@@ -63,7 +65,7 @@ class DataConfig:
         check_range("data.batch_size", self.batch_size, 1, 4096, note="clips per batch and process; the paper's 32")
         check_range("data.workers", self.workers, 0, 256, note="loader processes; 0: in the main process")
         check_range("data.max_distort", self.max_distort, 0, note="0: the same scale for height and width")
-        if len(self.resize) != 2 or not all(1 <= v <= MAX_FRAME_SIDE for v in self.resize):
+        if self.resize is not None and (len(self.resize) != 2 or not all(1 <= v <= MAX_FRAME_SIDE for v in self.resize)):
             raise ConfigError(f"data.resize={short_repr(self.resize)} is not valid; expected [H, W] with each from 1 to "
                               f"{MAX_FRAME_SIDE}, e.g. [240, 320] or [256, 340]")
         if self.scales is not None and (not self.scales or len(self.scales) > 16
@@ -97,8 +99,9 @@ class DataConfig:
                               f"expected a name inside the video's folder, e.g. {getattr(DataConfig, name)!r}")
 
     def check_crop(self, input_size: int) -> None:
-        """Raise ConfigError unless the frames (``resize``) hold a crop of ``input_size``."""
-        if min(self.resize) < input_size:
+        """Raise ConfigError unless the frames (``resize``) hold a crop of ``input_size`` (``resize``
+        null: checked once the frame store's size is known)."""
+        if self.resize is not None and min(self.resize) < input_size:
             raise ConfigError(f"data.resize={self.resize} is smaller than the crop model.input_size={input_size}; "
                               f"expected [H, W] with both >= {input_size}, e.g. [240, 320] for 224 crops")
 

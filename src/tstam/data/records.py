@@ -13,7 +13,7 @@ from tstam.errors import AnnotationError
 
 __all__ = [
     "VideoRecord", "SplitSet", "Annotations", "AnnotationError", "VIDEO_EXTENSIONS",
-    "frame_dir", "video_path", "safe_relpath", "check_video_id",
+    "frame_dir", "video_path", "safe_relpath", "check_video_id", "video_ids",
 ]
 
 # File name endings taken to mean "a video file" (otherwise a record's path is a frame folder).
@@ -114,6 +114,50 @@ def check_video_id(video_id: str, *, where: str) -> str:
                               "frame store: not empty, '.' or '..', without '/', '\\' or NUL (a video file's id is "
                               "its name without the extension)")
     return video_id
+
+
+def video_ids(paths: list[Path], root: str | Path | None = None) -> dict[Path, str]:
+    """The frame-store id of each video file: one flat folder name, the same for ``tstam extract``
+    and the ``folder`` annotations, so that a store made from a folder serves its annotations.
+
+    The id is the file stem when no other file of ``paths`` has that stem (UCF101 and HMDB51 keep
+    their names, ``v_ApplyEyeMakeup_g01_c01``), else the folder relative to ``root`` with ``/``
+    written ``__``, then ``__`` and the stem (``a/IMG_1.mp4`` and ``b/IMG_1.mp4`` become
+    ``a__IMG_1`` and ``b__IMG_1``): a stem alone would make two videos one folder.
+
+    Args:
+        paths: video files.
+        root: the dataset folder (default: the folder holding all of ``paths``).
+
+    Raises:
+        AnnotationError: a file whose name gives no valid id (``..avi``, a stem ``.`` or ``..``),
+            a file outside ``root``, or two files that still share an id (``a/b/x.mp4`` beside
+            ``a__b/x.mp4``, or ``x.mp4`` beside ``x.avi`` in one folder), naming the files.
+    """
+    paths = [Path(p) for p in paths]
+    if not paths:
+        return {}
+    base = Path(root) if root is not None else Path(os.path.commonpath([os.path.abspath(p.parent) for p in paths]))
+    stems: dict[str, int] = {}
+    for p in paths:
+        check_video_id(p.stem, where=str(p))
+        stems[p.stem] = stems.get(p.stem, 0) + 1
+    out: dict[Path, str] = {}
+    owner: dict[str, Path] = {}
+    for p in paths:
+        vid = p.stem
+        if stems[vid] > 1:
+            rel = os.path.relpath(os.path.abspath(p.parent), os.path.abspath(base))
+            if rel == ".." or rel.startswith(".." + os.sep):
+                raise AnnotationError(f"{p}: not inside the dataset folder {base}")
+            parts = [] if rel == "." else PurePosixPath(Path(rel).as_posix()).parts
+            vid = "__".join([*parts, p.stem])
+        if vid in owner:
+            raise AnnotationError(f"{owner[vid]} and {p} would share the frame-store id {vid!r}; rename one of them "
+                                  "(ids are the file stem, or the folder and the stem when stems repeat)")
+        owner[vid] = p
+        out[p] = vid
+    return out
 
 
 def _is_video_file(path: str) -> bool:

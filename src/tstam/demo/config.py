@@ -1,7 +1,8 @@
 """``DemoConfig``: what ``tstam demo`` generates, extracts, trains and tests.
 
-The per-stream training recipe ships as YAML beside the other presets (``configs/demo_rgb.yaml``,
-``configs/demo_flow.yaml``, the paper's model); paths, sizes and budgets are filled in by the
+The per-stream training recipe ships as YAML in this package (``demo/recipe_rgb.yaml``,
+``demo/recipe_flow.yaml``, the paper's model; not a ``--config`` preset, as it is incomplete on its
+own: the ``scratch_*`` presets are the same recipe for any data); paths, sizes and budgets are filled in by the
 pipeline, and ``DEMO_OPTIONS`` adds the model options beyond the paper that the demo uses
 (``paper=True`` leaves them out and writes beside the default run: ``runs/<stream>_paper`` for a
 stream with options (the others are shared), ``scores/*_paper.npz``, ``report_paper/``). ``quick`` is the same path end to end on a small
@@ -120,9 +121,9 @@ class DemoConfig:
 
 
 def recipe_path(stream: str) -> Path:
-    """The shipped YAML recipe of one stream (``demo_rgb`` / ``demo_flow``)."""
+    """The shipped YAML recipe of one stream (``recipe_rgb.yaml`` / ``recipe_flow.yaml`` here)."""
     check_choice("stream", stream, ("rgb", "flow"))
-    return Path(str(resources.files("tstam") / "configs" / f"demo_{stream}.yaml"))
+    return Path(str(resources.files("tstam") / "demo" / f"recipe_{stream}.yaml"))
 
 
 def demo_threads(cfg: DemoConfig) -> int:

@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 
 from tstam.data.records import Annotations, SplitSet, VideoRecord, frame_dir
-from tstam.data.splits import check_disjoint, load_annotations
+from tstam.data.splits import check_disjoint, load_annotations, read_split, scan_folder, split_folder
 from tstam.data.store import read_meta
 from tstam.errors import ConfigError, FrameStoreError
 from tstam.flow import FlowConfig
 
-__all__ = ["load_split", "hold_out", "store_flow"]
+__all__ = ["load_split", "hold_out", "store_flow", "store_frame_size"]
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,10 @@ def load_split(ann: Any, data: Any) -> tuple[list[VideoRecord], list[VideoRecord
         data: ``DataConfig`` (root, modality, frame name templates).
     """
     if not ann.path:
-        raise ConfigError("annotations.path is empty; set it to the split folder (ucf101, hmdb51) "
-                          "or the training list file (rawframes, csv)")
+        raise ConfigError("annotations.path is empty; set it to the split folder (ucf101, hmdb51), "
+                          "the training list file (rawframes, csv) or the dataset folder (folder)")
+    if ann.format == "folder":
+        return _folder_split(ann)
     got = load_annotations(ann.format, ann.path, split=ann.split, root=data.root or None)
     if isinstance(got, SplitSet):
         train, test, classes = got.train, got.test, got.classes
@@ -79,6 +81,64 @@ def load_split(ann: Any, data: Any) -> tuple[list[VideoRecord], list[VideoRecord
     log.info("%s split %s: %d train / %d held-out validation / %d test videos, %d classes", ann.format, ann.split,
              len(train), len(val), len(test), len(classes))
     return train, val, list(test), list(classes)
+
+
+def _folder_split(ann: Any) -> tuple[list[VideoRecord], list[VideoRecord], list[VideoRecord], list[str]]:
+    """A folder of class folders: the split of ``ann.split_dir`` (``tstam split``), else the same
+    rule made here: ``split_folder`` with the test and validation shares and ``val_seed``."""
+    data = scan_folder(ann.path)
+    if ann.split_dir:
+        parts = read_split(ann.split_dir, data, ann.path)
+        where = f"{ann.split_dir}/train.csv"
+    else:
+        parts = split_folder(data, test=ann.test_fraction, val=ann.val_fraction, seed=ann.val_seed, where=ann.path)
+        where = f"{ann.path} (training part)"
+    check_disjoint(parts["train"], parts["test"], train_name=where, test_name="the test part")
+    check_disjoint(parts["val"], parts["test"], train_name="the validation part", test_name="the test part")
+    log.info("folder %s: %d train / %d validation / %d test videos, %d classes", ann.path, len(parts["train"]),
+             len(parts["val"]), len(parts["test"]), len(data.classes))
+    return parts["train"], parts["val"], parts["test"], list(data.classes)
+
+
+def store_frame_size(records: list[VideoRecord], data: Any) -> list[int]:
+    """The frame size ``[H, W]`` a run trains at: the frame store's (``width`` and ``height`` of the
+    ``meta.json`` of its first videos, which must agree), or ``data.resize`` for video files and for
+    a store without them (e.g. made by other tools).
+
+    Raises:
+        ConfigError: ``data.resize`` disagrees with the store (naming both values and the file; the
+            flow of a store is only right at the size it was computed at), or neither gives a size.
+    """
+    if data.input == "video":
+        if data.resize is None:
+            raise ConfigError("data.resize is null; with data.input=video set the size videos are decoded at, "
+                              "e.g. data.resize=[240,320]")
+        return list(data.resize)
+    found: list[int] | None = None
+    where = ""
+    for r in records[:16]:
+        try:
+            meta = read_meta(frame_dir(r, data.root))
+        except FrameStoreError:
+            continue
+        if not isinstance(meta.get("width"), int) or not isinstance(meta.get("height"), int):
+            continue
+        size = [meta["height"], meta["width"]]
+        if found is not None and size != found:
+            raise ConfigError(f"{frame_dir(r, data.root)}/meta.json: frames of {size[1]}x{size[0]} differ from "
+                              f"{where}'s {found[1]}x{found[0]}; extract a store at one size (tstam extract --size WxH)")
+        if found is None:
+            found, where = size, str(frame_dir(r, data.root) / "meta.json")
+    if found is None:
+        if data.resize is None:
+            raise ConfigError(f"{data.root}: the frame store's meta.json files record no frame size; set data.resize="
+                              "[H,W] to the size of its frames")
+        return list(data.resize)
+    if data.resize is not None and list(data.resize) != found:
+        raise ConfigError(f"data.resize={list(data.resize)} (H, W) differs from the frame store's frames of {found} "
+                          f"({found[1]}x{found[0]}, {where}); remove data.resize (null takes the store's) or extract "
+                          f"again with --size {data.resize[1]}x{data.resize[0]}")
+    return found
 
 
 def store_flow(records: list[VideoRecord], data: Any) -> FlowConfig:

@@ -1,8 +1,8 @@
 """``TrainConfig``: the whole recipe of a run, from a YAML preset plus ``key=value`` overrides.
 
-Presets ship in ``tstam/configs/`` (``ucf101_rgb``, ``ucf101_flow``, ``hmdb51_rgb``,
-``hmdb51_flow``, ``synthetic_rgb``, ``synthetic_flow``) with the paper's numbers (section 4.2)
-and TSN's practices (docs/design.md, Training recipe); the split is an override (``annotations.split=2``). What a clip is (modality,
+Presets ship in ``tstam/configs/``: ``scratch_*`` (your own folder of class folders, from scratch
+on a CPU or small GPU) and ``finetune_*`` (the same data, from ImageNet weights at 224 px), and
+``ucf101_*``, ``hmdb51_*``, ``synthetic_*`` with the paper's numbers (section 4.2) and TSN's practices (docs/design.md, Training recipe); the split is an override (``annotations.split=2``). What a clip is (modality,
 segments, snippet length, crop size) is set once, under ``model``; the datasets read it from there.
 """
 from __future__ import annotations
@@ -30,7 +30,8 @@ from tstam.models import ModelConfig
 __all__ = ["AnnotationConfig", "OptimConfig", "RunConfig", "TrainConfig", "PRESETS", "load_train_config", "preset_path",
            "shipped_presets"]
 
-PRESETS = ("ucf101_rgb", "ucf101_flow", "hmdb51_rgb", "hmdb51_flow", "synthetic_rgb", "synthetic_flow")
+PRESETS = ("scratch_rgb", "scratch_flow", "finetune_rgb", "finetune_flow", "ucf101_rgb", "ucf101_flow", "hmdb51_rgb",
+           "hmdb51_flow", "synthetic_rgb", "synthetic_flow")
 # Set under ``model`` only; configs stored by tstam 0.1 also carried copies of them under ``data``.
 _MODEL_KEYS_IN_OLD_DATA = ("modality", "num_segments", "new_length", "input_size")
 SEED_RANGE = (0, 2**32)  # NumPy's generators take seeds in [0, 2**32) (torch takes more)
@@ -41,9 +42,14 @@ MAX_STEPS = 10**12       # step and epoch counts: far beyond any run, small enou
 class AnnotationConfig:
     """Which videos train and test: official splits or list files (``tstam.data.splits``)."""
 
-    format: Literal["ucf101", "hmdb51", "rawframes", "csv"] = "ucf101"  # annotation format
-    path: str = ""                          # split folder (ucf101, hmdb51) or the training list file
+    format: Literal["ucf101", "hmdb51", "rawframes", "csv", "folder"] = "ucf101"  # annotation format; folder: a
+                                            # folder of class folders (class = sub-folder name) is the dataset
+    path: str = ""                          # split folder (ucf101, hmdb51), the training list file (rawframes,
+                                            # csv) or the dataset folder (folder)
     test_path: str = ""                     # the test list file (rawframes, csv); unused for official splits
+    split_dir: str = ""                     # folder: a split written by tstam split (train.csv, test.csv, val.csv);
+                                            # empty: split here by the same rule (test_fraction, val_fraction, val_seed)
+    test_fraction: float = 0.2              # folder without split_dir: this share of each class's clips is the test set
     split: int = 1                          # official split 1-3 (ucf101, hmdb51)
     val_fraction: float = 0.1               # hold out this share of each class's training groups (UCF101) or
                                             # clips (HMDB51) for validation and best.pt; 0 -> no validation, no
@@ -54,6 +60,11 @@ class AnnotationConfig:
         check_literals(self, "annotations")
         check_range("annotations.val_fraction", self.val_fraction, 0, 1, hi_open=True, note="0: no validation hold-out")
         check_range("annotations.val_seed", self.val_seed, *SEED_RANGE, hi_open=True)
+        check_range("annotations.test_fraction", self.test_fraction, 0, 1, lo_open=True, hi_open=True,
+                    note="the test share of each class (format folder)")
+        if self.format == "folder" and self.test_fraction + self.val_fraction >= 1:
+            raise ConfigError(f"annotations.test_fraction={self.test_fraction} + annotations.val_fraction="
+                              f"{self.val_fraction} leave no clip to train on; expected a sum < 1")
         if self.format in ("ucf101", "hmdb51"):
             check_choice("annotations.split", self.split, (1, 2, 3))
         else:

@@ -13,13 +13,14 @@ in batches across videos on the device, e.g. a GPU.
 Threads: each worker process runs OpenCV and torch on one thread and decodes with one FFmpeg
 thread; parallelism comes from running one video per core, which scales with the number of cores,
 while OpenCV's TV-L1 gains little from its own threads (``benchmarks/bench_flow.py`` measures both).
-The video id is the file stem (UCF101 / MMAction2 convention).
+The video id is the file stem (UCF101 / MMAction2 convention), or the folder and the stem where
+stems repeat (``tstam.data.records.video_ids``).
 """
 from .many import ExtractReport, extract_many
-from .sources import collect_sources, parse_shard, parse_size, select_shard, shard_of, video_id
+from .sources import collect_sources, parse_shard, parse_size, select_shard, shard_of, source_ids
 from .video import decode_and_write_rgb, extract_video, extraction_settings
 
 __all__ = [
-    "ExtractReport", "video_id", "shard_of", "select_shard", "collect_sources", "extract_video", "extract_many",
+    "ExtractReport", "source_ids", "shard_of", "select_shard", "collect_sources", "extract_video", "extract_many",
     "decode_and_write_rgb", "extraction_settings", "parse_shard", "parse_size",
 ]

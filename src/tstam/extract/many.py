@@ -8,7 +8,7 @@ import logging
 import os
 import struct
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from tstam.files import check_writable_dir
 from tstam.flow import FlowConfig
 from tstam.video import DecodeLimits
 
-from .sources import select_shard, video_id
+from .sources import select_shard
 from .video import OnWritten, extraction_settings
 from .workers import flow_device, run_batched, run_jobs
 
@@ -53,14 +53,14 @@ def _differences(meta: dict[str, Any], flow: FlowConfig | None, settings: dict[s
     return [f"{k} {have.get(k)!r} (requested {v!r})" for k, v in want.items() if have.get(k) != v]
 
 
-def _plan(sources: Sequence[str | Path], out_root: Path, shard: tuple[int, int], flow: FlowConfig | None,
+def _plan(sources: Sequence[str | Path] | Mapping[Path, str], out_root: Path, shard: tuple[int, int], flow: FlowConfig | None,
           settings: dict[str, Any], force: bool, report: ExtractReport) -> list[tuple[Path, Path]]:
     """The (source, folder) pairs to extract; finished videos are skipped, unless their recorded
     settings differ: then they are redone with ``force`` and refused without it."""
     todo: list[tuple[Path, Path]] = []
     differ: list[tuple[Path, list[str]]] = []
-    for src in select_shard(sources, shard):
-        vdir = out_root / video_id(src)
+    for src, vid in select_shard(sources, shard).items():
+        vdir = out_root / vid
         if not store.is_complete(vdir):
             todo.append((src, vdir))
             continue
@@ -83,7 +83,7 @@ def _plan(sources: Sequence[str | Path], out_root: Path, shard: tuple[int, int],
 
 
 def extract_many(
-    sources: Sequence[str | Path],
+    sources: Sequence[str | Path] | Mapping[Path, str],
     out_root: str | Path,
     *,
     workers: int = 1,
@@ -105,7 +105,8 @@ def extract_many(
     """Extract many videos into ``out_root/<video_id>``: parallel, resumable, shardable.
 
     Args:
-        sources: video files (see ``collect_sources``).
+        sources: ``{video file: id}`` (``collect_sources``), or video files (their ids then from
+            ``tstam.data.records.video_ids``).
         out_root: the frame-store root (checked to be writable before any work).
         workers: worker processes (1: run in this process); each ends if this process is killed.
         shard: ``(i, n)``: extract only the videos of shard i of n (``shard_of``).

@@ -3,21 +3,24 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from tstam.data.records import safe_relpath
+from tstam.data.records import safe_relpath, video_ids
 from tstam.errors import AnnotationError, BadFileError, InputError
 from tstam.video import VIDEO_EXTENSIONS
 
-__all__ = ["video_id", "shard_of", "select_shard", "parse_shard", "parse_size", "collect_sources"]
+__all__ = ["shard_of", "select_shard", "parse_shard", "parse_size", "collect_sources", "source_ids"]
 
 _HMDB_SPLIT_NAME = re.compile(r"^(?P<cls>.+)_test_split\d+\.txt$")
 
 
-def video_id(path: str | Path) -> str:
-    """The frame-store folder name of a video: its file stem (``v_ApplyEyeMakeup_g01_c01``)."""
-    return Path(path).stem
+def source_ids(sources: Iterable[str | Path] | Mapping[Path, str]) -> dict[Path, str]:
+    """``{video file: frame-store id}``: ``sources`` itself when it maps files to ids (as
+    ``collect_sources`` returns), else ``tstam.data.records.video_ids`` of the files."""
+    if isinstance(sources, Mapping):
+        return {Path(p): v for p, v in sources.items()}
+    return video_ids([Path(s) for s in sources])
 
 
 def shard_of(vid: str, num_shards: int) -> int:
@@ -25,12 +28,13 @@ def shard_of(vid: str, num_shards: int) -> int:
     return int.from_bytes(hashlib.sha1(vid.encode("utf-8")).digest()[:8], "big") % num_shards
 
 
-def select_shard(sources: Iterable[str | Path], shard: tuple[int, int]) -> list[Path]:
-    """The sources whose video id falls in shard ``i`` of ``n`` (``shard = (i, n)``, 0 <= i < n)."""
+def select_shard(sources: Iterable[str | Path] | Mapping[Path, str], shard: tuple[int, int]) -> dict[Path, str]:
+    """``{file: video id}`` of the sources whose id falls in shard ``i`` of ``n`` (``shard = (i, n)``,
+    0 <= i < n); ``sources`` are files or ``{file: id}`` (``source_ids``)."""
     i, n = shard
     if not (n >= 1 and 0 <= i < n):
         raise ValueError(f"shard={shard!r}: expected (i, n) with 0 <= i < n, e.g. (0, 4) for --shard 0/4")
-    return [Path(s) for s in sources if shard_of(video_id(s), n) == i]
+    return {p: v for p, v in source_ids(sources).items() if shard_of(v, n) == i}
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -72,8 +76,9 @@ def _read_list(path: Path, root: Path) -> list[Path]:
     return out
 
 
-def collect_sources(inp: str | Path, *, root: str | Path | None = None) -> list[Path]:
-    """The video files named by a folder (searched recursively), a split file or a list file.
+def collect_sources(inp: str | Path, *, root: str | Path | None = None) -> dict[Path, str]:
+    """The video files named by a folder (searched recursively), a split file or a list file, with
+    their frame-store ids (``tstam.data.records.video_ids``, relative to the folder or ``root``).
 
     Args:
         inp: a folder, a single video file, a UCF101/HMDB51 split file, or a text file with one
@@ -81,14 +86,16 @@ def collect_sources(inp: str | Path, *, root: str | Path | None = None) -> list[
         root: the folder that paths in a list are relative to (default: the list's folder).
 
     Returns:
-        Sorted, de-duplicated paths. Files listed but missing are kept: extraction reports them.
+        ``{file: video id}``, sorted by file, de-duplicated. Files listed but missing are kept:
+        extraction reports them.
 
     Raises:
         BadFileError: ``inp`` does not exist, or is a list that is not text or names a path that
-            escapes ``root`` (``AnnotationError``).
-        InputError: two files share a video id (the frame store is flat: ``<out>/<video_id>``).
+            escapes ``root`` (``AnnotationError``), or a file's name gives no valid id (``..avi``),
+            or two files would share an id (the frame store is flat: ``<out>/<video_id>``).
     """
     inp = Path(inp)
+    base = inp if inp.is_dir() else Path(root) if root is not None else inp.parent
     if inp.is_dir():
         paths = [p for p in inp.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS]
     elif inp.is_file() and inp.suffix.lower() in VIDEO_EXTENSIONS:
@@ -98,10 +105,6 @@ def collect_sources(inp: str | Path, *, root: str | Path | None = None) -> list[
     else:
         raise BadFileError(f"{inp}: no such folder or list file; expected a folder of videos, a split file or a list")
     paths = sorted(set(paths))
-    by_id: dict[str, Path] = {}
-    for p in paths:
-        if video_id(p) in by_id:
-            raise InputError(f"{inp}: {by_id[video_id(p)]} and {p} share the video id {video_id(p)!r}; "
-                             "video ids (file stems) must be unique in one frame store")
-        by_id[video_id(p)] = p
-    return paths
+    if len(paths) == 1 and not inp.is_dir():
+        base = paths[0].parent
+    return video_ids(paths, root=base)

@@ -61,7 +61,7 @@ class ModelConfig:
     """One stream of T-STAM. Defaults are the paper's model (docs/design.md, The paper in the code)."""
 
     modality: Literal["rgb", "flow"] = "rgb"  # the stream: RGB frames, or stacked x/y optical-flow fields
-    num_classes: int = 101                  # UCF101; 51 for HMDB51
+    num_classes: int | None = 101        # UCF101; 51 for HMDB51; null: training takes the annotations' count
     num_segments: int = 6                   # N frames per clip in training (paper 4.3.1)
     new_length: int | None = None        # frames per snippet: None -> 1 (RGB), 5 (flow: 10 channels)
     input_size: int = 224                   # crop size H = W the model is built and checked for
@@ -108,7 +108,8 @@ class ModelConfig:
             )
 
     def _check_numbers(self) -> None:
-        check_range("model.num_classes", self.num_classes, 1, MAX_CLASSES)
+        if self.num_classes is not None:
+            check_range("model.num_classes", self.num_classes, 1, MAX_CLASSES, note="null: the annotations' count")
         check_range("model.num_segments", self.num_segments, 1, MAX_NUM_SEGMENTS,
                     note="training segments; the paper's best is 6, the test frames are data.test_frames")
         if self.new_length is not None:
@@ -152,6 +153,9 @@ class TSTAM(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
+        if cfg.num_classes is None:
+            raise ConfigError("model.num_classes is null (the annotations' count): tstam train sets it from them; "
+                              "give a number to build a model without annotations")
         self.cfg = cfg
         self.backbone = BNInception(
             in_chans=cfg.in_chans,
