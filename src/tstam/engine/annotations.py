@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import defaultdict
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ from tstam.data.store import read_meta
 from tstam.errors import ConfigError, FrameStoreError
 from tstam.flow import FlowConfig
 
-__all__ = ["load_split", "hold_out", "store_flow", "store_frame_size"]
+__all__ = ["load_split", "hold_out", "store_flow", "store_frame_size", "config_from_data"]
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,21 @@ def store_frame_size(records: list[VideoRecord], data: Any) -> list[int]:
                           f"({found[1]}x{found[0]}, {where}); remove data.resize (null takes the store's) or extract "
                           f"again with --size {data.resize[1]}x{data.resize[0]}")
     return found
+
+
+def config_from_data(cfg: Any, records: list[VideoRecord], classes: list[str]) -> Any:
+    """``cfg`` (a TrainConfig) with what the data says where the config left it open (null):
+    ``model.num_classes`` from the annotations, ``data.resize`` from the frame store
+    (``store_frame_size``, which also refuses a size that disagrees with the store). A class
+    count that disagrees with the annotations is a ConfigError naming both."""
+    size = store_frame_size(records, cfg.data)
+    model = cfg.model if cfg.model.num_classes is not None else replace(cfg.model, num_classes=len(classes))
+    if model.num_classes != len(classes):
+        raise ConfigError(f"model.num_classes={model.num_classes} but the annotations list {len(classes)} classes; "
+                          f"set model.num_classes={len(classes)}, or null to take it from them")
+    data = replace(cfg.data, resize=size)
+    data.check_crop(model.input_size)
+    return replace(cfg, model=model, data=data)
 
 
 def store_flow(records: list[VideoRecord], data: Any) -> FlowConfig:

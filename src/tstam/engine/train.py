@@ -28,7 +28,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -258,32 +258,16 @@ def _init_weights(cfg: TrainConfig, dist: DistInfo) -> Path | None:
     return path or weights_file(cfg.run.init_weights)
 
 
-def _from_data(cfg: TrainConfig, records: list[Any], classes: list[str]) -> TrainConfig:
-    """``cfg`` with what the data says and the config left open (null): ``model.num_classes`` from
-    the annotations, ``data.resize`` from the frame store (``store_frame_size``, which also refuses
-    a size that disagrees with the store)."""
-    from tstam.engine.annotations import store_frame_size
-
-    size = store_frame_size(records, cfg.data)
-    model = cfg.model if cfg.model.num_classes is not None else replace(cfg.model, num_classes=len(classes))
-    data = replace(cfg.data, resize=size)
-    data.check_crop(model.input_size)
-    return replace(cfg, model=model, data=data)
-
-
 def _build(cfg: TrainConfig, dist: DistInfo, device: torch.device, resume: str | Path | bool | None,
            callbacks: Sequence[Callable[[TrainState], None]]) -> TrainRun:
-    from tstam.engine.annotations import load_split, store_flow
+    from tstam.engine.annotations import config_from_data, load_split, store_flow
     from tstam.engine.inputs import build_train_loaders
     from tstam.engine.reports import MetricsLogger
     from tstam.models import build_model, load_pretrained
 
     with all_ranks_agree():  # what can fail on one rank only; no collective inside
         train_recs, val_recs, _test, classes = load_split(cfg.annotations, cfg.data)
-        cfg = _from_data(cfg, train_recs, classes)
-        if cfg.model.num_classes != len(classes):
-            raise ConfigError(f"model.num_classes={cfg.model.num_classes} but the annotations list {len(classes)} "
-                              f"classes; set model.num_classes={len(classes)}")
+        cfg = config_from_data(cfg, train_recs, classes)
         flow = store_flow(train_recs, cfg.data).describe() if cfg.model.modality == "flow" else None
         out_dir = Path(cfg.run.out_dir)
         ckpt = None
