@@ -16,7 +16,7 @@ from tstam.errors import InputError
 
 T = TypeVar("T")
 
-__all__ = ["positive_int", "nonnegative_int", "int_range", "positive_float", "nonnegative_float", "int_list",
+__all__ = ["positive_int", "share", "nonnegative_int", "int_range", "positive_float", "nonnegative_float", "int_list",
            "argument_type", "add_decode_args", "decode_limits"]
 
 
@@ -53,6 +53,7 @@ positive_int = _checked(_int, lambda v: v >= 1, "an integer >= 1", "positive_int
 nonnegative_int = _checked(_int, lambda v: v >= 0, "an integer >= 0", "nonnegative_int")
 positive_float = _checked(_float, lambda v: v > 0, "a finite number > 0", "positive_float")
 nonnegative_float = _checked(_float, lambda v: v >= 0, "a finite number >= 0", "nonnegative_float")
+share = _checked(_float, lambda v: 0 <= v < 1, "a share from 0 to below 1, e.g. 0.2", "share")
 
 
 def int_range(lo: int, hi: int) -> Callable[[str], int]:

@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from tstam.cli.args import _checked, _float, int_range
-
-_share = _checked(_float, lambda v: 0 <= v < 1, "a share from 0 to below 1, e.g. 0.2", "share")
+from tstam.cli.args import int_range, share
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -19,15 +17,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "annotations.split_dir=OUT (the files may be edited: move rows between them).")
     p.add_argument("folder", help="the dataset folder: <folder>/<class name>/<any path>.mp4 (or .avi, .webm, ...)")
     p.add_argument("--out", required=True, help="folder to write train.csv, val.csv, test.csv into")
-    p.add_argument("--test", type=_share, default=0.2, help="share of each class's clips for testing (default 0.2)")
-    p.add_argument("--val", type=_share, default=0.1,
+    p.add_argument("--test", type=share, default=0.2, help="share of each class's clips for testing (default 0.2)")
+    p.add_argument("--val", type=share, default=0.1,
                    help="share of each class's clips for validation and best.pt (default 0.1; 0: none)")
     p.add_argument("--seed", type=int_range(0, 2**32 - 1), default=0, help="which clips go where (default 0)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from tstam.data.splits import scan_folder, split_folder, write_split
+    from tstam.data.folder import scan_folder, split_folder, write_split
     from tstam.files import check_writable_dir
 
     data = scan_folder(args.folder)

@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from tstam.data.folder import read_split, scan_folder, split_folder
 from tstam.data.records import Annotations, SplitSet, VideoRecord, frame_dir
-from tstam.data.splits import check_disjoint, load_annotations, read_split, scan_folder, split_folder
+from tstam.data.splits import check_disjoint, load_annotations
 from tstam.data.store import read_meta
 from tstam.errors import ConfigError, FrameStoreError
 from tstam.flow import FlowConfig
