@@ -35,6 +35,22 @@ def clips(folder: Path, n: int, frames: int = 6) -> Path:
     return folder
 
 
+def _held_extraction(tmp_path: Path, videos: Path, out: Path, *, workers: int) -> subprocess.Popen:
+    """A real extraction (farneback) whose ``workers`` workers each hold mid-video (after their RGB
+    JPEGs), returned once all of them hold."""
+    ready = tmp_path / "ready"
+    ready.mkdir()
+    log = tmp_path / "driver.log"
+    proc = start_driver("hold", videos, out, {"flow": "farneback", "workers": workers}, ready, log=log)
+    try:
+        wait_until(lambda: len(list(ready.iterdir())) == workers or None, 120, f"{workers} worker(s) to hold mid-video",
+                   state=lambda: log.read_text()[-2000:])
+    except BaseException:
+        kill_all(process_tree(proc.pid) | {proc.pid})
+        raise
+    return proc
+
+
 @pytest.mark.slow  # 17-20 s on 2 loaded cores: two spawned workers, a third after the kill, and a rerun
 def test_a_killed_worker_fails_only_its_video(tmp_path, caplog):
     """kill -9 of the worker on clip1 (after its RGB JPEGs): clip1 fails, named with the signal, in
@@ -58,15 +74,9 @@ def test_a_killed_worker_fails_only_its_video(tmp_path, caplog):
 def test_ctrl_c_stops_promptly_leaves_no_worker_and_resumes(tmp_path):
     """SIGINT to the main process while both workers are mid-video (each holding after its RGB
     JPEGs): it ends at once (was: it went on to the end), no worker is left, and a rerun completes."""
-    videos = clips(tmp_path / "v", 4)
-    out = tmp_path / "s"
-    ready = tmp_path / "ready"
-    ready.mkdir()
-    log = tmp_path / "driver.log"
-    proc = start_driver("hold", videos, out, {"flow": "farneback", "workers": 2}, ready, log=log)
+    videos, out = clips(tmp_path / "v", 4), tmp_path / "s"
+    proc = _held_extraction(tmp_path, videos, out, workers=2)
     try:
-        wait_until(lambda: len(list(ready.iterdir())) == 2 or None, 120, "both workers to hold mid-video",
-                   state=lambda: log.read_text()[-2000:])
         spawned = process_tree(proc.pid)
         assert len(spawned) >= 2, spawned
         proc.send_signal(signal.SIGINT)
@@ -109,15 +119,9 @@ def test_a_second_run_while_a_real_one_works_is_refused(tmp_path):
     """A real extraction (``extract_many``, held mid-video by its hook) and a second `tstam extract`
     with other settings into the same --out (was: both "succeeded", mixing their frames): the second
     is refused naming the first one's pid; once the first is killed, the second runs."""
-    videos = clips(tmp_path / "v", 2)
-    out = tmp_path / "s"
-    ready = tmp_path / "ready"
-    ready.mkdir()
-    log = tmp_path / "driver.log"
-    first = start_driver("hold", videos, out, {"flow": "farneback", "workers": 1}, ready, log=log)
+    videos, out = clips(tmp_path / "v", 2), tmp_path / "s"
+    first = _held_extraction(tmp_path, videos, out, workers=1)
     try:
-        wait_until(lambda: list(ready.iterdir()) or None, 120, "the first run to hold mid-video",
-                   state=lambda: log.read_text()[-2000:])
         r = run_tstam(["extract", str(videos), "--out", str(out), "--flow", "none", "--size", "32x24"])
         assert r.returncode == 2, r.stdout + r.stderr
         assert f"another tstam extract (pid {first.pid}) is writing to this frame store" in r.stderr, r.stderr
