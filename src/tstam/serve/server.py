@@ -234,6 +234,6 @@ def serve(app: Any, sock: socket.socket, cfg: ServeConfig) -> None:
         server.run(sockets=[sock])
     except KeyboardInterrupt:
         pass  # Ctrl-C re-raised by uvicorn after its graceful shutdown: the normal way to stop
-    # said whichever way run() ended: on a loaded machine a Ctrl-C'd server has exited normally
-    # without reaching the except branch, and a stop is a stop
+    # said however run() ended: uvicorn re-raises the Ctrl-C it handled only into the handler it found,
+    # and a process started with SIGINT ignored (a background job of a script) returns from run() instead
     log.info("stopped")
