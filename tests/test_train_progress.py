@@ -3,10 +3,14 @@ validation bar, the epoch's seconds; the meter is still read only every ``run.lo
 and at epoch ends (no read added to the step); settings that do nothing on a CPU are said once."""
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
 
+from tqdm import tqdm
+
+from tstam.engine import meter as meter_module
 from tstam.engine import train as train_module
 from tstam.engine.config import load_train_config
 from tstam.engine.meter import StepMeter, format_seconds, run_plan
@@ -30,14 +34,16 @@ def test_run_plan_counts_steps_and_validations():
 
 
 def test_bar_moves_every_step_with_eta_and_reads_stay_at_log_points(tmp_path, monkeypatch, capsys, caplog):
-    """``progress=True`` draws the bars into the captured stderr (as on a terminal; TQDM_MININTERVAL=0
-    draws every update). The meter is read at steps 2 and 4 (log_every 2), at the epoch's end and by
+    """``progress=True`` draws the bars into the captured stderr (as on a terminal; redrawn at every
+    update). The meter is read at steps 2 and 4 (log_every 2), at the epoch's end and by
     the checkpoint write: 4 reads for 4 steps, none between the log points."""
     store = make_store(tmp_path / "store", n_train=12, n_test=4)  # 8 training videos (4 held out), batch 2: 4 steps
     cfg = load_train_config(tiny_config(store, tmp_path / "run", optim={"epochs": 1},
                                         run={"log_every": 2, "amp": "bf16", "sync_bn": True,
                                                                   "tensorboard": False}))
-    monkeypatch.setenv("TQDM_MININTERVAL", "0")
+    # tqdm redraws at most every 0.1 s (its mininterval, read at import: TQDM_ variables set now are
+    # ignored); a tiny step is faster, so the real bars draw every update here
+    monkeypatch.setattr(meter_module, "tqdm", functools.partial(tqdm, mininterval=0, miniters=1))
     steps: list[int] = []  # one entry per train_step call (the real one runs)
     reads: list[int] = []  # steps done at each meter read (the real read runs)
     real_step, real_read = train_module.train_step, StepMeter.read
